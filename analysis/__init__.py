@@ -1,0 +1,1 @@
+"""Fixation maps, saliency metrics, statistics and reports: pure maths on arrays."""

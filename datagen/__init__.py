@@ -1,0 +1,1 @@
+"""Paired synthetic datasets: scene model, edits, rendering (datagen.blender), photo import."""

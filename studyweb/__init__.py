@@ -1,0 +1,1 @@
+"""The Flask experiment server (BubbleView, CodeCharts, questionnaires). Filled by a later issue."""
