@@ -1,0 +1,263 @@
+"""The dataset directory: the contract between datagen, studyweb, models and analysis.
+
+Layout (DESIGN.md §2)::
+
+    DATASET/dataset.json, pairs.csv, images/, masks/, scenes/, maps/, fixations/
+
+`pairs.csv` holds one row per pair, paths relative to DATASET. It is rewritten atomically
+(temp file, fsync, rename) on every change, so a crash leaves the previous complete table.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+FORMAT_VERSION = 1
+PAIR_COLUMNS = [
+    "pair_id", "split", "source", "edit_type", "n_edited",
+    "x_image", "y_image", "x_mask", "y_mask", "scene",
+    "x_map", "y_map", "n_observers_x", "n_observers_y", "kl_xy",
+]
+NUMERIC_COLUMNS = {"n_edited": "Int64", "n_observers_x": "Int64", "n_observers_y": "Int64", "kl_xy": "float64"}
+SPLITS = ("train", "val", "test")
+SOURCES = ("clevr", "photo", "single")
+EDIT_TYPES = ("add", "remove", "move", "recolor", "rematerial", "resize", "reshape", "none")
+SIDES = ("x", "y")
+KINDS = ("image", "mask", "map", "map_npy", "fixations", "scene")
+SUBDIRS = ("images", "masks", "scenes", "maps", "fixations")
+_PAIR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a dataset: which pair (or '' for the dataset), what kind, details."""
+
+    pair_id: str
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"pair {self.pair_id}" if self.pair_id else "dataset"
+        return f"{where}: {self.kind}: {self.message}"
+
+
+class Dataset:
+    """A dataset directory. Use `Dataset.create` for a new one and `Dataset.open` for an existing one."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], pairs: pd.DataFrame):
+        self.path = path
+        self.meta = meta
+        self._pairs = pairs
+
+    @classmethod
+    def create(cls, path, name: str, **settings) -> "Dataset":
+        """Make an empty dataset at `path` (which must not hold one yet); `settings` go to dataset.json."""
+        path = Path(path)
+        if (path / "dataset.json").exists():
+            raise FileExistsError(f"{path} already holds a dataset ({path / 'dataset.json'}); open it instead")
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"dataset path {path} exists and is not a directory")
+        for sub in SUBDIRS:
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        meta = {
+            "name": str(name),
+            "format_version": FORMAT_VERSION,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "settings": settings,
+            "splits": {split: 0 for split in SPLITS},
+        }
+        dataset = cls(path, meta, _empty_pairs())
+        dataset._write_pairs(dataset._pairs)
+        return dataset
+
+    @classmethod
+    def open(cls, path) -> "Dataset":
+        """Open an existing dataset; a ValueError says what is missing or malformed."""
+        path = Path(path)
+        meta_path = path / "dataset.json"
+        if not meta_path.is_file():
+            raise ValueError(f"{path} is not a gazelab dataset: {meta_path.name} is missing")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{meta_path} is not valid JSON: {exc}") from exc
+        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{meta_path} has format_version {meta.get('format_version') if isinstance(meta, dict) else None!r};"
+                f" expected {FORMAT_VERSION}"
+            )
+        return cls(path, meta, _read_pairs(path / "pairs.csv"))
+
+    @property
+    def name(self) -> str:
+        return self.meta["name"]
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.meta.get("settings", {})
+
+    @property
+    def pairs(self) -> pd.DataFrame:
+        """The pairs table (a copy: change it through add_pairs / update_pairs)."""
+        return self._pairs.copy()
+
+    def add_pairs(self, rows: Iterable[dict[str, Any]] | pd.DataFrame) -> None:
+        """Append new pairs; a pair id already present (or repeated in `rows`) is a ValueError."""
+        new = _normalise_rows(rows)
+        clash = set(new["pair_id"]) & set(self._pairs["pair_id"])
+        repeated = new["pair_id"][new["pair_id"].duplicated()].tolist()
+        if clash or repeated:
+            raise ValueError(f"pair ids already in {self.path}: {sorted(clash | set(repeated))[:10]}")
+        combined = new if self._pairs.empty else pd.concat([self._pairs, new], ignore_index=True)
+        self._write_pairs(combined)
+
+    def update_pairs(self, rows: Iterable[dict[str, Any]] | pd.DataFrame) -> None:
+        """Set the given columns of existing pairs (matched by pair_id), e.g. maps after a study."""
+        updates = pd.DataFrame(list(rows) if not isinstance(rows, pd.DataFrame) else rows)
+        if "pair_id" not in updates.columns:
+            raise ValueError("update rows need a pair_id column")
+        unknown = [c for c in updates.columns if c not in PAIR_COLUMNS]
+        if unknown:
+            raise ValueError(f"unknown pairs.csv columns {unknown}; expected some of {PAIR_COLUMNS}")
+        table = self._pairs.set_index("pair_id", drop=False)
+        ids = updates["pair_id"].astype(str)
+        missing = sorted(set(ids) - set(table.index))
+        if missing:
+            raise ValueError(f"pair ids not in {self.path}: {missing[:10]}")
+        for column in updates.columns.drop("pair_id"):
+            table.loc[ids.to_numpy(), column] = updates[column].to_numpy()
+        self._write_pairs(_coerce(table.reset_index(drop=True)))
+
+    def path_of(self, pair_id: str, kind: str, side: str = "x") -> Path:
+        """Absolute path of one file of a pair in the standard layout.
+
+        kind: image | mask | map (8-bit PNG) | map_npy (float32 density) | fixations | scene;
+        side: x | y (ignored for scene).
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind {kind!r} is not one of {KINDS}")
+        if side not in SIDES:
+            raise ValueError(f"side {side!r} is not one of {SIDES}")
+        relative = {
+            "image": f"images/{pair_id}_{side}.png",
+            "mask": f"masks/{pair_id}_{side}.png",
+            "map": f"maps/{pair_id}_{side}.png",
+            "map_npy": f"maps/{pair_id}_{side}.npy",
+            "fixations": f"fixations/{pair_id}_{side}.csv",
+            "scene": f"scenes/{pair_id}.json",
+        }[kind]
+        return self.path / relative
+
+    def validate(self, progress: bool = False) -> list[Problem]:
+        """Every problem found: files, sizes, mask ids, densities, ids, splits, edit types."""
+        from datagen.validation import validate_dataset  # keeps this module small
+
+        return validate_dataset(self, progress=progress)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by split, source and edit type, and how many sides have maps and observers."""
+        table = self._pairs
+        observers = pd.concat([table["n_observers_x"], table["n_observers_y"]]).dropna()
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "pairs": len(table),
+            "splits": _counts(table["split"]),
+            "sources": _counts(table["source"]),
+            "edit_types": _counts(table["edit_type"]),
+            "maps": int((table["x_map"] != "").sum() + (table["y_map"] != "").sum()),
+            "observers": {
+                "sides_with_observers": int(len(observers)),
+                "mean": float(observers.mean()) if len(observers) else 0.0,
+                "min": int(observers.min()) if len(observers) else 0,
+                "max": int(observers.max()) if len(observers) else 0,
+            },
+        }
+
+    def _write_pairs(self, table: pd.DataFrame) -> None:
+        _atomic_write(self.path / "pairs.csv", table[PAIR_COLUMNS].to_csv(index=False, lineterminator="\n"))
+        self._pairs = table.reset_index(drop=True)
+        self.meta["splits"] = {split: int((table["split"] == split).sum()) for split in SPLITS}
+        self.meta["n_pairs"] = int(len(table))
+        _atomic_write(self.path / "dataset.json", json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+
+
+def _empty_pairs() -> pd.DataFrame:
+    return _coerce(pd.DataFrame({column: pd.Series(dtype=object) for column in PAIR_COLUMNS}))
+
+
+def _read_pairs(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise ValueError(f"{path} is missing; a dataset needs a pairs table")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path} is not a readable CSV: {exc}") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{path} is empty; expected a header row {PAIR_COLUMNS}") from exc
+    missing = [c for c in PAIR_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}")
+    return _coerce(table[PAIR_COLUMNS])
+
+
+def _normalise_rows(rows) -> pd.DataFrame:
+    table = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if table.empty:
+        return _empty_pairs()
+    unknown = [c for c in table.columns if c not in PAIR_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown pairs.csv columns {unknown}; expected some of {PAIR_COLUMNS}")
+    if "pair_id" not in table.columns:
+        raise ValueError("pair rows need a pair_id")
+    for column in PAIR_COLUMNS:
+        if column not in table.columns:
+            table[column] = None
+    table = _coerce(table[PAIR_COLUMNS])
+    bad = [pid for pid in table["pair_id"] if not _PAIR_ID.match(pid)]
+    if bad:
+        raise ValueError(f"pair ids {bad[:5]} are not file-name safe; expected letters, digits, _ . -")
+    return table
+
+
+def _coerce(table: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as str ('' for empty), numeric columns as nullable numbers."""
+    table = table.copy()
+    for column in PAIR_COLUMNS:
+        if column in NUMERIC_COLUMNS:
+            values = pd.to_numeric(table[column].replace("", None), errors="coerce")
+            table[column] = values.round() if NUMERIC_COLUMNS[column] == "Int64" else values
+            table[column] = table[column].astype(NUMERIC_COLUMNS[column])
+        else:
+            table[column] = table[column].fillna("").astype(str)
+    return table
+
+
+def _counts(series: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in series.value_counts().sort_index().items()}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,48 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from datagen.dataset import Dataset
+
+
+def _write_pair(root, pair_id, size=(16, 12), mask_ids=(1, 2), scene_ids=(1, 2), with_maps=True):
+    """Files of one clevr pair at `size` (width, height); returns its pairs.csv row."""
+    width, height = size
+    rng = np.random.default_rng(abs(hash(pair_id)) % 2**32)
+    for side in ("x", "y"):
+        cv2.imwrite(str(root / f"images/{pair_id}_{side}.png"), rng.integers(0, 255, (height, width, 3), np.uint8))
+        mask = np.zeros((height, width), np.uint8)
+        for k, mask_id in enumerate(mask_ids):
+            mask[2 + 3 * k : 4 + 3 * k, 2:6] = mask_id
+        cv2.imwrite(str(root / f"masks/{pair_id}_{side}.png"), mask)
+        if with_maps:
+            density = np.full((height, width), 1.0 / (height * width), np.float32)
+            np.save(root / f"maps/{pair_id}_{side}.npy", density)
+    objects = [{"id": i, "mask_id": i} for i in scene_ids]
+    scene = {"x": {"objects": objects}, "y": {"objects": objects}, "edit": {"type": "recolor"}}
+    (root / f"scenes/{pair_id}.json").write_text(json.dumps(scene))
+    row = {
+        "pair_id": pair_id, "split": "train", "source": "clevr", "edit_type": "recolor", "n_edited": 1,
+        "x_image": f"images/{pair_id}_x.png", "y_image": f"images/{pair_id}_y.png",
+        "x_mask": f"masks/{pair_id}_x.png", "y_mask": f"masks/{pair_id}_y.png",
+        "scene": f"scenes/{pair_id}.json",
+    }
+    if with_maps:
+        row.update(x_map=f"maps/{pair_id}_x.npy", y_map=f"maps/{pair_id}_y.npy", n_observers_x=7, n_observers_y=8)
+    return row
+
+
+@pytest.fixture
+def write_pair():
+    """write_pair(root, pair_id, size=(w, h), mask_ids=..., scene_ids=..., with_maps=True) -> row."""
+    return _write_pair
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """A valid three-pair dataset."""
+    ds = Dataset.create(tmp_path / "ds", "tiny", seed=3)
+    ds.add_pairs([_write_pair(ds.path, f"{i:06d}") for i in range(3)])
+    return ds

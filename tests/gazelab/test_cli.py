@@ -1,0 +1,69 @@
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from datagen.dataset import Dataset
+from gazelab import __version__
+
+
+def test_version_and_help(run_cli):
+    code, out, _ = run_cli("--version")
+    assert code == 0 and __version__ in out
+    code, out, _ = run_cli("--help")
+    assert code == 0
+    for group in ("datagen", "study", "train", "edit", "evaluate", "report", "dataset", "score"):
+        assert group in out
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["bogus"], "No such command 'bogus'"),
+        (["dataset", "info"], "Missing argument 'DIRECTORY'"),
+        (["dataset", "validate", "/no/such/dir"], "dataset.json is missing"),
+        (["score", "--pred", "/no/such/dir", "--gt", ".", "--out", "x.csv"], "does not exist"),
+        (["dataset", "info", ".", "--colour"], "No such option '--colour'"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(run_cli, args, fragment):
+    code, out, err = run_cli(*args)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and fragment in err and "Traceback" not in err
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "from gazelab.cli import main; main()", "dataset", "info", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("gazelab: error:") and "Traceback" not in result.stderr
+
+
+def test_dataset_info_and_validate_on_a_real_folder(run_cli, dataset):
+    code, out, _ = run_cli("dataset", "info", dataset.path)
+    assert code == 0
+    assert "pairs: 3" in out and "train 3" in out and "recolor 3" in out and "mean 7.5" in out
+    code, out, _ = run_cli("dataset", "info", dataset.path, "--json")
+    assert json.loads(out)["splits"] == {"train": 3}
+    code, out, _ = run_cli("dataset", "validate", dataset.path)
+    assert code == 0 and out.startswith("ok: 3 pairs")
+
+
+def test_dataset_validate_reports_each_problem_and_exits_1(run_cli, dataset):
+    (dataset.path / "images/000001_x.png").unlink()
+    cv2.imwrite(str(dataset.path / "masks/000002_y.png"), np.full((12, 16), 40, np.uint8))
+    code, out, err = run_cli("dataset", "validate", dataset.path)
+    assert code == 1
+    lines = out.strip().splitlines()
+    assert lines == [
+        "pair 000001: missing: x_image images/000001_x.png does not exist",
+        "pair 000002: mask_ids: y_mask holds ids [40] that no object in scene y has (ids [1, 2])",
+    ]
+    assert "2 problem(s)" in err
+    assert len(Dataset.open(dataset.path).pairs) == 3  # validation changes nothing
