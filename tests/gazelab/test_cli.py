@@ -67,3 +67,21 @@ def test_dataset_validate_reports_each_problem_and_exits_1(run_cli, dataset):
     ]
     assert "2 problem(s)" in err
     assert len(Dataset.open(dataset.path).pairs) == 3  # validation changes nothing
+
+
+def test_datagen_import_and_preview_commands(run_cli, tmp_path):
+    for side, value in (("x", 20), ("y", 220)):
+        (tmp_path / side).mkdir()
+        for stem in ("a", "b"):
+            cv2.imwrite(str(tmp_path / side / f"{stem}.png"), np.full((12, 16, 3), value, np.uint8))
+    code, out, _ = run_cli("datagen", "import-pairs", "--x-dir", tmp_path / "x", "--y-dir", tmp_path / "y",
+                           "--out", tmp_path / "ds")
+    assert code == 0 and "imported 2 pairs" in out
+    code, out, _ = run_cli("dataset", "validate", tmp_path / "ds")
+    assert code == 0
+    code, out, _ = run_cli("datagen", "preview", tmp_path / "ds", "--out", tmp_path / "sheet.png")
+    assert code == 0 and (tmp_path / "sheet.png").stat().st_size > 0
+    cv2.imwrite(str(tmp_path / "y" / "c.png"), np.zeros((12, 16, 3), np.uint8))
+    code, _, err = run_cli("datagen", "import-pairs", "--x-dir", tmp_path / "x", "--y-dir", tmp_path / "y",
+                           "--out", tmp_path / "ds")
+    assert code == 2 and "without a counterpart" in err and len(err.splitlines()) == 1

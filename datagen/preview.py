@@ -1,0 +1,122 @@
+"""A contact sheet of a dataset's pairs: X and Y with their masks overlaid, the edit written under."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from datagen.dataset import Dataset
+
+TILE_WIDTH = 240
+CAPTION_HEIGHT = 34
+GAP = 6
+
+
+def contact_sheet(dataset_dir, out, n_pairs: int = 12, columns: int = 2, pair_ids=None) -> Path:
+    """Write a PNG with up to `n_pairs` pairs, `columns` pairs per row; returns its path.
+
+    Each pair is shown as X | Y, each image with its instance mask overlaid (a colour per
+    mask id, outlines of edited objects in white), the pair id and edit under it.
+    """
+    if n_pairs < 1 or columns < 1:
+        raise ValueError(f"n_pairs and columns must be >= 1, got {n_pairs} and {columns}")
+    dataset = Dataset.open(dataset_dir)
+    table = dataset.pairs
+    if pair_ids:
+        unknown = sorted(set(pair_ids) - set(table["pair_id"]))
+        if unknown:
+            raise ValueError(f"pair ids {unknown[:5]} are not in {dataset.path}")
+        table = table[table["pair_id"].isin(pair_ids)]
+    table = table.head(n_pairs)
+    if table.empty:
+        raise ValueError(f"{dataset.path} has no pairs to preview")
+    tiles = [_pair_tile(dataset, row) for row in table.to_dict("records")]
+    tile_h = max(t.shape[0] for t in tiles)
+    tile_w = max(t.shape[1] for t in tiles)
+    rows = (len(tiles) + columns - 1) // columns
+    sheet = np.full((rows * (tile_h + GAP) + GAP, min(columns, len(tiles)) * (tile_w + GAP) + GAP, 3), 255, np.uint8)
+    for k, tile in enumerate(tiles):
+        top = GAP + (k // columns) * (tile_h + GAP)
+        left = GAP + (k % columns) * (tile_w + GAP)
+        sheet[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), sheet):
+        raise ValueError(f"could not write contact sheet {out}; expected a .png or .jpg path")
+    return out
+
+
+def _pair_tile(dataset: Dataset, row: dict) -> np.ndarray:
+    edit, edited_ids = _edit_of(dataset, row)
+    panels = []
+    for side in ("x", "y"):
+        if not row[f"{side}_image"]:
+            continue
+        image = cv2.imread(str(dataset.path / row[f"{side}_image"]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"pair {row['pair_id']}: {row[f'{side}_image']} is not a readable image")
+        mask = None
+        if row[f"{side}_mask"]:
+            mask = cv2.imread(str(dataset.path / row[f"{side}_mask"]), cv2.IMREAD_UNCHANGED)
+        panels.append(_overlay(image, mask, edited_ids.get(side, set())))
+    scale = TILE_WIDTH / panels[0].shape[1]
+    panels = [cv2.resize(p, (TILE_WIDTH, round(p.shape[0] * scale)), interpolation=cv2.INTER_AREA) for p in panels]
+    body = np.concatenate([panels[0]] + [np.hstack([np.full((p.shape[0], 2, 3), 255, np.uint8), p]) for p in panels[1:]], axis=1)
+    caption = np.full((CAPTION_HEIGHT, body.shape[1], 3), 255, np.uint8)
+    cv2.putText(caption, f"{row['pair_id']} [{row['split']}]", (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(caption, edit, (4, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (40, 40, 160), 1, cv2.LINE_AA)
+    return np.vstack([body, caption])
+
+
+def _edit_of(dataset: Dataset, row: dict) -> tuple[str, dict[str, set[int]]]:
+    """A one-line description of the pair's edit, and the mask ids of edited objects per side."""
+    if not row["scene"]:
+        return f"{row['source']}: {row['edit_type']}", {}
+    scene = json.loads((dataset.path / row["scene"]).read_text(encoding="utf-8"))
+    edit = scene.get("edit", {})
+    ids = [int(i) for i in edit.get("object_ids", [])]
+    mask_ids = {}
+    for side in ("x", "y"):
+        by_id = {o["id"]: o for o in scene.get(side, {}).get("objects", [])}
+        mask_ids[side] = {by_id[i]["mask_id"] for i in ids if i in by_id}
+    parts = []
+    for i, before, after in zip(ids, edit.get("before", []) or [None] * len(ids), edit.get("after", []) or [None] * len(ids)):
+        parts.append(f"#{i} {_short(before)}->{_short(after)}" if before or after else f"#{i}")
+    return f"{edit.get('type', row['edit_type'])}: " + "; ".join(parts), mask_ids
+
+
+def _short(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        keys = [k for k in ("color", "material", "size", "shape") if k in value]
+        if "3d_coords" in value or "position" in value:
+            xy = value.get("3d_coords", value.get("position"))
+            return f"({xy[0]:.1f},{xy[1]:.1f})"
+        return "/".join(str(value[k]) for k in keys) or "obj"
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (int, float)):
+        return f"({value[0]:.1f},{value[1]:.1f})"
+    return str(value)
+
+
+def _overlay(image: np.ndarray, mask: np.ndarray | None, edited: set[int]) -> np.ndarray:
+    if mask is None or mask.shape != image.shape[:2]:
+        return image
+    palette = _palette()
+    colours = palette[mask]
+    blended = image.copy()
+    fg = mask > 0
+    blended[fg] = (0.55 * image[fg] + 0.45 * colours[fg]).astype(np.uint8)
+    for mask_id in edited:
+        contours, _ = cv2.findContours((mask == mask_id).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(blended, contours, -1, (255, 255, 255), 1)
+    return blended
+
+
+def _palette() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    palette = rng.integers(40, 256, (256, 3)).astype(np.uint8)
+    palette[0] = 0
+    return palette
