@@ -17,8 +17,8 @@ GAP = 6
 def contact_sheet(dataset_dir, out, n_pairs: int = 12, columns: int = 2, pair_ids=None) -> Path:
     """Write a PNG with up to `n_pairs` pairs, `columns` pairs per row; returns its path.
 
-    Each pair is shown as X | Y, each image with its instance mask overlaid (a colour per
-    mask id, outlines of edited objects in white), the pair id and edit under it.
+    Each pair is shown as X | Y, each image with its instance masks outlined (a colour per
+    mask id; edited objects in thick white), the pair id and edit under it.
     """
     if n_pairs < 1 or columns < 1:
         raise ValueError(f"n_pairs and columns must be >= 1, got {n_pairs} and {columns}")
@@ -81,38 +81,38 @@ def _edit_of(dataset: Dataset, row: dict) -> tuple[str, dict[str, set[int]]]:
     for side in ("x", "y"):
         by_id = {o["id"]: o for o in scene.get(side, {}).get("objects", [])}
         mask_ids[side] = {by_id[i]["mask_id"] for i in ids if i in by_id}
-    parts = []
-    for i, before, after in zip(ids, edit.get("before", []) or [None] * len(ids), edit.get("after", []) or [None] * len(ids)):
-        parts.append(f"#{i} {_short(before)}->{_short(after)}" if before or after else f"#{i}")
+    befores = edit.get("before") or [None] * len(ids)
+    afters = edit.get("after") or [None] * len(ids)
+    parts = [f"#{i} {_short(b)} -> {_short(a)}" for i, b, a in zip(ids, befores, afters)]
     return f"{edit.get('type', row['edit_type'])}: " + "; ".join(parts), mask_ids
 
 
 def _short(value) -> str:
-    if value is None:
+    """'small red metal sphere' for a whole object, 'red' for a changed attribute, '(x,y)' for a position."""
+    if not value:
         return "-"
-    if isinstance(value, dict):
-        keys = [k for k in ("color", "material", "size", "shape") if k in value]
-        if "3d_coords" in value or "position" in value:
-            xy = value.get("3d_coords", value.get("position"))
-            return f"({xy[0]:.1f},{xy[1]:.1f})"
-        return "/".join(str(value[k]) for k in keys) or "obj"
-    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (int, float)):
-        return f"({value[0]:.1f},{value[1]:.1f})"
-    return str(value)
+    keys = [k for k in ("size", "color", "material", "shape") if k in value]
+    if keys:
+        return " ".join(str(value[k]) for k in keys)
+    xy = value.get("3d_coords")
+    return f"({xy[0]:.1f},{xy[1]:.1f})" if xy else "?"
 
 
 def _overlay(image: np.ndarray, mask: np.ndarray | None, edited: set[int]) -> np.ndarray:
+    """Outlines of every mask id in its palette colour; edited objects in thick white."""
     if mask is None or mask.shape != image.shape[:2]:
         return image
     palette = _palette()
-    colours = palette[mask]
-    blended = image.copy()
-    fg = mask > 0
-    blended[fg] = (0.55 * image[fg] + 0.45 * colours[fg]).astype(np.uint8)
-    for mask_id in edited:
+    out = image.copy()
+    for mask_id in np.unique(mask):
+        if mask_id == 0:
+            continue
         contours, _ = cv2.findContours((mask == mask_id).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(blended, contours, -1, (255, 255, 255), 1)
-    return blended
+        if mask_id in edited:
+            cv2.drawContours(out, contours, -1, (255, 255, 255), 2)
+        else:
+            cv2.drawContours(out, contours, -1, tuple(int(c) for c in palette[mask_id]), 1)
+    return out
 
 
 def _palette() -> np.ndarray:

@@ -1,0 +1,157 @@
+"""The worker function that renders one pair, run in local worker processes or as a Ray task.
+
+Each worker process keeps one Blender session (`Renderer`) for every pair it renders; Y is
+rendered by applying the edit as a diff to X's Blender scene, not by rebuilding it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datagen.blender.visibility import check_visibility
+from datagen.generator_config import GeneratorConfig
+from datagen.sampling import sample_pair
+from datagen.splits import assign_split
+
+log = logging.getLogger(__name__)
+
+# The files of a complete pair; the scene file is written last and marks completion.
+PAIR_FILES = (
+    "images/{pair_id}_x.png",
+    "images/{pair_id}_y.png",
+    "masks/{pair_id}_x.png",
+    "masks/{pair_id}_y.png",
+    "scenes/{pair_id}.json",
+)
+
+_RENDERERS: dict[Any, Any] = {}  # one Blender session per worker process, keyed by settings
+
+
+@dataclass
+class PairOutcome:
+    """What a worker sends back: a pairs.csv row, or an error."""
+
+    pair_id: str
+    row: dict[str, Any] | None = None
+    error: str | None = None
+    fatal: bool = False  # e.g. the requested GPU does not exist: no point in going on
+    resampled: int = 0
+    resample_reasons: list[str] = field(default_factory=list)
+    device: str = ""
+    seconds: float = 0.0
+
+
+def pair_id_of(index: int) -> str:
+    return f"{index:06d}"
+
+
+def render_pair(config: GeneratorConfig, out: str, index: int) -> PairOutcome:
+    """Sample pair `index`, render X and Y with masks, check visibility, resample if needed.
+
+    Never raises for a failed pair: the error comes back in the outcome so the caller can
+    retry it or record it. The pair's files are removed when it fails.
+    """
+    from datagen.blender.settings import RenderDeviceError
+
+    pair_id = pair_id_of(index)
+    root = Path(out)
+    paths = {rel: root / rel.format(pair_id=pair_id) for rel in PAIR_FILES}
+    start = time.perf_counter()
+    try:
+        renderer = _renderer(config)
+        reasons: list[str] = []
+        for attempt in range(config.max_attempts):
+            spec = sample_pair(
+                config.seed, index, config.properties, config.placement, config.edit_mix,
+                config.image_size, attempt=attempt,
+            )
+            result_x = renderer.render(spec.scene_x, paths[PAIR_FILES[0]], paths[PAIR_FILES[2]])
+            result_y = renderer.render(spec.scene_y, paths[PAIR_FILES[1]], paths[PAIR_FILES[3]])
+            edit = spec.edit.to_dict()
+            problems = check_visibility(
+                spec.scene_x, spec.scene_y, edit, result_x.pixel_counts, result_y.pixel_counts,
+                min_pixels_at_320x240=config.min_visible_pixels,
+            )
+            if not problems:
+                break
+            reasons.append(problems[0])
+        else:
+            raise RuntimeError(f"no sample passed the visibility check in {config.max_attempts} attempts: {reasons[-1]}")
+        record = spec.to_json_dict(config.render.to_dict())
+        record.update(
+            pair_id=pair_id,
+            visibility={
+                "x": {str(k): int(v) for k, v in result_x.pixel_counts.items()},
+                "y": {str(k): int(v) for k, v in result_y.pixel_counts.items()},
+            },
+            device=result_x.device,
+        )
+        _write_json(paths[PAIR_FILES[4]], record)
+        return PairOutcome(
+            pair_id, row=_row(config, index, edit), resampled=len(reasons), resample_reasons=reasons,
+            device=result_x.device, seconds=time.perf_counter() - start,
+        )
+    except RenderDeviceError as exc:
+        _remove(paths.values())
+        return PairOutcome(pair_id, error=str(exc), fatal=True)
+    except Exception as exc:  # noqa: BLE001 — one bad pair must not end a 60,000-pair run
+        log.exception("pair %s failed", pair_id)
+        _remove(paths.values())
+        return PairOutcome(pair_id, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - start)
+
+
+def pair_row(root: Path, config: GeneratorConfig, index: int) -> dict[str, Any]:
+    """The pairs.csv row of a pair whose files are complete on disk (read from its scene file)."""
+    scene_path = root / PAIR_FILES[4].format(pair_id=pair_id_of(index))
+    try:
+        edit = json.loads(scene_path.read_text(encoding="utf-8"))["edit"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"scene file {scene_path} is unreadable ({exc}); delete it to re-render the pair") from exc
+    return _row(config, index, edit)
+
+
+def _row(config: GeneratorConfig, index: int, edit: dict[str, Any]) -> dict[str, Any]:
+    pair_id = pair_id_of(index)
+    files = [rel.format(pair_id=pair_id) for rel in PAIR_FILES]
+    return {
+        "pair_id": pair_id,
+        "split": assign_split(config.seed, index, config.splits),
+        "source": "clevr",
+        "edit_type": edit["type"],
+        "n_edited": len(edit["object_ids"]),
+        "x_image": files[0], "y_image": files[1], "x_mask": files[2], "y_mask": files[3], "scene": files[4],
+    }
+
+
+def _renderer(config: GeneratorConfig):
+    key = config.render
+    if key not in _RENDERERS:
+        from datagen.blender.renderer import Renderer  # imports bpy: only in workers
+
+        for old in _RENDERERS.values():
+            old.close()
+        _RENDERERS.clear()
+        _RENDERERS[key] = Renderer(
+            config.render, shapes=config.properties.shapes, materials=config.properties.materials
+        )
+    return _RENDERERS[key]
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _remove(paths) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
