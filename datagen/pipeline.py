@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from datagen.dataset import Dataset
 from datagen.generator_config import GeneratorConfig
-from datagen.worker import PAIR_FILES, PairOutcome, pair_id_of, pair_row, render_pair
+from datagen.worker import PAIR_FILES, PairOutcome, pair_id_of, pair_row, prepare_worker_process, render_pair
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,9 @@ def open_for_generation(path: Path, config: GeneratorConfig) -> Dataset:
     theirs = dataset.settings.get("generator")
     if theirs is None:
         raise ValueError(f"{path} holds a dataset that was not rendered by gazelab datagen; choose another --out")
-    mine = json.loads(json.dumps(config.identity()))
-    differing = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    mine = _flatten(json.loads(json.dumps(config.identity())))
+    theirs = _flatten(theirs)
+    differing = [k for k in mine if mine[k] != theirs.get(k)] + [k for k in theirs if k not in mine]
     if differing:
         key = differing[0]
         raise ValueError(
@@ -181,7 +182,9 @@ def _local_results(config, out: Path, todo, workers, _address, recycle_every, re
     """Outcomes as they finish from a spawn-based process pool whose workers are recycled."""
     context = multiprocessing.get_context("spawn")  # bpy must not be forked
     attempts: Counter = Counter()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=recycle_every) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, max_tasks_per_child=recycle_every, initializer=prepare_worker_process
+    ) as pool:
         futures: dict[Future, int] = {}
 
         def submit(index: int) -> None:
@@ -245,6 +248,17 @@ def _ray_results(config, out: Path, todo, workers, address, recycle_every, retri
             ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
+
+
+def _flatten(settings: dict, prefix: str = "") -> dict[str, Any]:
+    """{'render': {'seed': 1}} → {'render.seed': 1}, so a mismatch names the exact setting."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _outcome_of(future: Future, index: int) -> PairOutcome:

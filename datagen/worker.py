@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,21 @@ class PairOutcome:
     resample_reasons: list[str] = field(default_factory=list)
     device: str = ""
     seconds: float = 0.0
+
+
+def prepare_worker_process() -> None:
+    """Initializer of spawned workers: drop Blender's script folders from the inherited sys.path.
+
+    A parent that imported bpy (a notebook, a test session) has Blender's bundled
+    `scripts/modules` on sys.path, and its `bpy` folder would shadow the real module here.
+    """
+    if "bpy" not in sys.modules:
+        sys.path[:] = [p for p in sys.path if not _is_blender_script_folder(p)]
+
+
+def _is_blender_script_folder(path: str) -> bool:
+    parts = Path(path).parts
+    return "scripts" in parts and ("bpy" in parts or "blender" in parts)
 
 
 def pair_id_of(index: int) -> str:

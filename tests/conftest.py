@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from datagen.dataset import Dataset
+from gazelab.cli import main
 
 
 def _write_pair(root, pair_id, size=(16, 12), mask_ids=(1, 2), scene_ids=(1, 2), with_maps=True):
@@ -46,3 +47,18 @@ def dataset(tmp_path):
     ds = Dataset.create(tmp_path / "ds", "tiny", seed=3)
     ds.add_pairs([_write_pair(ds.path, f"{i:06d}") for i in range(3)])
     return ds
+
+from gazelab.cli import main
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """run_cli(*args) -> (exit code, stdout, stderr) of the real console entry point."""
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return exit_info.value.code, out, err
+
+    return run
