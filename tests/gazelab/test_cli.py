@@ -85,3 +85,45 @@ def test_datagen_import_and_preview_commands(run_cli, tmp_path):
     code, _, err = run_cli("datagen", "import-pairs", "--x-dir", tmp_path / "x", "--y-dir", tmp_path / "y",
                            "--out", tmp_path / "ds")
     assert code == 2 and "without a counterpart" in err and len(err.splitlines()) == 1
+
+
+def _score_folders(tmp_path):
+    from analysis.fixations import fixation_map, save_map
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "pred").mkdir(), (tmp_path / "gt").mkdir()
+    rows = ["image,x,y,participant"]
+    for k in range(3):
+        points = rng.uniform(0, [32, 24], size=(12, 2))
+        save_map(tmp_path / f"gt/im{k}.npy", fixation_map(points, (24, 32), 2))
+        save_map(tmp_path / f"pred/im{k}.png", fixation_map(points, (24, 32), 3))
+        rows += [f"im{k}.jpg,{x},{y},p1" for x, y in points]
+    (tmp_path / "fix.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_score_command_writes_one_row_per_image(run_cli, tmp_path):
+    import pandas as pd
+
+    _score_folders(tmp_path)
+    code, out, _ = run_cli("score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt",
+                           "--fixations", tmp_path / "fix.csv", "--out", tmp_path / "scores.csv")
+    assert code == 0 and "scored 3 images" in out
+    table = pd.read_csv(tmp_path / "scores.csv")
+    assert list(table["name"]) == ["im0", "im1", "im2"]
+    assert {"nss", "cc", "sim", "kld", "auc_judd", "auc_borji", "sauc"} <= set(table.columns)
+    assert (table["cc"] > 0.5).all() and (table["auc_judd"] > 0.7).all()
+    code, out, _ = run_cli("score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt",
+                           "--metrics", "cc,kld", "--out", tmp_path / "maps_only.csv")
+    assert code == 0 and list(pd.read_csv(tmp_path / "maps_only.csv").columns) == ["name", "cc", "kld"]
+
+
+def test_score_command_reports_missing_counterparts_by_name(run_cli, tmp_path):
+    _score_folders(tmp_path)
+    (tmp_path / "gt/im1.npy").unlink()
+    args = ["score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--out", tmp_path / "s.csv"]
+    code, _, err = run_cli(*args)
+    assert code == 2 and "im1" in err and len(err.splitlines()) == 1
+    code, out, err = run_cli(*args, "--skip-missing")
+    assert code == 0 and "scored 2 images" in out and "skipping im1" in err
+    code, _, err = run_cli(*args, "--skip-missing", "--metrics", "nss")
+    assert code == 2 and "need --fixations" in err

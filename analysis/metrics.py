@@ -1,0 +1,457 @@
+"""Saliency metrics of the MIT/Tübingen benchmark as pure functions on numpy arrays.
+
+Each docstring names the variant (the MIT benchmark's MATLAB code, cvzoya/saliency
+`code_forMetrics/`, or pysaliency) and where it departs from it. Conventions:
+- `fixations`: an (N, 2) array of (x, y) pixel coordinates (x right = column, y down = row,
+  sub-pixel allowed; pixel (floor(y), floor(x))) or a binary map of the reference shape
+  (nonzero = fixated). A boolean array is always a map; another two-column array is read as
+  points unless it has exactly the reference shape.
+- Reference shape: the ground-truth or fixation map's; with points and no map, the
+  prediction's own. Other sizes are resized to it bilinearly (cv2 INTER_LINEAR; the MIT
+  code's MATLAB imresize is bicubic with antialiasing, so resized scores differ slightly).
+- float64 throughout (AUC-Judd ranks a float32 map as float32, which is exact). Bad input
+  raises ValueError naming the argument, the problem and what was expected; degenerate
+  inputs that MIT leaves as NaN get documented values (constant map: NSS 0, CC 0, AUCs 0.5).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+# MATLAB's eps as written in the MIT code (KLdiv.m, InfoGain.m).
+EPS = 2.2204e-16
+# Bucket count of AUC-Judd's one-pass counting (`_count_at_least`).
+_BUCKETS = 1 << 16
+
+
+def nss(saliency_map, fixations) -> float:
+    """Normalized Scanpath Saliency: mean of the z-scored map at the fixations.
+
+    Variant: pysaliency's NSS (std with ddof=0; MIT's NSS.m uses MATLAB's std with N - 1,
+    a negligible difference for images). Every point counts, repeats included; a binary map
+    counts each fixated pixel once. A constant map carries no information: returns 0.0.
+    Returns a z-score (standard deviations above the map's mean); any real-valued map.
+    """
+    values, shape = _prediction(saliency_map, "saliency_map", fixations)
+    rows, cols = _fixation_indices(fixations, shape, "fixations")
+    if values.max() == values.min():
+        return 0.0
+    values, mean, centred = _centred(values)
+    std = np.sqrt(np.dot(centred, centred) / centred.size)
+    return float(np.mean(values[rows, cols] - mean) / std)
+
+
+def cc(map_a, map_b) -> float:
+    """Pearson linear correlation coefficient of two maps, in [-1, 1].
+
+    Variant: MIT CC.m; `map_a` is resized to `map_b`'s shape first, as there. Any real-valued
+    maps. If either map is constant (no variance) returns 0.0. Clipped to [-1, 1] against
+    rounding.
+    """
+    b = _as_map(map_b, "map_b")
+    a = _resized(_as_map(map_a, "map_a"), b.shape)
+    if a.max() == a.min() or b.max() == b.min():
+        return 0.0
+    da, db = _centred(a)[2], _centred(b)[2]
+    r = np.dot(da, db) / np.sqrt(np.dot(da, da) * np.dot(db, db))
+    return float(np.clip(r, -1.0, 1.0))
+
+
+def sim(map_a, map_b) -> float:
+    """Similarity (histogram intersection): sum of the element-wise minima of the two
+    sum-normalised maps, in [0, 1] (1 = identical densities).
+
+    Variant: pysaliency's SIM. `map_a` is resized to `map_b`'s shape as in MIT similarity.m,
+    which also min-max rescales each map before sum-normalising (a different value when a
+    map's minimum is above 0); we do not. Both maps must be >= 0 with a positive sum.
+    """
+    b = _as_map(map_b, "map_b")
+    a = _resized(_as_map(map_a, "map_a"), b.shape)
+    a, b = a / _mass(a, "map_a"), b / _mass(b, "map_b")
+    return float(np.minimum(a, b, out=a).sum())
+
+
+def kld(pred, gt) -> float:
+    """KL divergence of the prediction from the ground-truth density, in nats (>= 0 up to the
+    epsilon: KLD(a, a) is about -(n_pixels - 1) * EPS, not exactly 0).
+
+    Variant: MIT KLdiv.m: sum(g * log(EPS + g / (p + EPS))), EPS = 2.2204e-16, both maps
+    sum-normalised; `pred` is resized to `gt`'s shape. Both must be >= 0 with a positive sum.
+    """
+    g = _as_map(gt, "gt")
+    p = _resized(_as_map(pred, "pred"), g.shape)
+    g, p = g / _mass(g, "gt"), p / _mass(p, "pred")
+    # In place: g * log(EPS + g / (p + EPS)) without more image-sized temporaries.
+    p += EPS
+    np.divide(g, p, out=p)
+    p += EPS
+    np.log(p, out=p)
+    return float(np.dot(g.ravel(), p.ravel()))
+
+
+def auc_judd(saliency_map, fixations) -> float:
+    """AUC-Judd: area under the ROC curve with thresholds at the fixated map values, in [0, 1].
+
+    Variant: MIT AUC_Judd.m without its random jitter. Positives are the fixated pixels (a
+    pixel fixated several times counts once, as in MIT's binary fixation map), negatives the
+    other pixels; curve points (0, 0), one per threshold, (1, 1), trapezoid rule. At threshold
+    t: tp = #(fixated >= t) / N, fp = (#(pixels >= t) - #(fixated >= t)) / (n_pixels - N).
+    With distinct fixated values this is MIT's loop exactly. Ties: MIT jitters the map by
+    U(0, 1e-7) to break them at random; we instead take one point per distinct threshold
+    (deterministic; a constant map gives 0.5). Needs one non-fixated pixel; any real map.
+    """
+    # Only the order of values matters, so a float32 map stays float32 (exact, and lighter).
+    values, shape = _prediction(saliency_map, "saliency_map", fixations, keep_float32=True)
+    positives = np.sort(values.ravel()[_fixated_pixels(fixations, shape, "fixations")])
+    n_pos, n_pix = positives.size, values.size
+    if n_pos == n_pix:
+        raise ValueError(f"fixations cover all {n_pix} pixels; AUC-Judd needs a non-fixated pixel")
+    thresholds = np.unique(positives)
+    pos_above = n_pos - np.searchsorted(positives, thresholds, side="left")
+    all_above = _count_at_least(values.ravel(), thresholds)
+    tp = np.concatenate([[0.0], pos_above[::-1] / n_pos, [1.0]])
+    fp = np.concatenate([[0.0], (all_above - pos_above)[::-1] / (n_pix - n_pos), [1.0]])
+    return float(_trapezoid(fp, tp))
+
+
+def auc_borji(saliency_map, fixations, n_splits: int = 100, step: float = 0.1, rng=None) -> float:
+    """AUC-Borji: mean over `n_splits` splits of the ROC area against random pixels, in [0, 1].
+
+    Variant: MIT AUC_Borji.m. The map is min-max normalised to [0, 1] (a constant map becomes
+    0 and scores 0.5); positives are the fixated pixels (each once); each split draws as many
+    pixels as positives uniformly with replacement from the whole map as negatives; thresholds
+    run from 0 to the maximum in steps of `step`. Invariant to positive affine transforms of
+    the map but not to every increasing one (the thresholds are fixed on the [0, 1] scale).
+    rng: numpy Generator, int seed or None (fresh entropy).
+    """
+    values, shape = _prediction(saliency_map, "saliency_map", fixations)
+    values = values.ravel()
+    positives = values[_fixated_pixels(fixations, shape, "fixations")]
+    n_splits, step, generator = _split_args(n_splits, step, rng)
+    negatives = values[generator.integers(0, values.size, size=(n_splits, positives.size))]
+    return _split_auc(positives, negatives, step, values.min(), values.max())
+
+
+def sauc(saliency_map, fixations, other_fixations, n_splits: int = 100, step: float = 0.1, rng=None) -> float:
+    """Shuffled AUC: like AUC-Borji but the negatives are other images' fixations, in [0, 1].
+
+    Variant: MIT AUC_shuffled.m (fixed thresholds with step 0.1, random splits, not pysaliency's
+    rank-based exact AUC). `other_fixations` (points or a binary map in this image's reference
+    shape; MIT passes the union of 10 other images' fixation maps) gives a set of pixels, each
+    once; every split draws min(N, that many) of them without replacement. Map normalised to
+    [0, 1] as in `auc_borji` (a constant map scores 0.5).
+    """
+    values, shape = _prediction(saliency_map, "saliency_map", fixations)
+    values = values.ravel()
+    positives = values[_fixated_pixels(fixations, shape, "fixations")]
+    others = _fixated_pixels(other_fixations, shape, "other_fixations")
+    n_splits, step, generator = _split_args(n_splits, step, rng)
+    n_neg = min(positives.size, others.size)
+    picks = np.stack([generator.choice(others.size, n_neg, replace=False) for _ in range(n_splits)])
+    return _split_auc(positives, values[others[picks]], step, values.min(), values.max())
+
+
+def info_gain(pred_density, baseline_density, fixations) -> float:
+    """Information gain over a baseline, in bits per fixation (Kümmerer et al. 2015).
+
+    mean over fixations of log2(EPS + p) - log2(EPS + b), p and b the two maps divided by their
+    sums (densities per pixel; both must be >= 0 with a positive sum). Every point counts,
+    repeats included. Variant: MIT InfoGain.m, except that it min-max rescales both maps before
+    sum-normalising and we do not (that would zero each map's least likely pixel). The baseline
+    is resized to the reference shape like the prediction.
+    """
+    p, shape = _prediction(pred_density, "pred_density", fixations)
+    b = _resized(_as_map(baseline_density, "baseline_density"), shape)
+    p_total, b_total = _mass(p, "pred_density"), _mass(b, "baseline_density")
+    rows, cols = _fixation_indices(fixations, shape, "fixations")
+    return float(np.mean(np.log2(EPS + p[rows, cols] / p_total) - np.log2(EPS + b[rows, cols] / b_total)))
+
+
+METRICS = {
+    "nss": nss, "cc": cc, "sim": sim, "kld": kld, "auc_judd": auc_judd,
+    "auc_borji": auc_borji, "sauc": sauc, "info_gain": info_gain,
+}
+# The inputs of `score` each metric takes after the prediction, in argument order.
+_NEEDS = {
+    "nss": ("fixations",), "cc": ("gt_map",), "sim": ("gt_map",), "kld": ("gt_map",),
+    "auc_judd": ("fixations",), "auc_borji": ("fixations",),
+    "sauc": ("fixations", "other_fixations"), "info_gain": ("baseline", "fixations"),
+}
+
+
+def score(pred, gt_map=None, fixations=None, metrics=None, other_fixations=None, baseline=None, rng=None) -> dict[str, float]:
+    """Several metrics of one prediction: {metric name: value}, in the order asked for.
+
+    pred: saliency map (any size; resized to gt_map's shape when given). gt_map: ground-truth
+    density (cc, sim, kld). fixations: points or binary map (nss, the AUCs, info_gain).
+    other_fixations: negatives for sauc. baseline: baseline density for info_gain.
+    metrics: names from METRICS; None = every metric computable from the inputs given. A
+    metric asked for by name whose input is missing raises ValueError. rng: seeds AUC-Borji's
+    and sAUC's splits (one Generator shared by both).
+    """
+    inputs = {"gt_map": gt_map, "fixations": fixations, "other_fixations": other_fixations, "baseline": baseline}
+    given = {name: value is not None for name, value in inputs.items()}
+    metrics = _metric_names(metrics, given)
+    for metric in metrics:
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(METRICS)}")
+        missing = [n for n in _NEEDS[metric] if not given[n]]
+        if missing:
+            raise ValueError(f"metric {metric!r} needs {' and '.join(missing)}, which was not given")
+    pred = _as_map(pred, "pred")
+    density_needed = {"sim", "kld", "info_gain"} & set(metrics)
+    if gt_map is not None:
+        gt_map = _as_map(gt_map, "gt_map")
+        if {"sim", "kld"} & density_needed:
+            _mass(gt_map, "gt_map")
+        pred = _resized(pred, gt_map.shape)
+        if fixations is not None:  # a fixation map must share the ground truth's shape
+            _fixation_indices(fixations, gt_map.shape, "fixations")
+    if density_needed:
+        _mass(pred, "pred")
+    if "info_gain" in metrics:
+        _mass(_as_map(baseline, "baseline"), "baseline")
+    inputs.update(gt_map=gt_map)
+    random = {"rng": _generator(rng)}
+    return {m: METRICS[m](pred, *(inputs[n] for n in _NEEDS[m]), **(random if m in ("auc_borji", "sauc") else {}))
+            for m in metrics}
+
+
+def score_many(items: Iterable, metrics=None, baseline=None, rng=None, progress: bool = False) -> pd.DataFrame:
+    """Score many predictions: one row per item, columns `name` then the metrics.
+
+    items: (name, pred, gt_map, fixations) tuples or dicts with those keys (gt_map or fixations
+    may be None) and optionally `other_fixations` and `baseline`. baseline: a baseline density
+    shared by all items for info_gain (an item's own `baseline` wins). For sAUC an item without
+    `other_fixations` gets the fixated pixels of all other items (MIT draws 10 other images),
+    rescaled to its own shape. metrics: as in `score`; with None an item that lacks a metric's
+    input gets NaN there. rng: one Generator for all items, in order. progress: a tqdm bar.
+    """
+    rows = [_item(entry, index) for index, entry in enumerate(items)]
+    generator = _generator(rng)
+    want_sauc = metrics is None or "sauc" in _metric_names(metrics, {})
+    # Each item's fixated pixel centres as fractions of its width and height, for sAUC.
+    unit_points = [None if r["fixations"] is None or not want_sauc else _unit_points(r) for r in rows]
+    records = []
+    for index, row in enumerate(tqdm(rows, desc="scoring", disable=not progress)):
+        others = row.get("other_fixations")
+        if others is None and unit_points[index] is not None:
+            pool = [p for j, p in enumerate(unit_points) if j != index and p is not None]
+            if pool:
+                size = np.array(row["shape"][::-1], np.float64)
+                others = np.minimum(np.concatenate(pool) * size, np.nextafter(size, 0))
+        values = score(row["pred"], row["gt_map"], row["fixations"], metrics, others,
+                       row.get("baseline", baseline), generator)
+        records.append({"name": row["name"], **values})
+    table = pd.DataFrame.from_records(records)
+    ordered = ["name"] + [m for m in METRICS if m in table.columns]
+    return table.reindex(columns=ordered + [c for c in table.columns if c not in ordered])
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _metric_names(metrics, given: dict) -> list[str]:
+    """The metrics asked for; with None those whose inputs are all `given`."""
+    if metrics is None:
+        return [m for m, needs in _NEEDS.items() if all(given.get(n) for n in needs)]
+    return [metrics] if isinstance(metrics, str) else list(metrics)
+
+
+def _as_map(value, name: str, keep_float32: bool = False) -> np.ndarray:
+    """A finite real 2-D array as float64 (float32 kept if asked), or ValueError naming `name`."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} has dtype {array.dtype}; expected a real-valued 2-D map")
+    if array.ndim != 2 or array.size == 0:
+        raise ValueError(f"{name} has shape {array.shape}; expected a non-empty 2-D map (height, width)")
+    if not (keep_float32 and array.dtype == np.float32):
+        array = array.astype(np.float64, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = array.sum()
+    # A finite sum proves every value finite without an image-sized temporary.
+    if not np.isfinite(total) and not np.isfinite(array).all():
+        counts = ((int(np.isnan(array).sum()), "NaN"), (int(np.isinf(array).sum()), "infinite"))
+        found = " and ".join(f"{n} {kind}" for n, kind in counts if n)
+        raise ValueError(f"{name} contains {found} values; expected finite values")
+    return array
+
+
+def _mass(values: np.ndarray, name: str) -> float:
+    """The sum of a density map; ValueError if it has negative values or is all zero."""
+    low = values.min()
+    if low < 0:
+        raise ValueError(f"{name} has negative values (min {low:.4g}); expected a density >= 0")
+    total = values.sum()
+    if total <= 0:
+        raise ValueError(f"{name} is all zeros (shape {values.shape}); expected a density with a positive sum")
+    return float(total)
+
+
+def _resized(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if values.shape == tuple(shape):
+        return values
+    return cv2.resize(values, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _prediction(saliency_map, name: str, fixations, keep_float32=False) -> tuple[np.ndarray, tuple[int, int]]:
+    """The validated map resized to the reference shape (a fixation map's, else its own)."""
+    values = _as_map(saliency_map, name, keep_float32)
+    shape = _reference_shape(fixations, values.shape)
+    if values.shape != shape:
+        values = _resized(values.astype(np.float64, copy=False), shape)
+    return values, shape
+
+
+def _reference_shape(fixations, map_shape) -> tuple[int, int]:
+    """A fixation map's shape; for points (or anything not a 2-D map) `map_shape`."""
+    array = np.asarray(fixations)
+    return tuple(map_shape) if array.ndim != 2 or _is_points(array, map_shape) else array.shape
+
+
+def _is_points(array: np.ndarray, shape) -> bool:
+    return array.ndim == 2 and array.shape[1] == 2 and array.dtype != bool and array.shape != tuple(shape)
+
+
+def _fixation_indices(fixations, shape, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) pixel indices of `fixations` (points or a binary map) in an image of
+    `shape`; points are floored, repeats kept. ValueError if empty, outside or malformed."""
+    array = np.asarray(fixations)
+    height, width = shape
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} has dtype {array.dtype}; expected (N, 2) points or a binary map")
+    if array.ndim != 2:
+        raise ValueError(f"{name} has shape {array.shape}; expected (N, 2) (x, y) points or a {height}x{width} map")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains {int((~np.isfinite(array)).sum())} NaN or infinite values")
+    if _is_points(array, shape):
+        if len(array) == 0:
+            raise ValueError(f"{name} is empty; expected at least one (x, y) point")
+        x, y = array[:, 0].astype(np.float64), array[:, 1].astype(np.float64)
+        outside = (x < 0) | (x >= width) | (y < 0) | (y >= height)
+        if outside.any():
+            i = int(np.argmax(outside))
+            raise ValueError(f"{name}[{i}] = (x={x[i]:g}, y={y[i]:g}) lies outside the image; "
+                             f"expected 0 <= x < {width} and 0 <= y < {height}")
+        return np.floor(y).astype(np.intp), np.floor(x).astype(np.intp)
+    if array.shape != tuple(shape):
+        raise ValueError(f"{name} is a map of shape {array.shape}; expected shape {tuple(shape)} "
+                         "or (N, 2) (x, y) points")
+    if array.min() < 0:
+        raise ValueError(f"{name} has negative values; expected a binary map (nonzero = fixated)")
+    rows, cols = np.nonzero(array)
+    if rows.size == 0:
+        raise ValueError(f"{name} has no fixated pixel; expected at least one nonzero value")
+    return rows, cols
+
+
+def _fixated_pixels(fixations, shape, name: str) -> np.ndarray:
+    """Flat indices of the distinct fixated pixels."""
+    rows, cols = _fixation_indices(fixations, shape, name)
+    return np.unique(rows * shape[1] + cols)
+
+
+def _centred(values: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """(values, their mean, values - mean flattened), all divided by the value range first
+    when that range is tiny or huge, so the squares neither underflow nor overflow."""
+    with np.errstate(over="ignore"):
+        spread = values.max() - values.min()
+    if not 1e-100 < spread < 1e100:
+        values = values / (spread if np.isfinite(spread) else np.abs(values).max())
+    mean = values.mean()
+    return values, mean, (values - mean).ravel()
+
+
+def _split_args(n_splits, step, rng) -> tuple[int, float, np.random.Generator]:
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
+        raise ValueError(f"n_splits must be an integer >= 1, got {n_splits!r}")
+    if not (isinstance(step, (int, float, np.number)) and 0 < step <= 1):
+        raise ValueError(f"step must be a number in (0, 1], got {step!r}")
+    return int(n_splits), float(step), _generator(rng)
+
+
+def _generator(rng) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"rng must be a numpy Generator, an int seed or None, got {rng!r}") from exc
+
+
+def _count_at_least(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """#(values >= t) for each of the sorted distinct `thresholds`, exactly, in one pass.
+
+    Values go into 2**16 equal-width buckets by a monotone float formula, so a value in a
+    bucket above (below) a threshold's is above (below) it; only the values that share a bucket
+    with some threshold are sorted and compared. About twice as fast as sorting every pixel.
+    """
+    low, high = values.min(), values.max()
+    with np.errstate(over="ignore", divide="ignore"):
+        spread = high - low
+        # All arithmetic in the values' own dtype, so thresholds land exactly like values.
+        scale = values.dtype.type((_BUCKETS - 1) / float(spread) if spread > 0 else 0.0)
+    if not (np.isfinite(scale) and np.isfinite(spread)):
+        return values.size - np.searchsorted(np.sort(values), thresholds, side="left")
+    buckets = values - low
+    buckets *= scale
+    buckets = buckets.astype(np.intp)
+    t_buckets = ((thresholds - low) * scale).astype(np.intp)
+    at_least = np.cumsum(np.bincount(buckets, minlength=_BUCKETS + 1)[::-1])[::-1]
+    shared = np.zeros(at_least.size, bool)
+    shared[t_buckets] = True
+    near = np.sort(values[shared[buckets]])
+    near_buckets = ((near - low) * scale).astype(np.intp)
+    # Above the threshold's bucket, plus those in it at or above the threshold itself.
+    return (at_least[t_buckets + 1] + np.searchsorted(near_buckets, t_buckets, side="right")
+            - np.searchsorted(near, thresholds, side="left"))
+
+
+def _split_auc(positives, negatives, step: float, low: float, high: float) -> float:
+    """MIT's fixed-step ROC area averaged over splits; negatives is (n_splits, M). Values are
+    min-max normalised by the map's range (low, high); a constant map becomes all zeros.
+    Thresholds above a split's maximum (which MIT omits) only add points at (0, 0)."""
+    if high > low:  # as MIT: (S - min) / (max - min)
+        positives, negatives = (positives - low) / (high - low), (negatives - low) / (high - low)
+    else:
+        positives, negatives = np.zeros_like(positives), np.zeros_like(negatives)
+    thresholds = step * np.arange(int(np.floor(1.0 / step + 1e-9)), -1, -1)
+    tp = (positives[:, None] >= thresholds).mean(axis=0)
+    fp = (negatives[..., None] >= thresholds).mean(axis=1)
+    tp = np.concatenate([[0.0], tp, [1.0]])
+    fp = np.pad(fp, ((0, 0), (1, 0)), constant_values=0.0)
+    fp = np.pad(fp, ((0, 0), (0, 1)), constant_values=1.0)
+    return float(_trapezoid(fp, tp).mean())
+
+
+def _trapezoid(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Trapezoid rule along the last axis (np.trapz is renamed across numpy versions)."""
+    return np.sum(np.diff(x, axis=-1) * (y[..., 1:] + y[..., :-1]) / 2.0, axis=-1)
+
+
+def _item(entry, index: int) -> dict:
+    if isinstance(entry, Mapping):
+        row = dict(entry)
+    else:
+        try:
+            name, pred, gt_map, fixations = entry
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"items[{index}] must be (name, pred, gt_map, fixations) or a dict") from exc
+        row = {"name": name, "pred": pred, "gt_map": gt_map, "fixations": fixations}
+    if "pred" not in row:
+        raise ValueError(f"items[{index}] has no 'pred'; expected keys name, pred, gt_map, fixations")
+    row = {"name": str(index), "gt_map": None, "fixations": None, **row}
+    row["shape"] = (tuple(np.shape(row["gt_map"])) if row["gt_map"] is not None
+                    else _reference_shape(row["fixations"], np.shape(row["pred"])))
+    return row
+
+
+def _unit_points(row: dict) -> np.ndarray:
+    """An item's fixated pixel centres as (x / width, y / height)."""
+    height, width = row["shape"]
+    rows, cols = _fixation_indices(row["fixations"], (height, width), f"fixations of item {row['name']!r}")
+    return np.stack([(cols + 0.5) / width, (rows + 0.5) / height], axis=1)
