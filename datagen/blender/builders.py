@@ -1,0 +1,149 @@
+"""Blender data built in code: primitive meshes, Principled materials, the CLEVR-like stage.
+
+Imports bpy; used only by `datagen.blender.renderer`. Everything goes through the data API
+(bpy.data, bmesh), not operators, so it needs no UI context and is cheap to repeat.
+"""
+from __future__ import annotations
+
+import math
+
+import bmesh
+import bpy
+from mathutils import Matrix, Vector
+
+from datagen.scene import Camera, Light
+
+SHARP_ANGLE = math.radians(30.0)  # edges sharper than this stay crisp under smooth shading
+GROUND_SIZE = 200.0  # metres; the horizon of a camera ~10 m away at 5 m height lies inside it
+GROUND_LINEAR_GREY = 0.30  # ≈ sRGB 150: CLEVR's light grey floor under the Standard view
+WORLD_LINEAR_GREY = 0.05  # a dim grey sky: soft fill light and no black horizon
+
+
+def primitive_mesh(primitive: str) -> bpy.types.Mesh:
+    """A new mesh of `primitive` with unit horizontal half-extent, centred at the origin.
+
+    Smooth shaded with sharp edges above 30°, so cubes look flat and spheres round; one empty
+    material slot, filled per object (the mesh is shared by every object of that primitive).
+    """
+    bm = bmesh.new()
+    try:
+        if primitive == "cube":
+            bmesh.ops.create_cube(bm, size=2.0)
+        elif primitive == "sphere":
+            bmesh.ops.create_uvsphere(bm, u_segments=48, v_segments=24, radius=1.0)
+        elif primitive == "icosphere":
+            bmesh.ops.create_icosphere(bm, subdivisions=3, radius=1.0)
+        elif primitive in ("cylinder", "cone"):
+            top = 1.0 if primitive == "cylinder" else 0.0
+            bmesh.ops.create_cone(bm, cap_ends=True, segments=48, radius1=1.0, radius2=top, depth=2.0)
+        elif primitive == "torus":
+            _build_torus(bm, major=0.7, minor=0.3, rings=48, sides=16)
+        else:
+            raise ValueError(f"unknown primitive {primitive!r}")
+        bm.normal_update()
+        for face in bm.faces:
+            face.smooth = True
+        for edge in bm.edges:
+            if edge.is_manifold and edge.calc_face_angle(0.0) > SHARP_ANGLE:
+                edge.smooth = False
+        mesh = bpy.data.meshes.new(f"gazelab_{primitive}")
+        bm.to_mesh(mesh)
+    finally:
+        bm.free()
+    mesh.materials.append(None)
+    return mesh
+
+
+def principled_material(
+    name: str,
+    linear_rgb: tuple[float, float, float],
+    roughness: float,
+    metallic: float,
+    specular: float = 0.5,
+    clearcoat: float = 0.0,
+) -> bpy.types.Material:
+    """A Principled BSDF material; `linear_rgb` is the scene-linear base colour in [0, 1]
+    (`catalog.srgb_to_linear` of an object's sRGB colour); the rest as in `catalog.material_spec`."""
+    material = bpy.data.materials.new(name)
+    linear = (*linear_rgb, 1.0)
+    bsdf = material.node_tree.nodes["Principled BSDF"]  # 5.0: new materials come with nodes
+    bsdf.inputs["Base Color"].default_value = linear
+    bsdf.inputs["Roughness"].default_value = roughness
+    bsdf.inputs["Metallic"].default_value = metallic
+    bsdf.inputs["Specular IOR Level"].default_value = specular
+    bsdf.inputs["Coat Weight"].default_value = clearcoat
+    # Workbench and the viewport read these instead of the node tree.
+    material.diffuse_color = linear
+    material.roughness = roughness
+    material.metallic = metallic
+    return material
+
+
+def build_stage(scene: bpy.types.Scene) -> bpy.types.Object:
+    """A large light-grey, slightly rough ground plane at z = 0 and a dim grey world; returns the plane."""
+    mesh = bpy.data.meshes.new("gazelab_ground")
+    half = GROUND_SIZE / 2
+    mesh.from_pydata([(-half, -half, 0), (half, -half, 0), (half, half, 0), (-half, half, 0)], [], [(0, 1, 2, 3)])
+    ground_material = principled_material("gazelab_ground", (GROUND_LINEAR_GREY,) * 3, roughness=0.6, metallic=0.0)
+    mesh.materials.append(ground_material)
+    ground = bpy.data.objects.new("gazelab_ground", mesh)
+    ground.pass_index = 0
+    scene.collection.objects.link(ground)
+
+    world = bpy.data.worlds.new("gazelab_world")
+    background = world.node_tree.nodes["Background"]
+    background.inputs["Color"].default_value = (WORLD_LINEAR_GREY, WORLD_LINEAR_GREY, WORLD_LINEAR_GREY, 1.0)
+    background.inputs["Strength"].default_value = 1.0
+    world.color = (WORLD_LINEAR_GREY,) * 3
+    scene.world = world
+    return ground
+
+
+def new_camera(scene: bpy.types.Scene) -> bpy.types.Object:
+    camera = bpy.data.objects.new("gazelab_camera", bpy.data.cameras.new("gazelab_camera"))
+    camera.data.sensor_fit = "AUTO"  # sensor width spans the larger image side, as Camera.project assumes
+    camera.data.clip_start = 0.05
+    camera.data.clip_end = 1000.0
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    return camera
+
+
+def set_camera(camera: bpy.types.Object, spec: Camera) -> None:
+    camera.matrix_world = Matrix(spec.matrix_world())
+    camera.data.lens = spec.lens_mm
+    camera.data.sensor_width = spec.sensor_width_mm
+
+
+def new_light(scene: bpy.types.Scene, index: int) -> bpy.types.Object:
+    light = bpy.data.objects.new(f"gazelab_light_{index}", bpy.data.lights.new(f"gazelab_light_{index}", "AREA"))
+    light.data.shape = "SQUARE"
+    scene.collection.objects.link(light)
+    return light
+
+
+def set_light(light: bpy.types.Object, spec: Light, target: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
+    """Place an area light at spec.location with its emitting −Z axis aimed at `target`."""
+    location = Vector(spec.location)
+    light.location = location
+    light.rotation_mode = "QUATERNION"
+    light.rotation_quaternion = (Vector(target) - location).to_track_quat("-Z", "Y")
+    light.data.energy = spec.energy
+    light.data.size = spec.size
+
+
+def _build_torus(bm: bmesh.types.BMesh, major: float, minor: float, rings: int, sides: int) -> None:
+    grid = []
+    for i in range(rings):
+        theta = 2 * math.pi * i / rings
+        row = []
+        for j in range(sides):
+            phi = 2 * math.pi * j / sides
+            r = major + minor * math.cos(phi)
+            row.append(bm.verts.new((r * math.cos(theta), r * math.sin(theta), minor * math.sin(phi))))
+        grid.append(row)
+    for i in range(rings):
+        for j in range(sides):
+            a, b = grid[i][j], grid[(i + 1) % rings][j]
+            c, d = grid[(i + 1) % rings][(j + 1) % sides], grid[i][(j + 1) % sides]
+            bm.faces.new((a, b, c, d))
