@@ -48,7 +48,7 @@ class RunSummary:
     failed: dict[str, str] = field(default_factory=dict)  # pair id -> reason
     seconds: float = 0.0
     devices: Counter = field(default_factory=Counter)
-    resample_reasons: Counter = field(default_factory=Counter)
+    resample_reasons: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         lines = [
@@ -56,7 +56,7 @@ class RunSummary:
             f"pairs requested {self.requested}: rendered {self.rendered}, skipped {self.skipped} (already complete),"
             f" adopted {self.adopted}, failed {len(self.failed)}",
             f"resampled {self.resampled} time(s) after visibility checks"
-            + (f" (most common: {self.resample_reasons.most_common(1)[0][0]})" if self.resample_reasons else ""),
+            + (f" (e.g. {self.resample_reasons[0]})" if self.resample_reasons else ""),
             f"time {self.seconds:.1f} s" + (f", {self.rendered * 2 / self.seconds:.2f} images/s" if self.rendered else "")
             + (f", devices {dict(self.devices)}" if self.devices else ""),
         ]
@@ -164,7 +164,7 @@ def _collect(dataset, results: Iterator[PairOutcome], summary: RunSummary, total
             else:
                 summary.rendered += 1
                 summary.resampled += outcome.resampled
-                summary.resample_reasons.update(outcome.resample_reasons)
+                summary.resample_reasons.extend(outcome.resample_reasons)
                 summary.devices[outcome.device] += 1
                 pending.append(outcome.row)
             if on_pair:
