@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs the system packages that some test markers need. Nothing is needed yet beyond
-# Python packages; later parts (browser, postgres) add theirs here.
+# Installs the system packages that some test markers need: chromium (`browser` tests, driven
+# by Playwright) and postgresql (`postgres` tests start a throwaway server as a non-root user).
 set -u
-needed=()
+needed=(chromium postgresql)
 if [ ${#needed[@]} -eq 0 ]; then
   exit 0
 fi
