@@ -1,4 +1,5 @@
 import json
+import os
 
 import cv2
 import numpy as np
@@ -78,3 +79,48 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server for `postgres` tests; its SQLAlchemy URL.
+
+    Starts Debian's server binaries on a free loopback port in a fresh data directory, as the
+    `nobody` user when the tests run as root (PostgreSQL refuses to run as root), and removes
+    everything afterwards. Skips, saying why, where the binaries are missing.
+    """
+    import glob
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bindirs:
+        pytest.skip("PostgreSQL server binaries not found (apt install postgresql); postgres tests SKIPPED")
+    bindir = os.path.dirname(bindirs[-1])
+    run_as = {"user": "nobody", "group": "nogroup"} if os.geteuid() == 0 else {}
+    root = tempfile.mkdtemp(prefix="gazelab-pg-")
+    if run_as:
+        shutil.chown(root, **run_as)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = os.path.join(root, "data")
+
+    def pg(*args):
+        subprocess.run([os.path.join(bindir, args[0]), *args[1:]], check=True, capture_output=True, cwd=root, **run_as)
+
+    try:
+        pg("initdb", "-D", data, "-U", "gazelab", "--auth=trust", "-E", "UTF8")
+        pg("pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "start",
+           "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off")
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"could not start PostgreSQL: {exc.stderr.decode(errors='replace')[-500:]}")
+    try:
+        yield f"postgresql+psycopg://gazelab@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([os.path.join(bindir, "pg_ctl"), "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True, cwd=root, **run_as)
+        shutil.rmtree(root, ignore_errors=True)
