@@ -1,1 +1,65 @@
-"""The Flask experiment server (BubbleView, CodeCharts, questionnaires). Filled by a later issue."""
+"""The Flask experiment server (flaskr style): `create_app(test_config=None)`.
+
+Blueprints: `participant` (entry link, consent, instructions, debrief, completion),
+`tasks` (the BubbleView page and its images), `api` (JSON under /api/v1) and `admin`.
+Importing this package stays cheap: Flask is imported only when an app is created.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: dict | None = None):
+    """The app, configured from the environment (`studyweb.config`) unless `test_config` is
+    given (a mapping merged over the environment's settings; DATABASE_URL picks the database).
+
+    Raises ValueError in production mode with the default secret key."""
+    from flask import Flask
+
+    from studyweb.config import check_production, load_config
+    from studyweb.db import make_engine, session_factory
+
+    config = load_config().as_dict()
+    app = Flask(__name__, instance_path=config["INSTANCE_DIR"])
+    app.config.from_mapping(config)
+    app.config.setdefault("PARTICIPANT_COOKIE", "gazelab_participant")
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    check_production(app.config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["studyweb.engine"] = engine
+    app.extensions["studyweb.sessions"] = session_factory(engine)
+    app.teardown_appcontext(_close_db)
+
+    from studyweb import admin, api, participant, tasks
+
+    app.register_blueprint(participant.bp)
+    app.register_blueprint(tasks.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
+    api.register_error_handlers(app)
+    return app
+
+
+def get_db():
+    """The request's SQLAlchemy session (opened on first use, closed when the request ends)."""
+    from flask import current_app, g
+
+    if "db" not in g:
+        g.db = current_app.extensions["studyweb.sessions"]()
+    return g.db
+
+
+def _close_db(exc: BaseException | None) -> None:
+    from flask import g
+
+    session = g.pop("db", None)
+    if session is not None:
+        if exc is not None:
+            session.rollback()
+        session.close()

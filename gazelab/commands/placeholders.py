@@ -1,10 +1,5 @@
-"""Subcommand groups whose commands arrive with later parts (studyweb, models, reports)."""
+"""Subcommand groups whose commands arrive with later parts (models, reports)."""
 import click
-
-
-@click.group("study")
-def study() -> None:
-    """Run attention studies (BubbleView, CodeCharts) and export fixation maps."""
 
 
 @click.group("train")
@@ -27,4 +22,4 @@ def report() -> None:
     """Reproduce the papers' tables and plots from scores and studies."""
 
 
-GROUPS = [study, train, edit, evaluate, report]
+GROUPS = [train, edit, evaluate, report]

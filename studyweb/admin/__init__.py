@@ -1,0 +1,147 @@
+"""Admin pages: login (Admin table, werkzeug hashes), the experiment dashboards (progress,
+QC flags, each stimulus with its current map as a heat map) and export buttons. Every route
+but login refuses without a logged-in admin; every form carries a CSRF token."""
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import zipfile
+from pathlib import Path
+
+from flask import (Blueprint, abort, flash, g, redirect, render_template, request, send_file, session,
+                   url_for)
+from sqlalchemy import func, select
+
+from studyweb import get_db
+from studyweb.admin.csrf import check_csrf, csrf_token
+from studyweb.admin.heatmap import overlay_png
+from studyweb.db import Admin, Experiment, Participant, Stimulus
+
+log = logging.getLogger(__name__)
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.add_app_template_global(csrf_token, "csrf_token")
+OPEN_ENDPOINTS = {"admin.login"}
+
+
+@bp.before_request
+def require_login():
+    """CSRF on every POST; a login for everything but the login page."""
+    check_csrf()
+    admin_id = session.get("admin_id")
+    g.admin = get_db().get(Admin, admin_id) if admin_id is not None else None
+    if g.admin is None and request.endpoint not in OPEN_ENDPOINTS:
+        return redirect(url_for("admin.login", next=request.path))
+
+
+@bp.after_request
+def no_store(response):
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        username = request.form.get("username", "")[:64]
+        admin = get_db().scalars(select(Admin).where(Admin.username == username)).first()
+        if admin is not None and admin.check_password(request.form.get("password", "")):
+            session.clear()  # a fresh session (and CSRF token) on login: no fixation
+            session["admin_id"] = admin.id
+            target = request.args.get("next", "")
+            return redirect(target if target.startswith("/admin") else url_for("admin.index"))
+        error = "Wrong username or password."
+    return render_template("admin/login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("admin.login"))
+
+
+@bp.get("/")
+def index():
+    experiments = get_db().scalars(select(Experiment).order_by(Experiment.id)).all()
+    return render_template("admin/index.html", experiments=experiments)
+
+
+@bp.get("/e/<name>")
+def experiment(name: str):
+    """Progress (observers per stimulus, participants by status), QC flags, heat maps."""
+    from studyweb.assignment import completed_counts, observer_counts
+    from studyweb.maps import current_maps
+    from studyweb.qc import run_qc
+
+    db = get_db()
+    exp = _experiment(name)
+    by_status = dict(db.execute(select(Participant.status, func.count()).where(
+        Participant.experiment_id == exp.id).group_by(Participant.status)).all())
+    by_source = dict(db.execute(select(Participant.source, func.count()).where(
+        Participant.experiment_id == exp.id).group_by(Participant.source)).all())
+    maps = current_maps(db, exp)
+    return render_template(
+        "admin/experiment.html", experiment=exp, by_status=by_status, by_source=by_source,
+        observers=observer_counts(db, exp), completed=completed_counts(db, exp), maps=maps,
+        qc=run_qc(db, exp), target=exp.settings.get("observers"),
+    )
+
+
+@bp.get("/stimuli/<int:stimulus_id>/heatmap.png")
+def heatmap(stimulus_id: int):
+    """The stimulus with its current map overlaid (PNG, natural size)."""
+    from studyweb.maps import current_maps
+
+    stimulus = get_db().get(Stimulus, stimulus_id)
+    if stimulus is None:
+        abort(404)
+    fixation_map = current_maps(get_db(), stimulus.experiment).get(stimulus.id)
+    return send_file(io.BytesIO(overlay_png(stimulus, fixation_map)), mimetype="image/png", max_age=0)
+
+
+@bp.post("/e/<name>/build-maps")
+def build_maps(name: str):
+    from studyweb.maps import build_maps as build
+
+    db = get_db()
+    summary = build(db, _experiment(name))
+    db.commit()
+    flash(f"Maps: {summary['built']} built, {summary['skipped']} unchanged, {summary['empty']} without clicks.")
+    return redirect(url_for("admin.experiment", name=name))
+
+
+@bp.post("/e/<name>/export")
+def export(name: str):
+    """what=dataset: maps into the experiment's dataset; what=csv: a zip of tidy CSVs."""
+    from studyweb.export import export_csv, export_to_dataset
+
+    db = get_db()
+    exp = _experiment(name)
+    what = request.form.get("what")
+    if what == "dataset":
+        try:
+            result = export_to_dataset(db, exp)
+        except ValueError as exc:
+            flash(f"Export failed: {exc}")
+        else:
+            flash(f"Exported {result['maps']} maps into {result['dataset']}.")
+        return redirect(url_for("admin.experiment", name=name))
+    if what == "csv":
+        buffer = io.BytesIO()
+        with tempfile.TemporaryDirectory() as tmp:
+            files = export_csv(db, exp, tmp)
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in files.values():
+                    archive.write(path, Path(path).name)
+        buffer.seek(0)
+        return send_file(buffer, mimetype="application/zip", as_attachment=True,
+                         download_name=f"{exp.name}-csv.zip")
+    abort(400, description=f"unknown export {what!r}; expected 'dataset' or 'csv'")
+
+
+def _experiment(name: str) -> Experiment:
+    exp = get_db().scalars(select(Experiment).where(Experiment.name == name)).first()
+    if exp is None:
+        abort(404)
+    return exp

@@ -1,0 +1,173 @@
+"""The JSON API the browser (and simulated participants) use, under /api/v1.
+
+Auth: the participant token (X-Participant-Token header, `t` query, or the cookie); a token
+reaches only its own participant's trials (404 otherwise). Every refusal is a 4xx JSON
+{"error": short name, "message": what was wrong}. Saves are idempotent by idempotency_key
+(`studyweb.db.record_save`): the same key twice stores once and answers 200 both times.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from studyweb import get_db
+from studyweb.api.validate import ApiError, check_events_body, check_save, parse_json_object
+from studyweb.db import FINISHED_STATUSES, Click, Event, Participant, Trial, record_save, utcnow
+from studyweb.participant.auth import current_participant
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+ERROR_CODES = (400, 401, 403, 404, 405, 409, 413, 415, 422, 429)
+
+
+@bp.get("/session")
+def session():
+    """Where the participant is: status, completion code and URL, and every trial (the
+    unfinished ones with what the task page needs; sizes in image px, times in ms)."""
+    participant = _participant()
+    participant.last_seen_at = utcnow()
+    get_db().commit()
+    settings = participant.experiment.settings
+    trials, number = [], 0
+    for trial in participant.trials:
+        number += 0 if trial.is_practice else 1
+        trials.append(_trial_json(participant, trial, settings, number))
+    return jsonify(
+        participant_id=participant.id, status=participant.status, experiment=participant.experiment.name,
+        completion_code=participant.completion_code, completion_url=settings.get("completion_url"),
+        trials=trials, next_trial=next((t["id"] for t in trials if t["status"] != "done"), None),
+    )
+
+
+@bp.post("/trials/<int:trial_id>/save")
+def save_trial(trial_id: int):
+    """Store clicks (image px), events and, with done=true, the end of a trial. Body:
+    {idempotency_key, clicks: [{x, y, t_ms}], display_w, display_h (CSS px), done, events,
+    response_text, elapsed_ms}. Answers {ok, duplicate, stored_clicks, status}."""
+    participant = _participant()
+    body = parse_json_object(request.get_data(cache=True))
+    db = get_db()
+    trial = db.get(Trial, trial_id)
+    if trial is None or trial.participant_id != participant.id:
+        raise ApiError(404, f"trial {trial_id} is not one of this participant's trials")
+    width, height = (trial.stimulus.width, trial.stimulus.height) if trial.stimulus else (480, 360)
+    save = check_save(body, width, height)
+    if participant.status in FINISHED_STATUSES:
+        raise ApiError(409, f"this participation has ended (status {participant.status!r})")
+    if not record_save(db, save["idempotency_key"], participant.id, "trial"):
+        db.rollback()
+        return jsonify(ok=True, duplicate=True, stored_clicks=0, status=participant.status)
+    if trial.status == "done":
+        db.rollback()
+        raise ApiError(409, f"trial {trial_id} is already finished")
+    now = utcnow()
+    db.add_all(Click(trial_id=trial.id, x=x, y=y, t_ms=t, display_w=save["display_w"],
+                     display_h=save["display_h"], idempotency_key=save["idempotency_key"])
+               for x, y, t in save["clicks"])
+    db.add_all(Event(participant_id=participant.id, trial_id=trial.id, **ev) for ev in save["events"])
+    if trial.status == "pending":
+        trial.status, trial.started_at = "started", now
+    if save["display_w"] is not None:
+        trial.display_w, trial.display_h = save["display_w"], save["display_h"]
+    elapsed = max([save["elapsed_ms"] or 0.0] + [t for _, _, t in save["clicks"]])
+    trial.duration_ms = max(trial.duration_ms or 0.0, elapsed)
+    if save["response_text"] is not None:
+        trial.response_text = save["response_text"]
+    if save["done"]:
+        trial.status, trial.ended_at = "done", now
+        _advance(participant)
+    participant.last_seen_at = now
+    db.commit()
+    return jsonify(ok=True, duplicate=False, stored_clicks=len(save["clicks"]), status=participant.status)
+
+
+@bp.post("/events")
+def events():
+    """Browser events outside a trial save: {idempotency_key, events: [{type, t_ms, data}],
+    trial_id (optional, one of the participant's trials)}."""
+    participant = _participant()
+    body = check_events_body(parse_json_object(request.get_data(cache=True)))
+    db = get_db()
+    if body["trial_id"] is not None:
+        trial = db.get(Trial, body["trial_id"])
+        if trial is None or trial.participant_id != participant.id:
+            raise ApiError(404, f"trial {body['trial_id']} is not one of this participant's trials")
+    if not record_save(db, body["idempotency_key"], participant.id, "events"):
+        db.rollback()
+        return jsonify(ok=True, duplicate=True, stored_events=0)
+    db.add_all(Event(participant_id=participant.id, trial_id=body["trial_id"], **ev) for ev in body["events"])
+    participant.last_seen_at = utcnow()
+    db.commit()
+    return jsonify(ok=True, duplicate=False, stored_events=len(body["events"]))
+
+
+def register_error_handlers(app) -> None:
+    """API errors (and HTTP errors under /api/) as JSON; other pages keep Flask's HTML."""
+    app.register_error_handler(ApiError, lambda e: (jsonify(error=_reason(e.status), message=e.message), e.status))
+    for code in ERROR_CODES:
+        app.register_error_handler(code, _http_error)
+    app.register_error_handler(500, _server_error)
+
+
+def _http_error(exc: HTTPException):
+    if not request.path.startswith("/api/"):
+        return exc
+    message = exc.description or exc.name
+    if exc.code == 413:
+        limit = request.max_content_length
+        message = f"the request body is larger than the limit of {limit} bytes"
+    return jsonify(error=_reason(exc.code), message=message), exc.code
+
+
+def _server_error(exc):
+    log.exception("internal error on %s", request.path)
+    if request.path.startswith("/api/"):
+        return jsonify(error="internal", message="internal server error; please retry"), 500
+    return "Internal server error", 500
+
+
+def _participant() -> Participant:
+    participant = current_participant()
+    if participant is None:
+        raise ApiError(401, "missing or unknown participant token (X-Participant-Token header)")
+    return participant
+
+
+def _advance(participant: Participant) -> None:
+    """After a trial ends: practice done → 'trials'; every trial done → 'debrief'."""
+    trials = participant.trials
+    if all(t.status == "done" for t in trials):
+        if participant.status in ("instructions", "practice", "trials"):
+            participant.status = "debrief"
+    elif participant.status == "practice" and all(t.status == "done" for t in trials if t.is_practice):
+        participant.status = "trials"
+
+
+def _trial_json(participant: Participant, trial: Trial, settings: dict, number: int) -> dict:
+    out = {"id": trial.id, "position": trial.position, "is_practice": trial.is_practice,
+           "status": trial.status, "number": number}
+    if trial.status == "done":
+        return out
+    stim = trial.stimulus
+    time_limit_s = settings.get("time_limit_s")
+    out.update(
+        natural_w=stim.width if stim else 480, natural_h=stim.height if stim else 360,
+        blurred_url=url_for("tasks.image", trial_id=trial.id, kind="blurred", t=participant.token) if stim else None,
+        sharp_url=url_for("tasks.image", trial_id=trial.id, kind="sharp", t=participant.token) if stim else None,
+        save_url=url_for("api.save_trial", trial_id=trial.id),
+        mode=settings.get("mode", "free"),
+        time_limit_ms=None if time_limit_s is None else float(time_limit_s) * 1000,
+        click_cap=settings.get("max_clicks"),
+        bubble_radius=float(settings.get("bubble_radius_px", 30.0)),
+        clicks_saved=[{"x": c.x, "y": c.y, "t_ms": c.t_ms} for c in trial.clicks],
+        elapsed_ms=trial.duration_ms or 0.0,
+    )
+    return out
+
+
+def _reason(status: int) -> str:
+    from werkzeug.http import HTTP_STATUS_CODES
+
+    return HTTP_STATUS_CODES.get(status, "error").lower().replace(" ", "_")

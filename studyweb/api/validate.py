@@ -1,0 +1,153 @@
+"""Checks of the JSON the browser sends; each failure is an ApiError saying what was wrong.
+
+Coordinates are image pixels at the stimulus' natural size (x in [0, width), y in [0, height));
+t_ms are milliseconds since the trial started; display_w/h are CSS pixels.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+MAX_T_MS = 3_600_000  # one hour: anything later is not a real trial
+MAX_CLICKS_PER_SAVE = 2000
+MAX_EVENTS_PER_SAVE = 500
+MAX_TEXT = 5000
+MAX_DISPLAY_PX = 100_000
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+SAVE_FIELDS = {"idempotency_key", "clicks", "display_w", "display_h", "done", "events", "response_text", "elapsed_ms"}
+EVENTS_FIELDS = {"idempotency_key", "events", "trial_id"}
+
+
+class ApiError(Exception):
+    """A refused request: HTTP `status` and a message for the client."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object (400 if it is not one; NaN/Infinity refused)."""
+    if not raw:
+        raise ApiError(400, "the request body is empty; expected a JSON object")
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {str(exc)[:200]}") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def check_save(body: dict[str, Any], width: int, height: int) -> dict[str, Any]:
+    """A trial save, checked against an image of natural size (width, height) in pixels.
+
+    Returns {idempotency_key, clicks: [(x, y, t_ms)], display_w, display_h, done, events,
+    response_text, elapsed_ms}."""
+    _no_unknown(body, SAVE_FIELDS)
+    clicks_in = body.get("clicks", [])
+    if not isinstance(clicks_in, list):
+        raise ApiError(422, f"clicks must be a list, got {type(clicks_in).__name__}")
+    if len(clicks_in) > MAX_CLICKS_PER_SAVE:
+        raise ApiError(422, f"at most {MAX_CLICKS_PER_SAVE} clicks per save, got {len(clicks_in)}")
+    clicks = []
+    for i, click in enumerate(clicks_in):
+        if not isinstance(click, dict) or set(click) - {"x", "y", "t_ms"}:
+            raise ApiError(422, f"clicks[{i}] must be an object with x, y, t_ms")
+        x = _number(click.get("x"), f"clicks[{i}].x")
+        y = _number(click.get("y"), f"clicks[{i}].y")
+        t_ms = _t_ms(click.get("t_ms"), f"clicks[{i}].t_ms")
+        if not (0 <= x < width and 0 <= y < height):
+            raise ApiError(422, f"clicks[{i}] at ({x}, {y}) is outside the {width}x{height} image (image pixels)")
+        clicks.append((x, y, t_ms))
+    display = {}
+    for key in ("display_w", "display_h"):
+        value = body.get(key)
+        if value is None:
+            if clicks:
+                raise ApiError(422, f"{key} (the displayed image size in CSS px) is required with clicks")
+            display[key] = None
+            continue
+        value = _number(value, key)
+        if not 0 < value <= MAX_DISPLAY_PX:
+            raise ApiError(422, f"{key} must be in (0, {MAX_DISPLAY_PX}] CSS px, got {value}")
+        display[key] = value
+    done = body.get("done", False)
+    if not isinstance(done, bool):
+        raise ApiError(422, f"done must be true or false, got {done!r:.40}")
+    text = body.get("response_text")
+    if text is not None and (not isinstance(text, str) or len(text) > MAX_TEXT):
+        raise ApiError(422, f"response_text must be a string of at most {MAX_TEXT} characters")
+    elapsed = body.get("elapsed_ms")
+    elapsed = None if elapsed is None else _t_ms(elapsed, "elapsed_ms")
+    return {
+        "idempotency_key": check_key(body.get("idempotency_key")), "clicks": clicks, **display,
+        "done": done, "events": check_events(body.get("events", [])), "response_text": text,
+        "elapsed_ms": elapsed,
+    }
+
+
+def check_events_body(body: dict[str, Any]) -> dict[str, Any]:
+    """POST /events: {idempotency_key, events: [...], trial_id: int | null}."""
+    _no_unknown(body, EVENTS_FIELDS)
+    trial_id = body.get("trial_id")
+    if trial_id is not None and (not isinstance(trial_id, int) or isinstance(trial_id, bool)):
+        raise ApiError(422, f"trial_id must be an integer or null, got {trial_id!r:.40}")
+    return {"idempotency_key": check_key(body.get("idempotency_key")), "trial_id": trial_id,
+            "events": check_events(body.get("events", []))}
+
+
+def check_events(events: Any) -> list[dict[str, Any]]:
+    """A list of {type, t_ms (ms, optional), data (object, optional)}."""
+    if not isinstance(events, list):
+        raise ApiError(422, f"events must be a list, got {type(events).__name__}")
+    if len(events) > MAX_EVENTS_PER_SAVE:
+        raise ApiError(422, f"at most {MAX_EVENTS_PER_SAVE} events per request, got {len(events)}")
+    out = []
+    for i, ev in enumerate(events):
+        if not isinstance(ev, dict) or set(ev) - {"type", "t_ms", "data"}:
+            raise ApiError(422, f"events[{i}] must be an object with type, t_ms, data")
+        kind = ev.get("type")
+        if not isinstance(kind, str) or not EVENT_KIND.match(kind):
+            raise ApiError(422, f"events[{i}].type must be a short snake_case name, got {kind!r:.40}")
+        t_ms = ev.get("t_ms")
+        data = ev.get("data")
+        if data is not None and not isinstance(data, dict):
+            raise ApiError(422, f"events[{i}].data must be an object or null")
+        out.append({"kind": kind, "t_ms": None if t_ms is None else _t_ms(t_ms, f"events[{i}].t_ms"),
+                    "payload": data})
+    return out
+
+
+def check_key(key: Any) -> str:
+    """An idempotency key: 1-64 characters of A-Z a-z 0-9 _ . : - (a UUID fits)."""
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise ApiError(422, "idempotency_key must be a string of 1-64 characters A-Z a-z 0-9 _ . : - (e.g. a UUID)")
+    return key
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ApiError(422, f"{name} must be a finite number, got {value!r:.40}")
+    return float(value)
+
+
+def _t_ms(value: Any, name: str) -> float:
+    t = _number(value, name)
+    if not 0 <= t <= MAX_T_MS:
+        raise ApiError(422, f"{name} must be between 0 and {MAX_T_MS} ms (one hour), got {t}")
+    return t
+
+
+def _no_unknown(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(422, f"unknown fields {[k[:40] for k in unknown[:5]]}; expected some of {sorted(allowed)}")
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not allowed")

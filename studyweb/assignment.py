@@ -1,0 +1,205 @@
+"""Which stimuli a participant sees, and in what order.
+
+Rules (issue 4, psiTurk's counting): each participant gets K = settings.per_participant
+stimuli, least-observed first, until each stimulus has M = settings.observers observers. An
+observer is a participant with a (non-practice) trial on the stimulus who either completed
+the study or is still active: not finished and seen within settings.active_timeout_min
+minutes. The two sides of a pair never go to the same participant unless allow_both_sides.
+The order is shuffled per participant from a seed stored in participant.assignment_seed.
+A recruit id that already has an assignment in the experiment gets no second one unless
+allow_repeat. Trial 0 is a practice trial (is_practice=True) on a stimulus outside the
+participant's own set where possible; practice clicks never enter a map.
+
+Concurrency: `assign` first takes the experiment's write lock (`db.lock_experiment`: a no-op
+UPDATE of the experiment row — a row lock on PostgreSQL, the database write lock on SQLite
+WAL, where other writers wait up to busy_timeout), then counts and inserts in the same
+transaction. Two participants arriving together are therefore assigned one after the other
+and never both take the last free observer slot. The caller commits right after, which
+releases the lock.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+
+import numpy as np
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from studyweb.db import FINISHED_STATUSES, Experiment, Participant, Stimulus, Trial, lock_experiment, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class AssignmentError(ValueError):
+    """No assignment can be made: the participant returns, or every stimulus is full."""
+
+
+class AlreadyParticipated(AssignmentError):
+    """This recruit id already has an assignment and the experiment does not allow repeats."""
+
+
+class StudyFull(AssignmentError):
+    """Every stimulus the participant could see already has its M observers."""
+
+
+def assign(session: Session, experiment: Experiment, participant: Participant, rng_seed: int | None = None,
+           now: dt.datetime | None = None) -> list[Trial]:
+    """Create the participant's trials (practice first, at position 0) and return them in order.
+
+    Calling it again for a participant that has trials returns those (a reload resumes).
+    rng_seed: the shuffle seed (default: random), stored in participant.assignment_seed.
+    Raises AlreadyParticipated / StudyFull (ValueErrors). Flushes; the caller commits promptly.
+    """
+    existing = session.scalars(select(Trial).where(Trial.participant_id == participant.id)
+                               .order_by(Trial.position)).all()
+    if existing:
+        return list(existing)
+    settings = experiment.settings
+    now = now or utcnow()
+    lock_experiment(session, experiment.id)
+
+    if participant.recruit_id and not settings.get("allow_repeat", False):
+        earlier = find_returning(session, experiment, participant.recruit_id, exclude_id=participant.id)
+        if earlier is not None:
+            raise AlreadyParticipated(
+                f"{participant.recruit_source} id {participant.recruit_id!r} already took part in"
+                f" experiment {experiment.name!r} (participant {earlier.id})"
+            )
+    seen = _seen_by_recruit(session, experiment, participant)
+    counts = observer_counts(session, experiment, now=now, exclude_participant_id=participant.id)
+    stimuli = session.scalars(select(Stimulus).where(Stimulus.experiment_id == experiment.id)
+                              .order_by(Stimulus.id)).all()
+    seed = int(secrets.randbits(31) if rng_seed is None else rng_seed) % 2**31
+    rng = np.random.default_rng(seed)
+    chosen = choose_stimuli(
+        stimuli, counts, k=int(settings["per_participant"]), m=int(settings["observers"]),
+        allow_both_sides=bool(settings.get("allow_both_sides", False)), rng=rng, exclude_ids=seen,
+    )
+    if not chosen:
+        raise StudyFull(f"experiment {experiment.name!r}: every stimulus already has"
+                        f" {settings['observers']} observers (or is active with someone)")
+    order = [chosen[i] for i in rng.permutation(len(chosen))]
+    practice = _practice_stimulus(stimuli, order)
+
+    trials = [Trial(participant_id=participant.id, stimulus_id=practice.id, position=0, is_practice=True)]
+    trials += [Trial(participant_id=participant.id, stimulus_id=s.id, position=i + 1) for i, s in enumerate(order)]
+    session.add_all(trials)
+    participant.assignment_seed = seed
+    participant.last_seen_at = now
+    session.flush()
+    log.info("participant %d: %d stimuli (seed %d)", participant.id, len(order), seed)
+    return trials
+
+
+def choose_stimuli(stimuli, counts: dict[int, int], k: int, m: int, allow_both_sides: bool, rng,
+                   exclude_ids=()) -> list:
+    """Up to k stimuli with fewer than m observers, fewest observers first (ties broken at
+    random by `rng`), at most one side per pair unless allow_both_sides. Pure: no database."""
+    excluded = set(exclude_ids)
+    open_ = [s for s in stimuli if counts.get(s.id, 0) < m and s.id not in excluded]
+    ties = rng.random(len(open_))
+    ranked = [open_[i] for i in sorted(range(len(open_)), key=lambda i: (counts.get(open_[i].id, 0), ties[i]))]
+    chosen, pairs = [], set()
+    for stimulus in ranked:
+        if len(chosen) == k:
+            break
+        if not allow_both_sides and stimulus.pair_id in pairs:
+            continue
+        chosen.append(stimulus)
+        pairs.add(stimulus.pair_id)
+    return chosen
+
+
+def observer_counts(session: Session, experiment: Experiment, now: dt.datetime | None = None,
+                    exclude_participant_id: int | None = None) -> dict[int, int]:
+    """{stimulus id: observers}: distinct participants with a non-practice trial on it who
+    completed, or are unfinished and were seen within active_timeout_min minutes of `now`."""
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(minutes=float(experiment.settings.get("active_timeout_min", 30.0)))
+    counting = or_(
+        Participant.status == "complete",
+        and_(Participant.status.not_in(FINISHED_STATUSES), Participant.last_seen_at >= cutoff),
+    )
+    query = (
+        select(Trial.stimulus_id, func.count(func.distinct(Trial.participant_id)))
+        .join(Participant, Participant.id == Trial.participant_id)
+        .where(Participant.experiment_id == experiment.id, Trial.is_practice.is_(False),
+               Trial.stimulus_id.is_not(None), counting)
+        .group_by(Trial.stimulus_id)
+    )
+    if exclude_participant_id is not None:
+        query = query.where(Participant.id != exclude_participant_id)
+    return {int(sid): int(n) for sid, n in session.execute(query)}
+
+
+def completed_counts(session: Session, experiment: Experiment) -> dict[int, int]:
+    """{stimulus id: participants who completed a non-practice trial on it} (status 'done')."""
+    query = (
+        select(Trial.stimulus_id, func.count(func.distinct(Trial.participant_id)))
+        .join(Participant, Participant.id == Trial.participant_id)
+        .where(Participant.experiment_id == experiment.id, Trial.is_practice.is_(False),
+               Trial.status == "done")
+        .group_by(Trial.stimulus_id)
+    )
+    return {int(sid): int(n) for sid, n in session.execute(query)}
+
+
+def find_returning(session: Session, experiment: Experiment, recruit_id: str,
+                   exclude_id: int | None = None) -> Participant | None:
+    """The earliest participant of `experiment` with this recruit id who has an assignment."""
+    query = (
+        select(Participant).where(Participant.experiment_id == experiment.id, Participant.recruit_id == recruit_id,
+                                  Participant.id.in_(select(Trial.participant_id)))
+        .order_by(Participant.id).limit(1)
+    )
+    if exclude_id is not None:
+        query = query.where(Participant.id != exclude_id)
+    return session.scalars(query).first()
+
+
+def expire_inactive(session: Session, experiment: Experiment, now: dt.datetime | None = None) -> int:
+    """Mark unfinished participants not seen for active_timeout_min minutes as 'timed_out';
+    returns how many. (They stop counting as observers either way; this makes it visible.)"""
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(minutes=float(experiment.settings.get("active_timeout_min", 30.0)))
+    result = session.execute(
+        update(Participant)
+        .where(Participant.experiment_id == experiment.id, Participant.status.not_in(FINISHED_STATUSES),
+               Participant.last_seen_at < cutoff)
+        .values(status="timed_out")
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+def _seen_by_recruit(session: Session, experiment: Experiment, participant: Participant) -> set[int]:
+    """Stimuli (and, without allow_both_sides, their pairs' other sides) this recruit id saw
+    before in the experiment: a repeat participant gets new images."""
+    if not participant.recruit_id:
+        return set()
+    seen = set(session.scalars(
+        select(Trial.stimulus_id).join(Participant, Participant.id == Trial.participant_id)
+        .where(Participant.experiment_id == experiment.id, Participant.recruit_id == participant.recruit_id,
+               Participant.id != participant.id, Trial.is_practice.is_(False))
+    ))
+    if seen and not experiment.settings.get("allow_both_sides", False):
+        pairs = select(Stimulus.pair_id).where(Stimulus.id.in_(seen))
+        seen |= set(session.scalars(select(Stimulus.id).where(Stimulus.experiment_id == experiment.id,
+                                                              Stimulus.pair_id.in_(pairs))))
+    return seen
+
+
+def _practice_stimulus(stimuli, order):
+    """A stimulus from a pair the participant will not see; else the first not in their set;
+    else the first stimulus (its practice clicks are never used for maps)."""
+    mine = {s.id for s in order}
+    pairs = {s.pair_id for s in order}
+    for stimulus in stimuli:
+        if stimulus.pair_id not in pairs:
+            return stimulus
+    for stimulus in stimuli:
+        if stimulus.id not in mine:
+            return stimulus
+    return stimuli[0]

@@ -1,0 +1,357 @@
+"""The study server's SQL schema (SQLAlchemy 2.0 typed models) and engine helpers.
+
+SQLite is the default (WAL, foreign keys on, a busy timeout so concurrent writers wait instead
+of failing); PostgreSQL works by URL. Only portable column types are used. The schema is
+created by Alembic migrations (`studyweb/migrations/`): `init_db(url)` migrates to head.
+
+Times are naive UTC datetimes (`utcnow()`), the same on SQLite and PostgreSQL.
+Coordinates are image pixels at the stimulus' natural size, x right and y down.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    update,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT_STATUSES = ("open", "closed")
+PARTICIPANT_STATUSES = (
+    "consent", "instructions", "practice", "trials", "debrief", "complete", "returned", "timed_out",
+)
+# A participant in one of these is no longer doing the study (and no longer "active").
+FINISHED_STATUSES = ("complete", "returned", "timed_out")
+PARTICIPANT_SOURCES = ("real", "simulated", "imported")
+RECRUIT_SOURCES = ("prolific", "mturk", "anonymous")
+TRIAL_STATUSES = ("pending", "started", "done")
+SIDES = ("x", "y", "")
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def utcnow() -> dt.datetime:
+    """The current time as a naive UTC datetime (what every DateTime column holds)."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def new_token() -> str:
+    """A random URL-safe secret (32 bytes of entropy) for a participant's browser."""
+    return secrets.token_urlsafe(32)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Experiment(Base):
+    """One study: a task on the stimuli of one dataset; `settings` holds the task parameters
+    (see `studyweb.experiments.DEFAULT_SETTINGS`). Replace `settings` with a new dict to change
+    it: the JSON column does not track in-place mutation."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    task: Mapped[str] = mapped_column(String(32), default="bubbleview")
+    dataset_path: Mapped[str] = mapped_column(Text, default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    stimuli: Mapped[list["Stimulus"]] = relationship(
+        back_populates="experiment", order_by="Stimulus.id", cascade="all, delete-orphan"
+    )
+    participants: Mapped[list["Participant"]] = relationship(
+        back_populates="experiment", order_by="Participant.id", cascade="all, delete-orphan"
+    )
+
+
+class Stimulus(Base):
+    """One image shown in an experiment: a side ('x' | 'y', or '' for a lone image) of a pair.
+
+    image_path is absolute or relative to the experiment's dataset; width, height are the
+    natural size in pixels; blurred_path caches the pre-blurred image (BubbleView)."""
+
+    __tablename__ = "stimuli"
+    __table_args__ = (UniqueConstraint("experiment_id", "pair_id", "side", name="uq_stimuli_pair_side"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    image_path: Mapped[str] = mapped_column(Text)
+    pair_id: Mapped[str] = mapped_column(String(128))
+    side: Mapped[str] = mapped_column(String(1), default="")
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    blurred_path: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+    experiment: Mapped[Experiment] = relationship(back_populates="stimuli")
+
+    @property
+    def label(self) -> str:
+        """'PAIRID_side' (or the pair id alone for a lone image), as in the dataset's file names."""
+        return f"{self.pair_id}_{self.side}" if self.side else self.pair_id
+
+
+class Participant(Base):
+    """One person (or simulated client) taking one experiment.
+
+    token is the secret the browser holds. One assignment per (experiment, recruit_id) is enforced
+    in code (`studyweb.assignment.assign`, under the experiment lock), not by a unique
+    constraint, so that an experiment with allow_repeat can take the same person twice."""
+
+    __tablename__ = "participants"
+    __table_args__ = (
+        Index("ix_participants_recruit", "experiment_id", "recruit_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
+    recruit_source: Mapped[str] = mapped_column(String(16), default="anonymous")
+    recruit_id: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+    study_id: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+    session_id: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+    source: Mapped[str] = mapped_column(String(16), default="real")
+    status: Mapped[str] = mapped_column(String(16), default="consent")
+    user_agent: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    screen_w: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    screen_h: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    window_w: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    window_h: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    assignment_seed: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    completed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    completion_code: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+
+    experiment: Mapped[Experiment] = relationship(back_populates="participants")
+    trials: Mapped[list["Trial"]] = relationship(
+        back_populates="participant", order_by="Trial.position", cascade="all, delete-orphan"
+    )
+    events: Mapped[list["Event"]] = relationship(
+        back_populates="participant", order_by="Event.id", cascade="all, delete-orphan"
+    )
+
+
+class Trial(Base):
+    """One stimulus shown to one participant at `position` (0 = first; the practice trial has
+    is_practice=True). duration_ms is the viewing time; display_w/h the image's shown size in
+    CSS pixels; response_text the description in 'describe' mode."""
+
+    __tablename__ = "trials"
+    __table_args__ = (UniqueConstraint("participant_id", "position", name="uq_trials_position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    stimulus_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("stimuli.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    is_practice: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    ended_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    duration_ms: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    display_w: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    display_h: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    response_text: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+    participant: Mapped[Participant] = relationship(back_populates="trials")
+    stimulus: Mapped[Optional[Stimulus]] = relationship()
+    clicks: Mapped[list["Click"]] = relationship(
+        back_populates="trial", order_by="Click.t_ms", cascade="all, delete-orphan"
+    )
+
+
+class Click(Base):
+    """One click: (x, y) in image pixels at natural size, t_ms since the trial started, and the
+    image's displayed size (CSS pixels) at the time; idempotency_key of the save that sent it."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (Index("ix_clicks_trial_id", "trial_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    t_ms: Mapped[float] = mapped_column(Float)
+    display_w: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    display_h: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    idempotency_key: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+
+    trial: Mapped[Trial] = relationship(back_populates="clicks")
+
+
+class Event(Base):
+    """Something that happened in the browser (focus_lost, focus_back, resize, fullscreen_exit,
+    visibility_hidden, ...) at t_ms (since the trial started, or since page load without one)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    trial_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("trials.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    t_ms: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    payload: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    participant: Mapped[Participant] = relationship(back_populates="events")
+
+
+class SaveRecord(Base):
+    """One applied save, keyed by the client's idempotency key; see `record_save`."""
+
+    __tablename__ = "save_records"
+
+    idempotency_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FixationMap(Base):
+    """A fixation density for one stimulus: float32 (height, width) bytes that sum to 1.
+
+    params holds sigma_px and the QC settings used; participant_ids the participants whose
+    clicks went in. Only the latest build per stimulus has is_current=True."""
+
+    __tablename__ = "fixation_maps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stimulus_id: Mapped[int] = mapped_column(ForeignKey("stimuli.id", ondelete="CASCADE"), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    n_participants: Mapped[int] = mapped_column(Integer, default=0)
+    n_points: Mapped[int] = mapped_column(Integer, default=0)
+    participant_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    density: Mapped[bytes] = mapped_column(LargeBinary)
+    built_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    stimulus: Mapped[Stimulus] = relationship()
+
+    def density_array(self) -> np.ndarray:
+        """The density as a float32 (height, width) array that sums to 1 (a copy)."""
+        return np.frombuffer(self.density, dtype=np.float32).reshape(self.height, self.width).copy()
+
+
+class Admin(Base):
+    """An administrator; the password is stored as a werkzeug hash, never in clear."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        from werkzeug.security import generate_password_hash
+
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        from werkzeug.security import check_password_hash
+
+        return check_password_hash(self.password_hash, password)
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """An engine for `url`. SQLite: the file's directory is created, and every connection gets
+    WAL, foreign_keys=ON, busy_timeout (ms) and synchronous=NORMAL (safe with WAL)."""
+    parsed = make_url(url)
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite and parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A sessionmaker bound to `engine`; objects stay usable after commit (expire_on_commit=False)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def init_db(url: str) -> None:
+    """Create or upgrade the schema at `url` by running the Alembic migrations to head."""
+    from studyweb.migrate import upgrade
+
+    upgrade(url)
+
+
+def record_save(session: Session, idempotency_key: str, participant_id: int, kind: str) -> bool:
+    """Claim an idempotency key inside the caller's transaction: True the first time (apply the
+    save, then commit), False when the key was already applied (skip the save).
+
+    Race-safe: the primary key decides, through INSERT ... ON CONFLICT DO NOTHING, so two
+    requests with the same key at once apply it exactly once."""
+    if not idempotency_key or len(idempotency_key) > 64:
+        raise ValueError(f"idempotency_key must be 1..64 characters, got {len(idempotency_key or '')}")
+    values = dict(idempotency_key=idempotency_key, participant_id=participant_id, kind=kind, received_at=utcnow())
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        result = session.execute(insert(SaveRecord).values(**values).on_conflict_do_nothing())
+        return result.rowcount == 1
+    try:  # other databases: a savepoint and the PK's IntegrityError
+        with session.begin_nested():
+            session.add(SaveRecord(**values))
+        return True
+    except IntegrityError:
+        return False
+
+
+def lock_experiment(session: Session, experiment_id: int) -> None:
+    """Take the experiment's write lock for the rest of the caller's transaction.
+
+    A no-op UPDATE of the experiment row: on PostgreSQL it row-locks the experiment; on SQLite
+    it takes the database write lock (other writers wait up to busy_timeout). Assignments run
+    under it so two participants never count the same observers at once."""
+    session.execute(
+        update(Experiment.__table__).where(Experiment.__table__.c.id == experiment_id)
+        .values(status=Experiment.__table__.c.status)
+    )
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()

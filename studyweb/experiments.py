@@ -1,0 +1,227 @@
+"""Experiments: created from a dataset directory's pairs; the BubbleView pre-blurred images.
+
+Settings (stored as JSON on the experiment; sizes in image pixels at the natural size):
+blur_sigma_px, bubble_radius_px, time_limit_s, max_clicks (None = no cap), mode
+('free' | 'describe'), per_participant (K stimuli each), observers (M per stimulus), sides,
+allow_both_sides, allow_repeat, active_timeout_min (minutes a started participant still counts
+as an observer), completion_code, completion_url, px_per_degree, sigma_px (map σ override),
+qc {min_clicks, iqr_k, max_focus_losses}.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+import secrets
+import struct
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from studyweb.db import Experiment, Stimulus
+
+log = logging.getLogger(__name__)
+
+TASKS = ("bubbleview",)
+MODES = ("free", "describe")
+DEFAULT_QC = {"min_clicks": 2, "iqr_k": 3.0, "max_focus_losses": 5}
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "blur_sigma_px": 30.0,
+    "bubble_radius_px": 30.0,
+    "time_limit_s": 10.0,
+    "max_clicks": None,
+    "mode": "free",
+    "per_participant": 10,
+    "observers": 15,
+    "sides": ["x", "y"],
+    "allow_both_sides": False,
+    "allow_repeat": False,
+    "active_timeout_min": 30.0,
+    "completion_code": None,
+    "completion_url": None,
+    "px_per_degree": None,
+    "sigma_px": None,
+    "qc": DEFAULT_QC,
+}
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def create_experiment(
+    session: Session, dataset_dir, name: str, task: str = "bubbleview", *, title: str = "",
+    description: str = "", **settings,
+) -> Experiment:
+    """Add an experiment on the dataset at `dataset_dir`: one Stimulus per pair and requested side
+    (with its natural size read from the image). Flushed, not committed. ValueError on a bad name,
+    task, setting, a dataset that cannot be opened, or one with no images for the sides."""
+    from datagen.dataset import Dataset
+
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"experiment name {name!r} must be 1-64 of a-z 0-9 _ - (starting with a letter or digit)")
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not one of {TASKS}")
+    merged = validate_settings(settings)
+    if session.scalar(select(Experiment.id).where(Experiment.name == name)) is not None:
+        raise ValueError(f"an experiment named {name!r} already exists")
+    dataset_path = Path(dataset_dir).expanduser().resolve()
+    dataset = Dataset.open(dataset_path)
+    if merged["completion_code"] is None and not merged["completion_url"]:
+        merged["completion_code"] = secrets.token_hex(4).upper()
+
+    experiment = Experiment(
+        name=name, title=title or name, description=description, task=task,
+        dataset_path=str(dataset_path), settings=merged, status="open",
+    )
+    session.add(experiment)
+    session.flush()
+    stimuli = []
+    for row in dataset.pairs.itertuples(index=False):
+        for side in merged["sides"]:
+            relative = getattr(row, f"{side}_image")
+            if not relative:
+                continue  # e.g. a 'single' pair has no Y image
+            width, height = image_size(dataset_path / relative)
+            stimuli.append(Stimulus(experiment_id=experiment.id, image_path=relative, pair_id=row.pair_id,
+                                    side=side, width=width, height=height))
+    if not stimuli:
+        raise ValueError(f"dataset {dataset_path} has no images for sides {merged['sides']}")
+    session.add_all(stimuli)
+    session.flush()
+    log.info("experiment %s: %d stimuli from %s", name, len(stimuli), dataset_path)
+    return experiment
+
+
+def validate_settings(settings: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`base` (default DEFAULT_SETTINGS) updated with `settings`, checked; a ValueError names the
+    bad key and what was expected. None values in `settings` keep the base value."""
+    merged = copy.deepcopy(DEFAULT_SETTINGS if base is None else base)
+    unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown experiment settings {unknown}; expected some of {sorted(DEFAULT_SETTINGS)}")
+    for key, value in settings.items():
+        if value is None:
+            continue
+        if key == "qc":
+            bad = sorted(set(value) - set(DEFAULT_QC))
+            if bad:
+                raise ValueError(f"unknown qc settings {bad}; expected some of {sorted(DEFAULT_QC)}")
+            merged["qc"] = {**merged["qc"], **value}
+        else:
+            merged[key] = value
+    for key in ("blur_sigma_px", "bubble_radius_px", "time_limit_s", "active_timeout_min"):
+        _positive(key, merged[key])
+    for key in ("max_clicks", "px_per_degree", "sigma_px"):
+        if merged[key] is not None:
+            _positive(key, merged[key])
+    for key in ("per_participant", "observers"):
+        if not isinstance(merged[key], int) or isinstance(merged[key], bool) or merged[key] < 1:
+            raise ValueError(f"{key} must be an integer >= 1, got {merged[key]!r}")
+    if merged["mode"] not in MODES:
+        raise ValueError(f"mode {merged['mode']!r} is not one of {MODES}")
+    sides = merged["sides"]
+    if isinstance(sides, str):
+        sides = [s.strip() for s in sides.split(",") if s.strip()]
+    if not sides or any(s not in ("x", "y") for s in sides) or len(set(sides)) != len(sides):
+        raise ValueError(f"sides must be a non-empty subset of ['x', 'y'], got {merged['sides']!r}")
+    merged["sides"] = list(sides)
+    qc = merged["qc"]
+    if not isinstance(qc["min_clicks"], int) or qc["min_clicks"] < 0:
+        raise ValueError(f"qc.min_clicks must be an integer >= 0, got {qc['min_clicks']!r}")
+    _positive("qc.iqr_k", qc["iqr_k"])
+    if not isinstance(qc["max_focus_losses"], int) or qc["max_focus_losses"] < 0:
+        raise ValueError(f"qc.max_focus_losses must be an integer >= 0, got {qc['max_focus_losses']!r}")
+    url = merged["completion_url"]
+    if url and not str(url).startswith(("https://", "http://")):
+        raise ValueError(f"completion_url must start with http:// or https://, got {url!r}")
+    return merged
+
+
+def stimulus_image_path(stimulus: Stimulus) -> Path:
+    """The stimulus' image file: image_path if absolute, else relative to the experiment's dataset."""
+    path = Path(stimulus.image_path)
+    return path if path.is_absolute() else Path(stimulus.experiment.dataset_path) / path
+
+
+def blurred_image(stimulus: Stimulus, sigma: float | None = None, instance_dir=None) -> Path:
+    """The stimulus' image blurred by a Gaussian of `sigma` pixels (default: the experiment's
+    blur_sigma_px), as a PNG cached under INSTANCE/blurred/<experiment id>/. Written once
+    (temp file + rename, so concurrent workers never serve half a file); sets
+    stimulus.blurred_path (the caller commits)."""
+    import cv2
+
+    from studyweb.config import instance_dir as default_instance_dir
+
+    sigma = float(stimulus.experiment.settings.get("blur_sigma_px", 30.0) if sigma is None else sigma)
+    _positive("sigma", sigma)
+    root = Path(instance_dir) if instance_dir is not None else default_instance_dir()
+    out = root / "blurred" / str(stimulus.experiment_id) / f"{stimulus.id}_s{sigma:g}.png"
+    if not out.is_file():
+        source = stimulus_image_path(stimulus)
+        image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"stimulus {stimulus.id}: image {source} is missing or unreadable")
+        blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.stem}.{os.getpid()}.{secrets.token_hex(4)}.png")
+        if not cv2.imwrite(str(tmp), blurred):
+            raise ValueError(f"could not write the blurred image {tmp}")
+        os.replace(tmp, out)
+        log.debug("blurred stimulus %d at sigma %g px -> %s", stimulus.id, sigma, out)
+    stimulus.blurred_path = str(out)
+    return out
+
+
+def image_size(path) -> tuple[int, int]:
+    """(width, height) in pixels of an image file; PNG headers are read without decoding."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+    except OSError as exc:
+        raise ValueError(f"image {path} cannot be read: {exc}") from exc
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return int(width), int(height)
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"image {path} is not a readable image")
+    return int(image.shape[1]), int(image.shape[0])
+
+
+def _positive(key: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
+        raise ValueError(f"{key} must be a number > 0, got {value!r}")
+
+
+def experiment_status(session: Session, experiment: Experiment) -> dict[str, Any]:
+    """Progress: participants by status and by source, saved observers per stimulus (trials
+    'done', practice excluded) against the M wanted, and how many stimuli have a current map."""
+    from sqlalchemy import func
+
+    from studyweb.assignment import completed_counts
+    from studyweb.db import FixationMap, Participant
+
+    by = lambda column: {  # noqa: E731
+        str(k): int(v) for k, v in session.execute(
+            select(column, func.count()).where(Participant.experiment_id == experiment.id)
+            .group_by(column).order_by(column))
+    }
+    stimulus_ids = session.scalars(select(Stimulus.id).where(Stimulus.experiment_id == experiment.id)).all()
+    done = completed_counts(session, experiment)
+    counts = [done.get(sid, 0) for sid in stimulus_ids] or [0]
+    wanted = int(experiment.settings.get("observers", 0))
+    maps = session.scalar(
+        select(func.count()).select_from(FixationMap).join(Stimulus, Stimulus.id == FixationMap.stimulus_id)
+        .where(Stimulus.experiment_id == experiment.id, FixationMap.is_current.is_(True))
+    )
+    return {
+        "name": experiment.name, "status": experiment.status, "task": experiment.task,
+        "stimuli": len(stimulus_ids), "participants": by(Participant.status), "sources": by(Participant.source),
+        "observers": {"wanted": wanted, "min": min(counts), "max": max(counts),
+                      "mean": float(sum(counts) / len(counts)), "full": sum(c >= wanted for c in counts)},
+        "maps": int(maps or 0),
+    }

@@ -1,0 +1,125 @@
+"""Fixation maps in SQL: the valid clicks of each stimulus → `analysis.fixations.fixation_map`.
+
+σ (pixels), first that applies: the `sigma_px` argument; settings.sigma_px; 1° of visual
+angle × settings.px_per_degree; else 25 px scaled by the image width (BubbleView's 25 px at
+640 px: 25 · width / 640). A map is rebuilt only when its inputs changed: its params hold σ,
+the QC settings and a hash of the points that went in, and an unchanged map is skipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, load_only
+
+from studyweb.db import Experiment, FixationMap, Stimulus, utcnow
+from studyweb.qc import run_qc
+
+log = logging.getLogger(__name__)
+REFERENCE_SIGMA_PX = 25.0  # BubbleView's map σ ...
+REFERENCE_WIDTH_PX = 640.0  # ... at this image width
+
+
+def map_sigma(stimulus_width: int, settings: dict, sigma_px: float | None = None) -> float:
+    """The map's Gaussian σ in pixels for an image `stimulus_width` pixels wide (see module doc)."""
+    if sigma_px is not None:
+        return float(sigma_px)
+    if settings.get("sigma_px"):
+        return float(settings["sigma_px"])
+    if settings.get("px_per_degree"):
+        from analysis.fixations import sigma_from_visual_angle
+
+        return sigma_from_visual_angle(1.0, float(settings["px_per_degree"]))
+    return REFERENCE_SIGMA_PX * stimulus_width / REFERENCE_WIDTH_PX
+
+
+def build_maps(session: Session, experiment: Experiment, sigma_px: float | None = None,
+               progress: bool = False) -> dict:
+    """Build (or keep) the current map of every stimulus from the clicks that pass QC.
+
+    Returns {"built", "skipped" (unchanged), "empty" (no valid clicks), "kept_participants",
+    "excluded_participants", "flags" (list of dicts), "seconds"}. Old maps stay in the table with
+    is_current=False. Flushes; the caller commits.
+    """
+    from analysis.fixations import fixation_map
+
+    start = time.perf_counter()
+    qc_settings = experiment.settings.get("qc", {})
+    result = run_qc(session, experiment)
+    stimuli = session.scalars(select(Stimulus).where(Stimulus.experiment_id == experiment.id)
+                              .order_by(Stimulus.id)).all()
+    current = {
+        m.stimulus_id: m for m in session.scalars(
+            select(FixationMap).options(load_only(FixationMap.id, FixationMap.stimulus_id, FixationMap.params))
+            .join(Stimulus, Stimulus.id == FixationMap.stimulus_id)
+            .where(Stimulus.experiment_id == experiment.id, FixationMap.is_current.is_(True))
+        )
+    }
+    order = np.argsort(result.stimulus_id, kind="stable")
+    sorted_sid = result.stimulus_id[order]
+    built = skipped = empty = 0
+    replaced: list[int] = []
+    new_maps: list[FixationMap] = []
+    iterator = stimuli
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(stimuli, desc="maps", unit="stimulus")
+    for stimulus in iterator:
+        lo, hi = np.searchsorted(sorted_sid, [stimulus.id, stimulus.id + 1])
+        if lo == hi:
+            empty += 1
+            continue
+        rows = order[lo:hi]
+        points = np.column_stack([result.x[rows], result.y[rows]])
+        participants = sorted({int(p) for p in result.participant_id[rows]})
+        params = {
+            "sigma_px": round(map_sigma(stimulus.width, experiment.settings, sigma_px), 6),
+            "qc": qc_settings,
+            "points_sha1": _points_hash(result.participant_id[rows], points),
+        }
+        old = current.get(stimulus.id)
+        if old is not None and old.params == params:
+            skipped += 1
+            continue
+        density = fixation_map(points, (stimulus.height, stimulus.width), params["sigma_px"])
+        if old is not None:
+            replaced.append(old.id)
+        new_maps.append(FixationMap(
+            stimulus_id=stimulus.id, params=params, n_participants=len(participants), n_points=len(points),
+            participant_ids=participants, height=stimulus.height, width=stimulus.width,
+            density=density.tobytes(), built_at=utcnow(), is_current=True,
+        ))
+        built += 1
+    if replaced:
+        session.execute(update(FixationMap).where(FixationMap.id.in_(replaced)).values(is_current=False)
+                        .execution_options(synchronize_session=False))
+    session.add_all(new_maps)
+    session.flush()
+    excluded = sorted({f.participant_id for f in result.flags if f.excluded})
+    summary = {
+        "built": built, "skipped": skipped, "empty": empty,
+        "kept_participants": len(result.kept), "excluded_participants": excluded,
+        "flags": [f.as_dict() for f in result.flags], "seconds": round(time.perf_counter() - start, 3),
+    }
+    log.info("maps for %s: %d built, %d unchanged, %d without clicks", experiment.name, built, skipped, empty)
+    return summary
+
+
+def current_maps(session: Session, experiment: Experiment) -> dict[int, FixationMap]:
+    """{stimulus id: its current FixationMap} for the experiment (stimuli without one are absent)."""
+    maps = session.scalars(
+        select(FixationMap).join(Stimulus, Stimulus.id == FixationMap.stimulus_id)
+        .where(Stimulus.experiment_id == experiment.id, FixationMap.is_current.is_(True))
+    )
+    return {m.stimulus_id: m for m in maps}
+
+
+def _points_hash(participant_ids: np.ndarray, points: np.ndarray) -> str:
+    """A hash of the (participant, x, y) set, independent of order."""
+    table = np.column_stack([participant_ids.astype(np.float64), points.astype(np.float64)])
+    table = table[np.lexsort(table.T[::-1])]
+    return hashlib.sha1(np.ascontiguousarray(table).tobytes()).hexdigest()

@@ -1,0 +1,45 @@
+"""Who is asking: a participant's token from the X-Participant-Token header, a `t` query or
+form field (the URL token the JS and links carry), or the HttpOnly cookie, in that order."""
+from __future__ import annotations
+
+from flask import current_app, request
+from sqlalchemy import select
+
+from studyweb import get_db
+from studyweb.db import Participant
+
+MAX_TOKEN_LENGTH = 64
+
+
+def request_token() -> str | None:
+    """The participant token this request carries, or None."""
+    for value in (
+        request.headers.get("X-Participant-Token"),
+        request.args.get("t"),
+        request.form.get("t") if request.mimetype == "application/x-www-form-urlencoded" else None,
+        request.cookies.get(current_app.config["PARTICIPANT_COOKIE"]),
+    ):
+        if value and len(value) <= MAX_TOKEN_LENGTH:
+            return value
+    return None
+
+
+def current_participant(experiment_id: int | None = None) -> Participant | None:
+    """The participant whose token this request carries (restricted to `experiment_id` when
+    given), or None."""
+    token = request_token()
+    if token is None:
+        return None
+    query = select(Participant).where(Participant.token == token)
+    if experiment_id is not None:
+        query = query.where(Participant.experiment_id == experiment_id)
+    return get_db().scalars(query).first()
+
+
+def set_token_cookie(response, participant: Participant):
+    """Remember the participant in an HttpOnly, SameSite=Lax cookie (30 days); returns response."""
+    response.set_cookie(
+        current_app.config["PARTICIPANT_COOKIE"], participant.token, max_age=30 * 24 * 3600,
+        httponly=True, samesite="Lax", secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+    )
+    return response

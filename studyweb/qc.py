@@ -1,0 +1,136 @@
+"""Quality control applied when maps are built: which clicks and participants count.
+
+Rules (BubbleView, DESIGN.md §3), with the experiment's settings.qc:
+1. clicks outside the image (x ∉ [0, width) or y ∉ [0, height), image pixels) are dropped;
+2. a trial with fewer than min_clicks valid clicks is dropped (min_clicks 0 disables);
+3. a participant whose mean valid clicks per trial lies outside [Q1 − k·IQR, Q3 + k·IQR] of
+   all participants' means (k = iqr_k, numpy's linear percentiles) is dropped; the rule needs
+   at least MIN_PARTICIPANTS_FOR_IQR participants and is skipped below that (and flagged so);
+4. a participant with more than max_focus_losses 'focus_lost' events is dropped.
+Only saved ('done'), non-practice trials count. Every drop is returned as a Flag — never silent.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from studyweb.db import Click, Event, Experiment, Participant, Stimulus, Trial
+
+log = logging.getLogger(__name__)
+MIN_PARTICIPANTS_FOR_IQR = 4
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One QC decision: participant (None for the experiment), what happened, and whether the
+    participant was excluded from the maps because of it."""
+
+    participant_id: int | None
+    reason: str
+    excluded: bool
+
+    def as_dict(self) -> dict:
+        return {"participant_id": self.participant_id, "reason": self.reason, "excluded": self.excluded}
+
+
+@dataclass
+class QCResult:
+    """Kept participants, the flags, and the valid clicks as parallel arrays (one per click:
+    participant id, stimulus id, x, y in image pixels, t_ms) of kept participants and trials."""
+
+    kept: list[int]
+    flags: list[Flag]
+    participant_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    stimulus_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    t_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def run_qc(session: Session, experiment: Experiment, qc: dict | None = None) -> QCResult:
+    """Apply the rules above (qc defaults to experiment.settings['qc']) to every saved trial."""
+    qc = {**{"min_clicks": 2, "iqr_k": 3.0, "max_focus_losses": 5}, **(qc or experiment.settings.get("qc", {}))}
+    trials = session.execute(
+        select(Trial.id, Trial.participant_id)
+        .join(Participant, Participant.id == Trial.participant_id)
+        .where(Participant.experiment_id == experiment.id, Trial.is_practice.is_(False), Trial.status == "done",
+               Trial.stimulus_id.is_not(None))
+        .order_by(Trial.id)
+    ).all()
+    rows = session.execute(
+        select(Click.trial_id, Trial.participant_id, Trial.stimulus_id, Click.x, Click.y, Click.t_ms,
+               Stimulus.width, Stimulus.height)
+        .join(Trial, Trial.id == Click.trial_id)
+        .join(Stimulus, Stimulus.id == Trial.stimulus_id)
+        .where(Stimulus.experiment_id == experiment.id, Trial.is_practice.is_(False), Trial.status == "done")
+        .order_by(Click.id)
+    ).all()
+    losses = dict(session.execute(
+        select(Event.participant_id, func.count())
+        .join(Participant, Participant.id == Event.participant_id)
+        .where(Participant.experiment_id == experiment.id, Event.kind == "focus_lost")
+        .group_by(Event.participant_id)
+    ).all())
+    return apply_rules(trials, rows, losses, qc)
+
+
+def apply_rules(trials, rows, focus_losses: dict[int, int], qc: dict) -> QCResult:
+    """The rules on plain data (pure, no database). trials: (trial id, participant id) pairs;
+    rows: (trial id, participant id, stimulus id, x, y, t_ms, width, height) per click;
+    focus_losses: {participant id: count}."""
+    flags: list[Flag] = []
+    trial_ids = np.array([t[0] for t in trials], np.int64)
+    trial_owner = np.array([t[1] for t in trials], np.int64)
+    table = np.array([tuple(r) for r in rows], np.float64).reshape(-1, 8)
+    trial_of, pid, sid, x, y, t_ms, width, height = (table[:, i] for i in range(8))
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height) & np.isfinite(x) & np.isfinite(y)
+    for participant, n in zip(*np.unique(pid[~inside].astype(np.int64), return_counts=True)):
+        flags.append(Flag(int(participant), f"{n} click(s) outside the image dropped", False))
+
+    # Valid clicks per saved trial (0 for trials without any).
+    index = np.searchsorted(trial_ids, trial_of[inside].astype(np.int64))
+    per_trial = np.bincount(index, minlength=len(trial_ids)) if len(trial_ids) else np.zeros(0, np.int64)
+    good_trial = per_trial >= int(qc["min_clicks"])
+    for participant in np.unique(trial_owner[~good_trial]):
+        n = int(np.sum(~good_trial & (trial_owner == participant)))
+        flags.append(Flag(int(participant), f"{n} trial(s) with fewer than {qc['min_clicks']} clicks dropped", False))
+
+    participants = np.unique(trial_owner)
+    excluded: dict[int, str] = {}
+    for participant in participants:
+        if focus_losses.get(int(participant), 0) > int(qc["max_focus_losses"]):
+            excluded[int(participant)] = (f"{focus_losses[int(participant)]} focus losses >"
+                                          f" max {qc['max_focus_losses']}")
+    if len(participants):
+        means = np.array([per_trial[trial_owner == p].mean() for p in participants])
+        if len(participants) >= MIN_PARTICIPANTS_FOR_IQR:
+            low, high = iqr_bounds(means, float(qc["iqr_k"]))
+            for participant, mean in zip(participants, means):
+                if (mean < low or mean > high) and int(participant) not in excluded:
+                    excluded[int(participant)] = (f"mean clicks per trial {mean:.2f} outside"
+                                                  f" [{low:.2f}, {high:.2f}] (Q1/Q3 ∓ {qc['iqr_k']:g}·IQR)")
+        else:
+            flags.append(Flag(None, f"IQR rule skipped: {len(participants)} participant(s) <"
+                                    f" {MIN_PARTICIPANTS_FOR_IQR}", False))
+    flags += [Flag(p, reason, True) for p, reason in sorted(excluded.items())]
+    kept = [int(p) for p in participants if int(p) not in excluded]
+
+    keep_click = inside.copy()
+    keep_click[inside] = good_trial[index] if len(index) else False
+    keep_click &= np.isin(pid.astype(np.int64), np.array(kept, np.int64))
+    for flag in flags:
+        if flag.excluded:
+            log.info("QC: participant %s excluded: %s", flag.participant_id, flag.reason)
+    return QCResult(kept=kept, flags=flags, participant_id=pid[keep_click].astype(np.int64),
+                    stimulus_id=sid[keep_click].astype(np.int64), x=x[keep_click], y=y[keep_click],
+                    t_ms=t_ms[keep_click])
+
+
+def iqr_bounds(values, k: float) -> tuple[float, float]:
+    """(Q1 − k·IQR, Q3 + k·IQR) of `values` with numpy's linear percentiles."""
+    q1, q3 = np.percentile(np.asarray(values, np.float64), [25, 75])
+    return float(q1 - k * (q3 - q1)), float(q3 + k * (q3 - q1))

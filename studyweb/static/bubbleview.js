@@ -1,0 +1,183 @@
+// The BubbleView task (Kim et al.): the image is shown blurred; each click reveals one
+// sharp circle around the click point. Clicks are converted from display pixels to IMAGE
+// pixels (the image's natural size) here, and checked again by the server.
+
+const SAVE_EVERY_MS = 3000;
+
+/** Load an image URL into an HTMLImageElement. */
+export function loadImage(url) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`could not load ${url}`));
+    img.src = url;
+  });
+}
+
+/**
+ * Display size (CSS px) that fits an image of natural size (w, h) into (maxW, maxH),
+ * keeping its aspect ratio.
+ */
+export function fitSize(w, h, maxW, maxH) {
+  const s = Math.min(maxW / w, maxH / h);
+  return { w: Math.max(1, Math.floor(w * s)), h: Math.max(1, Math.floor(h * s)) };
+}
+
+/**
+ * Image-pixel coordinates of a pointer event on `canvas` showing an image of natural
+ * size (natW, natH); null when the event falls outside the image.
+ */
+export function toImagePx(event, canvas, natW, natH) {
+  const r = canvas.getBoundingClientRect();
+  const x = ((event.clientX - r.left) / r.width) * natW;
+  const y = ((event.clientY - r.top) / r.height) * natH;
+  if (!(x >= 0 && y >= 0 && x < natW && y < natH)) return null;
+  return { x: Math.round(x * 100) / 100, y: Math.round(y * 100) / 100 };
+}
+
+/**
+ * Run one trial on `root` (an element holding canvas.bv-canvas, .bv-timer, and for the
+ * describe mode textarea.bv-text + button.bv-done).
+ *
+ * trial: {id, natural_w, natural_h, blurred_url, sharp_url, mode ("free"|"describe"),
+ *         time_limit_ms, click_cap, bubble_radius (image px), save_url,
+ *         clicks_saved: [{x, y, t_ms}], elapsed_ms}
+ * saver: a SaveQueue, or null for the practice trial (nothing is stored).
+ * images: optional {blurred, sharp} already-loaded images (the practice trial draws its own).
+ * Resolves with {clicks} (all clicks of this trial, image px) when the trial ends.
+ */
+export async function runTrial(root, trial, saver, images = null) {
+  root.querySelector(".bv-canvas").dataset.state = "loading";
+  const { blurred, sharp } = images ?? {
+    blurred: await loadImage(trial.blurred_url),
+    sharp: await loadImage(trial.sharp_url),
+  };
+  const natW = trial.natural_w, natH = trial.natural_h;
+  const canvas = root.querySelector(".bv-canvas");
+  const timerEl = root.querySelector(".bv-timer");
+  const ctx = canvas.getContext("2d");
+  const radius = trial.bubble_radius;
+  const offset = trial.elapsed_ms || 0; // time already spent before a reload, ms
+  const started = performance.now();
+  const now = () => Math.round(offset + performance.now() - started);
+  const allClicks = [...(trial.clicks_saved || [])];
+  let unsent = [];
+  let events = [];
+  let display = { w: 0, h: 0 };
+
+  function layout() {
+    const pad = 24;
+    const top = canvas.getBoundingClientRect().top;
+    display = fitSize(natW, natH, window.innerWidth - pad, window.innerHeight - top - pad - 60);
+    const dpr = window.devicePixelRatio || 1;
+    canvas.style.width = `${display.w}px`;
+    canvas.style.height = `${display.h}px`;
+    canvas.width = Math.round(display.w * dpr);
+    canvas.height = Math.round(display.h * dpr);
+    // Draw in image pixels: the transform maps natural size onto the backing store.
+    ctx.setTransform(canvas.width / natW, 0, 0, canvas.height / natH, 0, 0);
+    draw(allClicks[allClicks.length - 1]);
+  }
+
+  function draw(bubble) {
+    ctx.drawImage(blurred, 0, 0, natW, natH);
+    if (!bubble) return;
+    ctx.save();
+    ctx.beginPath();
+    ctx.arc(bubble.x, bubble.y, radius, 0, 2 * Math.PI);
+    ctx.clip();
+    ctx.drawImage(sharp, 0, 0, natW, natH);
+    ctx.restore();
+  }
+
+  function save(done, extra = {}) {
+    if (!saver) return;
+    if (!done && unsent.length === 0 && events.length === 0) return;
+    saver.enqueue(trial.save_url, {
+      clicks: unsent, display_w: display.w, display_h: display.h,
+      done, events, elapsed_ms: Math.min(now(), 3600000), ...extra,
+    });
+    unsent = [];
+    events = [];
+  }
+
+  const onResize = () => { events.push({ type: "resize", t_ms: now(), data: { w: window.innerWidth, h: window.innerHeight } }); layout(); };
+  const onBlur = () => events.push({ type: "focus_lost", t_ms: now() });
+  // Leaving or reloading the page: queue what is unsent (localStorage is written synchronously).
+  const onHide = () => save(false);
+  const onFs = () => { if (!document.fullscreenElement) events.push({ type: "fullscreen_exit", t_ms: now() }); };
+  window.addEventListener("resize", onResize);
+  window.addEventListener("blur", onBlur);
+  window.addEventListener("pagehide", onHide);
+  document.addEventListener("fullscreenchange", onFs);
+  layout();
+  canvas.dataset.state = "running";
+
+  return new Promise((resolve) => {
+    let finished = false;
+    const textEl = root.querySelector(".bv-text");
+    const doneBtn = root.querySelector(".bv-done");
+    const describe = trial.mode === "describe";
+    if (textEl) textEl.hidden = !describe;
+    if (doneBtn) doneBtn.hidden = !describe;
+    if (describe && textEl) textEl.value = "";
+
+    function finish() {
+      if (finished) return;
+      finished = true;
+      clearInterval(tick);
+      clearInterval(periodic);
+      canvas.removeEventListener("pointerdown", onClick);
+      window.removeEventListener("resize", onResize);
+      window.removeEventListener("blur", onBlur);
+      window.removeEventListener("pagehide", onHide);
+      document.removeEventListener("fullscreenchange", onFs);
+      if (doneBtn) doneBtn.onclick = null;
+      save(true, describe && textEl ? { response_text: textEl.value } : {});
+      canvas.dataset.state = "done";
+      resolve({ clicks: allClicks });
+    }
+
+    function onClick(event) {
+      const p = toImagePx(event, canvas, natW, natH);
+      if (!p) return;
+      const click = { ...p, t_ms: now() };
+      allClicks.push(click);
+      unsent.push(click);
+      canvas.dataset.clicks = String(allClicks.length);
+      draw(click);
+      if (trial.click_cap && allClicks.length >= trial.click_cap) finish();
+    }
+
+    const tick = setInterval(() => {
+      const left = trial.time_limit_ms ? trial.time_limit_ms - now() : null;
+      if (timerEl) timerEl.textContent = left == null ? "" : `${Math.max(0, Math.ceil(left / 1000))} s`;
+      if (left != null && left <= 0 && !describe) finish();
+    }, 100);
+    const periodic = setInterval(() => save(false), SAVE_EVERY_MS);
+    canvas.addEventListener("pointerdown", onClick);
+    if (describe && doneBtn) doneBtn.onclick = () => { if (textEl.value.trim()) finish(); };
+    if (trial.click_cap && allClicks.length >= trial.click_cap) finish();
+  });
+}
+
+/** Practice images drawn in the browser: simple shapes, and a blurred copy. */
+export function practiceImages(w = 480, h = 360, sigmaPx = 12) {
+  const sharp = document.createElement("canvas");
+  sharp.width = w; sharp.height = h;
+  const c = sharp.getContext("2d");
+  c.fillStyle = "#d8d8d0"; c.fillRect(0, 0, w, h);
+  const shapes = [["#ad2323", 90, 120], ["#2a4bd7", 260, 200], ["#1d6914", 380, 90], ["#ffee33", 170, 280]];
+  shapes.forEach(([color, x, y], i) => {
+    c.fillStyle = color;
+    c.beginPath();
+    if (i % 2) c.arc(x, y, 40, 0, 2 * Math.PI); else c.rect(x - 35, y - 35, 70, 70);
+    c.fill();
+  });
+  const blurred = document.createElement("canvas");
+  blurred.width = w; blurred.height = h;
+  const b = blurred.getContext("2d");
+  b.filter = `blur(${sigmaPx}px)`;
+  b.drawImage(sharp, 0, 0);
+  return { sharp, blurred };
+}

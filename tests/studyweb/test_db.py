@@ -1,0 +1,115 @@
+"""studyweb.db: the schema round trip, migrations == models, idempotent saves, SQLite pragmas."""
+import numpy as np
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from studyweb import db
+from studyweb.migrate import current_revision, head_revision
+
+
+@pytest.fixture
+def url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'instance' / 'gazelab.db'}"
+    db.init_db(url)
+    return url
+
+
+@pytest.fixture
+def session(url):
+    engine = db.make_engine(url)
+    with db.session_factory(engine)() as session:
+        yield session
+    engine.dispose()
+
+
+def _participant(session, **kwargs):
+    experiment = db.Experiment(name="exp", settings={"observers": 3})
+    session.add(experiment)
+    session.flush()
+    participant = db.Participant(experiment_id=experiment.id, **kwargs)
+    session.add(participant)
+    session.commit()
+    return experiment, participant
+
+
+def test_init_db_migrates_to_head_and_is_repeatable(url):
+    assert current_revision(url) == head_revision() == "0001"
+    db.init_db(url)  # a second run is a no-op, not an error
+    assert current_revision(url) == "0001"
+
+
+def test_migration_matches_models(url):
+    engine = db.make_engine(url)
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), db.Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_sqlite_connections_use_wal_and_foreign_keys(session):
+    assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    assert session.execute(text("PRAGMA busy_timeout")).scalar() == db.SQLITE_BUSY_TIMEOUT_MS
+    session.add(db.Trial(participant_id=999, position=0))
+    with pytest.raises(IntegrityError):
+        session.commit()
+
+
+def test_round_trip_of_every_table(session):
+    experiment, participant = _participant(session, recruit_source="prolific", recruit_id="P1")
+    stimulus = db.Stimulus(experiment_id=experiment.id, image_path="images/a_x.png", pair_id="a", side="x",
+                           width=4, height=3)
+    session.add(stimulus)
+    session.flush()
+    trial = db.Trial(participant_id=participant.id, stimulus_id=stimulus.id, position=0)
+    session.add(trial)
+    session.flush()
+    session.add_all([
+        db.Click(trial_id=trial.id, x=1.5, y=2.25, t_ms=120.0, display_w=400, display_h=300, idempotency_key="k"),
+        db.Event(participant_id=participant.id, trial_id=trial.id, kind="focus_lost", t_ms=5.0, payload={"a": 1}),
+    ])
+    density = np.arange(12, dtype=np.float32).reshape(3, 4)
+    density /= density.sum()
+    session.add(db.FixationMap(stimulus_id=stimulus.id, params={"sigma_px": 2.0}, n_participants=1, n_points=1,
+                               participant_ids=[participant.id], height=3, width=4, density=density.tobytes()))
+    admin = db.Admin(username="root")
+    admin.set_password("s3cret")
+    session.add(admin)
+    session.commit()
+    session.expunge_all()
+
+    loaded = session.scalars(select(db.Participant)).one()
+    assert len(loaded.token) >= 40 and loaded.status == "consent" and loaded.source == "real"
+    assert loaded.trials[0].stimulus.label == "a_x"
+    assert loaded.trials[0].clicks[0].x == 1.5 and loaded.events[0].payload == {"a": 1}
+    fixation_map = session.scalars(select(db.FixationMap)).one()
+    np.testing.assert_array_equal(fixation_map.density_array(), density)
+    admin = session.scalars(select(db.Admin)).one()
+    assert admin.password_hash != "s3cret" and admin.check_password("s3cret") and not admin.check_password("x")
+
+
+def test_tokens_are_unique(session):
+    experiment, participant = _participant(session)
+    session.add(db.Participant(experiment_id=experiment.id, token=participant.token))
+    with pytest.raises(IntegrityError):
+        session.commit()
+
+
+def test_same_idempotency_key_twice_is_one_row(session):
+    _, participant = _participant(session)
+    assert db.record_save(session, "key-1", participant.id, "trial") is True
+    session.commit()
+    assert db.record_save(session, "key-1", participant.id, "trial") is False
+    assert db.record_save(session, "key-2", participant.id, "trial") is True
+    session.commit()
+    assert session.scalar(select(db.SaveRecord).where(db.SaveRecord.idempotency_key == "key-1")) is not None
+    assert len(session.scalars(select(db.SaveRecord)).all()) == 2
+
+
+def test_idempotency_key_is_checked(session):
+    _, participant = _participant(session)
+    with pytest.raises(ValueError, match="1..64"):
+        db.record_save(session, "k" * 65, participant.id, "trial")
