@@ -18,7 +18,8 @@ def contact_sheet(dataset_dir, out, n_pairs: int = 12, columns: int = 2, pair_id
     """Write a PNG with up to `n_pairs` pairs, `columns` pairs per row; returns its path.
 
     Each pair is shown as X | Y, each image with its instance masks outlined (a colour per
-    mask id; edited objects in thick white), the pair id and edit under it.
+    mask id; edited objects in thick white), then the X and Y fixation maps as heat maps once
+    a study has filled them, the pair id and edit under it.
     """
     if n_pairs < 1 or columns < 1:
         raise ValueError(f"n_pairs and columns must be >= 1, got {n_pairs} and {columns}")
@@ -61,6 +62,9 @@ def _pair_tile(dataset: Dataset, row: dict) -> np.ndarray:
         if row[f"{side}_mask"]:
             mask = cv2.imread(str(dataset.path / row[f"{side}_mask"]), cv2.IMREAD_UNCHANGED)
         panels.append(_overlay(image, mask, edited_ids.get(side, set())))
+    for side in ("x", "y"):  # attention maps, once a study has filled them
+        if row[f"{side}_map"] and row[f"{side}_image"]:
+            panels.append(_heatmap(dataset.path / row[f"{side}_image"], dataset.path / row[f"{side}_map"]))
     scale = TILE_WIDTH / panels[0].shape[1]
     panels = [cv2.resize(p, (TILE_WIDTH, round(p.shape[0] * scale)), interpolation=cv2.INTER_AREA) for p in panels]
     body = np.concatenate([panels[0]] + [np.hstack([np.full((p.shape[0], 2, 3), 255, np.uint8), p]) for p in panels[1:]], axis=1)
@@ -113,6 +117,17 @@ def _overlay(image: np.ndarray, mask: np.ndarray | None, edited: set[int]) -> np
         else:
             cv2.drawContours(out, contours, -1, tuple(int(c) for c in palette[mask_id]), 1)
     return out
+
+
+def _heatmap(image_path: Path, map_path: Path) -> np.ndarray:
+    """The image darkened under a JET heat map of its fixation density."""
+    from analysis.fixations import load_map
+
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    density = load_map(map_path)
+    scaled = np.round(density / max(float(density.max()), 1e-30) * 255).astype(np.uint8)
+    heat = cv2.applyColorMap(cv2.resize(scaled, (image.shape[1], image.shape[0])), cv2.COLORMAP_JET)
+    return cv2.addWeighted(image, 0.5, heat, 0.5, 0)
 
 
 def _palette() -> np.ndarray:

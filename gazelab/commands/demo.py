@@ -1,6 +1,15 @@
-"""`gazelab demo`: the main job on embedded defaults, small and quick."""
+"""`gazelab demo`: the main job on embedded defaults, small and quick, with no server to install.
+
+Stages: render a small paired dataset → a BubbleView experiment on SQLite → the study server
+in a background thread → simulated participants (7 per image) through its HTTP API → fixation
+maps → export into the dataset → validate → contact sheet.
+"""
 from __future__ import annotations
 
+import logging
+import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -8,36 +17,113 @@ import click
 DEMO_PAIRS = 4
 DEMO_SIZE = (160, 120)
 DEMO_SAMPLES = 16
+OBSERVERS = 7  # the SalG-GAN paper's subjects per image
+EXPERIMENT = "demo"
 
 
 @click.command("demo")
 @click.option("--out", default="demo_output", show_default=True, type=click.Path(file_okay=False),
-              help="Where the demo writes its dataset and contact sheet.")
+              help="Where the demo writes its dataset, study database and contact sheet.")
 @click.option("--pairs", "n_pairs", default=DEMO_PAIRS, show_default=True, type=click.IntRange(1))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1))
 def command(out, n_pairs, workers) -> None:
-    """Render a small paired dataset, validate it and draw a contact sheet of it."""
+    """Render a small paired dataset, collect simulated attention on it, export the maps."""
     from datagen.dataset import Dataset
     from datagen.generator_config import GeneratorConfig
     from datagen.pipeline import generate
     from datagen.preview import contact_sheet
 
-    out = Path(out)
+    out = Path(out).resolve()
     dataset_dir = out / "dataset"
     width, height = DEMO_SIZE
-    click.echo(f"[1/3] rendering {n_pairs} pairs at {width}x{height}, {DEMO_SAMPLES} samples into {dataset_dir}")
+    click.echo(f"[1/5] rendering {n_pairs} pairs at {width}x{height}, {DEMO_SAMPLES} samples into {dataset_dir}")
     config = GeneratorConfig.from_options(n_pairs, width=width, height=height, samples=DEMO_SAMPLES, seed=0)
     summary = generate(dataset_dir, config, workers=workers)
     for line in summary.lines():
         click.echo(f"      {line}")
-    click.echo("[2/3] validating the dataset")
+    if summary.failed:
+        raise click.ClickException(f"{len(summary.failed)} pair(s) failed to render")
+
+    click.echo(f"[2/5] BubbleView study: {OBSERVERS} simulated observers per image")
+    db_path = out / "study.db"
+    for stale in out.glob("study.db*"):  # the demo's study starts afresh each run
+        stale.unlink()
+    db_url = f"sqlite:///{db_path}"
+    n_stimuli = _create_experiment(db_url, dataset_dir, n_pairs)
+    per_participant = min(n_pairs, 4)
+    n_participants = -(-n_stimuli * OBSERVERS // per_participant)
+    with _server(db_url, out / "instance") as base_url:
+        click.echo(f"      server at {base_url}, participant link {base_url}/s/{EXPERIMENT}")
+        _simulate(db_url, base_url, n_participants)
+
+    click.echo("[3/5] fixation maps from the clicks, exported into the dataset")
+    _maps_and_export(db_url, dataset_dir)
+    click.echo("[4/5] validating the dataset")
     problems = Dataset.open(dataset_dir).validate()
     for problem in problems:
         click.echo(f"      {problem}")
-    if problems or summary.failed:
-        raise click.ClickException(f"the demo dataset has {len(problems)} problem(s) and {len(summary.failed)} failed pair(s)")
+    if problems:
+        raise click.ClickException(f"the demo dataset has {len(problems)} problem(s)")
     click.echo("      ok")
     sheet = contact_sheet(dataset_dir, out / "contact_sheet.png", n_pairs=n_pairs)
-    click.echo(f"[3/3] contact sheet: {sheet}")
-    click.echo(f"Done. The dataset is in {dataset_dir} (pairs.csv, images/, masks/, scenes/).")
+    click.echo(f"[5/5] contact sheet: {sheet}")
+    click.echo(f"Done. The dataset, with simulated attention maps (source=simulated), is in {dataset_dir}.")
     click.echo(f"Look at it: open {sheet}, or run `gazelab dataset info {dataset_dir}`.")
+    click.echo("See the study as an admin:")
+    click.echo(f"  gazelab study create-admin --db {db_url}")
+    click.echo(f"  gazelab study serve --db {db_url}    # then open http://127.0.0.1:5000/admin/")
+    click.echo("Run it with real people: put the server behind gunicorn (see the README), and share the")
+    click.echo(f"link http://YOUR-HOST/s/{EXPERIMENT} (Prolific adds ?PROLIFIC_PID=...&STUDY_ID=...&SESSION_ID=...).")
+
+
+def _create_experiment(db_url: str, dataset_dir: Path, n_pairs: int) -> int:
+    from studyweb.db import init_db, make_engine, session_factory
+    from studyweb.experiments import create_experiment
+
+    init_db(db_url)
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            experiment = create_experiment(
+                session, dataset_dir, EXPERIMENT, title="gazelab demo", per_participant=min(n_pairs, 4),
+                observers=OBSERVERS, time_limit_s=10, completion_code="DEMO2026",
+            )
+            session.commit()
+            return len(experiment.stimuli)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _server(db_url: str, instance_dir: Path):
+    """The study app on a free loopback port in a background thread (werkzeug's threaded server)."""
+    from werkzeug.serving import make_server
+
+    from studyweb import create_app
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in the demo
+    os.environ["GAZELAB_INSTANCE_DIR"] = str(instance_dir)
+    app = create_app({"DATABASE_URL": db_url})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+        app.extensions["studyweb.engine"].dispose()
+
+
+def _simulate(db_url: str, base_url: str, n_participants: int) -> None:
+    from gazelab.cli import cli
+
+    cli.main(args=["study", "simulate", EXPERIMENT, "--url", base_url, "--participants", str(n_participants),
+                   "--concurrency", "4", "--drop-rate", "0.1", "--db", db_url], standalone_mode=False)
+
+
+def _maps_and_export(db_url: str, dataset_dir: Path) -> None:
+    from gazelab.cli import cli
+
+    cli.main(args=["study", "build-maps", EXPERIMENT, "--db", db_url], standalone_mode=False)
+    cli.main(args=["study", "export", EXPERIMENT, "--to", str(dataset_dir), "--db", db_url], standalone_mode=False)

@@ -163,6 +163,81 @@ def status(experiment: str, as_json: bool, db_url: str | None) -> None:
     click.echo(f"current maps: {report['maps']}")
 
 
+@group.command("simulate")
+@click.argument("experiment")
+@click.option("--url", "base_url", required=True, help="The running study server, e.g. http://127.0.0.1:5000.")
+@click.option("--participants", "n_participants", default=7, show_default=True, type=click.IntRange(1))
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1), help="Participants at once.")
+@click.option("--drop-rate", default=0.0, show_default=True, type=click.FloatRange(0, 0.9),
+              help="Share of save answers treated as lost, so the client resends (exercises idempotency).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the simulated clicks.")
+@click.option("--model", type=click.Choice(["popout", "centre"]), default="popout", show_default=True,
+              help="popout: CLEVR pop-out saliency from each pair's scene file (needs --db); centre: centre bias.")
+@DB_OPTION
+def simulate(experiment, base_url, n_participants, concurrency, drop_rate, seed, model, db_url) -> None:
+    """Simulated participants through the same HTTP API as the browser, stored as source=simulated."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from studyweb.simulate import run_participant
+
+    density_of = _scene_densities(db_url) if model == "popout" else None
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(run_participant, base_url, experiment, seed + i, density_of=density_of,
+                               drop_rate=drop_rate) for i in range(n_participants)]
+        results, failures = [], []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except Exception as exc:  # noqa: BLE001 — report every participant, then fail once
+                failures.append(f"{type(exc).__name__}: {exc}")
+    complete = sum(r["status"] == "complete" for r in results)
+    click.echo(f"simulated {len(results)} participants on {base_url}: {complete} complete, "
+               f"{sum(r['clicks_sent'] for r in results)} clicks sent in {sum(r['saves'] for r in results)} saves "
+               f"({sum(r['resends'] for r in results)} resent); saliency model: {model}")
+    if failures:
+        raise click.ClickException(f"{len(failures)} simulated participant(s) failed; first: {failures[0]}")
+
+
+def _scene_densities(db_url: str | None):
+    """density_of(trial json) for run_participant: the pop-out model of the trial's scene side.
+
+    Looks the trial's stimulus up in the study database (the simulated client never sees
+    which pair it is shown); an image without a scene file gets the centre bias.
+    """
+    import threading
+
+    from studyweb.db import Trial, make_engine, session_factory
+    from studyweb.simulate import popout_density
+
+    url = _url(db_url)
+    _migrate(url)
+    sessions = session_factory(make_engine(url))
+    cache: dict[tuple, object] = {}  # per stimulus and size
+    lock = threading.Lock()
+
+    def density_of(trial: dict):
+        with sessions() as session:
+            stimulus = session.get(Trial, trial["id"]).stimulus
+            key = (stimulus.id if stimulus else None, trial["natural_w"], trial["natural_h"])
+            with lock:
+                if key not in cache:
+                    cache[key] = popout_density(_scene_side(stimulus), key[1:])
+        return cache[key]
+
+    return density_of
+
+
+def _scene_side(stimulus) -> dict | None:
+    from pathlib import Path
+
+    if stimulus is None or not stimulus.pair_id:
+        return None
+    path = Path(stimulus.experiment.dataset_path) / "scenes" / f"{stimulus.pair_id}.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get(stimulus.side)
+
+
 @group.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)

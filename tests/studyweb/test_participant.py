@@ -130,3 +130,30 @@ def test_completion_url_redirects(app, dbs, enrol):
     c.post(f"/s/{EXPERIMENT}/debrief", data={})
     r = c.get(f"/s/{EXPERIMENT}/complete")
     assert r.status_code == 302 and r.location.startswith("https://app.prolific.com/")
+
+
+def test_returning_recruit_id_may_repeat_when_the_experiment_allows_it(enrol, app, dbs):
+    from sqlalchemy import select
+
+    from studyweb.db import Experiment
+
+    experiment = dbs.scalar(select(Experiment).where(Experiment.name == EXPERIMENT))
+    experiment.settings = {**experiment.settings, "allow_repeat": True}
+    dbs.commit()
+    c, token = enrol(PROLIFIC_PID="twice")
+    _finish_all_trials(c, token)
+    c.post(f"/s/{EXPERIMENT}/debrief", data={})
+    fresh = app.test_client()
+    r = fresh.get(f"/s/{EXPERIMENT}?PROLIFIC_PID=twice")
+    assert r.status_code == 302 and "/consent" in r.location
+    second = fresh.get_cookie(app.config["PARTICIPANT_COOKIE"]).value
+    assert second != token
+
+
+def test_simulated_clients_are_labelled_simulated(client, app, participant_of):
+    client.get(f"/s/{EXPERIMENT}?gazelab_simulated=1")
+    simulated = participant_of(client.get_cookie(app.config["PARTICIPANT_COOKIE"]).value)
+    assert simulated.source == "simulated"
+    person = app.test_client()
+    person.get(f"/s/{EXPERIMENT}")
+    assert participant_of(person.get_cookie(app.config["PARTICIPANT_COOKIE"]).value).source == "real"

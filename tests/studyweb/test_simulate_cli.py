@@ -1,0 +1,53 @@
+import json
+import threading
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from studyweb.db import Click, Participant, Trial
+
+EXPERIMENT = "pilot"
+
+
+@pytest.fixture
+def live_url(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+def _scene_with_one_object(dataset, pair_id, x, y):
+    path = dataset.path / f"scenes/{pair_id}.json"
+    scene = json.loads(path.read_text())
+    obj = {"id": 1, "mask_id": 1, "color": "red", "shape": "cube", "material": "rubber", "size": "large",
+           "pixel_coords": [x, y, 10.0]}
+    scene["x"] = scene["y"] = {"objects": [obj]}
+    path.write_text(json.dumps(scene))
+
+
+def test_simulate_command_stores_simulated_clicks_near_salient_objects(run_cli, app, dbs, dataset, live_url):
+    for pair_id in ("000000", "000001", "000002"):
+        _scene_with_one_object(dataset, pair_id, 3.5, 2.5)  # top-left corner of the 16x12 images
+    url = app.config["DATABASE_URL"]
+    code, out, err = run_cli("study", "simulate", EXPERIMENT, "--url", live_url, "--participants", 9,
+                             "--concurrency", 3, "--drop-rate", 0.3, "--db", url)
+    assert code == 0, err
+    assert "9 complete" in out and "saliency model: popout" in out
+    sources = dbs.scalars(select(Participant.source)).all()
+    assert sources == ["simulated"] * 9
+    sent = int(out.split(" clicks sent")[0].split()[-1])
+    stored = dbs.scalar(select(func.count()).select_from(Click).join(Trial).where(Trial.is_practice.is_(False)))
+    practice = dbs.scalar(select(func.count()).select_from(Click).join(Trial).where(Trial.is_practice.is_(True)))
+    assert stored + practice == sent
+    xs = dbs.scalars(select(Click.x).join(Trial).where(Trial.is_practice.is_(False))).all()
+    assert sum(x < 8 for x in xs) > 0.6 * len(xs)  # the pop-out object is on the left half
+
+
+def test_simulate_command_against_no_server_fails_in_one_line(run_cli, app):
+    code, _, err = run_cli("study", "simulate", EXPERIMENT, "--url", "http://127.0.0.1:9", "--participants", 1,
+                           "--model", "centre", "--db", app.config["DATABASE_URL"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "failed" in err
