@@ -324,7 +324,8 @@ def record_save(session: Session, idempotency_key: str, participant_id: int, kin
             from sqlalchemy.dialects.sqlite import insert
         else:
             from sqlalchemy.dialects.postgresql import insert
-        result = session.execute(insert(SaveRecord).values(**values).on_conflict_do_nothing())
+        # Core on the session's connection: the same transaction without the ORM's per-call cost.
+        result = session.connection().execute(insert(SaveRecord.__table__).values(**values).on_conflict_do_nothing())
         return result.rowcount == 1
     try:  # other databases: a savepoint and the PK's IntegrityError
         with session.begin_nested():

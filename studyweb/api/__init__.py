@@ -11,14 +11,13 @@ import datetime as dt
 import logging
 
 from flask import Blueprint, jsonify, request, url_for
-from sqlalchemy import insert
-from sqlalchemy.orm import joinedload
+from sqlalchemy import func, insert, select, update
 from werkzeug.exceptions import HTTPException
 
 from studyweb import get_db
 from studyweb.api.validate import ApiError, check_events_body, check_save, parse_json_object
-from studyweb.db import FINISHED_STATUSES, Click, Event, Participant, Trial, record_save, utcnow
-from studyweb.participant.auth import current_participant
+from studyweb.db import FINISHED_STATUSES, Click, Event, Participant, Stimulus, Trial, record_save, utcnow
+from studyweb.participant.auth import current_participant, request_token
 
 LAST_SEEN_PRECISION = dt.timedelta(minutes=1)
 
@@ -51,47 +50,67 @@ def save_trial(trial_id: int):
     """Store clicks (image px), events and, with done=true, the end of a trial. Body:
     {idempotency_key, clicks: [{x, y, t_ms}], display_w, display_h (CSS px), done, events,
     response_text, elapsed_ms}. Answers {ok, duplicate, stored_clicks, status}."""
-    participant = _participant()
+    # The hot path of a study: SQL Core on the request's connection, one read before the first
+    # write, so SQLite's single write lock is held for three short statements and the commit.
+    token = request_token()
+    if token is None:
+        raise ApiError(401, "missing or unknown participant token (X-Participant-Token header)")
     body = parse_json_object(request.get_data(cache=True))
     db = get_db()
-    # Every read happens before the first write: SQLite holds its single write lock from the
-    # first INSERT to the commit, so that stretch is kept to a few statements.
-    trial = db.get(Trial, trial_id, options=[joinedload(Trial.stimulus)])
-    if trial is None or trial.participant_id != participant.id:
+    conn = db.connection()
+    trials, stimuli, participants = Trial.__table__, Stimulus.__table__, Participant.__table__
+    row = conn.execute(
+        select(participants.c.id, participants.c.status, participants.c.last_seen_at,
+               trials.c.id.label("trial_id"), trials.c.status.label("trial_status"), trials.c.duration_ms,
+               stimuli.c.width, stimuli.c.height)
+        .select_from(participants)
+        .outerjoin(trials, (trials.c.id == trial_id) & (trials.c.participant_id == participants.c.id))
+        .outerjoin(stimuli, stimuli.c.id == trials.c.stimulus_id)
+        .where(participants.c.token == token)
+    ).first()
+    if row is None:
+        raise ApiError(401, "missing or unknown participant token (X-Participant-Token header)")
+    if row.trial_id is None:
         raise ApiError(404, f"trial {trial_id} is not one of this participant's trials")
-    width, height = (trial.stimulus.width, trial.stimulus.height) if trial.stimulus else (480, 360)
-    save = check_save(body, width, height)
-    if participant.status in FINISHED_STATUSES:
-        raise ApiError(409, f"this participation has ended (status {participant.status!r})")
-    if not record_save(db, save["idempotency_key"], participant.id, "trial"):
+    save = check_save(body, row.width or 480, row.height or 360)
+    if row.status in FINISHED_STATUSES:
+        raise ApiError(409, f"this participation has ended (status {row.status!r})")
+    if not record_save(db, save["idempotency_key"], row.id, "trial"):
         db.rollback()
-        return jsonify(ok=True, duplicate=True, stored_clicks=0, status=participant.status)
-    if trial.status == "done":
+        return jsonify(ok=True, duplicate=True, stored_clicks=0, status=row.status)
+    if row.trial_status == "done":
         db.rollback()
         raise ApiError(409, f"trial {trial_id} is already finished")
     now = utcnow()
-    if save["clicks"]:  # one executemany, no RETURNING: the ids are not needed here
-        db.execute(insert(Click), [
-            dict(trial_id=trial.id, x=x, y=y, t_ms=t, display_w=save["display_w"], display_h=save["display_h"],
+    if save["clicks"]:
+        conn.execute(insert(Click.__table__), [
+            dict(trial_id=trial_id, x=x, y=y, t_ms=t, display_w=save["display_w"], display_h=save["display_h"],
                  idempotency_key=save["idempotency_key"])
             for x, y, t in save["clicks"]
         ])
     if save["events"]:
-        db.execute(insert(Event), [dict(participant_id=participant.id, trial_id=trial.id, **ev) for ev in save["events"]])
-    if trial.status == "pending":
-        trial.status, trial.started_at = "started", now
-    if save["display_w"] is not None:
-        trial.display_w, trial.display_h = save["display_w"], save["display_h"]
+        conn.execute(insert(Event.__table__), [
+            dict(participant_id=row.id, trial_id=trial_id, created_at=now, **ev) for ev in save["events"]
+        ])
     elapsed = max([save["elapsed_ms"] or 0.0] + [t for _, _, t in save["clicks"]])
-    trial.duration_ms = max(trial.duration_ms or 0.0, elapsed)
+    changes = {"duration_ms": max(row.duration_ms or 0.0, elapsed)}
+    if row.trial_status == "pending":
+        changes.update(status="started", started_at=now)
+    if save["display_w"] is not None:
+        changes.update(display_w=save["display_w"], display_h=save["display_h"])
     if save["response_text"] is not None:
-        trial.response_text = save["response_text"]
+        changes["response_text"] = save["response_text"]
     if save["done"]:
-        trial.status, trial.ended_at = "done", now
-        _advance(participant)
-    _touch(participant, now)
+        changes.update(status="done", ended_at=now)
+    conn.execute(update(trials).where(trials.c.id == trial_id).values(**changes))
+    status = _advanced_status(conn, row.id, row.status) if save["done"] else row.status
+    participant_changes = {"status": status} if status != row.status else {}
+    if row.last_seen_at is None or now - row.last_seen_at > LAST_SEEN_PRECISION:
+        participant_changes["last_seen_at"] = now  # the active-timeout rule counts in tens of minutes
+    if participant_changes:
+        conn.execute(update(participants).where(participants.c.id == row.id).values(**participant_changes))
     db.commit()
-    return jsonify(ok=True, duplicate=False, stored_clicks=len(save["clicks"]), status=participant.status)
+    return jsonify(ok=True, duplicate=False, stored_clicks=len(save["clicks"]), status=status)
 
 
 @bp.post("/events")
@@ -144,6 +163,21 @@ def _participant() -> Participant:
     if participant is None:
         raise ApiError(401, "missing or unknown participant token (X-Participant-Token header)")
     return participant
+
+
+def _advanced_status(conn, participant_id: int, status: str) -> str:
+    """The participant's status after one of their trials ended (see `_advance`), in one query."""
+    trials = Trial.__table__
+    open_all, open_practice = conn.execute(
+        select(func.count().filter(trials.c.status != "done"),
+               func.count().filter((trials.c.status != "done") & trials.c.is_practice))
+        .where(trials.c.participant_id == participant_id)
+    ).one()
+    if open_all == 0 and status in ("instructions", "practice", "trials"):
+        return "debrief"
+    if open_all and status == "practice" and open_practice == 0:
+        return "trials"
+    return status
 
 
 def _touch(participant: Participant, now) -> None:
