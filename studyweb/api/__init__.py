@@ -166,7 +166,8 @@ def _participant() -> Participant:
 
 
 def _advanced_status(conn, participant_id: int, status: str) -> str:
-    """The participant's status after one of their trials ended (see `_advance`), in one query."""
+    """The participant's status after one of their trials ended, in one query: every trial done
+    → 'debrief'; the practice done → 'trials'."""
     trials = Trial.__table__
     open_all, open_practice = conn.execute(
         select(func.count().filter(trials.c.status != "done"),
@@ -185,16 +186,6 @@ def _touch(participant: Participant, now) -> None:
     for a timeout counted in tens of minutes, and skips an UPDATE on most saves."""
     if participant.last_seen_at is None or now - participant.last_seen_at > LAST_SEEN_PRECISION:
         participant.last_seen_at = now
-
-
-def _advance(participant: Participant) -> None:
-    """After a trial ends: practice done → 'trials'; every trial done → 'debrief'."""
-    trials = participant.trials
-    if all(t.status == "done" for t in trials):
-        if participant.status in ("instructions", "practice", "trials"):
-            participant.status = "debrief"
-    elif participant.status == "practice" and all(t.status == "done" for t in trials if t.is_practice):
-        participant.status = "trials"
 
 
 def _trial_json(participant: Participant, trial: Trial, settings: dict, number: int) -> dict:
