@@ -325,7 +325,9 @@ def record_save(session: Session, idempotency_key: str, participant_id: int, kin
         else:
             from sqlalchemy.dialects.postgresql import insert
         # Core on the session's connection: the same transaction without the ORM's per-call cost.
-        result = session.connection().execute(insert(SaveRecord.__table__).values(**values).on_conflict_do_nothing())
+        statement = insert(SaveRecord.__table__).values(**values).on_conflict_do_nothing()
+        # psycopg reports rowcount -1 for an INSERT unless asked to keep it.
+        result = session.connection().execute(statement.execution_options(preserve_rowcount=True))
         return result.rowcount == 1
     try:  # other databases: a savepoint and the PK's IntegrityError
         with session.begin_nested():

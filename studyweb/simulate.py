@@ -65,80 +65,117 @@ def sample_clicks(density: np.ndarray, n: int, rng: np.random.Generator, duratio
 
 
 def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=None, drop_rate: float = 0.0,
-                    clicks_per_trial: tuple[int, int] = (5, 15), timeout_s: float = 10.0) -> dict:
+                    clicks_per_trial: tuple[int, int] = (5, 15), timeout_s: float = 10.0, *,
+                    retry_for_s: float = 30.0, recruit_id: str | None = None, pause_s: float = 0.0) -> dict:
     """One simulated participant through the HTTP flow the browser uses: the study link
     (?gazelab_simulated=1, user agent SIMULATED_USER_AGENT), consent, instructions, every trial
     saved through POST /api/v1/trials/<id>/save with an idempotency key, then the debrief.
 
     density_of(trial_json) -> density (height, width); default: centre bias at the natural size.
     drop_rate: chance that a save's answer is "lost" — the client then resends the same key,
-    as the browser's queue would, which must store it once. Returns {participant_id,
-    clicks_sent, saves, resends, status}."""
+    as the browser's queue would, which must store it once.
+    Like the browser, every request is retried with exponential backoff (50 ms doubling to 2 s,
+    jittered) on a connection error, a timeout (timeout_s seconds), an answer cut off or a 5xx
+    answer, for up to retry_for_s seconds — long enough to outlast a server restart; a save is
+    retried with the same idempotency key. A 4xx answer is not retried (ValueError), nor is a
+    refused connection before the server has answered once (there is no server to wait for:
+    requests' ConnectionError at once).
+    recruit_id: sent as PROLIFIC_PID, so that a retried entry resumes the same participant
+    instead of creating a second one. pause_s: seconds spent on each trial before saving it.
+    Returns {participant_id, clicks_sent, saves, resends (answers dropped on purpose),
+    retries (requests repeated after a failure above), status}."""
     import requests
 
     rng = np.random.default_rng(rng_seed)
-    http = requests.Session()
-    http.headers["User-Agent"] = SIMULATED_USER_AGENT
     base = base_url.rstrip("/")
-    entry = http.get(f"{base}/s/{experiment}", params={"gazelab_simulated": "1"}, timeout=timeout_s)
-    entry.raise_for_status()
-    token = http.cookies.get("gazelab_participant")
-    if not token:
-        raise ValueError(f"{base}/s/{experiment} gave no participant token (status {entry.status_code})")
-    http.headers["X-Participant-Token"] = token
-    _post(http, f"{base}/s/{experiment}/consent", data={"consent": "yes"}, timeout=timeout_s)
-    _post(http, f"{base}/s/{experiment}/instructions",
-          data={"screen_w": 1920, "screen_h": 1080, "window_w": 1280, "window_h": 800}, timeout=timeout_s)
-    state = http.get(f"{base}/api/v1/session", timeout=timeout_s).json()
-    sent = saves = resends = 0
-    for trial in state["trials"]:
-        if trial["status"] == "done":
-            continue
-        width, height = trial["natural_w"], trial["natural_h"]
-        density = density_of(trial) if density_of else popout_density(None, (width, height))
-        clicks = sample_clicks(density, int(rng.integers(*clicks_per_trial, endpoint=True)), rng,
-                               float(trial.get("time_limit_ms") or 10_000.0))
-        body = {"idempotency_key": uuid.UUID(int=int(rng.integers(2**63)) << 64 | int(rng.integers(2**63))).hex,
-                "clicks": clicks, "display_w": width * 1.5, "display_h": height * 1.5, "done": True,
-                "elapsed_ms": float(trial.get("time_limit_ms") or 10_000.0)}
-        attempts = 0
-        while True:
-            attempts += 1
-            answer = _save(http, f"{base}{trial['save_url']}", body, timeout_s)
-            if answer is not None and rng.random() >= drop_rate:
-                break
-            resends += 1
-            time.sleep(min(0.05 * 2**attempts, 2.0))
-            if attempts > 20:
-                raise RuntimeError(f"trial {trial['id']}: save failed {attempts} times")
-        sent += len(clicks)
-        saves += 1
-    _post(http, f"{base}/s/{experiment}/debrief", data={"comments": ""}, timeout=timeout_s)
-    final = http.get(f"{base}/api/v1/session", timeout=timeout_s).json()
+    params = {"gazelab_simulated": "1"}
+    if recruit_id is not None:
+        params["PROLIFIC_PID"] = recruit_id
+    with requests.Session() as session:
+        session.headers["User-Agent"] = SIMULATED_USER_AGENT
+        http = _RetryingClient(session, timeout_s, retry_for_s, jitter_seed=rng_seed)
+        http.call("GET", f"{base}/s/{experiment}", params=params)
+        token = session.cookies.get("gazelab_participant")
+        if not token:
+            raise ValueError(f"{base}/s/{experiment} gave no participant token")
+        session.headers["X-Participant-Token"] = token
+        http.call("POST", f"{base}/s/{experiment}/consent", data={"consent": "yes"})
+        http.call("POST", f"{base}/s/{experiment}/instructions",
+                  data={"screen_w": 1920, "screen_h": 1080, "window_w": 1280, "window_h": 800})
+        state = http.call("GET", f"{base}/api/v1/session").json()
+        sent = saves = resends = 0
+        for trial in state["trials"]:
+            if trial["status"] == "done":
+                continue
+            width, height = trial["natural_w"], trial["natural_h"]
+            density = density_of(trial) if density_of else popout_density(None, (width, height))
+            clicks = sample_clicks(density, int(rng.integers(*clicks_per_trial, endpoint=True)), rng,
+                                   float(trial.get("time_limit_ms") or 10_000.0))
+            key = uuid.UUID(int=int(rng.integers(2**63)) << 64 | int(rng.integers(2**63))).hex
+            body = {"idempotency_key": key, "clicks": clicks, "display_w": width * 1.5, "display_h": height * 1.5,
+                    "done": True, "elapsed_ms": float(trial.get("time_limit_ms") or 10_000.0)}
+            if pause_s:
+                time.sleep(pause_s)
+            for attempt in range(1, 22):
+                http.call("POST", f"{base}{trial['save_url']}", json=body)
+                if rng.random() >= drop_rate:
+                    break
+                resends += 1  # the answer is "lost": resend the same key, as the browser's queue does
+                time.sleep(min(0.05 * 2**attempt, 2.0))
+            else:
+                raise RuntimeError(f"trial {trial['id']}: all {attempt} answers dropped (drop_rate {drop_rate})")
+            sent += len(clicks)
+            saves += 1
+        http.call("POST", f"{base}/s/{experiment}/debrief", data={"comments": ""})
+        final = http.call("GET", f"{base}/api/v1/session").json()
     return {"participant_id": final["participant_id"], "clicks_sent": sent, "saves": saves, "resends": resends,
-            "status": final["status"]}
+            "retries": http.retries, "status": final["status"]}
 
 
-def _save(http, url: str, body: dict, timeout_s: float):
-    import requests
+class _RetryingClient:
+    """requests with the browser's persistence: retry connection errors, timeouts, answers cut
+    off and 5xx answers with jittered exponential backoff until `retry_for_s` seconds have passed."""
 
-    try:
-        response = http.post(url, json=body, timeout=timeout_s)
-    except requests.RequestException as exc:
-        log.info("save to %s failed (%s); retrying", url, exc)
-        return None
-    if response.status_code >= 500:
-        return None
-    if response.status_code >= 400:
-        raise ValueError(f"save to {url} refused: {response.status_code} {response.text[:200]}")
-    return response.json()
+    FIRST_DELAY_S = 0.05
+    MAX_DELAY_S = 2.0
 
+    def __init__(self, session, timeout_s: float, retry_for_s: float, jitter_seed: int):
+        import random
 
-def _post(http, url: str, **kwargs):
-    response = http.post(url, **kwargs)
-    if response.status_code >= 400:
-        raise ValueError(f"POST {url} refused: {response.status_code} {response.text[:200]}")
-    return response
+        self.session, self.timeout_s, self.retry_for_s = session, timeout_s, retry_for_s
+        self.retries = 0
+        self.answered = False  # has the server answered this client yet?
+        self._jitter = random.Random(jitter_seed)  # apart from the click RNG: network luck never changes clicks
+
+    def call(self, method: str, url: str, **kwargs):
+        """The response (redirects followed) once it is < 500; ValueError on a 4xx; RuntimeError
+        when it still fails after retry_for_s seconds."""
+        import requests
+
+        deadline = time.monotonic() + self.retry_for_s
+        delay = self.FIRST_DELAY_S
+        while True:
+            try:
+                response = self.session.request(method, url, timeout=self.timeout_s, **kwargs)
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                # refused, reset, timed out, or the answer cut off mid-body (the server died)
+                if not self.answered and isinstance(exc, requests.ConnectionError):
+                    raise
+                failure = f"{type(exc).__name__}: {exc}"
+            else:
+                self.answered = True
+                if response.status_code < 400:
+                    return response
+                if response.status_code < 500:
+                    raise ValueError(f"{method} {url} refused: {response.status_code} {response.text[:200]}")
+                failure = f"HTTP {response.status_code} {response.text[:200]}"
+            wait = delay * (0.5 + self._jitter.random())
+            if time.monotonic() + wait > deadline:
+                raise RuntimeError(f"{method} {url} still failing after {self.retry_for_s:g} s: {failure}")
+            log.debug("%s %s failed (%s); retrying in %.2f s", method, url, failure, wait)
+            self.retries += 1
+            time.sleep(wait)
+            delay = min(delay * 2, self.MAX_DELAY_S)
 
 
 def _gaussian(xs, ys, cx: float, cy: float, sigma: float) -> np.ndarray:

@@ -45,7 +45,7 @@ def session():
     )
 
 
-@bp.post("/trials/<int:trial_id>/save")
+@bp.post("/trials/<int(max=2147483647):trial_id>/save")  # ids fit a 32-bit INTEGER column
 def save_trial(trial_id: int):
     """Store clicks (image px), events and, with done=true, the end of a trial. Body:
     {idempotency_key, clicks: [{x, y, t_ms}], display_w, display_h (CSS px), done, events,

@@ -80,8 +80,8 @@ def check_save(body: dict[str, Any], width: int, height: int) -> dict[str, Any]:
     if not isinstance(done, bool):
         raise ApiError(422, f"done must be true or false, got {done!r:.40}")
     text = body.get("response_text")
-    if text is not None and (not isinstance(text, str) or len(text) > MAX_TEXT):
-        raise ApiError(422, f"response_text must be a string of at most {MAX_TEXT} characters")
+    if text is not None and (not isinstance(text, str) or len(text) > MAX_TEXT or "\x00" in text):
+        raise ApiError(422, f"response_text must be a string of at most {MAX_TEXT} characters, without NUL")
     elapsed = body.get("elapsed_ms")
     elapsed = None if elapsed is None else _t_ms(elapsed, "elapsed_ms")
     return {
@@ -95,8 +95,9 @@ def check_events_body(body: dict[str, Any]) -> dict[str, Any]:
     """POST /events: {idempotency_key, events: [...], trial_id: int | null}."""
     _no_unknown(body, EVENTS_FIELDS)
     trial_id = body.get("trial_id")
-    if trial_id is not None and (not isinstance(trial_id, int) or isinstance(trial_id, bool)):
-        raise ApiError(422, f"trial_id must be an integer or null, got {trial_id!r:.40}")
+    if trial_id is not None and (not isinstance(trial_id, int) or isinstance(trial_id, bool)
+                                 or not 0 < trial_id < 2**31):
+        raise ApiError(422, f"trial_id must be a positive 32-bit integer or null, got {trial_id!r:.40}")
     return {"idempotency_key": check_key(body.get("idempotency_key")), "trial_id": trial_id,
             "events": check_events(body.get("events", []))}
 

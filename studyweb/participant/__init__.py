@@ -113,7 +113,7 @@ def debrief(name: str):
     if request.method == "GET":
         return render_template("participant/debrief.html", experiment=experiment, participant=participant)
     db = get_db()
-    comments = request.form.get("comments", "").strip()[:2000]
+    comments = request.form.get("comments", "").replace("\x00", "").strip()[:2000]  # PostgreSQL text holds no NUL
     if comments:
         from studyweb.db import Event
 

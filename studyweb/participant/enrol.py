@@ -35,8 +35,8 @@ def recruit_ids(args: Mapping[str, str]) -> tuple[str, str | None, str | None, s
         recruit_id = (args.get(id_key) or "").strip()
         if recruit_id:
             values = [recruit_id, args.get(study_key) or None, args.get(session_key) or None]
-            if any(v is not None and len(v) > MAX_ID_LENGTH for v in values):
-                raise ValueError(f"recruitment ids must be at most {MAX_ID_LENGTH} characters")
+            if any(v is not None and (len(v) > MAX_ID_LENGTH or "\x00" in v) for v in values):
+                raise ValueError(f"recruitment ids must be at most {MAX_ID_LENGTH} characters, without NUL")
             return (source, *values)
     return "anonymous", None, None, None
 

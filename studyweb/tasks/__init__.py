@@ -28,7 +28,7 @@ def bubbleview(name: str):
     return response
 
 
-@bp.get("/t/trials/<int:trial_id>/<any(blurred, sharp):kind>.png")
+@bp.get("/t/trials/<int(max=2147483647):trial_id>/<any(blurred, sharp):kind>.png")
 def image(trial_id: int, kind: str):
     """The trial's stimulus, blurred or sharp (PNG, natural size); 404 unless the token's
     participant holds this trial."""

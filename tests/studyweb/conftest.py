@@ -78,3 +78,206 @@ def participant_of(dbs):
         return dbs.query(Participant).filter_by(token=token).one()
 
     return get
+
+
+# --- Fresh PostgreSQL databases, the app on any database, and gunicorn servers ------------------
+# (test_postgres.py, test_reliability.py)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_url):
+    """The name of a database migrated to head on the throwaway server: fresh test databases are
+    copied from it (CREATE DATABASE ... TEMPLATE), which is much faster than migrating each."""
+    import uuid
+
+    from studyweb.db import init_db
+
+    name = f"gazelab_template_{uuid.uuid4().hex[:12]}"
+    _postgres_admin(postgres_url, f'CREATE DATABASE "{name}"')
+    init_db(_postgres_database_url(postgres_url, name))  # disposes its engine, so the copy can start
+    yield name
+    _postgres_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_database(postgres_url, postgres_template):
+    """postgres_database(migrated=True) -> the SQLAlchemy URL of a new database of its own on the
+    throwaway server: a copy of the migrated template, or empty with migrated=False. Every
+    database made is dropped after the test (WITH (FORCE): lingering connections are cut)."""
+    import uuid
+
+    names = []
+
+    def make(migrated: bool = True) -> str:
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        template = f' TEMPLATE "{postgres_template}"' if migrated else ""
+        _postgres_admin(postgres_url, f'CREATE DATABASE "{name}"{template}')
+        names.append(name)
+        return _postgres_database_url(postgres_url, name)
+
+    yield make
+    for name in names:
+        _postgres_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_db(postgres_database):
+    """The URL of a fresh PostgreSQL database migrated to head (see `postgres_database`)."""
+    return postgres_database()
+
+
+def _postgres_admin(server_url: str, statement: str) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE) on the server's `postgres` db."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def _postgres_database_url(server_url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def study_app_on(tmp_path, dataset):
+    """study_app_on(url) -> an app like `app` (experiment 'pilot' on the 3-pair dataset, K=2,
+    M=3, completion code CODE123; admin 'alice') on the database at `url`, migrated to head
+    first. Its engine is disposed after the test."""
+    apps = []
+
+    def make(url: str):
+        init_db(url)
+        instance = tmp_path / f"instance{len(apps)}"
+        study = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test",
+                            "INSTANCE_DIR": str(instance), "MAX_CONTENT_LENGTH": 64 * 1024})
+        study.instance_path = str(instance)
+        apps.append(study)
+        with study.app_context():
+            db = study.extensions["studyweb.sessions"]()
+            create_experiment(db, dataset.path, EXPERIMENT, title="Pilot", description="A <b>tiny</b> study",
+                              per_participant=2, observers=3, completion_code="CODE123")
+            admin = Admin(username="alice")
+            admin.set_password("correct horse")
+            db.add(admin)
+            db.commit()
+            db.close()
+        return study
+
+    yield make
+    for study in apps:
+        study.extensions["studyweb.engine"].dispose()
+
+
+class GunicornServer:
+    """`gunicorn 'studyweb:create_app()'` on 127.0.0.1:`port`, in a process group of its own
+    (so `kill()` can SIGKILL the master and its workers at once, as a crash would).
+
+    workers=2 gthread workers with `threads` threads each: sync workers serve one request per
+    process, so 50 clients would queue behind 2 requests; threads overlap the waits on the
+    database. The log goes to `log_path`; `start()` returns once the app answers HTTP."""
+
+    def __init__(self, database_url: str, instance_dir, log_path, port: int, workers: int = 2, threads: int = 8):
+        self.database_url, self.instance_dir, self.log_path = database_url, str(instance_dir), log_path
+        self.port, self.workers, self.threads = port, workers, threads
+        self.process = None
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self, timeout_s: float = 30.0) -> "GunicornServer":
+        import os
+        import subprocess
+        import sys
+        import time
+
+        import requests
+
+        if self.process is not None:
+            raise RuntimeError(f"gunicorn on port {self.port} is already running (pid {self.process.pid})")
+        env = {**os.environ, "GAZELAB_DATABASE_URL": self.database_url, "GAZELAB_INSTANCE_DIR": self.instance_dir,
+               "GAZELAB_SECRET_KEY": "reliability-test", "GAZELAB_ENV": "development"}
+        command = [sys.executable, "-m", "gunicorn", "--workers", str(self.workers), "--worker-class", "gthread",
+                   "--threads", str(self.threads), "--bind", f"127.0.0.1:{self.port}", "--no-control-socket",
+                   "--graceful-timeout", "5", "--log-level", "warning", "studyweb:create_app()"]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                self.process = None
+                raise RuntimeError(f"gunicorn exited while starting:\n{self.log_tail()}")
+            try:
+                # No token: 401 from the app itself, without touching the database.
+                if requests.get(f"{self.url}/api/v1/session", timeout=2).status_code == 401:
+                    return self
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"gunicorn did not answer on {self.url} within {timeout_s} s:\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL the master and every worker (the whole process group), and reap the master."""
+        import os
+        import signal
+
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        """SIGTERM (gunicorn's graceful shutdown), SIGKILL after 10 s."""
+        import os
+        import signal
+        import subprocess
+
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+            self.process = None
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            self.kill()
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            with open(self.log_path, "rb") as log:
+                return log.read()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    """gunicorn(database_url, workers=2, threads=8) -> a started GunicornServer on a free port,
+    its instance directory and log in tmp_path; stopped after the test."""
+    import socket
+
+    servers = []
+
+    def start(database_url: str, **kwargs) -> GunicornServer:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        n = len(servers)
+        server = GunicornServer(database_url, tmp_path / f"gunicorn{n}-instance", tmp_path / f"gunicorn{n}.log",
+                                port, **kwargs)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
