@@ -10,6 +10,7 @@ Coordinates are image pixels at the stimulus' natural size, x right and y down.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import secrets
 from pathlib import Path
@@ -320,14 +321,8 @@ def record_save(session: Session, idempotency_key: str, participant_id: int, kin
     values = dict(idempotency_key=idempotency_key, participant_id=participant_id, kind=kind, received_at=utcnow())
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
         # Core on the session's connection: the same transaction without the ORM's per-call cost.
-        statement = insert(SaveRecord.__table__).values(**values).on_conflict_do_nothing()
-        # psycopg reports rowcount -1 for an INSERT unless asked to keep it.
-        result = session.connection().execute(statement.execution_options(preserve_rowcount=True))
+        result = session.connection().execute(_claim_statement(dialect), values)
         return result.rowcount == 1
     try:  # other databases: a savepoint and the PK's IntegrityError
         with session.begin_nested():
@@ -335,6 +330,17 @@ def record_save(session: Session, idempotency_key: str, participant_id: int, kin
         return True
     except IntegrityError:
         return False
+
+
+@functools.cache
+def _claim_statement(dialect: str):
+    """INSERT … ON CONFLICT DO NOTHING into save_records, built once per dialect; psycopg
+    reports rowcount −1 for an INSERT unless asked to keep it."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert(SaveRecord.__table__).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
 
 
 def lock_experiment(session: Session, experiment_id: int) -> None:

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 
 from flask import Blueprint, jsonify, request, url_for
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Integer, bindparam, func, insert, select, update
 from werkzeug.exceptions import HTTPException
 
 from studyweb import get_db
@@ -58,16 +58,8 @@ def save_trial(trial_id: int):
     body = parse_json_object(request.get_data(cache=True))
     db = get_db()
     conn = db.connection()
-    trials, stimuli, participants = Trial.__table__, Stimulus.__table__, Participant.__table__
-    row = conn.execute(
-        select(participants.c.id, participants.c.status, participants.c.last_seen_at,
-               trials.c.id.label("trial_id"), trials.c.status.label("trial_status"), trials.c.duration_ms,
-               stimuli.c.width, stimuli.c.height)
-        .select_from(participants)
-        .outerjoin(trials, (trials.c.id == trial_id) & (trials.c.participant_id == participants.c.id))
-        .outerjoin(stimuli, stimuli.c.id == trials.c.stimulus_id)
-        .where(participants.c.token == token)
-    ).first()
+    trials, participants = Trial.__table__, Participant.__table__
+    row = conn.execute(_SAVE_READ, {"token": token, "trial_id": trial_id}).first()
     if row is None:
         raise ApiError(401, "missing or unknown participant token (X-Participant-Token header)")
     if row.trial_id is None:
@@ -158,6 +150,35 @@ def _server_error(exc):
     return "Internal server error", 500
 
 
+def _save_read():
+    """The one read of a save: participant by token, the trial if it is theirs, its image size.
+    Built once (statement construction costs more than running it)."""
+    trials, stimuli, participants = Trial.__table__, Stimulus.__table__, Participant.__table__
+    trial_id = bindparam("trial_id", type_=Integer)
+    return (
+        select(participants.c.id, participants.c.status, participants.c.last_seen_at,
+               trials.c.id.label("trial_id"), trials.c.status.label("trial_status"), trials.c.duration_ms,
+               stimuli.c.width, stimuli.c.height)
+        .select_from(participants)
+        .outerjoin(trials, (trials.c.id == trial_id) & (trials.c.participant_id == participants.c.id))
+        .outerjoin(stimuli, stimuli.c.id == trials.c.stimulus_id)
+        .where(participants.c.token == bindparam("token"))
+    )
+
+
+def _open_trials():
+    trials = Trial.__table__
+    return (
+        select(func.count().filter(trials.c.status != "done"),
+               func.count().filter((trials.c.status != "done") & trials.c.is_practice))
+        .where(trials.c.participant_id == bindparam("participant_id"))
+    )
+
+
+_SAVE_READ = _save_read()
+_OPEN_TRIALS = _open_trials()
+
+
 def _participant() -> Participant:
     participant = current_participant()
     if participant is None:
@@ -168,12 +189,7 @@ def _participant() -> Participant:
 def _advanced_status(conn, participant_id: int, status: str) -> str:
     """The participant's status after one of their trials ended, in one query: every trial done
     → 'debrief'; the practice done → 'trials'."""
-    trials = Trial.__table__
-    open_all, open_practice = conn.execute(
-        select(func.count().filter(trials.c.status != "done"),
-               func.count().filter((trials.c.status != "done") & trials.c.is_practice))
-        .where(trials.c.participant_id == participant_id)
-    ).one()
+    open_all, open_practice = conn.execute(_OPEN_TRIALS, {"participant_id": participant_id}).one()
     if open_all == 0 and status in ("instructions", "practice", "trials"):
         return "debrief"
     if open_all and status == "practice" and open_practice == 0:
