@@ -316,20 +316,28 @@ def record_save(session: Session, idempotency_key: str, participant_id: int, kin
 
     Race-safe: the primary key decides, through INSERT ... ON CONFLICT DO NOTHING, so two
     requests with the same key at once apply it exactly once."""
-    if not idempotency_key or len(idempotency_key) > 64:
-        raise ValueError(f"idempotency_key must be 1..64 characters, got {len(idempotency_key or '')}")
-    values = dict(idempotency_key=idempotency_key, participant_id=participant_id, kind=kind, received_at=utcnow())
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
-        # Core on the session's connection: the same transaction without the ORM's per-call cost.
-        result = session.connection().execute(_claim_statement(dialect), values)
-        return result.rowcount == 1
+        return claim_key(session.connection(), idempotency_key, participant_id, kind)
+    values = _claim_values(idempotency_key, participant_id, kind)
     try:  # other databases: a savepoint and the PK's IntegrityError
         with session.begin_nested():
             session.add(SaveRecord(**values))
         return True
     except IntegrityError:
         return False
+
+
+def claim_key(connection, idempotency_key: str, participant_id: int, kind: str) -> bool:
+    """`record_save` on a Core connection (SQLite, PostgreSQL), inside the caller's transaction."""
+    values = _claim_values(idempotency_key, participant_id, kind)
+    return connection.execute(_claim_statement(connection.dialect.name), values).rowcount == 1
+
+
+def _claim_values(idempotency_key: str, participant_id: int, kind: str) -> dict[str, Any]:
+    if not idempotency_key or len(idempotency_key) > 64:
+        raise ValueError(f"idempotency_key must be 1..64 characters, got {len(idempotency_key or '')}")
+    return dict(idempotency_key=idempotency_key, participant_id=participant_id, kind=kind, received_at=utcnow())
 
 
 @functools.cache

@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy import Integer, bindparam, func, insert, select, update
 from werkzeug.exceptions import HTTPException
 
 from studyweb import get_db
 from studyweb.api.validate import ApiError, check_events_body, check_save, parse_json_object
-from studyweb.db import FINISHED_STATUSES, Click, Event, Participant, Stimulus, Trial, record_save, utcnow
+from studyweb.db import FINISHED_STATUSES, Click, Event, Participant, Stimulus, Trial, claim_key, record_save, utcnow
 from studyweb.participant.auth import current_participant, request_token
 
 LAST_SEEN_PRECISION = dt.timedelta(minutes=1)
@@ -50,14 +50,21 @@ def save_trial(trial_id: int):
     """Store clicks (image px), events and, with done=true, the end of a trial. Body:
     {idempotency_key, clicks: [{x, y, t_ms}], display_w, display_h (CSS px), done, events,
     response_text, elapsed_ms}. Answers {ok, duplicate, stored_clicks, status}."""
-    # The hot path of a study: SQL Core on the request's connection, one read before the first
-    # write, so SQLite's single write lock is held for three short statements and the commit.
+    # The hot path of a study: SQL Core, one read before the first write, so SQLite's single
+    # write lock is held for three short statements and the commit.
     token = request_token()
     if token is None:
         raise ApiError(401, "missing or unknown participant token (X-Participant-Token header)")
     body = parse_json_object(request.get_data(cache=True))
-    db = get_db()
-    conn = db.connection()
+    # A Core connection, not the request's ORM session: this route needs no objects.
+    with current_app.extensions["studyweb.engine"].connect() as conn:
+        answer = _save(conn, token, trial_id, body)
+        conn.commit()
+    return jsonify(answer)
+
+
+def _save(conn, token: str, trial_id: int, body: dict) -> dict:
+    """Apply one trial save on `conn` (the caller commits); the JSON answer, or ApiError."""
     trials, participants = Trial.__table__, Participant.__table__
     row = conn.execute(_SAVE_READ, {"token": token, "trial_id": trial_id}).first()
     if row is None:
@@ -67,11 +74,9 @@ def save_trial(trial_id: int):
     save = check_save(body, row.width or 480, row.height or 360)
     if row.status in FINISHED_STATUSES:
         raise ApiError(409, f"this participation has ended (status {row.status!r})")
-    if not record_save(db, save["idempotency_key"], row.id, "trial"):
-        db.rollback()
-        return jsonify(ok=True, duplicate=True, stored_clicks=0, status=row.status)
-    if row.trial_status == "done":
-        db.rollback()
+    if not claim_key(conn, save["idempotency_key"], row.id, "trial"):
+        return dict(ok=True, duplicate=True, stored_clicks=0, status=row.status)
+    if row.trial_status == "done":  # leaving the with-block uncommitted rolls the claim back
         raise ApiError(409, f"trial {trial_id} is already finished")
     now = utcnow()
     if save["clicks"]:
@@ -101,8 +106,7 @@ def save_trial(trial_id: int):
         participant_changes["last_seen_at"] = now  # the active-timeout rule counts in tens of minutes
     if participant_changes:
         conn.execute(update(participants).where(participants.c.id == row.id).values(**participant_changes))
-    db.commit()
-    return jsonify(ok=True, duplicate=False, stored_clicks=len(save["clicks"]), status=status)
+    return dict(ok=True, duplicate=False, stored_clicks=len(save["clicks"]), status=status)
 
 
 @bp.post("/events")
