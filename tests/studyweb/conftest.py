@@ -13,25 +13,10 @@ EXPERIMENT = "pilot"
 
 
 @pytest.fixture
-def app(tmp_path, dataset):
+def app(tmp_path, study_app_on):
     """An app on a fresh SQLite database in tmp_path, with experiment 'pilot' (3 pairs, both
     sides = 6 stimuli of 16x12 px; K=2 per participant, M=3 observers) and admin 'alice'."""
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    init_db(url)
-    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test",
-                      "INSTANCE_DIR": str(tmp_path / "instance"), "MAX_CONTENT_LENGTH": 64 * 1024})
-    app.instance_path = str(tmp_path / "instance")
-    with app.app_context():
-        db = app.extensions["studyweb.sessions"]()
-        create_experiment(db, dataset.path, EXPERIMENT, title="Pilot", description="A <b>tiny</b> study",
-                          per_participant=2, observers=3, completion_code="CODE123")
-        admin = Admin(username="alice")
-        admin.set_password("correct horse")
-        db.add(admin)
-        db.commit()
-        db.close()
-    yield app
-    app.extensions["studyweb.engine"].dispose()
+    return study_app_on(f"sqlite:///{tmp_path / 'study.db'}")
 
 
 @pytest.fixture
