@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.gazelab-installed
-EXTRAS ?= dev,render,cluster
+EXTRAS ?= dev,render,cluster,models
 PYTEST_ARGS ?=
 
 .PHONY: venv test demo bench clean system-deps

@@ -1,0 +1,431 @@
+"""Torch datasets over a gazelab dataset dir (DESIGN.md §2) and SALICON/MIT1003-style folders.
+
+Item conventions, shared by every dataset here and by `JointAugment` and `collate`:
+
+- images ``x``, ``y``: float32 3×H×W, RGB in [0, 1];
+- maps ``*_map``: float32 1×H×W *densities* (≥ 0, sum 1 — not max-normalised);
+- masks ``*_mask``: int64 H×W label images, 0 background, k = the object with ``mask_id`` k;
+- fixations ``*_fixations``: uint8 H×W binary fixation map (1 where someone fixated);
+- everything else (``pair_id``, ``x_objects`` …) stays Python; `collate` keeps it as lists.
+
+Resizing to ``size = (W, H)``: images bilinearly, masks nearest, maps by area and renormalised,
+fixation points by scaling their coordinates.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from analysis.fixations import load_map, to_density
+from datagen.dataset import SPLITS, Dataset
+
+logger = logging.getLogger(__name__)
+
+DENSITY_TOLERANCE = 1e-3  # |sum − 1| allowed for a float32 .npy map
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+MAP_SUFFIXES = (".npy", ".png", ".jpg", ".jpeg")  # first wins when one stem has several
+
+
+class _ItemsDataset(torch.utils.data.Dataset):
+    """Shared by the datasets here: `rows` (one per item) and the epoch that seeds augmentation."""
+
+    rows: list
+    epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Vary the augmentation per epoch (it stays a function of seed, epoch and index)."""
+        self.epoch = int(epoch)
+
+
+class PairDataset(_ItemsDataset):
+    """The X/Y pairs of one split (all sources but ``single``) as dicts of tensors.
+
+    Keys per side s in `sides`: ``s`` (image; ``y`` only where the pair has a Y image),
+    ``s_map`` (where the pair has one; every pair must when `require_maps`), ``s_mask`` (where
+    the pair has one), ``s_objects`` (the scene's object dicts); plus ``pair_id``, ``source``,
+    ``edit_type`` and ``edit`` (the scene's edit dict, or None). `size` = (W, H) or None to keep
+    the files' size; `augment` is a `JointAugment` (or any ``f(item, generator) -> item``).
+    """
+
+    def __init__(self, dataset_dir, split: str | None = "train", size=None, sides=("x", "y"),
+                 require_maps: bool = True, augment: Callable | None = None):
+        self.dataset = Dataset.open(dataset_dir)
+        self.size = _check_size(size)
+        self.sides = tuple(sides)
+        if not self.sides or any(side not in ("x", "y") for side in self.sides):
+            raise ValueError(f"sides must be a non-empty subset of ('x', 'y'), got {sides!r}")
+        self.augment = augment
+        self.rows = _select_rows(self.dataset, split, single=False)
+        self._maps = [{side: self._map_path(row, side, require_maps) for side in self.sides} for row in self.rows]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.rows[index]
+        pair_id = row["pair_id"]
+        scene = _read_scene(self.dataset.path, row)
+        arrays: dict[str, Any] = {}
+        extras: dict[str, Any] = {
+            "pair_id": pair_id, "source": row["source"], "edit_type": row["edit_type"],
+            "edit": scene.get("edit") if scene else None,
+        }
+        for side in self.sides:
+            if not row[f"{side}_image"]:
+                continue
+            image_path = self.dataset.path / row[f"{side}_image"]
+            arrays[side] = read_image(image_path)
+            if row[f"{side}_mask"]:
+                mask_path = self.dataset.path / row[f"{side}_mask"]
+                arrays[f"{side}_mask"] = _load(read_mask, mask_path, arrays[side], pair_id, image_path)
+            if self._maps[index][side] is not None:
+                arrays[f"{side}_map"] = _load(read_density, self._maps[index][side], arrays[side], pair_id, image_path)
+            if scene and isinstance(scene.get(side), dict):
+                extras[f"{side}_objects"] = list(scene[side].get("objects", []))
+        return _finish(arrays, extras, self.size, self.augment, index, self.epoch)
+
+    def _map_path(self, row, side: str, required: bool) -> Path | None:
+        pair_id = row["pair_id"]
+        if side == "y" and not row["y_image"]:
+            return None
+        if row[f"{side}_map"]:
+            path = self.dataset.path / row[f"{side}_map"]
+        else:  # the column may lag behind the files
+            path = self.dataset.path_of(pair_id, "map_npy", side)
+            if not path.is_file():
+                if required:
+                    raise ValueError(
+                        f"pair {pair_id}: no {side} map (pairs.csv column {side}_map is empty and {path} is missing);"
+                        " collect one with a study, or pass require_maps=False")
+                return None
+        if not path.is_file():
+            if required:
+                raise ValueError(f"pair {pair_id}: {side} map file {path} is missing")
+            return None
+        return path
+
+
+class SingleImageDataset(_ItemsDataset):
+    """The ``source = single`` rows (an image and a target map, no ground-truth Y).
+
+    Keys: ``x``, ``target_map`` (the row's ``y_map``, a density), ``x_map`` and ``x_mask``
+    where present, ``x_objects`` where the scene has them, ``pair_id``.
+    """
+
+    def __init__(self, dataset_dir, split: str | None = "train", size=None, augment: Callable | None = None):
+        self.dataset = Dataset.open(dataset_dir)
+        self.size = _check_size(size)
+        self.augment = augment
+        self.rows = _select_rows(self.dataset, split, single=True)
+        for row in self.rows:
+            if not row["y_map"]:
+                raise ValueError(f"pair {row['pair_id']}: a single row needs its target map in y_map, which is empty")
+            if not (self.dataset.path / row["y_map"]).is_file():
+                path = self.dataset.path / row["y_map"]
+                raise ValueError(f"pair {row['pair_id']}: target map file {path} is missing")
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.rows[index]
+        root, pair_id = self.dataset.path, row["pair_id"]
+        image_path = root / row["x_image"]
+        arrays = {"x": read_image(image_path)}
+        arrays["target_map"] = _load(read_density, root / row["y_map"], arrays["x"], pair_id, image_path)
+        for key in ("x_map", "x_mask"):
+            if row[key] and (root / row[key]).is_file():
+                reader = read_density if key == "x_map" else read_mask
+                arrays[key] = _load(reader, root / row[key], arrays["x"], pair_id, image_path)
+        extras: dict[str, Any] = {"pair_id": pair_id}
+        scene = _read_scene(root, row)
+        if scene and isinstance(scene.get("x"), dict):
+            extras["x_objects"] = list(scene["x"].get("objects", []))
+        return _finish(arrays, extras, self.size, self.augment, index, self.epoch)
+
+
+class FolderSaliencyDataset(_ItemsDataset):
+    """Images and saliency maps in two folders, matched by file stem (SALICON, MIT1003, CAT2000).
+
+    A map of image ``NAME.jpg`` is ``maps_dir/NAME{map_suffix}.{npy,png,jpg}`` (MIT1003's are
+    ``NAME_fixMap.jpg``); PNG/JPEG maps are converted to densities. With `fixations_dir`, binary
+    fixation images ``NAME{fixations_suffix}.*`` (pixel > 127 = fixation, which survives JPEG
+    noise) give ``x_fixations``. Keys: ``x``, ``x_map``, ``x_fixations``, ``pair_id`` (the stem).
+    Unmatched names are in `unmatched` and logged; `strict` makes them a ValueError. `rows` holds
+    (name, image path, map path, fixations path or None) per item.
+    """
+
+    def __init__(self, images_dir, maps_dir, fixations_dir=None, size=None, augment: Callable | None = None,
+                 map_suffix: str = "", fixations_suffix: str = "", strict: bool = False):
+        self.size = _check_size(size)
+        self.augment = augment
+        images = _files_by_stem(images_dir, IMAGE_SUFFIXES, "", "images_dir")
+        maps = _files_by_stem(maps_dir, MAP_SUFFIXES, map_suffix, "maps_dir")
+        fixations = None
+        if fixations_dir is not None:
+            fixations = _files_by_stem(fixations_dir, MAP_SUFFIXES, fixations_suffix, "fixations_dir")
+        names = sorted(set(images) & set(maps) & (set(fixations) if fixations is not None else set(images)))
+        self.unmatched = {
+            "images": sorted(set(images) - set(names)),
+            "maps": sorted(set(maps) - set(names)),
+            "fixations": sorted(set(fixations) - set(names)) if fixations is not None else [],
+        }
+        message = "; ".join(f"{len(v)} {k} without a match (e.g. {v[:5]})" for k, v in self.unmatched.items() if v)
+        if not names:
+            raise ValueError(f"no images in {images_dir} have a map NAME{map_suffix}.* in {maps_dir}: {message}")
+        if message and strict:
+            raise ValueError(f"{images_dir} and {maps_dir}: {message}")
+        if message:
+            logger.warning("%s and %s: %s; using the %d matched", images_dir, maps_dir, message, len(names))
+        self.rows = [(name, images[name], maps[name], fixations[name] if fixations else None) for name in names]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        name, image_path, map_path, fixations_path = self.rows[index]
+        arrays = {"x": read_image(image_path)}
+        arrays["x_map"] = _load(read_density, map_path, arrays["x"], name, image_path)
+        if fixations_path is not None:
+            points = _load(read_mask, fixations_path, arrays["x"], name, image_path)
+            arrays["x_fixations"] = (points > 127).astype(np.uint8)
+        return _finish(arrays, {"pair_id": name}, self.size, self.augment, index, self.epoch)
+
+
+class JointAugment:
+    """One random horizontal flip and crop, applied alike to every image, map, mask and fixation map.
+
+    The crop keeps the aspect ratio and covers a fraction of the area drawn from U(crop_scale);
+    it is resized back to the item's size (images bilinear, maps bilinear then renormalised to a
+    density, masks nearest). The draws come from a `torch.Generator`: datasets pass
+    ``generator_for(index, epoch)``, so an item's augmentation depends only on (seed, epoch, index),
+    never on worker count or order.
+    """
+
+    def __init__(self, hflip: float = 0.5, crop_scale=(0.8, 1.0), seed: int = 0):
+        low, high = (float(v) for v in crop_scale)
+        if not 0 <= hflip <= 1:
+            raise ValueError(f"hflip must be a probability in [0, 1], got {hflip!r}")
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"crop_scale must be (low, high) with 0 < low <= high <= 1, got {crop_scale!r}")
+        self.hflip, self.crop_scale, self.seed = float(hflip), (low, high), int(seed)
+
+    def generator_for(self, index: int, epoch: int = 0) -> torch.Generator:
+        """A generator seeded from (seed, epoch, index)."""
+        state = np.random.SeedSequence([self.seed, int(epoch), int(index)]).generate_state(2, np.uint32)
+        return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+    def __call__(self, item: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
+        generator = generator if generator is not None else torch.Generator().manual_seed(self.seed)
+        keys = [key for key, value in item.items() if isinstance(value, torch.Tensor) and _kind(key)]
+        if not keys:
+            return dict(item)
+        sizes = {tuple(item[key].shape[-2:]) for key in keys}
+        if len(sizes) != 1:
+            raise ValueError(f"JointAugment needs one size for {keys}; got sizes {sorted(sizes)}")
+        height, width = sizes.pop()
+        # Always draw the same numbers, so later draws do not depend on earlier outcomes.
+        flip = bool(torch.rand((), generator=generator) < self.hflip)
+        low, high = self.crop_scale
+        scale = low + (high - low) * float(torch.rand((), generator=generator))
+        crop_h = min(height, max(1, round(height * math.sqrt(scale))))
+        crop_w = min(width, max(1, round(width * math.sqrt(scale))))
+        top = int(torch.randint(0, height - crop_h + 1, (), generator=generator))
+        left = int(torch.randint(0, width - crop_w + 1, (), generator=generator))
+        out = dict(item)
+        for key in keys:
+            value = item[key][..., top:top + crop_h, left:left + crop_w]
+            if flip:
+                value = value.flip(-1)
+            out[key] = _resize_tensor(value, _kind(key), (height, width))
+        return out
+
+
+def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensor fields of a list of items; everything else (and fields some items lack) as lists."""
+    if not batch:
+        raise ValueError("collate got an empty batch")
+    keys = list(dict.fromkeys(key for item in batch for key in item))
+    out: dict[str, Any] = {}
+    for key in keys:
+        values = [item.get(key) for item in batch]
+        if all(isinstance(value, torch.Tensor) for value in values):
+            shapes = {tuple(value.shape) for value in values}
+            if len(shapes) != 1:
+                raise ValueError(f"cannot stack {key!r}: shapes {sorted(shapes)} differ; pass size=(W, H)")
+            out[key] = torch.stack(values)
+        else:
+            out[key] = values
+    return out
+
+
+def read_image(path) -> np.ndarray:
+    """An image file as float32 H×W×3 RGB in [0, 1] (8- or 16-bit, grey or colour)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if image is None:
+        raise ValueError(f"image file {path} is missing or not a readable image")
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / scale
+
+
+def read_mask(path) -> np.ndarray:
+    """A label image as an integer H×W array (0 background)."""
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ValueError(f"mask file {path} is missing or not a readable image")
+    if mask.ndim == 3:
+        raise ValueError(f"mask file {path} has {mask.shape[2]} channels; expected a 1-channel label image")
+    return mask
+
+
+def read_density(path) -> np.ndarray:
+    """A saliency map file as a float32 H×W density.
+
+    ``.npy`` maps must already be densities (sum 1); PNG/JPEG maps (max-normalised 8-bit) are
+    divided by their sum. A ``.png`` with a ``.npy`` beside it reads the exact ``.npy``.
+    """
+    path = Path(path)
+    exact = path.with_suffix(".npy")
+    if path.suffix.lower() != ".npy" and exact.is_file():
+        path = exact
+    values = load_map(path)
+    if path.suffix.lower() == ".npy":
+        total = float(values.sum(dtype=np.float64))
+        if not np.all(np.isfinite(values)) or values.min() < 0 or abs(total - 1) > DENSITY_TOLERANCE:
+            raise ValueError(f"map file {path} is not a density (min {np.nanmin(values):.4g}, sum {total:.6g});"
+                             " expected finite values >= 0 summing to 1")
+        return values.astype(np.float32)
+    try:
+        return to_density(values)
+    except ValueError as exc:
+        raise ValueError(f"map file {path}: {exc}") from exc
+
+
+def _check_size(size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    try:
+        width, height = (int(v) for v in size)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"size must be (width, height) or None, got {size!r}") from exc
+    if width <= 0 or height <= 0:
+        raise ValueError(f"size must be positive (width, height), got {size!r}")
+    return width, height
+
+
+def _select_rows(dataset: Dataset, split: str | None, single: bool) -> list[dict[str, Any]]:
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS} (or None for all)")
+    table = dataset.pairs
+    in_split = table if split is None else table[table["split"] == split]
+    rows = in_split[(in_split["source"] == "single") == single]
+    if rows.empty:
+        what = "single-image rows (source = single)" if single else "pairs (source clevr or photo)"
+        others = len(in_split) - len(rows)
+        hint = f"; it has {others} {'pair' if single else 'single'} rows" if others else ""
+        raise ValueError(f"split {split or 'all'} of {dataset.path} has no {what}{hint}")
+    return rows.to_dict("records")
+
+
+def _read_scene(root: Path, row) -> dict | None:
+    if not row["scene"]:
+        return None
+    path = root / row["scene"]
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"pair {row['pair_id']}: scene file {path} is not readable JSON: {exc}") from exc
+
+
+def _load(reader, path, image: np.ndarray, pair_id: str, image_path) -> np.ndarray:
+    """`reader(path)`, which must have the size of `image` (read from `image_path`)."""
+    array = reader(path)
+    if array.shape[:2] != image.shape[:2]:
+        raise ValueError(
+            f"pair {pair_id}: {path} is {array.shape[1]}×{array.shape[0]} (W×H) but its image"
+            f" {image_path} is {image.shape[1]}×{image.shape[0]}; expected the same size")
+    return array
+
+
+def _files_by_stem(folder, suffixes, name_suffix: str, argument: str) -> dict[str, Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{argument} {folder} is not a directory")
+    found: dict[str, Path] = {}
+    candidates = [p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.stem.endswith(name_suffix)]
+    for path in sorted(candidates, key=lambda p: (suffixes.index(p.suffix.lower()), p.name)):
+        found.setdefault(path.stem[: len(path.stem) - len(name_suffix)], path)
+    return found
+
+
+def _kind(key: str) -> str | None:
+    """What a field holds, from its name: image, map, mask, fixations, or None (not spatial)."""
+    if key in ("x", "y"):
+        return "image"
+    for suffix in ("map", "mask", "fixations"):
+        if key.endswith(f"_{suffix}") or key == suffix:
+            return suffix
+    return None
+
+
+def _resize_array(array: np.ndarray, kind: str, size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    if array.shape[:2] == (height, width):
+        return array
+    if kind == "image":
+        return np.clip(cv2.resize(array, size, interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    if kind == "mask":
+        source = array if array.dtype in (np.uint8, np.uint16) else array.astype(np.int32)
+        return cv2.resize(source, size, interpolation=cv2.INTER_NEAREST)
+    if kind == "map":
+        resized = np.maximum(cv2.resize(array.astype(np.float32), size, interpolation=cv2.INTER_AREA), 0.0)
+        return (resized / resized.sum(dtype=np.float64)).astype(np.float32)
+    return _resize_points(array, (height, width))
+
+
+def _resize_points(binary: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Move each fixation pixel to its scaled position (no point lost or smeared)."""
+    rows, cols = np.nonzero(binary)
+    out = np.zeros(shape, np.uint8)
+    out[((rows + 0.5) * shape[0] / binary.shape[0]).astype(np.int64),
+        ((cols + 0.5) * shape[1] / binary.shape[1]).astype(np.int64)] = 1
+    return out
+
+
+def _to_tensor(array: np.ndarray, kind: str) -> torch.Tensor:
+    if kind == "image":
+        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))
+    if kind == "map":
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
+    if kind == "mask":
+        return torch.from_numpy(array.astype(np.int64))
+    return torch.from_numpy(array.astype(np.uint8))
+
+
+def _resize_tensor(value: torch.Tensor, kind: str, shape: tuple[int, int]) -> torch.Tensor:
+    if tuple(value.shape[-2:]) == shape:
+        return value.contiguous()
+    if kind == "image":
+        return F.interpolate(value[None], size=shape, mode="bilinear", align_corners=False)[0].clamp(0, 1)
+    if kind == "map":
+        resized = F.interpolate(value[None], size=shape, mode="bilinear", align_corners=False)[0].clamp_min(0)
+        total = resized.sum()
+        # A crop can miss all of a sparse map's mass; uniform is the least-informed density then.
+        return resized / total if total > 0 else torch.full_like(resized, 1.0 / resized.numel())
+    if kind == "mask":
+        return F.interpolate(value[None, None].double(), size=shape, mode="nearest")[0, 0].to(value.dtype)
+    return torch.from_numpy(_resize_points(value.numpy(), shape))
+
+
+def _finish(arrays: dict[str, np.ndarray], extras: dict[str, Any], size, augment, index: int, epoch: int) -> dict:
+    item: dict[str, Any] = {}
+    for key, array in arrays.items():
+        kind = _kind(key)
+        item[key] = _to_tensor(array if size is None else _resize_array(array, kind, size), kind)
+    item.update(extras)
+    if augment is not None:
+        generator = augment.generator_for(index, epoch) if hasattr(augment, "generator_for") else None
+        item = augment(item, generator)
+    return item
