@@ -1,0 +1,562 @@
+"""The training loop: devices, bf16, checkpoints, exact resume, logs, hooks, validation and DDP.
+
+The trainer owns the loop and never a model's maths. A model it trains follows this protocol:
+
+    class MyEditor(nn.Module):
+        name: str                      # its registry name, e.g. "gazeshiftnet"
+        config: MyEditorConfig         # a config dataclass (models/config.py)
+        weights_info: dict             # optional: pretrained-weights provenance (DESIGN.md §4)
+
+        def train_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+            '''One optimisation step on `batch` (tensors already on the model's device): the
+            model does its own zero_grad / backward / optimizer.step(), as many G and D steps
+            as its paper asks, and returns its losses as scalar tensors (or floats).'''
+        def optimizers(self) -> dict[str, Optimizer]:
+            '''Its optimisers, created once in __init__ (the same objects on every call).'''
+        def schedulers(self) -> dict[str, LRScheduler]:            # optional
+            '''LR schedulers; the TRAINER calls .step() on each once per train_step.'''
+        def validation_step(self, batch) -> dict[str, float]:      # optional
+            '''Metrics on one batch; called in eval mode under torch.no_grad.'''
+        def networks(self) -> dict[str, nn.Module]:                # optional, needed for DDP
+            '''{attribute name: sub-network} that DDP wraps; the trainer replaces each attribute
+            by its DistributedDataParallel wrapper, so train_step must call them through
+            `self.<name>(...)`. Networks without trainable parameters are left unwrapped.'''
+
+bf16: on CUDA (and only there) the trainer runs `train_step` and `validation_step` inside
+`torch.autocast("cuda", dtype=torch.bfloat16)`; the model's backward calls therefore run in that
+context too, which autocast allows (bf16 needs no GradScaler). A model that needs float32 for
+some part wraps it in `torch.autocast("cuda", enabled=False)`.
+
+Data: `train_data` is best a map-style dataset (`__len__` and `__getitem__` returning a dict of
+tensors). The trainer then batches it itself (`torch.utils.data.default_collate`): epoch e is the
+permutation `randperm(len, generator seeded with seed·1_000_003 + e)`, split over DDP ranks like
+DistributedSampler (padded to ceil(len / world_size) per rank, rank r takes every
+world_size-th index), cut into full batches only (one smaller batch if a rank holds fewer than
+batch_size samples). Step k (0-based) reads batch
+k mod that count of epoch k div it, so a resumed run reads exactly the batches the uninterrupted
+run would. Random augmentation inside `__getitem__` draws from the global generators, whose
+states checkpoints hold. An iterable (e.g. a DataLoader) is accepted too, but is replayed from its
+start on resume (logged), so resume is exact only with a map-style dataset.
+
+Exact resume is guaranteed for a single process. Under DDP the checkpoint holds rank 0's RNG
+states, restored on every rank.
+
+Steps are counted from 1: `step` is the number of train_step calls done; checkpoints
+`out_dir/checkpoints/step_000100.pt` and `last.pt`, with `config.yaml` beside them; logs
+`out_dir/log.csv` (step, seconds since training began, losses, lr) and `out_dir/val.csv`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+import os
+import random
+import shutil
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from models.checkpoint import (FORMAT, check_compatible, read_checkpoint, restore_rng_states, rng_states,
+                               save_checkpoint)
+from models.config import config_to_dict, save_config
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Trainer", "TrainingDiverged", "HookBase", "ValidationHook", "resolve_device"]
+
+_TB_NOTICE_GIVEN = False
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and the loss."""
+
+
+class HookBase:
+    """detectron2-style hook; `self.trainer` is set when the Trainer takes the hook."""
+
+    trainer: Trainer
+
+    def before_train(self) -> None: ...
+
+    def after_step(self) -> None: ...
+
+    def after_train(self) -> None: ...
+
+
+class ValidationHook(HookBase):
+    """Every `every` steps (and at the last), average `model.validation_step` over `data`.
+
+    Runs on rank 0 only, on the unwrapped networks, in eval mode under no_grad, with every RNG
+    state saved and restored around it (so validation never changes the training run).
+    Results go to `val.csv`, TensorBoard (`val/<key>`), the log, and `self.history`.
+    """
+
+    def __init__(self, data: Any, every: int, batch_size: int):
+        if every < 1:
+            raise ValueError(f"val_every must be >= 1 step, got {every}")
+        self.data, self.every, self.batch_size = data, every, batch_size
+        self.history: list[dict[str, float]] = []
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if t.rank != 0 or not (t.step % self.every == 0 or t.step == t.max_steps):
+            return
+        metrics = t.validate(self.data, self.batch_size)
+        self.history.append({"step": t.step, **metrics})
+        t.write_row("val", {"step": t.step, **metrics})
+        logger.info("step %d validation: %s", t.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
+    """'auto' → CUDA (this process's GPU) if available, else CPU; 'cuda' without CUDA → ValueError."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r} was asked for but CUDA is not available (torch {torch.__version__}, "
+                f"{torch.cuda.device_count()} visible devices); use device='cpu' or 'auto'"
+            )
+        return torch.device("cuda", local_rank if dev.index is None else dev.index)
+    if dev.type != "cpu":
+        raise ValueError(f"device {device!r} is not supported; expected 'auto', 'cpu' or 'cuda[:N]'")
+    return dev
+
+
+class Trainer:
+    """Train `model` (see the module docstring for its protocol) for `max_steps` train_step calls.
+
+    Args:
+        train_data: a map-style dataset of dict samples (exact resume) or an iterable of batches.
+        out_dir: run folder for checkpoints/, log.csv, val.csv, tensorboard/.
+        batch_size: samples per batch and per process (map-style data only).
+        val_data / val_every / val_batch_size: periodic validation (needs `validation_step`).
+        ckpt_every, log_every: in steps; a checkpoint and a log row are also written at the end.
+        device: 'auto', 'cpu', 'cuda' or 'cuda:N'. bf16: autocast to bfloat16, on CUDA only.
+        seed: seeds python, numpy and torch (plus the rank) and the data order.
+        hooks: extra HookBase objects, run after the built-in validation hook.
+        resume: continue from out_dir/checkpoints/last.pt if it exists.
+        num_workers: DataLoader worker processes for map-style data (0: load in this process).
+    """
+
+    def __init__(self, model: nn.Module, train_data: Any, *, out_dir: str | os.PathLike, max_steps: int,
+                 batch_size: int = 1, shuffle: bool = True, val_data: Any = None, val_every: int = 1000,
+                 val_batch_size: int | None = None, ckpt_every: int = 1000, log_every: int = 10,
+                 device: str | torch.device = "auto", bf16: bool = True, seed: int = 0,
+                 hooks: Sequence[HookBase] = (), progress: bool = True, resume: bool = False,
+                 num_workers: int = 0, find_unused_parameters: bool = False):
+        for what, value in (("max_steps", max_steps), ("batch_size", batch_size), ("ckpt_every", ckpt_every),
+                            ("log_every", log_every)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{what} must be an int >= 1, got {value!r}")
+        if not callable(getattr(model, "train_step", None)) or not callable(getattr(model, "optimizers", None)):
+            raise ValueError(f"{type(model).__name__} lacks train_step(batch) or optimizers(); see models/trainer.py")
+        if val_data is not None and not callable(getattr(model, "validation_step", None)):
+            raise ValueError(f"val_data was given but {type(model).__name__} has no validation_step(batch)")
+        self.model, self.train_data, self.out_dir = model, train_data, Path(out_dir)
+        self.max_steps, self.batch_size, self.shuffle = max_steps, batch_size, shuffle
+        self.ckpt_every, self.log_every, self.seed = ckpt_every, log_every, seed
+        self.progress, self.num_workers = progress, num_workers
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = resolve_device(device, self.local_rank)
+        self.bf16 = bool(bf16) and self.device.type == "cuda"
+        self._owns_process_group = False
+        if self.world_size > 1:
+            self._init_distributed()
+        _seed_everything(seed + self.rank)
+        model.to(self.device)
+        model.train()
+        self.optimizers = dict(model.optimizers())
+        self.schedulers = dict(model.schedulers()) if callable(getattr(model, "schedulers", None)) else {}
+        self._ddp: dict[str, tuple[nn.Module, nn.Module]] = {}
+        if self.world_size > 1:
+            self._wrap_ddp(find_unused_parameters)
+        self.step = 0
+        self.elapsed_s = 0.0  # training seconds before this process's run (kept across resumes)
+        self.last_losses: dict[str, float] = {}
+        self.loss_history: list[dict[str, float]] = []  # the rows written to log.csv
+        self.hooks: list[HookBase] = []
+        if val_data is not None:
+            self.hooks.append(ValidationHook(val_data, val_every, val_batch_size or batch_size))
+        self.hooks.extend(hooks)
+        for hook in self.hooks:
+            hook.trainer = self
+        self._writers: dict[str, Any] = {}
+        self._start_step = 0
+        self._tb = None
+        if resume:
+            if (self.ckpt_dir / "last.pt").is_file():
+                self.resume()
+            else:
+                logger.info("resume asked but %s holds no last.pt; starting from step 0", self.ckpt_dir)
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def train(self) -> dict[str, float]:
+        """Run steps until `max_steps`; returns the last losses. Raises TrainingDiverged on NaN/inf."""
+        self._start_step = self.step  # log rows after it (left by a crashed run) are dropped
+        if self.rank == 0:
+            self._open_logs()
+        for hook in self.hooks:
+            hook.before_train()
+        started = time.perf_counter()
+        batches = self._batches()
+        bar = tqdm(total=self.max_steps, initial=self.step, desc=getattr(self.model, "name", "train"),
+                   disable=not self.progress or self.rank != 0, dynamic_ncols=True)
+        window: dict[str, list[float]] = {}
+        try:
+            while self.step < self.max_steps:
+                batch = _to_device(next(batches), self.device)
+                with self._autocast():
+                    losses = self.model.train_step(batch)
+                values = self._loss_values(losses)
+                bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+                if bad:
+                    last = self.ckpt_dir / "last.pt"
+                    kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
+                    raise TrainingDiverged(
+                        f"training diverged at step {self.step + 1}: "
+                        + ", ".join(f"loss {k} = {v}" for k, v in bad.items()) + f"; {kept}"
+                    )
+                for scheduler in self.schedulers.values():
+                    scheduler.step()
+                self.step += 1
+                self.last_losses = values
+                for key, value in values.items():
+                    window.setdefault(key, []).append(value)
+                if self.step % self.log_every == 0 or self.step == self.max_steps:
+                    row = {"step": self.step, "seconds": round(self.elapsed_s + time.perf_counter() - started, 3),
+                           **{k: sum(v) / len(v) for k, v in window.items()}, **self._lrs()}
+                    window = {}
+                    self.loss_history.append(row)
+                    if self.rank == 0:
+                        self.write_row("log", row)
+                        bar.set_postfix({k: f"{row[k]:.4g}" for k in values})
+                for hook in self.hooks:
+                    hook.after_step()
+                if self.step % self.ckpt_every == 0 or self.step == self.max_steps:
+                    self.elapsed_s += time.perf_counter() - started
+                    started = time.perf_counter()
+                    self.save_checkpoint()
+                bar.update(1)
+            for hook in self.hooks:
+                hook.after_train()
+        finally:
+            bar.close()
+            self._close_logs()
+            if self._owns_process_group:
+                self._shutdown_distributed()
+        return self.last_losses
+
+    def validate(self, data: Any, batch_size: int | None = None) -> dict[str, float]:
+        """Mean of `model.validation_step` over the batches of `data` (RNG states left untouched)."""
+        states = rng_states()
+        sums: dict[str, float] = {}
+        count = 0
+        self.model.eval()
+        try:
+            with self._unwrapped(), torch.no_grad(), self._autocast():
+                for batch in _iterate_batches(data, batch_size or self.batch_size):
+                    for key, value in self.model.validation_step(_to_device(batch, self.device)).items():
+                        sums[key] = sums.get(key, 0.0) + float(value)
+                    count += 1
+        finally:
+            self.model.train()
+            restore_rng_states(states)
+        if count == 0:
+            raise ValueError("validation data yielded no batch")
+        return {key: total / count for key, total in sums.items()}
+
+    # -- checkpoints -------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path | None:
+        """Write step_NNNNNN.pt and last.pt (atomically) and config.yaml; rank 0 only."""
+        if self.rank != 0:
+            return None
+        with self._unwrapped():
+            model_state = self.model.state_dict()
+        info = getattr(self.model, "weights_info", None)
+        payload = {
+            "format": FORMAT,
+            "model_name": getattr(self.model, "name", type(self.model).__name__),
+            "config": config_to_dict(self.model.config),
+            "model": model_state,
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "step": self.step,
+            "rng": rng_states(),
+            "weights_info": _plain(info),
+            "extra": {"world_size": self.world_size, "batch_size": self.batch_size, "seed": self.seed,
+                      "elapsed_s": self.elapsed_s},
+        }
+        path = save_checkpoint(payload, self.ckpt_dir / f"step_{self.step:06d}.pt")
+        tmp = self.ckpt_dir / f".last.pt.{os.getpid()}.tmp"
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, self.ckpt_dir / "last.pt")
+        save_config(self.model.config, self.ckpt_dir / "config.yaml")
+        logger.info("step %d: checkpoint %s", self.step, path)
+        return path
+
+    def resume(self, path: str | os.PathLike | None = None) -> int:
+        """Restore model, optimisers, schedulers, step and RNG states from `path` (default last.pt).
+
+        Raises FileNotFoundError if there is none, ValueError if it is another model or config.
+        Returns the step resumed from.
+        """
+        path = Path(path) if path is not None else self.ckpt_dir / "last.pt"
+        ckpt = read_checkpoint(path)
+        check_compatible(ckpt, self.model, source=f"checkpoint {path}")
+        for kind, mine in (("optimizers", self.optimizers), ("schedulers", self.schedulers)):
+            if set(ckpt[kind]) != set(mine):
+                raise ValueError(f"checkpoint {path} holds {kind} {sorted(ckpt[kind])}, the model has {sorted(mine)}")
+        with self._unwrapped():
+            self.model.load_state_dict(ckpt["model"])
+        for key, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(ckpt["optimizers"][key])
+        for key, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(ckpt["schedulers"][key])
+        self.step = int(ckpt["step"])
+        extra = ckpt.get("extra", {})
+        self.elapsed_s = float(extra.get("elapsed_s", 0.0))
+        for key, now in (("world_size", self.world_size), ("batch_size", self.batch_size), ("seed", self.seed)):
+            if key in extra and extra[key] != now:
+                logger.warning("resuming with %s=%s, the checkpoint used %s: the data order will differ", key, now, extra[key])
+        restore_rng_states(ckpt["rng"])
+        logger.info("resumed from %s at step %d", path, self.step)
+        return self.step
+
+    # -- logs --------------------------------------------------------------------------------------
+
+    def write_row(self, log: str, row: dict[str, Any]) -> None:
+        """Append `row` to out_dir/<log>.csv (columns fixed by the first row) and to TensorBoard."""
+        writer = self._writers.get(log)
+        if writer is None:
+            writer = self._writers[log] = _CsvLog(self.out_dir / f"{log}.csv", self._start_step)
+        writer.write(row)
+        if self._tb is not None:
+            prefix = "train" if log == "log" else log
+            for key, value in row.items():
+                if key not in ("step", "seconds") and isinstance(value, (int, float)):
+                    self._tb.add_scalar(f"{prefix}/{key}", value, row["step"])
+
+    def _open_logs(self) -> None:
+        global _TB_NOTICE_GIVEN
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            if not _TB_NOTICE_GIVEN:
+                logger.info("TensorBoard logs off: the tensorboard package is not installed (CSV logs only)")
+                _TB_NOTICE_GIVEN = True
+            return
+        self._tb = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step + 1)
+
+    def _close_logs(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _loss_values(self, losses: dict[str, Any]) -> dict[str, float]:
+        """Losses as floats, averaged over DDP ranks (so every rank sees a NaN on any rank)."""
+        if not isinstance(losses, dict) or not losses:
+            raise ValueError(f"train_step must return a non-empty dict of losses, got {losses!r}")
+        keys = list(losses)
+        stacked = torch.stack([torch.as_tensor(losses[k]).detach().float().mean().to(self.device) for k in keys])
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(stacked)
+            stacked /= self.world_size
+        return dict(zip(keys, stacked.tolist()))
+
+    def _lrs(self) -> dict[str, float]:
+        lrs = {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+        if len(lrs) == 1:
+            return {"lr": next(iter(lrs.values()))}
+        return {f"lr_{name}": lr for name, lr in lrs.items()}
+
+    def _batches(self) -> Iterator[Any]:
+        """Batches from step `self.step` on, forever (see the module docstring for the order)."""
+        data = self.train_data
+        if not _is_map_style(data):
+            if self.step > 0:
+                logger.warning("train_data is an iterable: it restarts from its beginning on resume, "
+                               "so this run's data order differs from an uninterrupted one")
+            while True:
+                empty = True
+                for batch in data:
+                    empty = False
+                    yield batch
+                if empty:
+                    raise ValueError("train_data yielded no batch")
+        n = len(data)
+        if n == 0:
+            raise ValueError("train_data is empty")
+        per_rank = math.ceil(n / self.world_size)
+        size = min(self.batch_size, per_rank)
+        n_batches = per_rank // size
+        epoch, start = divmod(self.step, n_batches)
+        while True:
+            if self.shuffle:
+                generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+                order = torch.randperm(n, generator=generator).tolist()
+            else:
+                order = list(range(n))
+            order = (order * math.ceil(per_rank * self.world_size / n))[: per_rank * self.world_size]
+            mine = order[self.rank :: self.world_size]
+            index_batches = [mine[b * size : (b + 1) * size] for b in range(start, n_batches)]
+            if self.num_workers > 0:
+                loader = torch.utils.data.DataLoader(data, batch_sampler=index_batches, num_workers=self.num_workers,
+                                                     collate_fn=torch.utils.data.default_collate)
+                yield from loader
+            else:
+                for indices in index_batches:
+                    yield torch.utils.data.default_collate([data[i] for i in indices])
+            epoch, start = epoch + 1, 0
+
+    @contextlib.contextmanager
+    def _unwrapped(self):
+        """The model with its original networks in place of their DDP wrappers, for the duration."""
+        for name, (original, _) in self._ddp.items():
+            setattr(self.model, name, original)
+        try:
+            yield self.model
+        finally:
+            for name, (_, wrapper) in self._ddp.items():
+                setattr(self.model, name, wrapper)
+
+    def _init_distributed(self) -> None:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            dist.init_process_group(backend=backend)
+            self._owns_process_group = True
+            logger.info("rank %d of %d: process group up (%s)", self.rank, self.world_size, backend)
+
+    def _wrap_ddp(self, find_unused_parameters: bool) -> None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        if not callable(getattr(self.model, "networks", None)):
+            raise ValueError(f"{type(self.model).__name__} has no networks(); DDP needs it to know what to wrap")
+        for name, net in self.model.networks().items():
+            if getattr(self.model, name, None) is not net:
+                raise ValueError(f"networks() key {name!r} must be the attribute of the model holding that network")
+            if not any(p.requires_grad for p in net.parameters()):
+                continue  # frozen (e.g. a fixed saliency predictor): nothing to synchronise
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            wrapper = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=find_unused_parameters)
+            setattr(self.model, name, wrapper)
+            self._ddp[name] = (net, wrapper)
+
+    def _shutdown_distributed(self) -> None:
+        import torch.distributed as dist
+
+        for name, (original, _) in self._ddp.items():
+            setattr(self.model, name, original)
+        self._ddp = {}
+        if dist.is_initialized():
+            dist.barrier()  # let rank 0 finish its last checkpoint before the group goes
+            dist.destroy_process_group()
+        self._owns_process_group = False
+
+
+class _CsvLog:
+    """An append-only CSV; on resume, rows after the resumed step (from a crashed run) are dropped."""
+
+    def __init__(self, path: Path, resumed_step: int):
+        self.path, self.columns = path, None
+        if path.is_file() and path.stat().st_size > 0:
+            with open(path, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+                columns = list(rows[0].keys()) if rows else None
+            if columns:
+                self.columns = columns
+                kept = [r for r in rows if int(float(r["step"])) <= resumed_step]
+                with open(path, "w", newline="") as handle:
+                    writer = csv.DictWriter(handle, columns)
+                    writer.writeheader()
+                    writer.writerows(kept)
+            else:
+                path.unlink()
+        self._handle = open(path, "a", newline="")
+        self._writer = csv.DictWriter(self._handle, self.columns, extrasaction="ignore", restval="") if self.columns else None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._writer is None:
+            self.columns = list(row)
+            self._writer = csv.DictWriter(self._handle, self.columns, extrasaction="ignore", restval="")
+            self._writer.writeheader()
+        self._writer.writerow(row)
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _is_map_style(data: Any) -> bool:
+    return (hasattr(data, "__getitem__") and hasattr(data, "__len__")
+            and not isinstance(data, (torch.utils.data.DataLoader, torch.utils.data.IterableDataset)))
+
+
+def _iterate_batches(data: Any, batch_size: int) -> Iterable[Any]:
+    if not _is_map_style(data):
+        yield from data
+        return
+    for start in range(0, len(data), batch_size):
+        yield torch.utils.data.default_collate([data[i] for i in range(start, min(start + batch_size, len(data)))])
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _plain(value: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
