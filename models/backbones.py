@@ -240,7 +240,7 @@ def _unreachable_reason(host: str | None) -> str | None:
         try:
             with socket.create_connection((host, 443), timeout=CONNECT_TIMEOUT_S):
                 outcome.append(None)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 — a probe that outlives its caller must never raise
             outcome.append(f"{host} could not be reached ({exc})")
 
     thread = threading.Thread(target=probe, daemon=True, name="gazelab-weights-probe")
