@@ -15,6 +15,8 @@ import pandas as pd
 
 # Gaussian kernels are cut at this many standard deviations (scipy.ndimage's default).
 KERNEL_TRUNCATE = 4.0
+# How far a stored float32 density may drift from summing to 1.
+DENSITY_TOLERANCE = 1e-3
 
 
 def fixation_map(points, shape: tuple[int, int], sigma_px: float, weights=None) -> np.ndarray:
@@ -84,7 +86,7 @@ def sigma_from_visual_angle(degrees: float, px_per_degree: float) -> float:
 def to_density(saliency_map) -> np.ndarray:
     """A non-negative saliency map divided by its sum: float32 that sums to 1."""
     values = np.asarray(saliency_map, dtype=np.float64)
-    _check_map(values, "saliency_map")
+    check_map(values, "saliency_map")
     return (values / values.sum()).astype(np.float32)
 
 
@@ -95,7 +97,7 @@ def save_map(path, density) -> Path:
     """
     path = Path(path)
     values = np.asarray(density, dtype=np.float64)
-    _check_map(values, "density")
+    check_map(values, "density")
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -175,7 +177,19 @@ def _as_points(points, name: str) -> np.ndarray:
     return array
 
 
-def _check_map(values: np.ndarray, name: str) -> None:
+def check_density(values, name: str = "density", tolerance: float = DENSITY_TOLERANCE) -> np.ndarray:
+    """`values` as float64 if it is a finite, non-negative 2-D map summing to 1 (± tolerance);
+    else a ValueError naming `name`."""
+    array = np.asarray(values, dtype=np.float64)
+    check_map(array, name)
+    total = float(array.sum())
+    if abs(total - 1.0) > tolerance:
+        raise ValueError(f"{name} sums to {total:.6g}; expected a density summing to 1")
+    return array
+
+
+def check_map(values: np.ndarray, name: str) -> None:
+    """ValueError naming `name` unless `values` is a finite, non-negative 2-D map with some mass."""
     if values.ndim != 2:
         raise ValueError(f"{name} has shape {values.shape}; expected a 2-D map")
     if not np.all(np.isfinite(values)):

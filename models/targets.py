@@ -17,11 +17,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from analysis.fixations import gaussian_blur
+from analysis.fixations import check_density, gaussian_blur
 
 LOCAL_SHIFT_RANGE = (-4.0, 4.0)  # Gatys et al.: k_sh ∈ [−4, 4]
 GLOBAL_SCALE_RANGE = (0.5, 2.0)  # Gatys et al.: k_sc ∈ [0.5, 2]
-DENSITY_TOLERANCE = 1e-3  # |sum − 1| allowed for float32 maps
 
 
 class Reordered(NamedTuple):
@@ -40,7 +39,7 @@ def local_shift(saliency_density, object_mask, k_sh: float, blur_sigma_px: float
     the object's core gets the full shift. k_sh > 0 raises the object's share of the mass,
     k_sh < 0 lowers it, k_sh = 0 returns the input. Zero-density pixels stay zero.
     """
-    density = _check_density(saliency_density, "saliency_density")
+    density = check_density(saliency_density, "saliency_density")
     mask = _check_mask(object_mask, density.shape, "object_mask") > 0
     k_sh = _finite(k_sh, "k_sh")
     if not (np.isfinite(blur_sigma_px) and blur_sigma_px >= 0):
@@ -57,7 +56,7 @@ def sample_local_shift(rng: np.random.Generator, saliency_density, label_mask,
     info = {"mask_id": int, "k_sh": float, "blur_sigma_px": float}. `blur_sigma_px` None means
     2 % of the longer image side (the paper blurs but gives no σ).
     """
-    density = _check_density(saliency_density, "saliency_density")
+    density = check_density(saliency_density, "saliency_density")
     labels = _check_mask(label_mask, density.shape, "label_mask")
     ids = _object_ids(labels)
     if ids.size == 0:
@@ -74,7 +73,7 @@ def global_scale(saliency_density, k_sc: float) -> np.ndarray:
 
     k_sc > 1 sharpens (lower entropy), k_sc < 1 flattens, k_sc = 1 returns the input.
     """
-    density = _check_density(saliency_density, "saliency_density")
+    density = check_density(saliency_density, "saliency_density")
     k_sc = _finite(k_sc, "k_sc")
     if k_sc <= 0:
         raise ValueError(f"k_sc must be > 0 (the paper samples [0.5, 2]), got {k_sc!r}")
@@ -98,7 +97,7 @@ def sagim_reorder(saliency_density, label_mask, rng: np.random.Generator | None 
     swap). An object with no mass is filled uniformly. `blur_sigma_px` > 0 smooths the result,
     as the paper does (a strong blur can undo the swap of small objects). Returns a density.
     """
-    density = _check_density(saliency_density, "saliency_density").astype(np.float64)
+    density = check_density(saliency_density, "saliency_density").astype(np.float64)
     labels = _check_mask(label_mask, density.shape, "label_mask")
     ids = _object_ids(labels)
     if ids.size < 2:
@@ -132,7 +131,7 @@ def select_gazeshift_mask(saliency_density, label_mask, rng: np.random.Generator
     within [min_area, max_area]; its mean density is below the most salient object's (it is not
     already the most salient). Among the qualifying objects one is drawn uniformly with `rng`.
     """
-    density = _check_density(saliency_density, "saliency_density")
+    density = check_density(saliency_density, "saliency_density")
     labels = _check_mask(label_mask, density.shape, "label_mask", allow_empty=True)
     if not 0 <= min_area <= max_area <= 1:
         raise ValueError(f"need 0 <= min_area <= max_area <= 1, got min_area={min_area}, max_area={max_area}")
@@ -145,25 +144,6 @@ def select_gazeshift_mask(saliency_density, label_mask, rng: np.random.Generator
     if not ok.any():
         return None
     return labels == int(rng.choice(ids[ok]))
-
-
-def check_density(values, name: str = "density") -> np.ndarray:
-    """`values` as float64 if it is a 2-D finite, non-negative map summing to 1; else ValueError."""
-    return _check_density(values, name)
-
-
-def _check_density(values, name: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 2:
-        raise ValueError(f"{name} has shape {array.shape}; expected a 2-D density (H, W)")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinite values; expected a density")
-    if array.min() < 0:
-        raise ValueError(f"{name} has negative values (min {array.min():.4g}); expected a density >= 0")
-    total = array.sum()
-    if abs(total - 1.0) > DENSITY_TOLERANCE:
-        raise ValueError(f"{name} sums to {total:.6g}; expected a density summing to 1")
-    return array
 
 
 def _check_mask(mask, shape: tuple[int, int], name: str, allow_empty: bool = False) -> np.ndarray:
