@@ -28,7 +28,8 @@ context too, which autocast allows (bf16 needs no GradScaler). A model that need
 some part wraps it in `torch.autocast("cuda", enabled=False)`.
 
 Data: `train_data` is best a map-style dataset (`__len__` and `__getitem__` returning a dict of
-tensors). The trainer then batches it itself (`torch.utils.data.default_collate`): epoch e is the
+tensors and plain values). The trainer then batches it itself (`collate_fn`, by default
+`models.data.collate`: tensors stacked, everything else kept as lists): epoch e is the
 permutation `randperm(len, generator seeded with seed·1_000_003 + e)`, split over DDP ranks like
 DistributedSampler (padded to ceil(len / world_size) per rank, rank r takes every
 world_size-th index), cut into full batches only (one smaller batch if a rank holds fewer than
@@ -69,6 +70,7 @@ from tqdm import tqdm
 from models.checkpoint import (FORMAT, check_compatible, read_checkpoint, restore_rng_states, rng_states,
                                save_checkpoint)
 from models.config import config_to_dict, save_config
+from models.data import collate
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +153,7 @@ class Trainer:
         hooks: extra HookBase objects, run after the built-in validation hook.
         resume: continue from out_dir/checkpoints/last.pt if it exists.
         num_workers: DataLoader worker processes for map-style data (0: load in this process).
+        collate_fn: list of items → batch (default `models.data.collate`).
     """
 
     def __init__(self, model: nn.Module, train_data: Any, *, out_dir: str | os.PathLike, max_steps: int,
@@ -158,7 +161,7 @@ class Trainer:
                  val_batch_size: int | None = None, ckpt_every: int = 1000, log_every: int = 10,
                  device: str | torch.device = "auto", bf16: bool = True, seed: int = 0,
                  hooks: Sequence[HookBase] = (), progress: bool = True, resume: bool = False,
-                 num_workers: int = 0, find_unused_parameters: bool = False):
+                 num_workers: int = 0, find_unused_parameters: bool = False, collate_fn: Any = None):
         for what, value in (("max_steps", max_steps), ("batch_size", batch_size), ("ckpt_every", ckpt_every),
                             ("log_every", log_every)):
             if not isinstance(value, int) or value < 1:
@@ -171,6 +174,7 @@ class Trainer:
         self.max_steps, self.batch_size, self.shuffle = max_steps, batch_size, shuffle
         self.ckpt_every, self.log_every, self.seed = ckpt_every, log_every, seed
         self.progress, self.num_workers = progress, num_workers
+        self.collate_fn = collate_fn or collate
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -273,7 +277,7 @@ class Trainer:
         self.model.eval()
         try:
             with self._unwrapped(), torch.no_grad(), self._autocast():
-                for batch in _iterate_batches(data, batch_size or self.batch_size):
+                for batch in _iterate_batches(data, batch_size or self.batch_size, self.collate_fn):
                     for key, value in self.model.validation_step(_to_device(batch, self.device)).items():
                         sums[key] = sums.get(key, 0.0) + float(value)
                     count += 1
@@ -436,11 +440,11 @@ class Trainer:
             index_batches = [mine[b * size : (b + 1) * size] for b in range(start, n_batches)]
             if self.num_workers > 0:
                 loader = torch.utils.data.DataLoader(data, batch_sampler=index_batches, num_workers=self.num_workers,
-                                                     collate_fn=torch.utils.data.default_collate)
+                                                     collate_fn=self.collate_fn)
                 yield from loader
             else:
                 for indices in index_batches:
-                    yield torch.utils.data.default_collate([data[i] for i in indices])
+                    yield self.collate_fn([data[i] for i in indices])
             epoch, start = epoch + 1, 0
 
     @contextlib.contextmanager
@@ -536,12 +540,12 @@ def _is_map_style(data: Any) -> bool:
             and not isinstance(data, (torch.utils.data.DataLoader, torch.utils.data.IterableDataset)))
 
 
-def _iterate_batches(data: Any, batch_size: int) -> Iterable[Any]:
+def _iterate_batches(data: Any, batch_size: int, collate_fn) -> Iterable[Any]:
     if not _is_map_style(data):
         yield from data
         return
     for start in range(0, len(data), batch_size):
-        yield torch.utils.data.default_collate([data[i] for i in range(start, min(start + batch_size, len(data)))])
+        yield collate_fn([data[i] for i in range(start, min(start + batch_size, len(data)))])
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
