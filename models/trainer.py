@@ -50,15 +50,13 @@ Steps are counted from 1: `step` is the number of train_step calls done; checkpo
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import math
 import os
 import random
 import shutil
 import time
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,52 +69,16 @@ from models.checkpoint import (FORMAT, check_compatible, read_checkpoint, restor
                                save_checkpoint)
 from models.config import config_to_dict, save_config
 from models.data import collate
+from models.batching import batch_stream, iterate_batches, to_device
+from models.hooks import HookBase, ValidationHook
+from models.run_logs import RunLogs
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Trainer", "TrainingDiverged", "HookBase", "ValidationHook", "resolve_device"]
 
-_TB_NOTICE_GIVEN = False
-
-
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the message names the step and the loss."""
-
-
-class HookBase:
-    """detectron2-style hook; `self.trainer` is set when the Trainer takes the hook."""
-
-    trainer: Trainer
-
-    def before_train(self) -> None: ...
-
-    def after_step(self) -> None: ...
-
-    def after_train(self) -> None: ...
-
-
-class ValidationHook(HookBase):
-    """Every `every` steps (and at the last), average `model.validation_step` over `data`.
-
-    Runs on rank 0 only, on the unwrapped networks, in eval mode under no_grad, with every RNG
-    state saved and restored around it (so validation never changes the training run).
-    Results go to `val.csv`, TensorBoard (`val/<key>`), the log, and `self.history`.
-    """
-
-    def __init__(self, data: Any, every: int, batch_size: int):
-        if every < 1:
-            raise ValueError(f"val_every must be >= 1 step, got {every}")
-        self.data, self.every, self.batch_size = data, every, batch_size
-        self.history: list[dict[str, float]] = []
-
-    def after_step(self) -> None:
-        t = self.trainer
-        if t.rank != 0 or not (t.step % self.every == 0 or t.step == t.max_steps):
-            return
-        metrics = t.validate(self.data, self.batch_size)
-        self.history.append({"step": t.step, **metrics})
-        t.write_row("val", {"step": t.step, **metrics})
-        logger.info("step %d validation: %s", t.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
 
 def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
@@ -202,9 +164,8 @@ class Trainer:
         self.hooks.extend(hooks)
         for hook in self.hooks:
             hook.trainer = self
-        self._writers: dict[str, Any] = {}
+        self._logs: RunLogs | None = None
         self._start_step = 0
-        self._tb = None
         if resume:
             if (self.ckpt_dir / "last.pt").is_file():
                 self.resume()
@@ -217,7 +178,7 @@ class Trainer:
         """Run steps until `max_steps`; returns the last losses. Raises TrainingDiverged on NaN/inf."""
         self._start_step = self.step  # log rows after it (left by a crashed run) are dropped
         if self.rank == 0:
-            self._open_logs()
+            self._logs = RunLogs(self.out_dir, self._start_step)
         for hook in self.hooks:
             hook.before_train()
         started = time.perf_counter()
@@ -227,7 +188,7 @@ class Trainer:
         window: dict[str, list[float]] = {}
         try:
             while self.step < self.max_steps:
-                batch = _to_device(next(batches), self.device)
+                batch = to_device(next(batches), self.device)
                 with self._autocast():
                     losses = self.model.train_step(batch)
                 values = self._loss_values(losses)
@@ -264,7 +225,9 @@ class Trainer:
                 hook.after_train()
         finally:
             bar.close()
-            self._close_logs()
+            if self._logs is not None:
+                self._logs.close()
+                self._logs = None
             if self._owns_process_group:
                 self._shutdown_distributed()
         return self.last_losses
@@ -277,8 +240,8 @@ class Trainer:
         self.model.eval()
         try:
             with self._unwrapped(), torch.no_grad(), self._autocast():
-                for batch in _iterate_batches(data, batch_size or self.batch_size, self.collate_fn):
-                    for key, value in self.model.validation_step(_to_device(batch, self.device)).items():
+                for batch in iterate_batches(data, batch_size or self.batch_size, self.collate_fn):
+                    for key, value in self.model.validation_step(to_device(batch, self.device)).items():
                         sums[key] = sums.get(key, 0.0) + float(value)
                     count += 1
         finally:
@@ -350,37 +313,7 @@ class Trainer:
 
     def write_row(self, log: str, row: dict[str, Any]) -> None:
         """Append `row` to out_dir/<log>.csv (columns fixed by the first row) and to TensorBoard."""
-        writer = self._writers.get(log)
-        if writer is None:
-            writer = self._writers[log] = _CsvLog(self.out_dir / f"{log}.csv", self._start_step)
-        writer.write(row)
-        if self._tb is not None:
-            prefix = "train" if log == "log" else log
-            for key, value in row.items():
-                if key not in ("step", "seconds") and isinstance(value, (int, float)):
-                    self._tb.add_scalar(f"{prefix}/{key}", value, row["step"])
-
-    def _open_logs(self) -> None:
-        global _TB_NOTICE_GIVEN
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            if not _TB_NOTICE_GIVEN:
-                logger.info("TensorBoard logs off: the tensorboard package is not installed (CSV logs only)")
-                _TB_NOTICE_GIVEN = True
-            return
-        self._tb = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step + 1)
-
-    def _close_logs(self) -> None:
-        for writer in self._writers.values():
-            writer.close()
-        self._writers = {}
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        self._logs.write_row(log, row)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -410,42 +343,9 @@ class Trainer:
 
     def _batches(self) -> Iterator[Any]:
         """Batches from step `self.step` on, forever (see the module docstring for the order)."""
-        data = self.train_data
-        if not _is_map_style(data):
-            if self.step > 0:
-                logger.warning("train_data is an iterable: it restarts from its beginning on resume, "
-                               "so this run's data order differs from an uninterrupted one")
-            while True:
-                empty = True
-                for batch in data:
-                    empty = False
-                    yield batch
-                if empty:
-                    raise ValueError("train_data yielded no batch")
-        n = len(data)
-        if n == 0:
-            raise ValueError("train_data is empty")
-        per_rank = math.ceil(n / self.world_size)
-        size = min(self.batch_size, per_rank)
-        n_batches = per_rank // size
-        epoch, start = divmod(self.step, n_batches)
-        while True:
-            if self.shuffle:
-                generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-                order = torch.randperm(n, generator=generator).tolist()
-            else:
-                order = list(range(n))
-            order = (order * math.ceil(per_rank * self.world_size / n))[: per_rank * self.world_size]
-            mine = order[self.rank :: self.world_size]
-            index_batches = [mine[b * size : (b + 1) * size] for b in range(start, n_batches)]
-            if self.num_workers > 0:
-                loader = torch.utils.data.DataLoader(data, batch_sampler=index_batches, num_workers=self.num_workers,
-                                                     collate_fn=self.collate_fn)
-                yield from loader
-            else:
-                for indices in index_batches:
-                    yield self.collate_fn([data[i] for i in indices])
-            epoch, start = epoch + 1, 0
+        return batch_stream(self.train_data, self.step, batch_size=self.batch_size, world_size=self.world_size,
+                            rank=self.rank, seed=self.seed, shuffle=self.shuffle, num_workers=self.num_workers,
+                            collate_fn=self.collate_fn)
 
     @contextlib.contextmanager
     def _unwrapped(self):
@@ -496,66 +396,10 @@ class Trainer:
         self._owns_process_group = False
 
 
-class _CsvLog:
-    """An append-only CSV; on resume, rows after the resumed step (from a crashed run) are dropped."""
-
-    def __init__(self, path: Path, resumed_step: int):
-        self.path, self.columns = path, None
-        if path.is_file() and path.stat().st_size > 0:
-            with open(path, newline="") as handle:
-                rows = list(csv.DictReader(handle))
-                columns = list(rows[0].keys()) if rows else None
-            if columns:
-                self.columns = columns
-                kept = [r for r in rows if int(float(r["step"])) <= resumed_step]
-                with open(path, "w", newline="") as handle:
-                    writer = csv.DictWriter(handle, columns)
-                    writer.writeheader()
-                    writer.writerows(kept)
-            else:
-                path.unlink()
-        self._handle = open(path, "a", newline="")
-        self._writer = csv.DictWriter(self._handle, self.columns, extrasaction="ignore", restval="") if self.columns else None
-
-    def write(self, row: dict[str, Any]) -> None:
-        if self._writer is None:
-            self.columns = list(row)
-            self._writer = csv.DictWriter(self._handle, self.columns, extrasaction="ignore", restval="")
-            self._writer.writeheader()
-        self._writer.writerow(row)
-        self._handle.flush()
-
-    def close(self) -> None:
-        self._handle.close()
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _is_map_style(data: Any) -> bool:
-    return (hasattr(data, "__getitem__") and hasattr(data, "__len__")
-            and not isinstance(data, (torch.utils.data.DataLoader, torch.utils.data.IterableDataset)))
-
-
-def _iterate_batches(data: Any, batch_size: int, collate_fn) -> Iterable[Any]:
-    if not _is_map_style(data):
-        yield from data
-        return
-    for start in range(0, len(data), batch_size):
-        yield collate_fn([data[i] for i in range(start, min(start + batch_size, len(data)))])
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
 
 
 def _plain(value: Any) -> Any:
