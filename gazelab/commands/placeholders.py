@@ -1,15 +1,5 @@
-"""Subcommand groups whose commands arrive with later parts (models, reports)."""
+"""Subcommand groups whose commands arrive with later parts (evaluation, reports)."""
 import click
-
-
-@click.group("train")
-def train() -> None:
-    """Train saliency predictors and saliency-guided editors."""
-
-
-@click.group("edit")
-def edit() -> None:
-    """Apply a trained editor to images and target maps."""
 
 
 @click.group("evaluate")
@@ -22,4 +12,4 @@ def report() -> None:
     """Reproduce the papers' tables and plots from scores and studies."""
 
 
-GROUPS = [train, edit, evaluate, report]
+GROUPS = [evaluate, report]

@@ -1,0 +1,360 @@
+"""Training, prediction and editing runs as functions: what `gazelab train|predict|edit` and the demo call.
+
+    train("predictor", "salgan", "data/clevr", "runs/salgan", preset="tiny", steps=200)
+    train("editor", "gazeshiftnet", "data/clevr", "runs/gsn", predictor_ckpt="runs/salgan/checkpoints/last.pt")
+    predict_images("runs/salgan/checkpoints/last.pt", "photos/", "predictions/")
+    edit_image("runs/gsn/checkpoints/last.pt", "in.png", "out.png", mask="mask.png", strength=0.5)
+
+Every run writes what its outputs were made with (weights provenance, DESIGN.md §4) next to them,
+and says so when a backbone was random.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import yaml
+
+from models.base import build_model, load_predictor, load_trained, predictor_provenance, registry_of
+from models.config import presets_of
+from models.hooks import HookBase
+from models.trainer import Trainer, resolve_device
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["train", "predict_images", "edit_image", "edit_dataset", "describe_weights", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+DEFAULT_STEPS = 10_000  # for configs that name no step count of their own
+
+
+def train(kind: str, name: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, preset: str = "paper",
+          config: str | os.PathLike | dict | None = None, overrides: dict | None = None,
+          predictor_ckpt: str | os.PathLike | None = None, steps: int | None = None, batch_size: int | None = None,
+          device: str = "auto", resume: bool = False, seed: int = 0, val_every: int | None = None,
+          ckpt_every: int | None = None, log_every: int = 10, progress: bool = True, num_workers: int = 0,
+          bf16: bool = True, echo: Callable[[str], Any] = logger.info) -> dict[str, Any]:
+    """Train the `kind` ("predictor" / "editor") `name` on the dataset at `data_dir` into `out_dir`.
+
+    Config: the paper defaults → `preset` → `config` (YAML path or dict) → `overrides`; when
+    resuming without `config`, the run's own checkpoints/config.yaml. Steps and batch size default
+    to the config's `max_steps` / `batch_size` where it has them. An out_dir that already holds a
+    checkpoint is continued only with `resume` (else ValueError: nothing is overwritten). Editors
+    need `predictor_ckpt`, a trained saliency predictor. Returns {"out_dir", "checkpoint", "step",
+    "losses", "validation", "weights_info"}.
+    """
+    out = Path(out_dir)
+    last = out / "checkpoints" / "last.pt"
+    if last.is_file() and not resume:
+        raise ValueError(f"{out} already holds a training run ({last}); pass --resume to continue it "
+                         "or choose another --out")
+    cls = registry_of(kind).get(name)
+    if preset not in presets_of(cls.Config):
+        raise ValueError(f"unknown preset {preset!r} for {kind} {name!r}; known: {', '.join(sorted(presets_of(cls.Config)))}")
+    saved = out / "checkpoints" / "config.yaml"
+    if resume and config is None and saved.is_file():
+        config, preset = saved, "paper"  # the saved config is complete: no preset on top of it
+    model = build_model(kind, name, preset, _merged_config(config, overrides))
+    predictor = None
+    if kind == "editor":
+        if predictor_ckpt is None:
+            raise ValueError(f"training the editor {name!r} needs a saliency predictor: pass --predictor CKPT "
+                             "(train one with `gazelab train predictor salgan --data DIR`)")
+        predictor = load_predictor(predictor_ckpt)
+        model.attach_predictor(predictor, predictor_provenance(predictor))
+    for line in describe_weights(model.weights_info):
+        echo(line)
+    data = model.make_dataset(data_dir, "train")
+    val_data = None
+    if callable(getattr(model, "validation_step", None)):
+        try:
+            val_data = model.make_dataset(data_dir, "val")
+        except ValueError as exc:
+            logger.info("no validation during training: %s", exc)
+    cfg = model.config
+    steps = steps or int(getattr(cfg, "max_steps", 0) or DEFAULT_STEPS)
+    batch_size = batch_size or int(getattr(cfg, "batch_size", 1))
+    trainer = Trainer(model, data, out_dir=out, max_steps=steps, batch_size=batch_size, device=device, bf16=bf16,
+                      seed=seed, resume=resume, val_data=val_data, val_every=val_every or max(steps // 10, 1),
+                      ckpt_every=ckpt_every or max(min(steps // 10, 1000), 1), log_every=log_every,
+                      progress=progress, num_workers=num_workers, hooks=[LossLines(echo, every=max(steps // 10, 1))])
+    echo(f"training {kind} {name} ({len(data)} training items, batch {batch_size}) on {trainer.device} "
+         f"from step {trainer.step} to {steps}; run folder {out}")
+    losses = trainer.train()
+    validation = trainer.hooks[0].history[-1] if val_data is not None and trainer.hooks[0].history else {}
+    return {"out_dir": str(out), "checkpoint": str(last), "step": trainer.step, "losses": losses,
+            "validation": validation, "weights_info": model.weights_info}
+
+
+class LossLines(HookBase):
+    """Echo a line of the latest logged losses every `every` steps (the bar shows them live)."""
+
+    def __init__(self, echo: Callable[[str], Any], every: int):
+        self.echo, self.every = echo, every
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if t.rank == 0 and (t.step % self.every == 0 or t.step == t.max_steps) and t.loss_history:
+            row = t.loss_history[-1]
+            values = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("step", "seconds"))
+            self.echo(f"step {t.step}/{t.max_steps}: {values}")
+
+
+def predict_images(ckpt: str | os.PathLike, images: str | os.PathLike, out_dir: str | os.PathLike, *,
+                   device: str = "auto") -> dict[str, Any]:
+    """Saliency densities for an image file or every image in a folder: `<stem>.npy` (float32
+    density) and `<stem>.png` (max-scaled view) in `out_dir`, plus `predictions.json`."""
+    from analysis.fixations import save_map
+
+    paths = _image_paths(images)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if Path(ckpt).suffix == ".json":  # a fitted centre bias (models/saliency/center_bias.py)
+        from models.saliency.center_bias import CenterBias
+
+        bias = CenterBias.load(ckpt)
+        model_name, weights_info = "center_bias", {"fit": str(ckpt)}
+        predict = lambda image: bias.predict(image.shape[:2])  # noqa: E731
+    else:
+        model = load_predictor(ckpt, resolve_device(device))
+        model_name, weights_info = model.name, model.weights_info
+        dev = next(model.parameters()).device
+
+        def predict(image: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                tensor = torch.from_numpy(image.transpose(2, 0, 1).copy())[None].to(dev)
+                return model.density(tensor)[0, 0].double().cpu().numpy()
+
+    written = []
+    for path in paths:
+        density = predict(_read_rgb(path))
+        density = density / density.sum()
+        save_map(out / f"{path.stem}.npy", density)
+        save_map(out / f"{path.stem}.png", density)
+        written.append(path.stem)
+    info = {"model": model_name, "checkpoint": str(ckpt), "images": [str(p) for p in paths],
+            "weights_info": weights_info}
+    _write_json(out / "predictions.json", info)
+    return {"out_dir": str(out), "count": len(written), "weights_info": weights_info}
+
+
+def edit_image(ckpt: str | os.PathLike, image: str | os.PathLike, out: str | os.PathLike, *, name: str | None = None,
+               mask: str | os.PathLike | None = None, target_map: str | os.PathLike | None = None,
+               object_id: int | None = None, device: str = "auto", **options) -> dict[str, Any]:
+    """Edit one image with the trained editor in `ckpt`; writes `out` (or `<out stem>_k.png` for K
+    samples) and `<out stem>.json` (inputs, options, weights provenance). Returns the paths.
+
+    Guidance: `mask` (a label or binary image; `object_id` picks one label) for mask editors,
+    `target_map` (.npy density or an image) for target-map editors. `options` (strength, samples,
+    direction, seed, …) go to the editor's `edit`; one it does not take → ValueError.
+    """
+    editor = _load_editor(ckpt, name, device)
+    picture = _read_rgb(image)
+    guidance = _guidance(editor, picture, mask, target_map, object_id, source=str(image))
+    edited = _run_edit(editor, picture, guidance, options)
+    paths = _write_edits(edited, Path(out))
+    info = {"editor": editor.name, "checkpoint": str(ckpt), "image": str(image), "mask": _str(mask),
+            "target_map": _str(target_map), "object_id": object_id, "options": options, "outputs": paths,
+            "weights_info": editor.weights_info}
+    _write_json(Path(out).with_suffix(".json"), info)
+    return {"outputs": paths, "weights_info": editor.weights_info}
+
+
+def edit_dataset(ckpt: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                 split: str = "test", name: str | None = None, device: str = "auto", **options) -> dict[str, Any]:
+    """Edit the X image of every pair of `split` into `out_dir/<pair_id>.png` (+ `edits.csv`, `edits.json`).
+
+    Mask editors get the pair's edited objects (the scene's edit) or, failing that, the object
+    `select_gazeshift_mask` picks; target-map editors get the pair's Y fixation map as the target
+    (X should draw attention the way Y does).
+    """
+    from models.data import PairDataset
+
+    editor = _load_editor(ckpt, name, device)
+    pairs = PairDataset(data_dir, split=split, sides=("x", "y"), require_maps=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index in range(len(pairs)):
+        item = pairs[index]
+        picture = item["x"].numpy().transpose(1, 2, 0)
+        guidance = _pair_guidance(editor, item, index)
+        if guidance is None:
+            logger.warning("pair %s: no guidance (%s) for %s; skipped", item["pair_id"], editor.guidance, editor.name)
+            continue
+        paths = _write_edits(_run_edit(editor, picture, guidance, options), out / f"{item['pair_id']}.png")
+        rows.append({"pair_id": item["pair_id"], "outputs": ";".join(paths)})
+    if not rows:
+        raise ValueError(f"no pair of split {split!r} in {data_dir} had the guidance {editor.name} needs ({editor.guidance})")
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(out / "edits.csv", index=False)
+    _write_json(out / "edits.json", {"editor": editor.name, "checkpoint": str(ckpt), "data": str(data_dir),
+                                     "split": split, "options": options, "weights_info": editor.weights_info})
+    return {"out_dir": str(out), "count": len(rows), "weights_info": editor.weights_info}
+
+
+def describe_weights(info: Any, prefix: str = "") -> list[str]:
+    """Lines saying which weights a model (and its predictor) were built with; loud about random ones."""
+    if not isinstance(info, dict):
+        return []
+    lines = []
+    if info.get("random_backbone"):
+        lines.append(f"{prefix}WARNING: random backbone weights (backbone_weights=random, asked for explicitly): "
+                     "outputs are not comparable with pretrained runs")
+    backbone = info.get("backbone")
+    if isinstance(backbone, dict) and backbone.get("source") not in (None, "random"):
+        lines.append(f"{prefix}backbone {backbone.get('arch', '')}: {backbone.get('source')} weights")
+    predictor = info.get("predictor")
+    if isinstance(predictor, dict):
+        lines.append(f"{prefix}saliency predictor: {predictor.get('name')} {predictor.get('path', '')}".rstrip())
+        lines += describe_weights(predictor.get("weights_info"), prefix=f"{prefix}predictor: ")
+    return lines
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _merged_config(config, overrides: dict | None) -> dict | str | os.PathLike | None:
+    if not overrides:
+        return config
+    values: dict = {}
+    if isinstance(config, dict):
+        values = dict(config)
+    elif config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"config file {path} must hold a mapping of field: value")
+    return {**values, **overrides}
+
+
+def _load_editor(ckpt, name: str | None, device: str):
+    editor = load_trained(ckpt, "editor", resolve_device(device))
+    if name is not None and editor.name != name:
+        raise ValueError(f"checkpoint {ckpt} holds the editor {editor.name!r}, not {name!r}")
+    return editor
+
+
+def _image_paths(images) -> list[Path]:
+    path = Path(images)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ValueError(f"--images {path} is neither an image file nor a folder")
+    paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise ValueError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return paths
+
+
+def _read_rgb(path) -> np.ndarray:
+    from models.data import read_image
+
+    return read_image(path)
+
+
+def _guidance(editor, picture: np.ndarray, mask, target_map, object_id, source: str) -> np.ndarray:
+    height, width = picture.shape[:2]
+    if editor.guidance == "mask":
+        if mask is None:
+            raise ValueError(f"the editor {editor.name} is guided by an object mask: pass --mask MASK.png")
+        from models.data import read_mask
+
+        labels = read_mask(mask)
+        values = labels == object_id if object_id is not None else labels > 0
+        what = f"object id {object_id}" if object_id is not None else "foreground (non-zero pixels)"
+        guidance = values.astype(np.float32)
+        kind = "mask"
+        path = mask
+    else:
+        if target_map is None:
+            raise ValueError(f"the editor {editor.name} is guided by a target saliency map: pass --target-map MAP")
+        from models.data import read_density
+
+        guidance = read_density(target_map)
+        what, kind, path = "mass", "target map", target_map
+    if guidance.shape != (height, width):
+        raise ValueError(f"{kind} {path} is {guidance.shape[1]}×{guidance.shape[0]} (W×H) but the image {source} "
+                         f"is {width}×{height}; expected the same size")
+    if not guidance.any():
+        raise ValueError(f"{kind} {path} has no {what}; expected at least one pixel of it")
+    return guidance
+
+
+def _pair_guidance(editor, item: dict, index: int) -> np.ndarray | None:
+    if editor.guidance != "mask":
+        target = item.get("y_map")
+        return None if target is None else target[0].numpy()
+    labels = item.get("x_mask")
+    if labels is None:
+        return None
+    labels = labels.numpy()
+    edited = set((item.get("edit") or {}).get("object_ids", []))  # objects of X the edit changed
+    ids = [o["mask_id"] for o in item.get("x_objects") or [] if o.get("id") in edited and o.get("mask_id")]
+    chosen = np.isin(labels, ids) if ids else None
+    if chosen is None or not chosen.any():
+        from models.targets import select_gazeshift_mask
+
+        saliency = item.get("x_map")
+        density = saliency[0].numpy() if saliency is not None else np.full(labels.shape, 1.0 / labels.size)
+        try:
+            chosen = select_gazeshift_mask(density, labels, np.random.default_rng(index))
+        except ValueError:
+            return None
+        if chosen is None:
+            return None
+    return np.asarray(chosen, np.float32)
+
+
+def _run_edit(editor, picture: np.ndarray, guidance: np.ndarray, options: dict) -> torch.Tensor:
+    accepted = inspect.signature(editor.edit).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = [k for k in given if k not in accepted and not takes_any]
+    if unknown:
+        raise ValueError(f"the editor {editor.name} takes no option {', '.join(unknown)}; its edit() takes "
+                         f"{', '.join(k for k in accepted if k not in ('image', 'guidance')) or 'no options'}")
+    device = next(editor.parameters()).device
+    image_t = torch.from_numpy(np.ascontiguousarray(picture.transpose(2, 0, 1)))[None].float().to(device)
+    guide_t = torch.from_numpy(np.ascontiguousarray(guidance))[None, None].float().to(device)
+    with torch.no_grad():
+        return editor.edit(image_t, guide_t, **given).float().cpu()
+
+
+def _write_edits(edited: torch.Tensor, out: Path) -> list[str]:
+    """(1, 3, H, W) → out; (1, K, 3, H, W) → out_1 … out_K (PNG unless `out` says otherwise)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    images = edited[0] if edited.ndim == 5 else edited
+    if images.shape[0] == 1:
+        targets = [out]
+    else:
+        targets = [out.with_name(f"{out.stem}_{k + 1}{out.suffix or '.png'}") for k in range(images.shape[0])]
+    for tensor, target in zip(images, targets):
+        array = (tensor.clamp(0, 1).numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+        tmp = target.with_name(f".{target.stem}.tmp{target.suffix or '.png'}")
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(array, cv2.COLOR_RGB2BGR)):
+            raise ValueError(f"cannot write image {target}: unknown image format {target.suffix!r}")
+        os.replace(tmp, target)
+    return [str(t) for t in targets]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _str(value) -> str | None:
+    return None if value is None else str(value)
