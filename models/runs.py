@@ -170,8 +170,8 @@ def edit_image(ckpt: str | os.PathLike, image: str | os.PathLike, out: str | os.
 
 
 def edit_dataset(ckpt: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                 split: str = "test", name: str | None = None, device: str = "auto", **options) -> dict[str, Any]:
-    """Edit the X image of every pair of `split` into `out_dir/<pair_id>.png` (+ `edits.csv`, `edits.json`).
+                 split: str | None = "test", name: str | None = None, device: str = "auto", **options) -> dict[str, Any]:
+    """Edit the X image of every pair of `split` (None: all) into `out_dir/<pair_id>.png` (+ `edits.csv`, `edits.json`).
 
     Mask editors get the pair's edited objects (the scene's edit) or, failing that, the object
     `select_gazeshift_mask` picks; target-map editors get the pair's Y fixation map as the target

@@ -2,12 +2,15 @@
 
 Stages: render a small paired dataset → a BubbleView experiment on SQLite → the study server
 in a background thread → simulated participants (7 per image) through its HTTP API → fixation
-maps → export into the dataset → validate → contact sheet.
+maps → export into the dataset → validate → contact sheet → train a saliency predictor (SalGAN)
+on the maps → train GazeShiftNet with it → edit the test pairs. The models use CPU-sized presets
+and random VGG backbones (no network here for ImageNet weights), chosen explicitly and reported.
 """
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +22,8 @@ DEMO_SIZE = (160, 120)
 DEMO_SAMPLES = 16
 OBSERVERS = 7  # the SalG-GAN paper's subjects per image
 EXPERIMENT = "demo"
+PREDICTOR, EDITOR = "salgan", "gazeshiftnet"
+PREDICTOR_STEPS, EDITOR_STEPS = 60, 60  # about a minute of CPU training in all
 
 
 @click.command("demo")
@@ -26,8 +31,10 @@ EXPERIMENT = "demo"
               help="Where the demo writes its dataset, study database and contact sheet.")
 @click.option("--pairs", "n_pairs", default=DEMO_PAIRS, show_default=True, type=click.IntRange(1))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1))
-def command(out, n_pairs, workers) -> None:
-    """Render a small paired dataset, collect simulated attention on it, export the maps."""
+@click.option("--train-steps", default=None, type=click.IntRange(1),
+              help=f"Steps for each model [default: {PREDICTOR_STEPS} predictor, {EDITOR_STEPS} editor].")
+def command(out, n_pairs, workers, train_steps) -> None:
+    """Render a small paired dataset, collect simulated attention on it, train a predictor and an editor."""
     from datagen.dataset import Dataset
     from datagen.generator_config import GeneratorConfig
     from datagen.pipeline import generate
@@ -36,7 +43,7 @@ def command(out, n_pairs, workers) -> None:
     out = Path(out).resolve()
     dataset_dir = out / "dataset"
     width, height = DEMO_SIZE
-    click.echo(f"[1/5] rendering {n_pairs} pairs at {width}x{height}, {DEMO_SAMPLES} samples into {dataset_dir}")
+    click.echo(f"[1/7] rendering {n_pairs} pairs at {width}x{height}, {DEMO_SAMPLES} samples into {dataset_dir}")
     config = GeneratorConfig.from_options(n_pairs, width=width, height=height, samples=DEMO_SAMPLES, seed=0)
     summary = generate(dataset_dir, config, workers=workers)
     for line in summary.lines():
@@ -44,7 +51,7 @@ def command(out, n_pairs, workers) -> None:
     if summary.failed:
         raise click.ClickException(f"{len(summary.failed)} pair(s) failed to render")
 
-    click.echo(f"[2/5] BubbleView study: {OBSERVERS} simulated observers per image")
+    click.echo(f"[2/7] BubbleView study: {OBSERVERS} simulated observers per image")
     db_path = out / "study.db"
     for stale in out.glob("study.db*"):  # the demo's study starts afresh each run
         stale.unlink()
@@ -56,9 +63,9 @@ def command(out, n_pairs, workers) -> None:
         click.echo(f"      server at {base_url}, participant link {base_url}/s/{EXPERIMENT}")
         _simulate(db_url, base_url, n_participants)
 
-    click.echo("[3/5] fixation maps from the clicks, exported into the dataset")
+    click.echo("[3/7] fixation maps from the clicks, exported into the dataset")
     _maps_and_export(db_url, dataset_dir)
-    click.echo("[4/5] validating the dataset")
+    click.echo("[4/7] validating the dataset")
     problems = Dataset.open(dataset_dir).validate()
     for problem in problems:
         click.echo(f"      {problem}")
@@ -66,14 +73,45 @@ def command(out, n_pairs, workers) -> None:
         raise click.ClickException(f"the demo dataset has {len(problems)} problem(s)")
     click.echo("      ok")
     sheet = contact_sheet(dataset_dir, out / "contact_sheet.png", n_pairs=n_pairs)
-    click.echo(f"[5/5] contact sheet: {sheet}")
-    click.echo(f"Done. The dataset, with simulated attention maps (source=simulated), is in {dataset_dir}.")
+    click.echo(f"[5/7] contact sheet: {sheet}")
+    edits = _train_and_edit(out, dataset_dir, train_steps)
+    click.echo(f"Done. The dataset, with simulated attention maps (source=simulated), is in {dataset_dir};")
+    click.echo(f"GazeShiftNet's edits of its pairs are in {edits}.")
     click.echo(f"Look at it: open {sheet}, or run `gazelab dataset info {dataset_dir}`.")
     click.echo("See the study as an admin:")
     click.echo(f"  gazelab study create-admin --db {db_url}")
     click.echo(f"  gazelab study serve --db {db_url}    # then open http://127.0.0.1:5000/admin/")
     click.echo("Run it with real people: put the server behind gunicorn (see the README), and share the")
     click.echo(f"link http://YOUR-HOST/s/{EXPERIMENT} (Prolific adds ?PROLIFIC_PID=...&STUDY_ID=...&SESSION_ID=...).")
+
+
+def _train_and_edit(out: Path, dataset_dir: Path, steps: int | None) -> Path:
+    """Stages 6–7: SalGAN on the exported maps, GazeShiftNet with it, edits of the test pairs."""
+    from models.runs import edit_dataset, train
+
+    runs = out / "runs"
+    shutil.rmtree(runs, ignore_errors=True)  # the demo trains afresh each run
+    echo = lambda line: click.echo(f"      {line}")  # noqa: E731
+    common = {"preset": "tiny", "overrides": {"backbone_weights": "random"}, "device": "cpu", "progress": False,
+              "echo": echo}
+    click.echo(f"[6/7] training the saliency predictor {PREDICTOR} on the maps (tiny preset, random VGG16 "
+               "backbone on purpose: this machine cannot download ImageNet weights)")
+    predictor = train("predictor", PREDICTOR, dataset_dir, runs / PREDICTOR, steps=steps or PREDICTOR_STEPS, **common)
+    click.echo(f"[7/7] training the editor {EDITOR} guided by it, then editing the pairs")
+    editor = train("editor", EDITOR, dataset_dir, runs / EDITOR, predictor_ckpt=predictor["checkpoint"],
+                   steps=steps or EDITOR_STEPS, **common)
+    splits = set(_split_column(dataset_dir))
+    split = "test" if "test" in splits else None
+    result = edit_dataset(editor["checkpoint"], dataset_dir, out / "edits", split=split, device="cpu")
+    echo(f"{result['count']} pairs of split {split or 'all (no test pairs in so small a dataset)'} edited "
+         f"into {result['out_dir']}; checkpoints in {runs}")
+    return Path(result["out_dir"])
+
+
+def _split_column(dataset_dir: Path) -> list[str]:
+    from datagen.dataset import Dataset
+
+    return list(Dataset.open(dataset_dir).pairs["split"])
 
 
 def _create_experiment(db_url: str, dataset_dir: Path, n_pairs: int) -> int:
