@@ -28,7 +28,7 @@ def _training_options(command):
         click.option("--random-backbone", is_flag=True,
                      help="Build the VGG backbone with random weights (offline use; recorded and reported)."),
         click.option("--weights", "weights_path", type=click.Path(dir_okay=False), default=None,
-                     help="Backbone state_dict file instead of torchvision's cached ImageNet weights."),
+                     help="Backbone state_dict file instead of torchvision's cached ImageNet weights (random: same as --random-backbone)."),
         click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Data-loading worker processes."),
         click.option("--no-bf16", is_flag=True, help="Train in float32 on CUDA too."),
