@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 FORMAT = 1
+# Config fields that say how long a run is, not what it trains: a resumed run may extend them.
+RUN_LENGTH_KEYS = ("max_steps",)
 
 
 def save_checkpoint(payload: dict, path: str | os.PathLike) -> Path:
@@ -70,12 +72,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def check_compatible(ckpt: dict, model: Any, source: str = "checkpoint") -> None:
-    """ValueError naming both sides if `ckpt` was written by another model name or config."""
+    """ValueError naming both sides if `ckpt` was written by another model name or config.
+
+    Fields in RUN_LENGTH_KEYS (`max_steps`) may differ: resuming a run to train it longer is allowed.
+    """
     name = getattr(model, "name", type(model).__name__)
     if ckpt["model_name"] != name:
         raise ValueError(f"{source} holds model {ckpt['model_name']!r}, but the model to load into is {name!r}")
-    config = config_to_dict(model.config)
-    saved = ckpt.get("config")
+    config = {k: v for k, v in config_to_dict(model.config).items() if k not in RUN_LENGTH_KEYS}
+    saved = {k: v for k, v in (ckpt.get("config") or {}).items() if k not in RUN_LENGTH_KEYS}
     if saved != config:
         keys = sorted(set(config) | set(saved or {}))
         diffs = [f"{k}: checkpoint {(saved or {}).get(k, '<missing>')!r} vs model {config.get(k, '<missing>')!r}"

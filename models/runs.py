@@ -11,6 +11,7 @@ and says so when a backbone was random.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -58,17 +59,23 @@ def train(kind: str, name: str, data_dir: str | os.PathLike, out_dir: str | os.P
         raise ValueError(f"{out} already holds a training run ({last}); pass --resume to continue it "
                          "or choose another --out")
     cls = registry_of(kind).get(name)
+    if kind == "editor" and predictor_ckpt is None:
+        raise ValueError(f"training the editor {name!r} needs a saliency predictor: pass --predictor CKPT "
+                         "(train one with `gazelab train predictor salgan --data DIR`)")
     if preset not in presets_of(cls.Config):
         raise ValueError(f"unknown preset {preset!r} for {kind} {name!r}; known: {', '.join(sorted(presets_of(cls.Config)))}")
+    overrides = dict(overrides or {})
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    if "backbone_weights" in overrides and "backbone_weights" not in fields:
+        echo(f"{name} has no pretrained backbone: the backbone weights option does not apply to it")
+        del overrides["backbone_weights"]
+    if steps is not None and "max_steps" in fields:
+        overrides["max_steps"] = steps  # learning-rate schedules follow the run's real length
     saved = out / "checkpoints" / "config.yaml"
     if resume and config is None and saved.is_file():
         config, preset = saved, "paper"  # the saved config is complete: no preset on top of it
     model = build_model(kind, name, preset, _merged_config(config, overrides))
-    predictor = None
     if kind == "editor":
-        if predictor_ckpt is None:
-            raise ValueError(f"training the editor {name!r} needs a saliency predictor: pass --predictor CKPT "
-                             "(train one with `gazelab train predictor salgan --data DIR`)")
         predictor = load_predictor(predictor_ckpt)
         model.attach_predictor(predictor, predictor_provenance(predictor))
     for line in describe_weights(model.weights_info):

@@ -1,0 +1,422 @@
+"""GazeShiftNet (Mejjati et al., ECCV 2020, papers/004): attention shifting by global parametric edits.
+
+G_E (`ParameterEncoder`) sees the image and the object mask (the mask, and the tiled latent z
+when `z_dim` > 0, concatenated again before every conv stage), pools globally and predicts, per
+direction ("increase", and "decrease" when `config.decrease`), one foreground and one
+background parameter set through separate fully connected heads. G_D (`gazeshift_ops`) applies
+sharpen → exposure → contrast → tone → colour to the image, each region with its own set,
+blended by the blurred mask. Training: hinge GAN against a multi-scale critic (eq. 4), the
+softmax attention loss of the attached saliency predictor (eq. 5) with λ_s, and, with z, the
+latent reconstruction L_r = mean |z − ENC(p)| (§5). Parameters are predicted at
+`param_size` px (short side) and applied at full resolution, so `edit` scales to 4K images.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from models import losses
+from models.base import Editor
+from models.editors.gazeshift_ops import (apply_parameters, check_image_and_mask, flatten_parameters,
+                                         mask_from_guidance, parameters_from_raw, raw_size)
+from models.registry import EDITORS
+from models.targets import select_gazeshift_mask
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["GazeShiftNetConfig", "GazeShiftNet", "ParameterEncoder", "LatentEncoder", "MultiScaleDiscriminator",
+           "GazeShiftSamples"]
+
+DIRECTIONS = ("increase", "decrease")
+
+
+@dataclass
+class GazeShiftNetConfig:
+    """GazeShiftNet's settings; defaults are the paper's where it gives them (papers/004 §3, §5)."""
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "tiny": {"image_size": (24, 32), "param_size": 24, "encoder_channels": (8, 16), "fc_width": 16,
+                 "z_dim": 3, "d_scales": 2, "d_channels": 8, "d_layers": 2, "lr": 1e-3, "d_lr": 1e-3,
+                 "batch_size": 2, "max_steps": 20},
+    }
+    image_size: tuple[int, int] = (256, 256)  # training (height, width), pixels
+    param_size: int = 256  # short side (px) of the image G_E sees; edits apply at full resolution
+    encoder_channels: tuple[int, ...] = (32, 64, 128, 256, 256)  # one stride-2 stage each (not in the paper)
+    fc_width: int = 256  # shared fully connected layers and heads (not in the paper)
+    curve_knots: int = 8  # tone and per-channel colour curves (Exposure's 8)
+    z_dim: int = 0  # latent style code (§5 uses 10); 0 = a deterministic model
+    decrease: bool = True  # also train the "decrease" heads (§5), in the same steps as "increase"
+    mask_blur: float = 0.01  # σ of the blend mask's Gaussian blur, fraction of the short side
+    d_scales: int = 3  # multi-scale critic: PatchGANs on the image halved d_scales − 1 times
+    d_channels: int = 64
+    d_layers: int = 3  # stride-2 convolutions per PatchGAN
+    d_spectral_norm: bool = True  # hinge loss with spectral norm, after the paper's [32, 45]
+    lambda_attention: float = 2.5e4  # λ_s (eq. 6; §5 used 2e4 for the increase/decrease model)
+    lambda_latent: float = 1.0  # weight of L_r (not in the paper)
+    lr: float = 1e-5  # G_E (and ENC), Adam
+    d_lr: float = 1e-5
+    adam_betas: tuple[float, float] = (0.5, 0.999)  # not in the paper
+    batch_size: int = 4  # the run's default (`gazelab train`; the trainer takes its own)
+    max_steps: int = 37500  # the run's length; the LR decays linearly to 0 from decay_start·max_steps to it
+    decay_start: float = 0.5
+    mask_min_area: float = 0.01  # CoCoClutter curation: object area fraction within [min, max]
+    mask_max_area: float = 0.5
+    mask_seed: int = 0  # the draw of one object per training image (fixed, so resumes see the same)
+
+
+@EDITORS.register("gazeshiftnet")
+class GazeShiftNet(Editor):
+    """The GazeShiftNet editor; see the module docstring. `edit(image, mask)` → edited image."""
+
+    name = "gazeshiftnet"
+    Config = GazeShiftNetConfig
+    guidance = "mask"
+
+    def __init__(self, config: GazeShiftNetConfig, *, load_pretrained: bool = True):
+        super().__init__()
+        self.config = config
+        _check_config(config)
+        self.directions = DIRECTIONS if config.decrease else DIRECTIONS[:1]
+        n_raw = raw_size(config.curve_knots)
+        self.encoder = ParameterEncoder(config.encoder_channels, config.fc_width, config.z_dim, self.directions, n_raw)
+        self.latent_encoder = (LatentEncoder(2 * n_raw, config.fc_width, config.z_dim, self.directions)
+                               if config.z_dim > 0 else None)
+        self.discriminator = MultiScaleDiscriminator(config.d_scales, config.d_channels, config.d_layers,
+                                                     config.d_spectral_norm)
+        # load_pretrained has nothing to load: no part of GazeShiftNet starts from pretrained weights
+        self.weights_info = {**self.weights_info, "backbone": "none", "random_backbone": False,
+                             "encoder": "trained from scratch (GazeShiftNet has no pretrained backbone)"}
+        g_params = [p for net in (self.encoder, self.latent_encoder) if net is not None for p in net.parameters()]
+        betas = tuple(config.adam_betas)
+        self.optimizer_g = torch.optim.Adam(g_params, lr=config.lr, betas=betas)
+        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr, betas=betas)
+        decay = _linear_decay(config.max_steps, config.decay_start)
+        self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, decay)
+        self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, decay)
+
+    # -- the trainer's protocol ---------------------------------------------------------------------
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"g": self.optimizer_g, "d": self.optimizer_d}
+
+    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        return {"g": self.scheduler_g, "d": self.scheduler_d}
+
+    def networks(self) -> dict[str, nn.Module]:
+        nets = {"encoder": self.encoder, "discriminator": self.discriminator, "latent_encoder": self.latent_encoder}
+        return {name: net for name, net in nets.items() if net is not None}
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One D step then one G step on ``image`` (B, 3, H, W) in [0, 1] and ``mask`` (B, 1, H, W) {0, 1}.
+
+        Every step edits the batch in each trained direction; the attention term is
+        L_att(S(I'_inc), m) − L_att(S(I'_dec), m) (§5), so "decrease" lowers the density inside m.
+        """
+        image, mask = batch["image"], batch["mask"].to(batch["image"].dtype)
+        check_image_and_mask(image, mask)
+        params, z = self._predict_all(image, mask)
+        blur = self._blur_px(image)
+        edited = {d: apply_parameters(image, mask, params[d], 1.0, mask_blur_px=blur) for d in self.directions}
+        fakes = torch.cat([edited[d] for d in self.directions])
+
+        # D: real and fake in one forward (one DDP forward per backward)
+        scores = self.discriminator(torch.cat([image, fakes.detach()]))
+        d_loss = losses.hinge_d([s[: len(image)] for s in scores], [s[len(image):] for s in scores])
+        self.optimizer_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.optimizer_d.step()
+
+        g_adv = losses.hinge_g(self.discriminator(fakes))
+        attention = {d: losses.softmax_attention_loss(self.predictor.log_density(edited[d]), mask)
+                     for d in self.directions}
+        att = attention["increase"] - attention["decrease"] if self.config.decrease else attention["increase"]
+        g_loss = g_adv + self.config.lambda_attention * att
+        out = {"d_hinge": d_loss.detach(), "g_hinge": g_adv.detach(), "attention": att.detach(),
+               "attention_increase": attention["increase"].detach()}
+        if self.config.decrease:
+            out["attention_decrease"] = attention["decrease"].detach()
+        if self.latent_encoder is not None:
+            flat = {d: torch.cat([flatten_parameters(params[d]["fg"]), flatten_parameters(params[d]["bg"])], 1)
+                    for d in self.directions}
+            z_pred = self.latent_encoder(flat)
+            latent = sum(losses.latent_regression_loss(z_pred[d], z) for d in self.directions) / len(self.directions)
+            g_loss = g_loss + self.config.lambda_latent * latent
+            out["latent"] = latent.detach()
+        self.optimizer_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.optimizer_g.step()
+        out["g_total"] = g_loss.detach()
+        return out
+
+    # -- inference ------------------------------------------------------------------------------------
+
+    def parameters_for(self, image: torch.Tensor, mask: torch.Tensor, direction: str = "increase",
+                       z: torch.Tensor | None = None) -> dict[str, dict[str, torch.Tensor]]:
+        """The predicted {"fg": set, "bg": set} (see `gazeshift_ops`) for (B, 3, H, W) images in [0, 1]
+        and (B, 1, H, W) masks in [0, 1], any size (G_E sees them at `param_size`). z: (B, z_dim)
+        latent codes; None draws them from N(0, 1) with the global torch RNG (z_dim > 0 only)."""
+        self._check_direction(direction)
+        check_image_and_mask(image, mask)
+        codes = self._latent_codes(image.shape[0], 1, z, None, image.device)
+        raw = self.encoder(*self._encoder_inputs(image, mask), None if codes is None else codes[:, 0])
+        return self._activate(raw[direction])
+
+    def edit(self, image: torch.Tensor, guidance: torch.Tensor, *, direction: str = "increase",
+             strength: float = 1.0, z: torch.Tensor | None = None, samples: int = 1,
+             seed: int | None = None) -> torch.Tensor:
+        """Shift attention towards (or away from) the masked region of every image.
+
+        image: (B, 3, H, W) in [0, 1], any size. guidance: (B, 1, H, W) mask in [0, 1] (1 = the
+        region), or integer labels (> 0 = the region). direction: "increase" or "decrease".
+        strength in [0, 1]: 0 returns the input exactly, 1 the predicted edit (parameter space).
+        z: (B, z_dim) (or (B, samples, z_dim)) latent codes; None draws them with `seed`.
+        Returns (B, 3, H, W) in [0, 1], or (B, samples, 3, H, W) when samples > 1 (z_dim > 0).
+        """
+        mask = mask_from_guidance(image, guidance)
+        self._check_direction(direction)
+        strength = float(strength)
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must lie in [0, 1] (0 = the input, 1 = the predicted edit), got {strength}")
+        if not isinstance(samples, int) or samples < 1 or (samples > 1 and self.config.z_dim == 0):
+            raise ValueError(f"samples must be 1, or a larger int for a model with a latent z (z_dim > 0; this one "
+                             f"has z_dim = {self.config.z_dim}), got {samples!r}")
+        codes = self._latent_codes(image.shape[0], samples, z, seed, image.device)
+        with torch.no_grad():
+            small_image, small_mask = self._encoder_inputs(image, mask)
+            outputs = []
+            for k in range(samples):
+                raw = self.encoder(small_image, small_mask, None if codes is None else codes[:, k])
+                params = self._activate(raw[direction])
+                outputs.append(apply_parameters(image, mask, params, strength, mask_blur_px=self._blur_px(image)))
+        return outputs[0].to(image.dtype) if samples == 1 else torch.stack(outputs, 1).to(image.dtype)
+
+    def make_dataset(self, data_dir: str | os.PathLike, split: str | None = "train") -> GazeShiftSamples:
+        """Image–mask pairs at `config.image_size` from a gazelab dataset dir (see `GazeShiftSamples`)."""
+        height, width = self.config.image_size
+        return GazeShiftSamples(data_dir, split, (width, height), self.config.mask_min_area,
+                                self.config.mask_max_area, self.config.mask_seed)
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _predict_all(self, image, mask):
+        codes = self._latent_codes(image.shape[0], 1, None, None, image.device)
+        z = None if codes is None else codes[:, 0]
+        raw = self.encoder(*self._encoder_inputs(image, mask), z)
+        return {d: self._activate(raw[d]) for d in self.directions}, z
+
+    def _activate(self, raw: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+        return {region: parameters_from_raw(raw[region].float(), self.config.curve_knots) for region in ("fg", "bg")}
+
+    def _encoder_inputs(self, image, mask):
+        """Image and mask resized (bilinear, antialiased) so that the short side is `param_size`."""
+        height, width = image.shape[-2:]
+        scale = self.config.param_size / min(height, width)
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        if size == (height, width):
+            return image, mask
+        resize = dict(size=size, mode="bilinear", align_corners=False, antialias=True)
+        return F.interpolate(image.float(), **resize), F.interpolate(mask.float(), **resize)
+
+    def _blur_px(self, image) -> float:
+        return self.config.mask_blur * min(image.shape[-2:])
+
+    def _check_direction(self, direction: str) -> None:
+        if direction not in self.directions:
+            raise ValueError(f"direction must be one of {self.directions} for this model, got {direction!r}")
+
+    def _latent_codes(self, batch: int, samples: int, z, seed, device) -> torch.Tensor | None:
+        """(B, samples, z_dim) codes: `z` as given, or N(0, 1) draws (from `seed`, else the global
+        torch RNG); None when the model has no z."""
+        z_dim = self.config.z_dim
+        if z_dim == 0:
+            if z is not None:
+                raise ValueError("this model has no latent z (z_dim = 0); pass z=None")
+            return None
+        if z is None:
+            generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+            return torch.randn(batch, samples, z_dim, generator=generator).to(device)
+        if isinstance(z, torch.Tensor) and samples == 1 and tuple(z.shape) == (batch, z_dim):
+            return z[:, None].to(device)
+        if isinstance(z, torch.Tensor) and tuple(z.shape) == (batch, samples, z_dim):
+            return z.to(device)
+        shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+        raise ValueError(f"z must be a ({batch}, {z_dim}) or ({batch}, {samples}, {z_dim}) tensor for {samples} "
+                         f"sample(s), got {shape}")
+
+
+class ParameterEncoder(nn.Module):
+    """G_E: (B, 3, h, w) images in [0, 1], (B, 1, h, w) masks and (B, z_dim) codes →
+    {direction: {"fg": (B, n_raw), "bg": (B, n_raw)}} raw parameters (any h, w ≥ 1).
+
+    Stage k: concat(features, mask resized bilinearly to them, tiled z) → conv 3×3 stride 2 →
+    LeakyReLU → conv 3×3 → LeakyReLU. Then global average pooling, two shared FC layers and
+    one two-layer FC head per (direction, region). The heads' last layers start small, so the
+    first edits are near the identity.
+    """
+
+    def __init__(self, channels, fc_width: int, z_dim: int, directions, n_raw: int):
+        super().__init__()
+        self.z_dim = z_dim
+        stages, previous = [], 3
+        for width in channels:
+            stages.append(nn.Sequential(nn.Conv2d(previous + 1 + z_dim, width, 3, 2, 1), nn.LeakyReLU(0.2),
+                                        nn.Conv2d(width, width, 3, 1, 1), nn.LeakyReLU(0.2)))
+            previous = width
+        self.stages = nn.ModuleList(stages)
+        self.shared = nn.Sequential(nn.Linear(previous, fc_width), nn.LeakyReLU(0.2),
+                                    nn.Linear(fc_width, fc_width), nn.LeakyReLU(0.2))
+        self.heads = nn.ModuleDict()
+        for direction in directions:
+            for region in ("fg", "bg"):
+                head = nn.Sequential(nn.Linear(fc_width, fc_width), nn.LeakyReLU(0.2), nn.Linear(fc_width, n_raw))
+                with torch.no_grad():
+                    head[-1].weight.mul_(0.01)
+                    head[-1].bias.zero_()
+                self.heads[f"{direction}_{region}"] = head
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, z: torch.Tensor | None = None):
+        x = image * 2 - 1
+        for stage in self.stages:
+            size = x.shape[-2:]
+            cond = [mask if mask.shape[-2:] == size else
+                    F.interpolate(mask.float(), size=size, mode="bilinear", align_corners=False, antialias=True)]
+            if self.z_dim:
+                cond.append(z[:, :, None, None].expand(-1, -1, *size))
+            x = stage(torch.cat([x] + [c.to(x.dtype) for c in cond], 1))
+        features = self.shared(x.mean((2, 3)))
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for key, head in self.heads.items():
+            direction, region = key.rsplit("_", 1)
+            out.setdefault(direction, {})[region] = head(features)
+        return out
+
+
+class LatentEncoder(nn.Module):
+    """ENC (§5): {direction: (B, 2·n_raw) fg ⊕ bg parameters} → {direction: (B, z_dim) codes}, an MLP each."""
+
+    def __init__(self, n_params: int, width: int, z_dim: int, directions):
+        super().__init__()
+        self.nets = nn.ModuleDict({d: nn.Sequential(nn.Linear(n_params, width), nn.LeakyReLU(0.2),
+                                                    nn.Linear(width, width), nn.LeakyReLU(0.2),
+                                                    nn.Linear(width, z_dim)) for d in directions})
+
+    def forward(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {d: self.nets[d](params[d]) for d in params}
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """(B, 3, H, W) images in [0, 1] → a list of (B, 1, h_k, w_k) raw patch scores, one per scale.
+
+    Scale k sees the image average-pooled k times by 2 (pix2pixHD style); each is a PatchGAN:
+    conv 4×4 stride 2 × `layers` (channels ×2 each, at most 8×), conv 4×4 stride 1, conv to 1.
+    Spectral norm on every conv when `spectral`. Inputs need ≳ 2^(layers+scales) px per side.
+    """
+
+    def __init__(self, scales: int = 3, channels: int = 64, layers: int = 3, spectral: bool = True):
+        super().__init__()
+        norm = spectral_norm if spectral else (lambda module: module)
+        nets = []
+        for _ in range(scales):
+            blocks, previous = [], 3
+            for index in range(layers):
+                width = channels * min(2 ** index, 8)
+                blocks += [norm(nn.Conv2d(previous, width, 4, 2, 1)), nn.LeakyReLU(0.2)]
+                previous = width
+            width = channels * min(2 ** layers, 8)
+            blocks += [norm(nn.Conv2d(previous, width, 4, 1, 1)), nn.LeakyReLU(0.2),
+                       norm(nn.Conv2d(width, 1, 4, 1, 1))]
+            nets.append(nn.Sequential(*blocks))
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = images * 2 - 1
+        scores = []
+        for index, net in enumerate(self.nets):
+            if index:
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            scores.append(net(x))
+        return scores
+
+
+class GazeShiftSamples(torch.utils.data.Dataset):
+    """CoCoClutter-style training pairs from the X and Y images of a gazelab dataset split.
+
+    Each image with a label mask and a fixation map gets one object, drawn once (with
+    `mask_seed`) by `models.targets.select_gazeshift_mask` at the training size: ≥ 2 objects,
+    area within [min_area, max_area], not already the most salient. Images with no such object
+    are skipped (logged); none left is a ValueError. `size` = (W, H). Items: ``image``
+    (3, H, W) in [0, 1], ``mask`` (1, H, W) float {0, 1}, ``mask_id`` (int), ``pair_id`` ("<pair>/x").
+    """
+
+    def __init__(self, data_dir, split: str | None, size: tuple[int, int], min_area: float = 0.01,
+                 max_area: float = 0.5, mask_seed: int = 0):
+        from models.data import PairDataset
+
+        root = Path(data_dir)
+        if not (root / "pairs.csv").is_file():
+            raise ValueError(f"{root} is not a gazelab dataset dir (no pairs.csv); GazeShiftNet trains on its "
+                             "images, object masks and fixation maps")
+        self.sides = {side: PairDataset(root, split=split, size=size, sides=(side,), require_maps=False)
+                      for side in ("x", "y")}
+        rng = np.random.default_rng(mask_seed)
+        self.items: list[tuple[str, int, int]] = []
+        skipped = {"no mask": 0, "no fixation map": 0, "no qualifying object": 0}
+        for side, pairs in self.sides.items():
+            for index, (row, maps) in enumerate(zip(pairs.rows, pairs._maps)):
+                if not row[f"{side}_image"]:
+                    continue  # a pair without a Y image
+                if not row[f"{side}_mask"] or maps.get(side) is None:
+                    skipped["no mask" if not row[f"{side}_mask"] else "no fixation map"] += 1
+                    continue
+                item = pairs[index]
+                labels = item[f"{side}_mask"].numpy()
+                chosen = select_gazeshift_mask(item[f"{side}_map"][0].double().numpy(), labels, rng, min_area,
+                                               max_area)
+                if chosen is None:
+                    skipped["no qualifying object"] += 1
+                else:
+                    self.items.append((side, index, int(labels[chosen][0])))
+        summary = ", ".join(f"{count} with {reason}" for reason, count in skipped.items() if count)
+        if summary:
+            logger.info("%s: skipped %s (GazeShiftNet needs a mask, a map and an object with ≥ 2 objects in the "
+                        "image, area in [%g, %g], not already the most salient)", root, summary, min_area, max_area)
+        if not self.items:
+            raise ValueError(f"split {split or 'all'} of {root} has no image GazeShiftNet can train on: {summary}; "
+                             f"each needs a label mask with ≥ 2 objects, one covering {min_area:g}–{max_area:g} of "
+                             "the image and less salient than the most salient object, and a fixation map")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        side, pair_index, mask_id = self.items[index]
+        item = self.sides[side][pair_index]
+        mask = (item[f"{side}_mask"] == mask_id).float()[None]
+        return {"image": item[side], "mask": mask, "mask_id": mask_id, "pair_id": f"{item['pair_id']}/{side}"}
+
+
+def _linear_decay(total_steps: int, decay_start: float):
+    """LambdaLR factor: 1 until decay_start·total, then linearly to 0 at total (0 after)."""
+    start = decay_start * total_steps
+    return lambda step: 1.0 if step <= start else max(0.0, (total_steps - step) / max(total_steps - start, 1e-12))
+
+
+def _check_config(config: GazeShiftNetConfig) -> None:
+    problems = [f"{name} = {getattr(config, name)!r} ({rule})" for name, ok, rule in (
+        ("param_size", config.param_size >= 8, "at least 8 px"),
+        ("encoder_channels", len(config.encoder_channels) > 0, "at least one stage"),
+        ("z_dim", config.z_dim >= 0, ">= 0"), ("curve_knots", config.curve_knots >= 1, ">= 1"),
+        ("max_steps", config.max_steps >= 1, ">= 1"), ("decay_start", 0 <= config.decay_start <= 1, "in [0, 1]"),
+    ) if not ok]
+    if problems:
+        raise ValueError("invalid GazeShiftNet config: " + "; ".join(problems))
