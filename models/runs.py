@@ -74,6 +74,7 @@ def train(kind: str, name: str, data_dir: str | os.PathLike, out_dir: str | os.P
     saved = out / "checkpoints" / "config.yaml"
     if resume and config is None and saved.is_file():
         config, preset = saved, "paper"  # the saved config is complete: no preset on top of it
+    torch.manual_seed(seed)  # the same initial weights on every run and on every DDP rank
     model = build_model(kind, name, preset, _merged_config(config, overrides))
     if kind == "editor":
         predictor = load_predictor(predictor_ckpt)

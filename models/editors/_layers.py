@@ -1,0 +1,207 @@
+"""Blocks and helpers shared by the editors guided by a target saliency map (FGTransform, SaGIM).
+
+- `PatchDiscriminator`: pix2pix's 70 px PatchGAN (5 convolutions with 64, 128, 256, 512, 1
+  channels, LeakyReLU 0.2), InstanceNorm instead of BatchNorm as Gatys et al. §7.1.2 use it.
+- `ResidualBlock`: conv–IN–ReLU–conv–IN plus the input (then a ReLU for Gatys' Fig. 3c, none for
+  CycleGAN's generator); a 1×1 projection when the channel count changes.
+- `check_target_maps`: the ValueError checks of `edit(image, target_map)`.
+- `pad_to_multiple`, `max_normalise`, `log_density_ratio`: small tensor helpers.
+- `TargetMapSamples`: training items (image, its fixation density, a generated target density)
+  from every X and Y image of a gazelab dataset dir that has a fixation map (and a label mask).
+
+Convolutions followed by InstanceNorm have no bias (the norm would cancel it) and the norms are
+affine, so every parameter receives a gradient.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.data import PairDataset, read_mask
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "PatchDiscriminator", "ResidualBlock", "check_target_maps", "pad_to_multiple", "max_normalise",
+    "log_density_ratio", "TargetMapSamples", "global_rng",
+]
+
+LOG_RATIO_FLOOR = -20.0  # log(p·H·W) below this (e^-20 of the uniform density) counts as zero mass
+
+
+class PatchDiscriminator(nn.Module):
+    """(B, in_channels, H, W) images → (B, 1, h, w) raw patch scores, each seeing 70×70 px.
+
+    Kernel 4; strides 2, 2, 2, 1, 1; channels base·(1, 2, 4, 8), then 1. Inputs must be at least
+    about 24 px on each side (InstanceNorm needs more than one position per channel).
+    """
+
+    def __init__(self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, base_channels, 4, 2, 1), nn.LeakyReLU(0.2)]
+        channels = base_channels
+        for index in range(1, n_layers + 1):
+            out = base_channels * min(2 ** index, 8)
+            stride = 2 if index < n_layers else 1
+            layers += [nn.Conv2d(channels, out, 4, stride, 1, bias=False), nn.InstanceNorm2d(out, affine=True),
+                       nn.LeakyReLU(0.2)]
+            channels = out
+        layers.append(nn.Conv2d(channels, 1, 4, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+
+class ResidualBlock(nn.Module):
+    """(B, in_channels, h, w) → (B, out_channels, h, w): x' = act(IN(conv(act(IN(conv(x))))) + skip(x)).
+
+    act after the sum is a ReLU when `final_relu` (Gatys et al. Fig. 3c: "the input is added
+    before the second ReLU"), the identity otherwise (CycleGAN). skip is the identity, or a 1×1
+    convolution with InstanceNorm when the channel count changes.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int | None = None, final_relu: bool = True,
+                 padding_mode: str = "reflect"):
+        super().__init__()
+        out_channels = out_channels or in_channels
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode, bias=False),
+            nn.InstanceNorm2d(out_channels, affine=True), nn.ReLU(),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, padding_mode=padding_mode, bias=False),
+            nn.InstanceNorm2d(out_channels, affine=True))
+        self.skip = nn.Identity() if in_channels == out_channels else nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.InstanceNorm2d(out_channels, affine=True))
+        self.final = nn.ReLU() if final_relu else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.final(self.body(x) + self.skip(x))
+
+
+def check_target_maps(images: torch.Tensor, target_maps: torch.Tensor, name: str = "target_map") -> None:
+    """ValueError unless `images` is (B, 3, H, W) and `target_maps` (B, 1, H, W) densities (sum 1 per image)."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"image must be a (B, 3, H, W) tensor in [0, 1], got {shape}")
+    if not isinstance(target_maps, torch.Tensor) or target_maps.ndim != 4 or target_maps.shape[1] != 1:
+        shape = tuple(target_maps.shape) if isinstance(target_maps, torch.Tensor) else type(target_maps).__name__
+        raise ValueError(f"{name} must be a (B, 1, H, W) density tensor, got {shape}")
+    if target_maps.shape[0] != images.shape[0] or target_maps.shape[2:] != images.shape[2:]:
+        raise ValueError(f"{name} has size {tuple(target_maps.shape)} but image has size {tuple(images.shape)}; "
+                         f"expected ({images.shape[0]}, 1, {images.shape[2]}, {images.shape[3]})")
+    with torch.no_grad():
+        flat = target_maps.detach().flatten(1).float()
+        sums = flat.sum(1)
+        if not bool(torch.isfinite(flat).all()) or bool((flat < 0).any()):
+            raise ValueError(f"{name} must be finite and >= 0 (a density over pixels), got min {float(flat.min()):.4g}")
+        tolerance = max(1e-3, 4 * torch.finfo(target_maps.dtype).eps)
+        if float((sums - 1).abs().max()) > tolerance:
+            raise ValueError(f"{name} is not a density: per-image sums {[round(s, 6) for s in sums.tolist()[:4]]}"
+                             f"; expected 1 ± {tolerance:g} (divide a map by its sum)")
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 0) -> torch.Tensor:
+    """Pad (B, C, H, W) at the bottom and right to sides that are multiples of `multiple` (≥ `minimum`).
+
+    Reflect padding where the side allows it, replicate otherwise; crop back with [..., :H, :W].
+    """
+    height, width = x.shape[-2:]
+    target_h = max(minimum, -(-height // multiple) * multiple)
+    target_w = max(minimum, -(-width // multiple) * multiple)
+    pad_h, pad_w = target_h - height, target_w - width
+    if pad_h == 0 and pad_w == 0:
+        return x
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def max_normalise(maps: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) non-negative maps divided by their per-image maximum → [0, 1]."""
+    peak = maps.flatten(1).amax(1).clamp_min(torch.finfo(maps.dtype).tiny).view(-1, 1, 1, 1)
+    return maps / peak
+
+
+def log_density_ratio(density: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) densities → log(p · H·W), the log-density relative to the uniform one, ≥ LOG_RATIO_FLOOR.
+
+    0 for a uniform map whatever the size, so a network sees the same values at 32 or 512 px.
+    """
+    pixels = density.shape[-2] * density.shape[-1]
+    return torch.log((density.float() * pixels).clamp_min(float(np.exp(LOG_RATIO_FLOOR)))).to(density.dtype)
+
+
+def global_rng() -> np.random.Generator:
+    """A numpy generator seeded from the global torch RNG, so checkpointed RNG states make resume exact."""
+    return np.random.default_rng(int(torch.randint(2**62, ())))
+
+
+TargetFn = Callable[[np.random.Generator, np.ndarray, np.ndarray | None], tuple[np.ndarray, dict[str, float]]]
+
+
+class TargetMapSamples(torch.utils.data.Dataset):
+    """Every X and Y image of a gazelab dataset split that has a fixation map, with a generated target.
+
+    `make_target(rng, density, labels)` returns (target density H×W, {name: number}); `labels` is
+    the int label mask (None when `min_objects` is 0 and the image has none). Images whose mask
+    has fewer than `min_objects` objects at the training size are left out (logged); none left
+    is a ValueError. `size` = (W, H). Items: ``image`` (3, H, W) in [0, 1], ``saliency_map``
+    (1, H, W) its fixation density, ``target_map`` (1, H, W) the target density, one 0-d float
+    tensor per number `make_target` reports, and ``pair_id`` ("<pair>/x" or "<pair>/y").
+    The targets draw from the global torch RNG (see `global_rng`).
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, split: str | None, size: tuple[int, int],
+                 make_target: TargetFn, min_objects: int = 1):
+        root = Path(data_dir)
+        if not (root / "pairs.csv").is_file():
+            raise ValueError(f"{root} is not a gazelab dataset dir (no pairs.csv); the target-map editors train "
+                             "on its images, fixation maps and object masks")
+        self.make_target, self.min_objects, self.size = make_target, int(min_objects), tuple(size)
+        self.sides = {side: PairDataset(root, split=split, size=self.size, sides=(side,), require_maps=False)
+                      for side in ("x", "y")}
+        self.items: list[tuple[str, int]] = []
+        skipped = 0
+        for side, pairs in self.sides.items():
+            for index, (row, maps) in enumerate(zip(pairs.rows, pairs._maps)):
+                if maps.get(side) is None or not row[f"{side}_image"]:
+                    continue
+                if self.min_objects > 0 and self._n_objects(root, row[f"{side}_mask"]) < self.min_objects:
+                    skipped += 1
+                    continue
+                self.items.append((side, index))
+        if skipped:
+            logger.info("%s: left out %d image(s) with fewer than %d object(s)", root, skipped, self.min_objects)
+        if not self.items:
+            raise ValueError(f"split {split or 'all'} of {root} has no image with a fixation map"
+                             + (f" and at least {self.min_objects} object(s) in its mask" if self.min_objects else ""))
+
+    def _n_objects(self, root: Path, mask_path: Any) -> int:
+        if not mask_path:
+            return 0
+        labels = cv2.resize(read_mask(root / mask_path), self.size, interpolation=cv2.INTER_NEAREST)
+        return int(np.count_nonzero(np.unique(labels)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        side, pair_index = self.items[index]
+        item = self.sides[side][pair_index]
+        density = item[f"{side}_map"]
+        labels = item[f"{side}_mask"].numpy() if f"{side}_mask" in item else None
+        target, info = self.make_target(global_rng(), density[0].double().numpy(), labels)
+        out = {"image": item[side], "saliency_map": density,
+               "target_map": torch.from_numpy(np.asarray(target, np.float32))[None]}
+        out.update({key: torch.tensor(float(value)) for key, value in info.items()})
+        out["pair_id"] = f"{item['pair_id']}/{side}"
+        return out

@@ -1,0 +1,255 @@
+"""FGTransform (Gatys et al.) on the tiny preset with a random VGG and an in-test saliency predictor."""
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from models.base import SaliencyPredictor, build_model, load_trained
+from models.data import collate
+from models.editors.fgtransform import FGTransform, chain_edit, edit_chain
+from models.trainer import Trainer
+
+H, W = 24, 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Two OpenMP threads on a 2-core box shared with other jobs run these tiny convolutions ~10× slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@dataclass
+class TinyPredictorConfig:
+    channels: int = 8
+
+
+class TinyPredictor(SaliencyPredictor):
+    """Two convolutions → log-softmax over pixels: a differentiable stand-in for a trained predictor."""
+
+    name = "tiny_test_predictor"
+    Config = TinyPredictorConfig
+
+    def __init__(self):
+        super().__init__()
+        self.config = TinyPredictorConfig()
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 3, padding=1))
+
+    def forward(self, images):
+        scores = 4 * self.net(images)
+        return torch.log_softmax(scores.flatten(1), 1).view_as(scores)
+
+
+def make_editor(seed=0, **overrides) -> FGTransform:
+    torch.manual_seed(seed)
+    editor = build_model("editor", "fgtransform", "tiny", overrides)
+    torch.manual_seed(1000)
+    editor.attach_predictor(TinyPredictor())
+    return editor
+
+
+def blob(cy, cx, size=(H, W), sigma=4.0):
+    """(1, 1, H, W) density peaked at (cy, cx) px."""
+    ys, xs = torch.meshgrid(torch.arange(size[0]), torch.arange(size[1]), indexing="ij")
+    density = torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma**2)) + 1e-3
+    return (density / density.sum())[None, None]
+
+
+def fixed_batch():
+    generator = torch.Generator().manual_seed(7)
+    return {"image": torch.rand(2, 3, H, W, generator=generator),
+            "target_map": torch.cat([blob(6, 8), blob(18, 24)])}
+
+
+def test_edit_shapes_and_range_at_any_size():
+    editor = make_editor()
+    batch = fixed_batch()
+    out = editor.edit(batch["image"], batch["target_map"])
+    assert out.shape == (2, 3, H, W) and out.dtype == torch.float32
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    odd = editor.edit(torch.rand(1, 3, 21, 27), blob(10, 13, (21, 27)))  # padded to 32×32 inside, cropped back
+    assert odd.shape == (1, 3, 21, 27)
+    assert editor.guidance == "target_map" and editor.weights_info["random_backbone"] is True
+    assert editor.weights_info["predictor"]["name"] == "tiny_test_predictor"
+
+
+def test_bad_target_maps_raise():
+    editor = make_editor()
+    image, target = torch.rand(1, 3, H, W), blob(5, 5)
+    with pytest.raises(ValueError, match="not a density"):
+        editor.edit(image, 2 * target)
+    with pytest.raises(ValueError, match=">= 0"):
+        editor.edit(image, target - target.mean())
+    with pytest.raises(ValueError, match=r"\(1, 1, 24, 30\).*\(1, 3, 24, 32\)"):
+        editor.edit(image, blob(5, 5, (24, 30)))
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        editor.edit(image, target.expand(1, 3, H, W))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        editor.edit(image[:, :1], target)
+    with pytest.raises(ValueError, match="not a density"):
+        editor.train_step({"image": image, "target_map": 0.5 * target})
+
+
+def test_paper_feature_stack_is_2560_channels_at_one_sixteenth():
+    torch.manual_seed(0)
+    editor = build_model("editor", "fgtransform", "paper", {"backbone_weights": "random"})
+    assert editor.config.res_channels == 1024 and editor.config.n_res_blocks == 6
+    features = editor.features(torch.rand(1, 3, 64, 64))
+    assert features.shape == (1, 2560, 4, 4)
+    net = editor.transformer
+    assert net.res_blocks[0].body[0].in_channels == 2564 and len(net.res_blocks) == 6
+    assert [stage[1].in_channels for stage in net.up_stages] == [1028, 516, 260, 132]
+    assert [stage[1].out_channels for stage in net.up_stages] == [512, 256, 128, 64]
+    assert net.to_image.in_channels == 68
+    assert (editor.config.lambda_saliency, editor.config.lambda_feature, editor.config.lambda_texture,
+            editor.config.lambda_adversarial, editor.config.lr) == (1.0, 1e-2, 2e-2, 1e-1, 1e-3)
+
+
+def test_target_map_changes_the_output_at_init_and_after_training():
+    editor = make_editor()
+    image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(3))
+
+    def difference():
+        return (editor.edit(image, blob(4, 5)) - editor.edit(image, blob(20, 27))).abs()
+
+    at_init = difference()
+    assert float(at_init.mean()) > 1e-2 and float(at_init.max()) > 0.1
+    batch = fixed_batch()
+    for _ in range(5):
+        editor.train_step(batch)
+    trained = difference()
+    assert float(trained.mean()) > 1e-2 and float(trained.max()) > 0.1
+
+
+def test_gradients_reach_every_trainable_parameter():
+    editor = make_editor()
+    batch = fixed_batch()
+    found = editor.generator_losses(batch["image"], batch["target_map"])
+    assert set(found) == {"loss", "saliency", "feature", "texture", "adversarial", "output"}
+    found["loss"].backward()
+    for name, parameter in editor.transformer.named_parameters():
+        assert parameter.grad is not None and bool(parameter.grad.abs().sum() > 0), name
+    assert all(p.grad is None for p in editor.vgg.parameters())  # frozen backbone
+    assert all(p.grad is None for p in editor.predictor.parameters())  # frozen predictor
+    editor.discriminator.zero_grad(set_to_none=True)
+    editor.discriminator_loss(batch["image"], found["output"]).backward()
+    for name, parameter in editor.discriminator.named_parameters():
+        assert parameter.grad is not None and bool(parameter.grad.abs().sum() > 0), name
+
+
+def test_overfitting_a_fixed_batch_lowers_the_loss():
+    editor = make_editor()
+    batch = fixed_batch()
+    history = [editor.train_step(batch) for _ in range(30)]
+    assert set(history[0]) == {"loss", "saliency", "feature", "texture", "adversarial", "discriminator"}
+    first = float(history[0]["saliency"])
+    last = sum(float(step["saliency"]) for step in history[-3:]) / 3
+    assert last < 0.85 * first
+    assert sum(float(step["loss"]) for step in history[-3:]) / 3 < 0.9 * float(history[0]["loss"])
+
+
+@pytest.mark.parametrize("transform", ["local_shift", "global_scale"])
+def test_make_dataset_items(scene_dataset, transform):
+    editor = make_editor(transform=transform)
+    data = editor.make_dataset(scene_dataset.path)
+    assert len(data) == 12  # X and Y of 6 pairs
+    torch.manual_seed(5)
+    item = data[0]
+    extra = {"k_sh", "mask_id"} if transform == "local_shift" else {"k_sc"}
+    assert set(item) == {"image", "saliency_map", "target_map", "pair_id"} | extra
+    assert item["image"].shape == (3, H, W) and item["target_map"].shape == (1, H, W)
+    assert item["saliency_map"].shape == (1, H, W)
+    assert abs(float(item["target_map"].sum()) - 1) < 1e-4 and float(item["target_map"].min()) >= 0
+    assert not torch.allclose(item["target_map"], item["saliency_map"])
+    if transform == "local_shift":
+        assert -4 <= float(item["k_sh"]) <= 4 and int(item["mask_id"]) >= 1
+    else:
+        assert 0.5 <= float(item["k_sc"]) <= 2
+    torch.manual_seed(5)
+    assert torch.equal(data[0]["target_map"], item["target_map"])  # drawn from the global torch RNG
+    batch = collate([data[i] for i in range(3)])
+    assert batch["target_map"].shape == (3, 1, H, W)
+
+
+def test_save_and_load_give_identical_outputs(scene_dataset, tmp_path):
+    editor = make_editor()
+    Trainer(editor, editor.make_dataset(scene_dataset.path), out_dir=tmp_path, max_steps=2, batch_size=2,
+            device="cpu", progress=False).train()
+    loaded = load_trained(tmp_path / "checkpoints/last.pt", kind="editor")
+    assert isinstance(loaded, FGTransform) and loaded.weights_info["random_backbone"] is True
+    assert loaded.weights_info["predictor"]["name"] == "tiny_test_predictor"
+    batch = fixed_batch()
+    editor.eval()
+    image, target = batch["image"], batch["target_map"]
+    assert torch.equal(editor.edit(image, target), loaded.edit(image, target))
+
+
+def test_resume_equals_an_uninterrupted_run(scene_dataset, tmp_path):
+    def run(max_steps, out_dir, resume=False):
+        editor = make_editor()
+        Trainer(editor, editor.make_dataset(scene_dataset.path), out_dir=out_dir, max_steps=max_steps,
+                batch_size=2, device="cpu", progress=False, resume=resume).train()
+        return editor
+
+    full = run(4, tmp_path / "full")
+    run(2, tmp_path / "split")
+    resumed = run(4, tmp_path / "split", resume=True)
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_chain_edit_applies_every_instance_in_order():
+    local, scale = make_editor(0, transform="local_shift"), make_editor(1, transform="global_scale")
+    image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(4))
+    shift_target, scale_target = blob(5, 6), blob(12, 16, sigma=8.0)
+    chained = chain_edit([local, scale], image, [shift_target, scale_target])
+    assert torch.equal(chained, scale.edit(local.edit(image, shift_target), scale_target))
+    assert not torch.allclose(chained, local.edit(image, shift_target), atol=1e-3)
+    assert not torch.allclose(chained, scale.edit(image, scale_target), atol=1e-3)
+    same = edit_chain([local, scale], image, shift_target)  # one map for every stage
+    assert torch.equal(same, scale.edit(local.edit(image, shift_target), shift_target))
+    with pytest.raises(ValueError, match="2 target maps for 1 editors"):
+        chain_edit([local], image, [shift_target, scale_target])
+    with pytest.raises(ValueError, match="at least one editor"):
+        chain_edit([], image, shift_target)
+
+
+def test_trains_with_the_tiny_salgan_predictor():
+    from models.base import import_models
+    from models.registry import PREDICTORS
+
+    import_models()
+    if "salgan" not in PREDICTORS:
+        pytest.skip("models/saliency/salgan.py is not there")
+    torch.manual_seed(0)
+    editor = build_model("editor", "fgtransform", "tiny")
+    predictor = build_model("predictor", "salgan", "tiny")
+    editor.attach_predictor(predictor)
+    frozen = {k: v.clone() for k, v in predictor.state_dict().items()}
+    found = editor.train_step(fixed_batch())
+    assert all(torch.isfinite(v) for v in found.values())
+    assert all(torch.equal(frozen[k], v) for k, v in predictor.state_dict().items())
+    assert editor.weights_info["predictor"]["name"] == "salgan"
+
+
+@pytest.mark.gpu
+def test_paper_preset_trains_under_bf16_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    torch.manual_seed(0)
+    editor = build_model("editor", "fgtransform", "paper", {"backbone_weights": "random"})
+    editor.attach_predictor(TinyPredictor())
+    editor.cuda()
+    height, width = editor.config.image_size
+    image = torch.rand(2, 3, height, width, device="cuda")
+    target = torch.cat([blob(100, 120, (height, width)), blob(400, 300, (height, width))]).cuda()
+    for _ in range(2):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            found = editor.train_step({"image": image, "target_map": target})
+        assert all(torch.isfinite(torch.as_tensor(v)).all() for v in found.values())
+    out = editor.edit(image, target)
+    assert out.shape == image.shape and float(out.min()) >= 0 and float(out.max()) <= 1

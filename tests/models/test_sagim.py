@@ -1,0 +1,252 @@
+"""SaGIM (Chen et al.) on the tiny preset with a random VGG and an in-test saliency predictor."""
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from models.base import SaliencyPredictor, build_model, load_trained
+from models.data import collate
+from models.editors.sagim import SaGIM
+from models.trainer import Trainer
+
+H, W = 24, 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Two OpenMP threads on a 2-core box shared with other jobs run these tiny convolutions ~10× slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@dataclass
+class TinyPredictorConfig:
+    channels: int = 8
+
+
+class TinyPredictor(SaliencyPredictor):
+    """Two convolutions → log-softmax over pixels: a differentiable stand-in for a trained predictor."""
+
+    name = "tiny_test_predictor"
+    Config = TinyPredictorConfig
+
+    def __init__(self):
+        super().__init__()
+        self.config = TinyPredictorConfig()
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 3, padding=1))
+
+    def forward(self, images):
+        scores = 4 * self.net(images)
+        return torch.log_softmax(scores.flatten(1), 1).view_as(scores)
+
+
+def make_editor(seed=0, **overrides) -> SaGIM:
+    torch.manual_seed(seed)
+    editor = build_model("editor", "sagim", "tiny", overrides)
+    torch.manual_seed(1000)
+    editor.attach_predictor(TinyPredictor())
+    return editor
+
+
+def blob(cy, cx, size=(H, W), sigma=4.0):
+    """(1, 1, H, W) density peaked at (cy, cx) px."""
+    ys, xs = torch.meshgrid(torch.arange(size[0]), torch.arange(size[1]), indexing="ij")
+    density = torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma**2)) + 1e-3
+    return (density / density.sum())[None, None]
+
+
+def fixed_batch():
+    generator = torch.Generator().manual_seed(7)
+    return {"image": torch.rand(2, 3, H, W, generator=generator),
+            "target_map": torch.cat([blob(6, 8), blob(18, 24)])}
+
+
+def test_edit_shapes_and_range_at_any_size():
+    editor = make_editor()
+    batch = fixed_batch()
+    out = editor.edit(batch["image"], batch["target_map"])
+    assert out.shape == (2, 3, H, W) and out.dtype == torch.float32
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    odd = editor.edit(torch.rand(1, 3, 21, 27), blob(10, 13, (21, 27)))  # padded to 32×32 inside, cropped back
+    assert odd.shape == (1, 3, 21, 27)
+    assert editor.guidance == "target_map" and editor.weights_info["random_backbone"] is True
+    assert editor.weights_info["predictor"]["name"] == "tiny_test_predictor"
+
+
+def test_bad_target_maps_raise():
+    editor = make_editor()
+    image, target = torch.rand(1, 3, H, W), blob(5, 5)
+    with pytest.raises(ValueError, match="not a density"):
+        editor.edit(image, 2 * target)
+    with pytest.raises(ValueError, match=">= 0"):
+        editor.edit(image, target - target.mean())
+    with pytest.raises(ValueError, match=r"\(1, 1, 24, 30\).*\(1, 3, 24, 32\)"):
+        editor.edit(image, blob(5, 5, (24, 30)))
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        editor.edit(image, target.expand(1, 3, H, W))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        editor.edit(image[:, :1], target)
+    with pytest.raises(ValueError, match="not a density"):
+        editor.train_step({"image": image, "target_map": 0.5 * target})
+
+
+def test_paper_preset_architecture_and_loss_weights():
+    torch.manual_seed(0)
+    editor = build_model("editor", "sagim", "paper", {"backbone_weights": "random"})
+    c = editor.config
+    assert (c.lambda_reconstruction, c.lambda_content, c.lambda_color, c.lambda_cycle, c.lambda_adversarial) == (
+        5.0, 5.0, 1.0, 9.0, 5.0)
+    assert c.lr == 1e-3 and c.color_kernel_size == 21 and len(c.content_layers) == 5
+    first = editor.generator.net[0]
+    assert first.in_channels == 4 and first.out_channels == 64  # image + guiding map
+    out = editor.edit(torch.rand(1, 3, 30, 42), blob(10, 20, (30, 42)))
+    assert out.shape == (1, 3, 30, 42)
+
+
+def test_target_map_changes_the_output_at_init_and_after_training():
+    editor = make_editor()
+    image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(3))
+
+    def difference():
+        return (editor.edit(image, blob(4, 5)) - editor.edit(image, blob(20, 27))).abs()
+
+    at_init = difference()
+    assert float(at_init.mean()) > 1e-2 and float(at_init.max()) > 0.1
+    batch = fixed_batch()
+    for _ in range(5):
+        editor.train_step(batch)
+    trained = difference()
+    assert float(trained.mean()) > 1e-2 and float(trained.max()) > 0.1
+
+
+TERMS = {"reconstruction", "content", "color", "cycle", "adversarial"}
+
+
+def test_gradients_reach_every_trainable_parameter():
+    editor = make_editor()
+    batch = fixed_batch()
+    found = editor.generator_losses(batch["image"], batch["target_map"])
+    assert set(found) == {"loss", "output"} | TERMS
+    found["loss"].backward()
+    for name, parameter in editor.generator.named_parameters():
+        assert parameter.grad is not None and bool(parameter.grad.abs().sum() > 0), name
+    assert all(p.grad is None for p in editor.vgg.parameters())  # frozen backbone
+    assert all(p.grad is None for p in editor.predictor.parameters())  # frozen estimator E
+    editor.discriminator.zero_grad(set_to_none=True)
+    editor.discriminator_loss(batch["image"], found["output"]).backward()
+    for name, parameter in editor.discriminator.named_parameters():
+        assert parameter.grad is not None and bool(parameter.grad.abs().sum() > 0), name
+
+
+def test_loss_weights_come_from_the_config_and_every_term_is_reported():
+    weights = {"reconstruction": 2.0, "content": 3.0, "color": 0.5, "cycle": 7.0, "adversarial": 0.25}
+    editor = make_editor(**{f"lambda_{key}": value for key, value in weights.items()})
+    batch = fixed_batch()
+    found = editor.generator_losses(batch["image"], batch["target_map"])
+    assert all(float(found[key].detach()) > 0 for key in TERMS)
+    expected = sum(weights[key] * found[key] for key in TERMS)
+    assert torch.allclose(found["loss"], expected, rtol=1e-6)
+    step = editor.train_step(batch)
+    assert set(step) == {"loss", "discriminator"} | TERMS
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in step.values())
+
+
+def test_overfitting_a_fixed_batch_lowers_the_loss():
+    # Without the adversarial term: the GAN game is not a minimisation, the other four terms are.
+    editor = make_editor(lambda_adversarial=0.0)
+    batch = fixed_batch()
+    history = [editor.train_step(batch) for _ in range(30)]
+    first = float(history[0]["reconstruction"])
+    assert sum(float(step["reconstruction"]) for step in history[-3:]) / 3 < 0.7 * first
+    assert sum(float(step["loss"]) for step in history[-3:]) / 3 < 0.8 * float(history[0]["loss"])
+
+
+def test_make_dataset_items(scene_dataset):
+    editor = make_editor()
+    data = editor.make_dataset(scene_dataset.path)
+    assert len(data) == 12  # X and Y of 6 pairs, each with 2–3 objects
+    torch.manual_seed(5)
+    item = data[0]
+    assert set(item) == {"image", "saliency_map", "target_map", "most_salient_id", "least_salient_id", "pair_id"}
+    assert item["image"].shape == (3, H, W) and item["target_map"].shape == (1, H, W)
+    assert abs(float(item["target_map"].sum()) - 1) < 1e-4 and float(item["target_map"].min()) >= 0
+    most, least = int(item["most_salient_id"]), int(item["least_salient_id"])
+    assert most != least and min(most, least) >= 1
+    pair, side = item["pair_id"].split("/")
+    labels = torch.from_numpy(data.sides[side][int(pair)][f"{side}_mask"].numpy())
+    before, after = item["saliency_map"][0], item["target_map"][0]
+    # the guide re-orders the two objects: the least salient one now draws more than the most salient one
+    assert before[labels == most].mean() > before[labels == least].mean()
+    assert after[labels == least].mean() > after[labels == most].mean()
+    torch.manual_seed(5)
+    assert torch.equal(data[0]["target_map"], item["target_map"])  # drawn from the global torch RNG
+    batch = collate([data[i] for i in range(3)])
+    assert batch["target_map"].shape == (3, 1, H, W)
+
+
+def test_save_and_load_give_identical_outputs(scene_dataset, tmp_path):
+    editor = make_editor()
+    Trainer(editor, editor.make_dataset(scene_dataset.path), out_dir=tmp_path, max_steps=2, batch_size=2,
+            device="cpu", progress=False).train()
+    loaded = load_trained(tmp_path / "checkpoints/last.pt", kind="editor")
+    assert isinstance(loaded, SaGIM) and loaded.weights_info["random_backbone"] is True
+    assert loaded.weights_info["predictor"]["name"] == "tiny_test_predictor"
+    batch = fixed_batch()
+    editor.eval()
+    image, target = batch["image"], batch["target_map"]
+    assert torch.equal(editor.edit(image, target), loaded.edit(image, target))
+
+
+def test_resume_equals_an_uninterrupted_run(scene_dataset, tmp_path):
+    def run(max_steps, out_dir, resume=False):
+        editor = make_editor()
+        Trainer(editor, editor.make_dataset(scene_dataset.path), out_dir=out_dir, max_steps=max_steps,
+                batch_size=2, device="cpu", progress=False, resume=resume).train()
+        return editor
+
+    full = run(4, tmp_path / "full")
+    run(2, tmp_path / "split")
+    resumed = run(4, tmp_path / "split", resume=True)
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_trains_with_the_tiny_salgan_predictor():
+    from models.base import import_models
+    from models.registry import PREDICTORS
+
+    import_models()
+    if "salgan" not in PREDICTORS:
+        pytest.skip("models/saliency/salgan.py is not there")
+    torch.manual_seed(0)
+    editor = build_model("editor", "sagim", "tiny")
+    predictor = build_model("predictor", "salgan", "tiny")
+    editor.attach_predictor(predictor)
+    frozen = {k: v.clone() for k, v in predictor.state_dict().items()}
+    found = editor.train_step(fixed_batch())
+    assert all(torch.isfinite(v) for v in found.values())
+    assert all(torch.equal(frozen[k], v) for k, v in predictor.state_dict().items())
+    assert editor.weights_info["predictor"]["name"] == "salgan"
+
+
+@pytest.mark.gpu
+def test_paper_preset_trains_under_bf16_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    torch.manual_seed(0)
+    editor = build_model("editor", "sagim", "paper", {"backbone_weights": "random"})
+    editor.attach_predictor(TinyPredictor())
+    editor.cuda()
+    height, width = editor.config.image_size
+    image = torch.rand(2, 3, height, width, device="cuda")
+    target = torch.cat([blob(60, 70, (height, width)), blob(200, 150, (height, width))]).cuda()
+    for _ in range(2):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            found = editor.train_step({"image": image, "target_map": target})
+        assert all(torch.isfinite(torch.as_tensor(v)).all() for v in found.values())
+    out = editor.edit(image, target)
+    assert out.shape == image.shape and float(out.min()) >= 0 and float(out.max()) <= 1
