@@ -45,6 +45,10 @@ class GazeShiftNetConfig:
     """GazeShiftNet's settings; defaults are the paper's where it gives them (papers/004 §3, §5)."""
 
     PRESETS: ClassVar[dict[str, dict]] = {
+        # minutes on a laptop CPU (the demo)
+        "cpu": {"image_size": (48, 64), "param_size": 48, "encoder_channels": (16, 32, 64), "fc_width": 64,
+                "z_dim": 3, "d_scales": 2, "d_channels": 16, "d_layers": 2, "lr": 1e-3, "d_lr": 1e-3,
+                "batch_size": 4, "max_steps": 80},
         "tiny": {"image_size": (24, 32), "param_size": 24, "encoder_channels": (8, 16), "fc_width": 16,
                  "z_dim": 3, "d_scales": 2, "d_channels": 8, "d_layers": 2, "lr": 1e-3, "d_lr": 1e-3,
                  "batch_size": 2, "max_steps": 20},

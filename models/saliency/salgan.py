@@ -62,6 +62,10 @@ class SalGANConfig:
 
     PRESETS: ClassVar[dict[str, dict]] = {
         # CPU-test sized; only conv5_3 is trained, as AdaGrad on blocks 4–5 (13 M weights) is slow on a CPU
+        # minutes on a laptop CPU (the demo): small input, last VGG block trained, a slim decoder
+        "cpu": {"input_size": (48, 64), "trainable_encoder_from": "conv5_1", "decoder_channels": (32, 32, 32, 16, 16),
+                "disc_channels": (3, 8, 16, 16, 16, 16), "disc_hidden": (16, 2), "bce_only_steps": 60, "lr": 3e-3,
+                "batch_size": 4, "max_steps": 80},
         "tiny": {"input_size": (24, 32), "backbone_weights": "random", "trainable_encoder_from": "conv5_3",
                  "decoder_channels": (8, 8, 8, 8, 8),
                  "disc_channels": (3, 8, 8, 8, 8, 8), "disc_hidden": (16, 2), "bce_only_steps": 3,
