@@ -53,6 +53,8 @@ def train(kind: str, name: str, data_dir: str | os.PathLike, out_dir: str | os.P
     need `predictor_ckpt`, a trained saliency predictor. Returns {"out_dir", "checkpoint", "step",
     "losses", "validation", "weights_info"}.
     """
+    if int(os.environ.get("RANK", "0")) != 0:
+        echo = logger.debug  # under torchrun only rank 0 talks
     out = Path(out_dir)
     last = out / "checkpoints" / "last.pt"
     if last.is_file() and not resume:

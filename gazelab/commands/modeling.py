@@ -4,6 +4,8 @@ torch is imported inside each command, so `gazelab --help` stays fast.
 """
 from __future__ import annotations
 
+import os
+
 import click
 
 _PRESET = click.option("--preset", default="paper", show_default=True,
@@ -137,6 +139,8 @@ def _train(kind: str, name: str, predictor_ckpt: str | None, *, data_dir: str, p
                   overrides=overrides or None, predictor_ckpt=predictor_ckpt, steps=steps, batch_size=batch_size,
                   device=device, resume=resume, seed=seed, num_workers=workers, bf16=not no_bf16,
                   progress=not no_progress, echo=click.echo)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun only rank 0 reports
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result["losses"].items())
     click.echo(f"trained {name} to step {result['step']} ({losses})")
     if result["validation"]:
