@@ -69,9 +69,9 @@ def main() -> None:
 
 
 def bench_model(kind: str, name: str, args, device: torch.device, bf16: bool, tmp: Path) -> dict:
-    model = build_model(kind, name, args.preset, {"backbone_weights": "random"})
+    model = build_model(kind, name, args.preset, _random_backbone(kind, name))
     if kind == "editor":
-        predictor = build_model("predictor", args.predictor, args.preset, {"backbone_weights": "random"})
+        predictor = build_model("predictor", args.predictor, args.preset, _random_backbone("predictor", args.predictor))
         model.attach_predictor(predictor)
     size = _training_size(model)
     data_dir = tmp / f"{name}-{size[0]}x{size[1]}"
@@ -103,10 +103,11 @@ def bench_model(kind: str, name: str, args, device: torch.device, bf16: bool, tm
 
 
 def vgg16_baseline(images: torch.Tensor, device, bf16: bool, steps: int, repeats: int) -> tuple[float, float]:
-    """Seconds of a torchvision VGG16 feature stack forward+backward on `images`, and forward on one."""
+    """Seconds of torchvision's VGG16 conv1_1 … relu5_3 (no last pool, as SalGAN's encoder) forward +
+    backward on `images`, and forward on one image."""
     from torchvision.models import vgg16
 
-    net = vgg16().features.to(device)
+    net = vgg16().features[:-1].to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else nullcontext()
 
     def train_step():
@@ -129,7 +130,7 @@ def paper_extras(device: torch.device, args) -> list[dict]:
                                         ("fgtransform", (512, 512), "paper: 117 ms on a GTX 1080")):
         if name not in EDITORS:
             continue
-        model = build_model("editor", name, "paper", {"backbone_weights": "random"}).to(device).eval()
+        model = build_model("editor", name, "paper", _random_backbone("editor", name)).to(device).eval()
         image = torch.rand(1, 3, height, width, device=device)
         guidance = _guidance(model, image)
         torch.cuda.reset_peak_memory_stats(device)
@@ -178,6 +179,16 @@ def write_scene_dataset(root: Path, n_pairs: int, size: tuple[int, int]) -> Path
         rows.append(row)
     ds.add_pairs(rows)
     return root
+
+
+def _random_backbone(kind: str, name: str) -> dict:
+    """Config overrides for a random VGG backbone, for models that have one."""
+    import dataclasses
+
+    from models.base import registry_of
+
+    fields = {f.name for f in dataclasses.fields(registry_of(kind).get(name).Config)}
+    return {"backbone_weights": "random"} if "backbone_weights" in fields else {}
 
 
 def _training_size(model) -> tuple[int, int]:
