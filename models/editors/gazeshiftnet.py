@@ -16,10 +16,8 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,8 +27,8 @@ from models import losses
 from models.base import Editor
 from models.editors.gazeshift_ops import (apply_parameters, check_image_and_mask, flatten_parameters,
                                          mask_from_guidance, parameters_from_raw, raw_size)
+from models.editors.gazeshift_data import GazeShiftSamples
 from models.registry import EDITORS
-from models.targets import select_gazeshift_mask
 
 logger = logging.getLogger(__name__)
 
@@ -350,63 +348,6 @@ class MultiScaleDiscriminator(nn.Module):
                 x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
             scores.append(net(x))
         return scores
-
-
-class GazeShiftSamples(torch.utils.data.Dataset):
-    """CoCoClutter-style training pairs from the X and Y images of a gazelab dataset split.
-
-    Each image with a label mask and a fixation map gets one object, drawn once (with
-    `mask_seed`) by `models.targets.select_gazeshift_mask` at the training size: ≥ 2 objects,
-    area within [min_area, max_area], not already the most salient. Images with no such object
-    are skipped (logged); none left is a ValueError. `size` = (W, H). Items: ``image``
-    (3, H, W) in [0, 1], ``mask`` (1, H, W) float {0, 1}, ``mask_id`` (int), ``pair_id`` ("<pair>/x").
-    """
-
-    def __init__(self, data_dir, split: str | None, size: tuple[int, int], min_area: float = 0.01,
-                 max_area: float = 0.5, mask_seed: int = 0):
-        from models.data import PairDataset
-
-        root = Path(data_dir)
-        if not (root / "pairs.csv").is_file():
-            raise ValueError(f"{root} is not a gazelab dataset dir (no pairs.csv); GazeShiftNet trains on its "
-                             "images, object masks and fixation maps")
-        self.sides = {side: PairDataset(root, split=split, size=size, sides=(side,), require_maps=False)
-                      for side in ("x", "y")}
-        rng = np.random.default_rng(mask_seed)
-        self.items: list[tuple[str, int, int]] = []
-        skipped = {"no mask": 0, "no fixation map": 0, "no qualifying object": 0}
-        for side, pairs in self.sides.items():
-            for index, (row, maps) in enumerate(zip(pairs.rows, pairs._maps)):
-                if not row[f"{side}_image"]:
-                    continue  # a pair without a Y image
-                if not row[f"{side}_mask"] or maps.get(side) is None:
-                    skipped["no mask" if not row[f"{side}_mask"] else "no fixation map"] += 1
-                    continue
-                item = pairs[index]
-                labels = item[f"{side}_mask"].numpy()
-                chosen = select_gazeshift_mask(item[f"{side}_map"][0].double().numpy(), labels, rng, min_area,
-                                               max_area)
-                if chosen is None:
-                    skipped["no qualifying object"] += 1
-                else:
-                    self.items.append((side, index, int(labels[chosen][0])))
-        summary = ", ".join(f"{count} with {reason}" for reason, count in skipped.items() if count)
-        if summary:
-            logger.info("%s: skipped %s (GazeShiftNet needs a mask, a map and an object with ≥ 2 objects in the "
-                        "image, area in [%g, %g], not already the most salient)", root, summary, min_area, max_area)
-        if not self.items:
-            raise ValueError(f"split {split or 'all'} of {root} has no image GazeShiftNet can train on: {summary}; "
-                             f"each needs a label mask with ≥ 2 objects, one covering {min_area:g}–{max_area:g} of "
-                             "the image and less salient than the most salient object, and a fixation map")
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        side, pair_index, mask_id = self.items[index]
-        item = self.sides[side][pair_index]
-        mask = (item[f"{side}_mask"] == mask_id).float()[None]
-        return {"image": item[side], "mask": mask, "mask_id": mask_id, "pair_id": f"{item['pair_id']}/{side}"}
 
 
 def _linear_decay(total_steps: int, decay_start: float):

@@ -284,10 +284,10 @@ def test_make_dataset_items_and_training_with_the_trainer(scene_dataset, tmp_pat
 
 def test_make_dataset_skips_and_explains(scene_dataset, monkeypatch, caplog):
     model = make_model(mask_max_area=0.04)
-    with caplog.at_level(logging.INFO, logger="models.editors.gazeshiftnet"):
+    with caplog.at_level(logging.INFO, logger="models.editors.gazeshift_data"):
         data = model.make_dataset(scene_dataset.path, "train")
     assert len(data) < 12 and "no qualifying object" in caplog.text
-    monkeypatch.setattr("models.editors.gazeshiftnet.select_gazeshift_mask", lambda *a, **k: None)
+    monkeypatch.setattr("models.editors.gazeshift_data.select_gazeshift_mask", lambda *a, **k: None)
     with pytest.raises(ValueError, match="no image GazeShiftNet can train on: 12 with no qualifying object"):
         model.make_dataset(scene_dataset.path, "train")
 
