@@ -132,3 +132,28 @@ def test_missing_backbone_weights_is_one_clear_line(run_cli, scene_dataset, tmp_
     assert "ImageNet weights for vgg16 are missing" in err and "--weights random" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run/checkpoints").exists()
+
+
+@pytest.mark.parametrize("name", ["fgtransform", "sagim"])
+def test_target_map_editors_train_and_edit(run_cli, trained, scene_dataset, tmp_path, name):
+    out = tmp_path / name
+    code, stdout, err = run_cli("train", "editor", name, "--data", scene_dataset.path, "--preset", "tiny",
+                                "--predictor", trained["predictor"] / "checkpoints/last.pt", "--steps", 2,
+                                "--batch-size", 2, "--out", out, "--device", "cpu", "--no-progress")
+    assert code == 0, err
+    assert f"trained {name} to step 2" in stdout
+    image = scene_dataset.path / "images/000001_x.png"
+    target = scene_dataset.path / "maps/000001_y.npy"
+    code, stdout, err = run_cli("edit", name, "--ckpt", out / "checkpoints/last.pt", "--image", image,
+                                "--target-map", target, "--out", tmp_path / "edited.png", "--device", "cpu")
+    assert code == 0, err
+    assert cv2.imread(str(tmp_path / "edited.png")).shape == (24, 32, 3)
+    assert json.loads((tmp_path / "edited.json").read_text())["target_map"] == str(target)
+    # a map that is not a density, and an option this editor does not take: one line each
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.full((24, 32), 0.5, np.float32))
+    for extra, expected in ((("--target-map", bad), "not a density"),
+                            (("--target-map", target, "--strength", 0.5), "takes no option")):
+        code, _, err = run_cli("edit", name, "--ckpt", out / "checkpoints/last.pt", "--image", image, *extra,
+                               "--out", tmp_path / "x.png", "--device", "cpu")
+        assert code == 2 and expected in err, err
