@@ -8,6 +8,7 @@ reaches only its own participant's trials (404 otherwise). Every refusal is a 4x
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -64,8 +65,11 @@ def save_trial(trial_id: int):
 
 
 def _save(conn, token: str, trial_id: int, body: dict) -> dict:
-    """Apply one trial save on `conn` (the caller commits); the JSON answer, or ApiError."""
-    trials, participants = Trial.__table__, Participant.__table__
+    """Apply one trial save on `conn` (the caller commits); the JSON answer, or ApiError.
+
+    Everything the writes need (rows, changed columns, statements) is prepared before the
+    first write: on SQLite that write takes the database's single write lock, which is then
+    held only for the INSERTs, the UPDATE(s) and the commit, back to back."""
     row = conn.execute(_SAVE_READ, {"token": token, "trial_id": trial_id}).first()
     if row is None:
         raise ApiError(401, "missing or unknown participant token (X-Participant-Token header)")
@@ -74,39 +78,41 @@ def _save(conn, token: str, trial_id: int, body: dict) -> dict:
     save = check_save(body, row.width or 480, row.height or 360)
     if row.status in FINISHED_STATUSES:
         raise ApiError(409, f"this participation has ended (status {row.status!r})")
-    if not claim_key(conn, save["idempotency_key"], row.id, "trial"):
-        return dict(ok=True, duplicate=True, stored_clicks=0, status=row.status)
-    if row.trial_status == "done":  # leaving the with-block uncommitted rolls the claim back
-        raise ApiError(409, f"trial {trial_id} is already finished")
+    key, clicks, done = save["idempotency_key"], save["clicks"], save["done"]
     now = utcnow()
-    if save["clicks"]:
-        conn.execute(insert(Click.__table__), [
-            dict(trial_id=trial_id, x=x, y=y, t_ms=t, display_w=save["display_w"], display_h=save["display_h"],
-                 idempotency_key=save["idempotency_key"])
-            for x, y, t in save["clicks"]
-        ])
-    if save["events"]:
-        conn.execute(insert(Event.__table__), [
-            dict(participant_id=row.id, trial_id=trial_id, created_at=now, **ev) for ev in save["events"]
-        ])
-    elapsed = max([save["elapsed_ms"] or 0.0] + [t for _, _, t in save["clicks"]])
+    display_w, display_h = save["display_w"], save["display_h"]
+    click_rows = [dict(trial_id=trial_id, x=x, y=y, t_ms=t, display_w=display_w, display_h=display_h,
+                       idempotency_key=key) for x, y, t in clicks]
+    event_rows = [dict(participant_id=row.id, trial_id=trial_id, created_at=now, **ev) for ev in save["events"]]
+    elapsed = max([save["elapsed_ms"] or 0.0] + [t for _, _, t in clicks])
     changes = {"duration_ms": max(row.duration_ms or 0.0, elapsed)}
     if row.trial_status == "pending":
         changes.update(status="started", started_at=now)
-    if save["display_w"] is not None:
-        changes.update(display_w=save["display_w"], display_h=save["display_h"])
+    if display_w is not None:
+        changes.update(display_w=display_w, display_h=display_h)
     if save["response_text"] is not None:
         changes["response_text"] = save["response_text"]
-    if save["done"]:
+    if done:
         changes.update(status="done", ended_at=now)
-    conn.execute(update(trials).where(trials.c.id == trial_id).values(**changes))
-    status = _advanced_status(conn, row.id, row.status) if save["done"] else row.status
-    participant_changes = {"status": status} if status != row.status else {}
-    if row.last_seen_at is None or now - row.last_seen_at > LAST_SEEN_PRECISION:
-        participant_changes["last_seen_at"] = now  # the active-timeout rule counts in tens of minutes
+    seen = {} if row.last_seen_at is not None and now - row.last_seen_at <= LAST_SEEN_PRECISION else {
+        "last_seen_at": now}  # the active-timeout rule counts in tens of minutes
+    trial_update = _update_by_id(Trial.__table__, tuple(changes))
+    # The writes: the idempotency claim first (a duplicate key writes nothing else).
+    if not claim_key(conn, key, row.id, "trial"):
+        return dict(ok=True, duplicate=True, stored_clicks=0, status=row.status)
+    if row.trial_status == "done":  # leaving the with-block uncommitted rolls the claim back
+        raise ApiError(409, f"trial {trial_id} is already finished")
+    if click_rows:
+        conn.execute(_INSERT_CLICKS, click_rows)
+    if event_rows:
+        conn.execute(_INSERT_EVENTS, event_rows)
+    conn.execute(trial_update, {"row_id": trial_id, **changes})
+    status = _advanced_status(conn, row.id, row.status) if done else row.status
+    participant_changes = {"status": status, **seen} if status != row.status else seen
     if participant_changes:
-        conn.execute(update(participants).where(participants.c.id == row.id).values(**participant_changes))
-    return dict(ok=True, duplicate=False, stored_clicks=len(save["clicks"]), status=status)
+        conn.execute(_update_by_id(Participant.__table__, tuple(participant_changes)),
+                     {"row_id": row.id, **participant_changes})
+    return dict(ok=True, duplicate=False, stored_clicks=len(clicks), status=status)
 
 
 @bp.post("/events")
@@ -179,8 +185,18 @@ def _open_trials():
     )
 
 
+@functools.cache
+def _update_by_id(table, columns: tuple[str, ...]):
+    """UPDATE table SET <columns> WHERE id = :row_id, with a bound parameter named after each
+    column; built once per table and set of columns (a save changes one of a few sets)."""
+    return (update(table).where(table.c.id == bindparam("row_id", type_=Integer))
+            .values({name: bindparam(name, type_=table.c[name].type) for name in columns}))
+
+
 _SAVE_READ = _save_read()
 _OPEN_TRIALS = _open_trials()
+_INSERT_CLICKS = insert(Click.__table__)
+_INSERT_EVENTS = insert(Event.__table__)
 
 
 def _participant() -> Participant:

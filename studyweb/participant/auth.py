@@ -13,15 +13,19 @@ MAX_TOKEN_LENGTH = 64
 
 def request_token() -> str | None:
     """The participant token this request carries, or None."""
-    for value in (
-        request.headers.get("X-Participant-Token"),
-        request.args.get("t"),
-        request.form.get("t") if request.mimetype == "application/x-www-form-urlencoded" else None,
-        request.cookies.get(current_app.config["PARTICIPANT_COOKIE"]),
-    ):
+    for source in _TOKEN_SOURCES:  # in order, each looked at only when the ones before had none
+        value = source()
         if value and len(value) <= MAX_TOKEN_LENGTH:
             return value
     return None
+
+
+_TOKEN_SOURCES = (
+    lambda: request.headers.get("X-Participant-Token"),
+    lambda: request.args.get("t"),
+    lambda: request.form.get("t") if request.mimetype == "application/x-www-form-urlencoded" else None,
+    lambda: request.cookies.get(current_app.config["PARTICIPANT_COOKIE"]),
+)
 
 
 def current_participant(experiment_id: int | None = None) -> Participant | None:
