@@ -205,3 +205,23 @@ class TargetMapSamples(torch.utils.data.Dataset):
         out.update({key: torch.tensor(float(value)) for key, value in info.items()})
         out["pair_id"] = f"{item['pair_id']}/{side}"
         return out
+
+
+def generator_then_discriminator_step(editor, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """One G step, then one D step, of a target-map editor on ``image`` and ``target_map``.
+
+    `editor` has generator_losses(image, target_map) -> {"loss", terms…, "output"},
+    discriminator_loss(image, output) and optimizer_g / optimizer_d. Returns the detached terms
+    and ``discriminator``.
+    """
+    image, target_map = batch["image"], batch["target_map"]
+    check_target_maps(image, target_map)
+    found = editor.generator_losses(image, target_map)
+    editor.optimizer_g.zero_grad(set_to_none=True)
+    found["loss"].backward()  # D's parameters get gradients too; zeroed before its own step (DDP-safe)
+    editor.optimizer_g.step()
+    editor.optimizer_d.zero_grad(set_to_none=True)
+    loss_d = editor.discriminator_loss(image, found["output"])
+    loss_d.backward()
+    editor.optimizer_d.step()
+    return {**{k: v.detach() for k, v in found.items() if k != "output"}, "discriminator": loss_d.detach()}

@@ -30,6 +30,7 @@ from models import losses, targets
 from models.backbones import VGGFeatures
 from models.base import Editor
 from models.editors._layers import (PatchDiscriminator, ResidualBlock, TargetMapSamples, check_target_maps,
+                                    generator_then_discriminator_step,
                                     max_normalise, pad_to_multiple)
 from models.registry import EDITORS
 
@@ -178,17 +179,7 @@ class SaGIM(Editor):
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One G step, then one D step, on ``image`` and ``target_map`` (the guiding density)."""
-        image, target_map = batch["image"], batch["target_map"]
-        check_target_maps(image, target_map)
-        found = self.generator_losses(image, target_map)
-        self.optimizer_g.zero_grad(set_to_none=True)
-        found["loss"].backward()  # D's parameters get gradients too; zeroed before its own step (DDP-safe)
-        self.optimizer_g.step()
-        self.optimizer_d.zero_grad(set_to_none=True)
-        loss_d = self.discriminator_loss(image, found["output"])
-        loss_d.backward()
-        self.optimizer_d.step()
-        return {**{k: v.detach() for k, v in found.items() if k != "output"}, "discriminator": loss_d.detach()}
+        return generator_then_discriminator_step(self, batch)
 
     def validation_step(self, batch: dict[str, Any]) -> dict[str, float]:
         """Mean BCE(E(·), S_g) of the input (``bce_input``) and of the manipulated output (``bce_output``)."""
