@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "SaliencyPredictor", "Editor", "build_model", "load_trained", "load_predictor", "load_editor",
-    "import_models", "resize_log_density",
+    "import_models", "resize_log_density", "check_images", "check_saliency_batch",
 ]
 
 
@@ -57,7 +57,7 @@ class SaliencyPredictor(nn.Module):
 
     def log_density(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) images in [0, 1] → (B, 1, H, W) natural-log densities (each exp-sums to 1)."""
-        _check_images(images, "images")
+        check_images(images)
         height, width = images.shape[-2:]
         size = getattr(self.config, "input_size", None)
         inputs = images
@@ -230,7 +230,28 @@ def resize_log_density(log_density: torch.Tensor, size: tuple[int, int]) -> torc
     return (flat.log() - flat.sum(1, keepdim=True).log()).view_as(density)
 
 
-def _check_images(images: torch.Tensor, name: str) -> None:
+def check_images(images: torch.Tensor, name: str = "images") -> None:
+    """ValueError unless `images` is a (B, 3, H, W) tensor."""
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"{name} must be a (B, 3, H, W) tensor of images in [0, 1], got {shape}")
+
+
+def check_saliency_batch(batch: dict[str, Any], size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A predictor's training batch: ``x`` (B, 3, H, W) and ``x_map`` (B, 1, H, W) densities, at
+    `size` = (H, W) when given. Returns (x, x_map); ValueError naming what is wrong otherwise."""
+    images, maps = batch["x"], batch["x_map"]
+    check_images(images, "x")
+    if size is not None and tuple(images.shape[-2:]) != tuple(size):
+        raise ValueError(f"x has size {tuple(images.shape[-2:])}; expected the config's input_size {tuple(size)} "
+                         "(build the data with model.make_dataset)")
+    expected = (images.shape[0], 1, *images.shape[-2:])
+    if not isinstance(maps, torch.Tensor) or tuple(maps.shape) != expected:
+        shape = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
+        raise ValueError(f"x_map has shape {shape}; expected {expected}, one density per image of x")
+    with torch.no_grad():
+        sums = maps.float().flatten(1).sum(1)
+        if bool((maps < 0).any()) or not bool(torch.isfinite(sums).all()) or float((sums - 1).abs().max()) > 1e-2:
+            raise ValueError("x_map is not a density per image: expected non-negative densities summing to 1, "
+                             f"got sums {sums.tolist()[:4]}")
+    return images, maps

@@ -67,7 +67,8 @@ class PairDataset(_ItemsDataset):
             raise ValueError(f"sides must be a non-empty subset of ('x', 'y'), got {sides!r}")
         self.augment = augment
         self.rows = _select_rows(self.dataset, split, single=False)
-        self._maps = [{side: self._map_path(row, side, require_maps) for side in self.sides} for row in self.rows]
+        # per row, {side: its map file or None}: which items have maps, for datasets built on this one
+        self.map_paths = [{side: self._map_path(row, side, require_maps) for side in self.sides} for row in self.rows]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows[index]
@@ -86,8 +87,8 @@ class PairDataset(_ItemsDataset):
             if row[f"{side}_mask"]:
                 mask_path = self.dataset.path / row[f"{side}_mask"]
                 arrays[f"{side}_mask"] = _load(read_mask, mask_path, arrays[side], pair_id, image_path)
-            if self._maps[index][side] is not None:
-                arrays[f"{side}_map"] = _load(read_density, self._maps[index][side], arrays[side], pair_id, image_path)
+            if self.map_paths[index][side] is not None:
+                arrays[f"{side}_map"] = _load(read_density, self.map_paths[index][side], arrays[side], pair_id, image_path)
             if scene and isinstance(scene.get(side), dict):
                 extras[f"{side}_objects"] = list(scene[side].get("objects", []))
         return _finish(arrays, extras, self.size, self.augment, index, self.epoch)

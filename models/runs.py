@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from models.base import build_model, load_predictor, load_trained, predictor_provenance, registry_of
-from models.config import presets_of
+from models.data import PairDataset, read_density, read_image, read_mask
 from models.hooks import HookBase
 from models.trainer import Trainer, resolve_device
 
@@ -64,8 +64,6 @@ def train(kind: str, name: str, data_dir: str | os.PathLike, out_dir: str | os.P
     if kind == "editor" and predictor_ckpt is None:
         raise ValueError(f"training the editor {name!r} needs a saliency predictor: pass --predictor CKPT "
                          "(train one with `gazelab train predictor salgan --data DIR`)")
-    if preset not in presets_of(cls.Config):
-        raise ValueError(f"unknown preset {preset!r} for {kind} {name!r}; known: {', '.join(sorted(presets_of(cls.Config)))}")
     overrides = dict(overrides or {})
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     if "backbone_weights" in overrides and "backbone_weights" not in fields:
@@ -149,7 +147,7 @@ def predict_images(ckpt: str | os.PathLike, images: str | os.PathLike, out_dir: 
 
     written = []
     for path in paths:
-        density = predict(_read_rgb(path))
+        density = predict(read_image(path))
         density = density / density.sum()
         save_map(out / f"{path.stem}.npy", density)
         save_map(out / f"{path.stem}.png", density)
@@ -171,7 +169,7 @@ def edit_image(ckpt: str | os.PathLike, image: str | os.PathLike, out: str | os.
     direction, seed, …) go to the editor's `edit`; one it does not take → ValueError.
     """
     editor = _load_editor(ckpt, name, device)
-    picture = _read_rgb(image)
+    picture = read_image(image)
     guidance = _guidance(editor, picture, mask, target_map, object_id, source=str(image))
     edited = _run_edit(editor, picture, guidance, options)
     paths = _write_edits(edited, Path(out))
@@ -190,8 +188,6 @@ def edit_dataset(ckpt: str | os.PathLike, data_dir: str | os.PathLike, out_dir: 
     `select_gazeshift_mask` picks; target-map editors get the pair's Y fixation map as the target
     (X should draw attention the way Y does).
     """
-    from models.data import PairDataset
-
     editor = _load_editor(ckpt, name, device)
     pairs = PairDataset(data_dir, split=split, sides=("x", "y"), require_maps=False)
     out = Path(out_dir)
@@ -272,19 +268,11 @@ def _image_paths(images) -> list[Path]:
     return paths
 
 
-def _read_rgb(path) -> np.ndarray:
-    from models.data import read_image
-
-    return read_image(path)
-
-
 def _guidance(editor, picture: np.ndarray, mask, target_map, object_id, source: str) -> np.ndarray:
     height, width = picture.shape[:2]
     if editor.guidance == "mask":
         if mask is None:
             raise ValueError(f"the editor {editor.name} is guided by an object mask: pass --mask MASK.png")
-        from models.data import read_mask
-
         labels = read_mask(mask)
         values = labels == object_id if object_id is not None else labels > 0
         what = f"object id {object_id}" if object_id is not None else "foreground (non-zero pixels)"
@@ -294,8 +282,6 @@ def _guidance(editor, picture: np.ndarray, mask, target_map, object_id, source: 
     else:
         if target_map is None:
             raise ValueError(f"the editor {editor.name} is guided by a target saliency map: pass --target-map MAP")
-        from models.data import read_density
-
         guidance = read_density(target_map)
         what, kind, path = "mass", "target map", target_map
     if guidance.shape != (height, width):

@@ -39,7 +39,7 @@ class SaliencySamples(torch.utils.data.Dataset):
             self.sides = {side: PairDataset(root, split=split, size=size, sides=(side,), require_maps=False,
                                             augment=augment) for side in ("x", "y")}
             self.items = [(index, side) for side, pairs in self.sides.items()
-                          for index, maps in enumerate(pairs._maps) if maps.get(side) is not None]
+                          for index, maps in enumerate(pairs.map_paths) if maps.get(side) is not None]
             if not self.items:
                 raise ValueError(f"split {split or 'all'} of dataset {root} has no fixation maps; collect them "
                                  "with a study (`gazelab study build-maps` then `gazelab study export`)")

@@ -172,7 +172,7 @@ class TargetMapSamples(torch.utils.data.Dataset):
         self.items: list[tuple[str, int]] = []
         skipped = 0
         for side, pairs in self.sides.items():
-            for index, (row, maps) in enumerate(zip(pairs.rows, pairs._maps)):
+            for index, (row, maps) in enumerate(zip(pairs.rows, pairs.map_paths)):
                 if maps.get(side) is None or not row[f"{side}_image"]:
                     continue
                 if self.min_objects > 0 and self._n_objects(root, row[f"{side}_mask"]) < self.min_objects:

@@ -40,7 +40,7 @@ class GazeShiftSamples(torch.utils.data.Dataset):
         self.items: list[tuple[str, int, int]] = []
         skipped = {"no mask": 0, "no fixation map": 0, "no qualifying object": 0}
         for side, pairs in self.sides.items():
-            for index, (row, maps) in enumerate(zip(pairs.rows, pairs._maps)):
+            for index, (row, maps) in enumerate(zip(pairs.rows, pairs.map_paths)):
                 if not row[f"{side}_image"]:
                     continue  # a pair without a Y image
                 if not row[f"{side}_mask"] or maps.get(side) is None:

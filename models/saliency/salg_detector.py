@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import losses
-from models.base import SaliencyPredictor
+from models.base import SaliencyPredictor, check_images, check_saliency_batch
 from models.registry import PREDICTORS
 
 
@@ -153,7 +153,7 @@ class SalGDetector(SaliencyPredictor):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) images in [0, 1] → (B, 1, h, w) natural-log densities (log_softmax over pixels)."""
-        _check_images(images)
+        check_images(images)
         logits = self.detector(images).float()
         return torch.log_softmax(logits.flatten(1), dim=1).view_as(logits)
 
@@ -164,7 +164,7 @@ class SalGDetector(SaliencyPredictor):
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One Adam step on KL(x_map ‖ prediction) in nats; returns {"kl": the batch mean}."""
-        images, maps = _check_batch(batch)
+        images, maps = check_saliency_batch(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss = losses.kl_saliency_loss(self(images), maps)
         loss.backward()
@@ -216,20 +216,3 @@ class _ASPP(nn.Module):
         outs = [branch(x) for branch in self.branches]
         outs.append(self.pool(x).expand(-1, -1, *x.shape[-2:]))  # a 1×1 map: bilinear upsampling is a copy
         return self.project(torch.cat(outs, dim=1))
-
-
-def _check_images(images: torch.Tensor) -> None:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a (B, 3, H, W) tensor in [0, 1], got {shape}")
-
-
-def _check_batch(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch's ``x`` (B, 3, H, W) and ``x_map`` (B, 1, H, W) densities of the same size; else ValueError."""
-    images, maps = batch["x"], batch["x_map"]
-    _check_images(images)
-    expected = (images.shape[0], 1, *images.shape[-2:])
-    if not isinstance(maps, torch.Tensor) or tuple(maps.shape) != expected:
-        shape = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
-        raise ValueError(f"x_map has shape {shape}; expected {expected}, one density per image of x")
-    return images, maps  # kl_saliency_loss checks that x_map holds densities

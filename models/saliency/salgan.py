@@ -31,7 +31,7 @@ from torch import nn
 
 from models import losses
 from models.backbones import VGGFeatures, vgg_layer_names
-from models.base import SaliencyPredictor
+from models.base import SaliencyPredictor, check_images, check_saliency_batch
 from models.registry import PREDICTORS
 
 logger = logging.getLogger(__name__)
@@ -196,12 +196,12 @@ class SalGAN(SaliencyPredictor):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) images in [0, 1] → (B, 1, h, w) natural-log densities: log(σ / Σσ)."""
-        _check_images(images)
+        check_images(images)
         return _log_density(self.generator(images))
 
     def saliency_map(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) images in [0, 1] → (B, 1, h, w) SalGAN's sigmoid map in [0, 1]."""
-        _check_images(images)
+        check_images(images)
         return torch.sigmoid(self.generator(images).float())
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -211,7 +211,7 @@ class SalGAN(SaliencyPredictor):
         are measured without gradients): content BCE, the generator's adversarial BCE, the
         discriminator's loss and the generator's total.
         """
-        images, target = _check_batch(batch, tuple(self.config.input_size))
+        images, target = check_saliency_batch(batch, tuple(self.config.input_size))
         target = target / target.amax(dim=(-2, -1), keepdim=True)  # SalGAN's maps are max-normalised
         step = int(self.steps_done)
         self.steps_done += 1
@@ -269,28 +269,3 @@ def _log_density(logits: torch.Tensor) -> torch.Tensor:
     """(B, 1, h, w) logits → log of the sigmoid map normalised to sum 1 per image, in float32."""
     log_map = F.logsigmoid(logits.float())
     return torch.log_softmax(log_map.flatten(1), dim=1).view_as(log_map)
-
-
-def _check_images(images: torch.Tensor) -> None:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a (B, 3, H, W) tensor in [0, 1], got {shape}")
-
-
-def _check_batch(batch: dict[str, Any], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch's ``x`` (B, 3, H, W) and ``x_map`` (B, 1, H, W) density at `size`; else ValueError."""
-    images, maps = batch["x"], batch["x_map"]
-    _check_images(images)
-    if tuple(images.shape[-2:]) != size:
-        raise ValueError(f"x has size {tuple(images.shape[-2:])}; expected the config's input_size {size} "
-                         "(build the data with model.make_dataset)")
-    expected = (images.shape[0], 1, *size)
-    if not isinstance(maps, torch.Tensor) or tuple(maps.shape) != expected:
-        shape = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
-        raise ValueError(f"x_map has shape {shape}; expected {expected}, one density per image")
-    with torch.no_grad():
-        sums = maps.float().flatten(1).sum(1)
-        if bool((maps < 0).any()) or not bool(torch.isfinite(sums).all()) or float((sums - 1).abs().max()) > 1e-2:
-            raise ValueError("x_map must hold non-negative densities summing to 1 per image, got sums "
-                             f"{sums.tolist()[:4]}")
-    return images, maps
