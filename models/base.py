@@ -55,6 +55,11 @@ class SaliencyPredictor(nn.Module):
     name: str
     Config: type
 
+    def _apply(self, fn, *args, **kwargs):  # .to() / .cuda(): eager optimizer state moves too
+        super()._apply(fn, *args, **kwargs)
+        optimizer_state_follows_parameters(self)
+        return self
+
     def log_density(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) images in [0, 1] → (B, 1, H, W) natural-log densities (each exp-sums to 1)."""
         check_images(images)
@@ -135,6 +140,7 @@ class Editor(nn.Module):
 
     def _apply(self, fn, *args, **kwargs):  # .to() / .cuda() / .float() reach the predictor too
         super()._apply(fn, *args, **kwargs)
+        optimizer_state_follows_parameters(self)
         for predictor in self._predictor:
             predictor._apply(fn, *args, **kwargs)
         return self
@@ -147,6 +153,23 @@ class Editor(nn.Module):
 
     def edit(self, image: torch.Tensor, guidance: torch.Tensor, **options) -> torch.Tensor:
         raise NotImplementedError
+
+
+def optimizer_state_follows_parameters(module: nn.Module) -> None:
+    """Move the state of `module`'s optimizers (its attributes) onto their parameters' devices.
+
+    Models build their optimizers in `__init__`, on the CPU. Adam's state is made at the first
+    step, where the parameters then are; AdaGrad's sums are made at once, so without this a model
+    moved to CUDA after construction fails at its first step. "step" counters stay where torch
+    keeps them (on the CPU unless the optimizer is fused or capturable), as in load_state_dict.
+    """
+    for optimizer in vars(module).values():
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            continue
+        for parameter, state in optimizer.state.items():
+            for key, value in state.items():
+                if key != "step" and torch.is_tensor(value) and value.device != parameter.device:
+                    state[key] = value.to(parameter.device)
 
 
 def import_models() -> None:

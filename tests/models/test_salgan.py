@@ -1,6 +1,7 @@
 """SalGAN at the tiny preset (random VGG16, 24×32 images) on the CPU."""
 
 import socket
+from collections import defaultdict
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ from torch import nn
 
 from models import backbones
 from models.backbones import WeightsUnavailable
-from models.base import build_model, load_trained
+from models.base import build_model, load_trained, optimizer_state_follows_parameters
 from models.data import collate
 from models.registry import PREDICTORS
 from models.saliency.salgan import SalGAN
@@ -140,6 +141,22 @@ def test_bad_inputs_raise_value_errors():
         model.train_step({"x": batch["x"], "x_map": batch["x_map"] * 5})
     with pytest.raises(ValueError, match="decoder_channels"):
         make_model(decoder_channels=(8, 8, 8))
+
+
+def test_optimizer_state_follows_the_parameters():
+    # AdaGrad makes its sums at construction, on the CPU; a model moved to CUDA after it must take
+    # them along or its first step fails (the gpu test below does it for real). Without a GPU the
+    # parameters are stood in for by meta-device ones.
+    model = make_model()
+    for optimizer in model.optimizers().values():
+        optimizer.state = defaultdict(dict, {nn.Parameter(torch.empty_like(p, device="meta")): state
+                                             for p, state in optimizer.state.items()})
+    optimizer_state_follows_parameters(model)
+    for optimizer in model.optimizers().values():
+        assert optimizer.state
+        for parameter, state in optimizer.state.items():
+            assert state["sum"].device == parameter.device == torch.device("meta")
+            assert state["step"].device.type == "cpu"  # where torch keeps a non-fused step
 
 
 def test_make_dataset_trains_saves_and_loads_identically(scene_dataset, tmp_path):
