@@ -9,12 +9,20 @@ Coordinates are image pixels at the stimulus' natural size, x right and y down.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
+import os
 import secrets
+import threading
 from pathlib import Path
 from typing import Any, Optional
+
+try:
+    import fcntl
+except ImportError:  # Windows: SQLiteWriteLock orders this process's threads only
+    fcntl = None
 
 import numpy as np
 from sqlalchemy import (
@@ -361,6 +369,68 @@ def lock_experiment(session: Session, experiment_id: int) -> None:
         update(Experiment.__table__).where(Experiment.__table__.c.id == experiment_id)
         .values(status=Experiment.__table__.c.status)
     )
+
+
+class SQLiteWriteLock:
+    """Writers of one SQLite file take turns on an OS file lock (`<database>-writelock`) held
+    across their write transaction, in every process and thread that uses it.
+
+    SQLite has one write lock per database, and a writer that finds it taken polls: its busy
+    handler sleeps 1, 2, 5, 10, 15, 20 ... ms between tries, so under a steady stream of saves
+    from two gunicorn workers a save could sleep for tens of ms while the lock was free most of
+    that time. A writer blocked in flock(2) is woken the moment the lock is released. Writers
+    that do not take this lock (the ORM's occasional writes) still get SQLite's busy handler;
+    the lock is always taken before SQLite's, so the two cannot deadlock. The file descriptor is
+    opened per process (an inherited one would share the lock with the parent, as flock locks
+    belong to open file descriptions), and a thread lock orders the threads of one process.
+    Where fcntl is missing (Windows) only the thread lock is taken.
+    """
+
+    def __init__(self, database: str | os.PathLike):
+        self.path = Path(f"{database}-writelock")
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        self._pid: int | None = None
+
+    def __enter__(self) -> SQLiteWriteLock:
+        self._threads.acquire()
+        try:
+            if fcntl is not None:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if fcntl is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def _descriptor(self) -> int:
+        if self._pid != os.getpid():  # first use in this process (gunicorn forks its workers)
+            self._fd, self._pid = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+        return self._fd
+
+
+_write_locks: dict[str, SQLiteWriteLock] = {}
+
+
+def write_lock(engine: Engine) -> contextlib.AbstractContextManager:
+    """The lock that writers of `engine`'s database take turns on around a write transaction:
+    a `SQLiteWriteLock` for a SQLite file (one per file in this process), else a no-op
+    (PostgreSQL waits for its row locks without polling)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
+            or url.database.startswith("file:"):
+        return contextlib.nullcontext()
+    lock = _write_locks.get(url.database)
+    if lock is None:  # first use of this spelling of the path: one lock per file, however named
+        path = str(Path(url.database).expanduser().resolve())
+        lock = _write_locks[url.database] = _write_locks.setdefault(path, SQLiteWriteLock(path))
+    return lock
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -17,7 +17,8 @@ from werkzeug.exceptions import HTTPException
 
 from studyweb import get_db
 from studyweb.api.validate import ApiError, check_events_body, check_save, parse_json_object
-from studyweb.db import FINISHED_STATUSES, Click, Event, Participant, Stimulus, Trial, claim_key, record_save, utcnow
+from studyweb.db import (FINISHED_STATUSES, Click, Event, Participant, Stimulus, Trial, claim_key, record_save, utcnow,
+                         write_lock)
 from studyweb.participant.auth import current_participant, request_token
 
 LAST_SEEN_PRECISION = dt.timedelta(minutes=1)
@@ -58,18 +59,18 @@ def save_trial(trial_id: int):
         raise ApiError(401, "missing or unknown participant token (X-Participant-Token header)")
     body = parse_json_object(request.get_data(cache=True))
     # A Core connection, not the request's ORM session: this route needs no objects.
-    with current_app.extensions["studyweb.engine"].connect() as conn:
-        answer = _save(conn, token, trial_id, body)
-        conn.commit()
-    return jsonify(answer)
+    engine = current_app.extensions["studyweb.engine"]
+    with engine.connect() as conn:
+        return jsonify(_save(conn, write_lock(engine), token, trial_id, body))
 
 
-def _save(conn, token: str, trial_id: int, body: dict) -> dict:
-    """Apply one trial save on `conn` (the caller commits); the JSON answer, or ApiError.
+def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
+    """Apply and commit one trial save on `conn`; the JSON answer, or ApiError (nothing saved).
 
     Everything the writes need (rows, changed columns, statements) is prepared before the
-    first write: on SQLite that write takes the database's single write lock, which is then
-    held only for the INSERTs, the UPDATE(s) and the commit, back to back."""
+    first write. The writes and the commit run back to back under `lock` (`db.write_lock`):
+    on SQLite the savers take turns there instead of polling for the database's single write
+    lock."""
     row = conn.execute(_SAVE_READ, {"token": token, "trial_id": trial_id}).first()
     if row is None:
         raise ApiError(401, "missing or unknown participant token (X-Participant-Token header)")
@@ -97,21 +98,28 @@ def _save(conn, token: str, trial_id: int, body: dict) -> dict:
     seen = {} if row.last_seen_at is not None and now - row.last_seen_at <= LAST_SEEN_PRECISION else {
         "last_seen_at": now}  # the active-timeout rule counts in tens of minutes
     trial_update = _update_by_id(Trial.__table__, tuple(changes))
-    # The writes: the idempotency claim first (a duplicate key writes nothing else).
-    if not claim_key(conn, key, row.id, "trial"):
-        return dict(ok=True, duplicate=True, stored_clicks=0, status=row.status)
-    if row.trial_status == "done":  # leaving the with-block uncommitted rolls the claim back
-        raise ApiError(409, f"trial {trial_id} is already finished")
-    if click_rows:
-        conn.execute(_INSERT_CLICKS, click_rows)
-    if event_rows:
-        conn.execute(_INSERT_EVENTS, event_rows)
-    conn.execute(trial_update, {"row_id": trial_id, **changes})
-    status = _advanced_status(conn, row.id, row.status) if done else row.status
-    participant_changes = {"status": status, **seen} if status != row.status else seen
-    if participant_changes:
-        conn.execute(_update_by_id(Participant.__table__, tuple(participant_changes)),
-                     {"row_id": row.id, **participant_changes})
+    with lock:
+        try:
+            # The idempotency claim first (a duplicate key writes nothing else).
+            if not claim_key(conn, key, row.id, "trial"):
+                conn.commit()
+                return dict(ok=True, duplicate=True, stored_clicks=0, status=row.status)
+            if row.trial_status == "done":
+                raise ApiError(409, f"trial {trial_id} is already finished")
+            if click_rows:
+                conn.execute(_INSERT_CLICKS, click_rows)
+            if event_rows:
+                conn.execute(_INSERT_EVENTS, event_rows)
+            conn.execute(trial_update, {"row_id": trial_id, **changes})
+            status = _advanced_status(conn, row.id, row.status) if done else row.status
+            participant_changes = {"status": status, **seen} if status != row.status else seen
+            if participant_changes:
+                conn.execute(_update_by_id(Participant.__table__, tuple(participant_changes)),
+                             {"row_id": row.id, **participant_changes})
+            conn.commit()
+        except BaseException:
+            conn.rollback()  # the claim too: a refused save can be sent again
+            raise
     return dict(ok=True, duplicate=False, stored_clicks=len(clicks), status=status)
 
 

@@ -1,4 +1,8 @@
 """studyweb.db: the schema round trip, migrations == models, idempotent saves, SQLite pragmas."""
+import multiprocessing
+import threading
+import time
+
 import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -113,3 +117,55 @@ def test_idempotency_key_is_checked(session):
     _, participant = _participant(session)
     with pytest.raises(ValueError, match="1..64"):
         db.record_save(session, "k" * 65, participant.id, "trial")
+
+
+def test_sqlite_writers_take_turns_on_one_file_lock(tmp_path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'study.db'}")
+    lock = db.write_lock(engine)
+    assert db.write_lock(db.make_engine(f"sqlite:///{tmp_path}/./study.db")) is lock  # one per file
+    assert lock.path == tmp_path / "study.db-writelock"
+    ctx = multiprocessing.get_context("spawn")  # a process of its own, as a gunicorn worker is
+    holding, release = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold_write_lock, args=(str(tmp_path / "study.db"), holding, release))
+    child.start()
+    try:
+        assert holding.wait(60)
+        waited = []
+
+        def wait_for_the_lock():
+            with lock:
+                waited.append(time.monotonic())
+
+        waiter = threading.Thread(target=wait_for_the_lock)
+        waiter.start()
+        time.sleep(0.3)
+        assert not waited  # blocked while the other process holds the lock
+        released_at = time.monotonic()
+        release.set()
+        waiter.join(30)
+        assert waited and waited[0] >= released_at
+    finally:
+        release.set()
+        child.join(30)
+    with lock:  # re-usable, and a thread's exception releases it
+        pass
+    with pytest.raises(RuntimeError), lock:
+        raise RuntimeError("boom")
+    with lock:
+        pass
+
+
+def _hold_write_lock(path, holding, release):
+    from studyweb import db as child_db
+
+    with child_db.write_lock(child_db.make_engine(f"sqlite:///{path}")):
+        holding.set()
+        release.wait(60)
+
+
+def test_write_lock_is_a_no_op_without_a_sqlite_file():
+    for url in ("sqlite://", "sqlite:///:memory:", "postgresql+psycopg://u@localhost/db"):
+        lock = db.write_lock(db.create_engine(url))
+        assert not isinstance(lock, db.SQLiteWriteLock)
+        with lock:
+            pass
