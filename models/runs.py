@@ -42,14 +42,16 @@ def train(kind: str, name: str, data_dir: str | os.PathLike, out_dir: str | os.P
           config: str | os.PathLike | dict | None = None, overrides: dict | None = None,
           predictor_ckpt: str | os.PathLike | None = None, steps: int | None = None, batch_size: int | None = None,
           device: str = "auto", resume: bool = False, seed: int = 0, val_every: int | None = None,
-          ckpt_every: int | None = None, log_every: int = 10, progress: bool = True, num_workers: int = 0,
-          bf16: bool = True, echo: Callable[[str], Any] = logger.info) -> dict[str, Any]:
+          ckpt_every: int | None = None, keep_checkpoints: int = 3, log_every: int = 10, progress: bool = True,
+          num_workers: int = 0, bf16: bool = True, echo: Callable[[str], Any] = logger.info) -> dict[str, Any]:
     """Train the `kind` ("predictor" / "editor") `name` on the dataset at `data_dir` into `out_dir`.
 
     Config: the paper defaults → `preset` → `config` (YAML path or dict) → `overrides`; when
     resuming without `config`, the run's own checkpoints/config.yaml. Steps and batch size default
     to the config's `max_steps` / `batch_size` where it has them. An out_dir that already holds a
-    checkpoint is continued only with `resume` (else ValueError: nothing is overwritten). Editors
+    checkpoint is continued only with `resume` (else ValueError: nothing is overwritten). A
+    checkpoint every `ckpt_every` steps (default: a tenth of the run, at most 1000); the newest
+    `keep_checkpoints` step files are kept (0: all) besides last.pt. Editors
     need `predictor_ckpt`, a trained saliency predictor. Returns {"out_dir", "checkpoint", "step",
     "losses", "validation", "weights_info"}.
     """
@@ -96,7 +98,8 @@ def train(kind: str, name: str, data_dir: str | os.PathLike, out_dir: str | os.P
     every = -(-every // log_every) * log_every
     trainer = Trainer(model, data, out_dir=out, max_steps=steps, batch_size=batch_size, device=device, bf16=bf16,
                       seed=seed, resume=resume, val_data=val_data, val_every=val_every or max(steps // 10, 1),
-                      ckpt_every=ckpt_every or max(min(steps // 10, 1000), 1), log_every=log_every,
+                      ckpt_every=ckpt_every or max(min(steps // 10, 1000), 1), keep_checkpoints=keep_checkpoints,
+                      log_every=log_every,
                       progress=progress, num_workers=num_workers, hooks=[LossLines(echo, every=every)])
     echo(f"training {kind} {name} ({len(data)} training items, batch {batch_size}) on {trainer.device} "
          f"from step {trainer.step} to {steps}; run folder {out}")

@@ -43,7 +43,8 @@ Exact resume is guaranteed for a single process. Under DDP the checkpoint holds 
 states, restored on every rank.
 
 Steps are counted from 1: `step` is the number of train_step calls done; checkpoints
-`out_dir/checkpoints/step_000100.pt` and `last.pt`, with `config.yaml` beside them; logs
+`out_dir/checkpoints/step_000100.pt` (the newest `keep_checkpoints`, default 3) and `last.pt`
+(a hard link to the newest), with `config.yaml` beside them; logs
 `out_dir/log.csv` (step, seconds since training began, losses, lr) and `out_dir/val.csv`.
 """
 
@@ -110,6 +111,9 @@ class Trainer:
         batch_size: samples per batch and per process (map-style data only).
         val_data / val_every / val_batch_size: periodic validation (needs `validation_step`).
         ckpt_every, log_every: in steps; a checkpoint and a log row are also written at the end.
+        keep_checkpoints: the newest step_NNNNNN.pt files kept (older ones are deleted as new
+            ones are written; 0 keeps all). last.pt is a hard link to the newest where the file
+            system allows, so it costs no second copy.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'. bf16: autocast to bfloat16, on CUDA only.
         seed: seeds python, numpy and torch (plus the rank) and the data order.
         hooks: extra HookBase objects, run after the built-in validation hook.
@@ -123,11 +127,14 @@ class Trainer:
                  val_batch_size: int | None = None, ckpt_every: int = 1000, log_every: int = 10,
                  device: str | torch.device = "auto", bf16: bool = True, seed: int = 0,
                  hooks: Sequence[HookBase] = (), progress: bool = True, resume: bool = False,
-                 num_workers: int = 0, find_unused_parameters: bool = False, collate_fn: Any = None):
+                 num_workers: int = 0, find_unused_parameters: bool = False, collate_fn: Any = None,
+                 keep_checkpoints: int = 3):
         for what, value in (("max_steps", max_steps), ("batch_size", batch_size), ("ckpt_every", ckpt_every),
                             ("log_every", log_every)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{what} must be an int >= 1, got {value!r}")
+        if not isinstance(keep_checkpoints, int) or keep_checkpoints < 0:
+            raise ValueError(f"keep_checkpoints must be an int >= 0 (0: keep all), got {keep_checkpoints!r}")
         if not callable(getattr(model, "train_step", None)) or not callable(getattr(model, "optimizers", None)):
             raise ValueError(f"{type(model).__name__} lacks train_step(batch) or optimizers(); see models/trainer.py")
         if val_data is not None and not callable(getattr(model, "validation_step", None)):
@@ -135,6 +142,7 @@ class Trainer:
         self.model, self.train_data, self.out_dir = model, train_data, Path(out_dir)
         self.max_steps, self.batch_size, self.shuffle = max_steps, batch_size, shuffle
         self.ckpt_every, self.log_every, self.seed = ckpt_every, log_every, seed
+        self.keep_checkpoints = keep_checkpoints
         self.progress, self.num_workers = progress, num_workers
         self.collate_fn = collate_fn or collate
         self.ckpt_dir = self.out_dir / "checkpoints"
@@ -254,7 +262,8 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path | None:
-        """Write step_NNNNNN.pt and last.pt (atomically) and config.yaml; rank 0 only."""
+        """Write step_NNNNNN.pt and last.pt (atomically) and config.yaml, then delete the step
+        checkpoints beyond the newest `keep_checkpoints`; rank 0 only."""
         if self.rank != 0:
             return None
         with self._unwrapped():
@@ -275,10 +284,18 @@ class Trainer:
         }
         path = save_checkpoint(payload, self.ckpt_dir / f"step_{self.step:06d}.pt")
         tmp = self.ckpt_dir / f".last.pt.{os.getpid()}.tmp"
-        shutil.copyfile(path, tmp)
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(path, tmp)
+        except OSError:  # no hard links here (some network and FAT file systems): a copy
+            shutil.copyfile(path, tmp)
         os.replace(tmp, self.ckpt_dir / "last.pt")
         save_config(self.model.config, self.ckpt_dir / "config.yaml")
         logger.info("step %d: checkpoint %s", self.step, path)
+        if self.keep_checkpoints:
+            steps = sorted(self.ckpt_dir.glob("step_*.pt"), key=lambda p: int(p.stem[5:]) if p.stem[5:].isdigit() else -1)
+            for old in steps[:-self.keep_checkpoints]:
+                old.unlink(missing_ok=True)
         return path
 
     def resume(self, path: str | os.PathLike | None = None) -> int:

@@ -27,6 +27,10 @@ def _training_options(command):
         click.option("--batch-size", type=click.IntRange(min=1), default=None,
                      help="Batch size per process [default: the config's]."),
         click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--ckpt-every", type=click.IntRange(min=1), default=None,
+                     help="Steps between checkpoints [default: a tenth of the run, at most 1000]."),
+        click.option("--keep-checkpoints", type=click.IntRange(min=0), default=3, show_default=True,
+                     help="Newest step checkpoints kept besides last.pt (0: all)."),
         click.option("--random-backbone", is_flag=True,
                      help="Build the VGG backbone with random weights (offline use; recorded and reported)."),
         click.option("--weights", "weights_path", type=click.Path(dir_okay=False), default=None,
@@ -126,7 +130,7 @@ COMMANDS = [train, predict, edit]
 
 def _train(kind: str, name: str, predictor_ckpt: str | None, *, data_dir: str, preset: str, config_file: str | None,
            device: str, out_dir: str | None, resume: bool, steps: int | None, batch_size: int | None, seed: int,
-           random_backbone: bool, weights_path: str | None, workers: int, no_bf16: bool, no_progress: bool) -> None:
+           ckpt_every: int | None, keep_checkpoints: int, random_backbone: bool, weights_path: str | None, workers: int, no_bf16: bool, no_progress: bool) -> None:
     from models.runs import train as run_training
 
     if random_backbone and weights_path:
@@ -137,7 +141,8 @@ def _train(kind: str, name: str, predictor_ckpt: str | None, *, data_dir: str, p
     out = out_dir or f"runs/{name}"
     result = _run(run_training, kind, name, data_dir, out, preset=preset, config=config_file,
                   overrides=overrides or None, predictor_ckpt=predictor_ckpt, steps=steps, batch_size=batch_size,
-                  device=device, resume=resume, seed=seed, num_workers=workers, bf16=not no_bf16,
+                  device=device, resume=resume, seed=seed, ckpt_every=ckpt_every, keep_checkpoints=keep_checkpoints,
+                  num_workers=workers, bf16=not no_bf16,
                   progress=not no_progress, echo=click.echo)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 reports

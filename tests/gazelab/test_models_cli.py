@@ -43,9 +43,10 @@ def test_train_predictor_prints_outputs_and_resumes(run_cli, scene_dataset, tmp_
     code, _, err = run_cli(*args, "--steps", 4)
     assert code == 2 and "--resume" in err and "Traceback" not in err
     assert (out / "checkpoints/last.pt").read_bytes() == before
-    code, stdout, err = run_cli(*args, "--steps", 4, "--resume")
+    code, stdout, err = run_cli(*args, "--steps", 4, "--resume", "--ckpt-every", 1, "--keep-checkpoints", 1)
     assert code == 0, err
     assert "from step 2 to 4" in stdout and "trained salgan to step 4" in stdout
+    assert [p.name for p in (out / "checkpoints").glob("step_*.pt")] == ["step_000004.pt"]
 
 
 def test_predict_writes_densities(run_cli, trained, scene_dataset, tmp_path):

@@ -239,3 +239,16 @@ def test_bf16_on_cuda(tmp_path):
     losses = trainer.train()
     assert math.isfinite(losses["mse"])
     assert next(model.parameters()).device.type == "cuda"
+
+
+def test_only_the_newest_step_checkpoints_are_kept(tmp_path):
+    make_trainer(make_model(), tmp_path / "three", max_steps=50, ckpt_every=10).train()
+    kept = sorted(p.name for p in (tmp_path / "three/checkpoints").glob("step_*.pt"))
+    assert kept == ["step_000030.pt", "step_000040.pt", "step_000050.pt"]
+    last = tmp_path / "three/checkpoints/last.pt"
+    assert read_checkpoint(last)["step"] == 50
+    assert last.stat().st_ino == (tmp_path / "three/checkpoints/step_000050.pt").stat().st_ino  # no second copy
+    make_trainer(make_model(), tmp_path / "all", max_steps=30, ckpt_every=10, keep_checkpoints=0).train()
+    assert len(list((tmp_path / "all/checkpoints").glob("step_*.pt"))) == 3
+    with pytest.raises(ValueError, match="keep_checkpoints"):
+        make_trainer(make_model(), tmp_path / "bad", keep_checkpoints=-1)
