@@ -1,97 +1,20 @@
 """FGTransform (Gatys et al.) on the tiny preset with a random VGG and an in-test saliency predictor."""
 
-from dataclasses import dataclass
-
 import pytest
 import torch
-from torch import nn
 
-from models.base import SaliencyPredictor, build_model, load_trained
+from models.base import build_model, load_trained
 from models.data import collate
 from models.editors.fgtransform import FGTransform, chain_edit, edit_chain
 from models.trainer import Trainer
+from support import target_map_editors
+from support.target_map_editors import H, W, TinyPredictor, blob, fixed_batch
 
-H, W = 24, 32
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two OpenMP threads on a 2-core box shared with other jobs run these tiny convolutions ~10× slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@dataclass
-class TinyPredictorConfig:
-    channels: int = 8
-
-
-class TinyPredictor(SaliencyPredictor):
-    """Two convolutions → log-softmax over pixels: a differentiable stand-in for a trained predictor."""
-
-    name = "tiny_test_predictor"
-    Config = TinyPredictorConfig
-
-    def __init__(self):
-        super().__init__()
-        self.config = TinyPredictorConfig()
-        self.net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 3, padding=1))
-
-    def forward(self, images):
-        scores = 4 * self.net(images)
-        return torch.log_softmax(scores.flatten(1), 1).view_as(scores)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_editor(seed=0, **overrides) -> FGTransform:
-    torch.manual_seed(seed)
-    editor = build_model("editor", "fgtransform", "tiny", overrides)
-    torch.manual_seed(1000)
-    editor.attach_predictor(TinyPredictor())
-    return editor
-
-
-def blob(cy, cx, size=(H, W), sigma=4.0):
-    """(1, 1, H, W) density peaked at (cy, cx) px."""
-    ys, xs = torch.meshgrid(torch.arange(size[0]), torch.arange(size[1]), indexing="ij")
-    density = torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma**2)) + 1e-3
-    return (density / density.sum())[None, None]
-
-
-def fixed_batch():
-    generator = torch.Generator().manual_seed(7)
-    return {"image": torch.rand(2, 3, H, W, generator=generator),
-            "target_map": torch.cat([blob(6, 8), blob(18, 24)])}
-
-
-def test_edit_shapes_and_range_at_any_size():
-    editor = make_editor()
-    batch = fixed_batch()
-    out = editor.edit(batch["image"], batch["target_map"])
-    assert out.shape == (2, 3, H, W) and out.dtype == torch.float32
-    assert float(out.min()) >= 0 and float(out.max()) <= 1
-    odd = editor.edit(torch.rand(1, 3, 21, 27), blob(10, 13, (21, 27)))  # padded to 32×32 inside, cropped back
-    assert odd.shape == (1, 3, 21, 27)
-    assert editor.guidance == "target_map" and editor.weights_info["random_backbone"] is True
-    assert editor.weights_info["predictor"]["name"] == "tiny_test_predictor"
-
-
-def test_bad_target_maps_raise():
-    editor = make_editor()
-    image, target = torch.rand(1, 3, H, W), blob(5, 5)
-    with pytest.raises(ValueError, match="not a density"):
-        editor.edit(image, 2 * target)
-    with pytest.raises(ValueError, match=">= 0"):
-        editor.edit(image, target - target.mean())
-    with pytest.raises(ValueError, match=r"\(1, 1, 24, 30\).*\(1, 3, 24, 32\)"):
-        editor.edit(image, blob(5, 5, (24, 30)))
-    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
-        editor.edit(image, target.expand(1, 3, H, W))
-    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        editor.edit(image[:, :1], target)
-    with pytest.raises(ValueError, match="not a density"):
-        editor.train_step({"image": image, "target_map": 0.5 * target})
+    return target_map_editors.make_editor("fgtransform", seed, **overrides)
 
 
 def test_paper_feature_stack_is_2560_channels_at_one_sixteenth():

@@ -1,0 +1,1 @@
+"""Helpers the test modules import (`pythonpath = ["tests"]` in pyproject.toml)."""
