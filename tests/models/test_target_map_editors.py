@@ -1,8 +1,11 @@
-"""What FGTransform and SaGIM share as target-map editors: edit shapes and ranges, and refusing bad maps."""
+"""What FGTransform and SaGIM share as target-map editors: edit shapes and ranges, refusing bad
+maps, identical outputs after save and load, exact resume, training with SalGAN, bf16 on CUDA."""
 import pytest
 import torch
 
-from support.target_map_editors import H, W, blob, fixed_batch, make_editor
+from models.base import build_model, load_trained
+from models.trainer import Trainer
+from support.target_map_editors import H, W, TinyPredictor, blob, fixed_batch, make_editor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,3 +39,66 @@ def test_bad_target_maps_raise(name):
         editor.edit(image[:, :1], target)
     with pytest.raises(ValueError, match="not a density"):
         editor.train_step({"image": image, "target_map": 0.5 * target})
+
+
+@pytest.mark.parametrize("name", ["fgtransform", "sagim"])
+def test_save_and_load_give_identical_outputs(name, scene_dataset, tmp_path):
+    editor = make_editor(name)
+    Trainer(editor, editor.make_dataset(scene_dataset.path), out_dir=tmp_path, max_steps=2, batch_size=2,
+            device="cpu", progress=False).train()
+    loaded = load_trained(tmp_path / "checkpoints/last.pt", kind="editor")
+    assert type(loaded) is type(editor) and loaded.weights_info["random_backbone"] is True
+    assert loaded.weights_info["predictor"]["name"] == "tiny_test_predictor"
+    batch = fixed_batch()
+    editor.eval()
+    image, target = batch["image"], batch["target_map"]
+    assert torch.equal(editor.edit(image, target), loaded.edit(image, target))
+
+
+@pytest.mark.parametrize("name", ["fgtransform", "sagim"])
+def test_resume_equals_an_uninterrupted_run(name, scene_dataset, tmp_path):
+    def run(max_steps, out_dir, resume=False):
+        editor = make_editor(name)
+        Trainer(editor, editor.make_dataset(scene_dataset.path), out_dir=out_dir, max_steps=max_steps,
+                batch_size=2, device="cpu", progress=False, resume=resume).train()
+        return editor
+
+    full = run(4, tmp_path / "full")
+    run(2, tmp_path / "split")
+    resumed = run(4, tmp_path / "split", resume=True)
+    for (key, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), key
+
+
+@pytest.mark.parametrize("name", ["fgtransform", "sagim"])
+def test_trains_with_the_tiny_salgan_predictor(name):
+    torch.manual_seed(0)
+    editor = build_model("editor", name, "tiny")
+    predictor = build_model("predictor", "salgan", "tiny")
+    editor.attach_predictor(predictor)
+    frozen = {k: v.clone() for k, v in predictor.state_dict().items()}
+    found = editor.train_step(fixed_batch())
+    assert all(torch.isfinite(v) for v in found.values())
+    assert all(torch.equal(frozen[k], v) for k, v in predictor.state_dict().items())
+    assert editor.weights_info["predictor"]["name"] == "salgan"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["fgtransform", "sagim"])
+def test_paper_preset_trains_under_bf16_on_cuda(name):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    torch.manual_seed(0)
+    editor = build_model("editor", name, "paper", {"backbone_weights": "random"})
+    editor.attach_predictor(TinyPredictor())
+    editor.cuda()
+    height, width = editor.config.image_size
+    image = torch.rand(2, 3, height, width, device="cuda")
+    size = (height, width)
+    target = torch.cat([blob(height // 4, width // 4, size), blob(3 * height // 4, 3 * width // 4, size)]).cuda()
+    for _ in range(2):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            found = editor.train_step({"image": image, "target_map": target})
+        assert all(torch.isfinite(torch.as_tensor(v)).all() for v in found.values())
+    out = editor.edit(image, target)
+    assert out.shape == image.shape and float(out.min()) >= 0 and float(out.max()) <= 1
