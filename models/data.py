@@ -340,6 +340,16 @@ def _read_scene(root: Path, row) -> dict | None:
         raise ValueError(f"pair {row['pair_id']}: scene file {path} is not readable JSON: {exc}") from exc
 
 
+def read_mask_and_map(mask_path, map_path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A label mask and its image's fixation density, both resized to `size` = (W, H) as the
+    datasets resize them, without reading the image (ValueError if the two differ in size)."""
+    labels, density = read_mask(mask_path), read_density(map_path)
+    if labels.shape != density.shape:
+        raise ValueError(f"mask {mask_path} is {labels.shape[1]}×{labels.shape[0]} (W×H) but map {map_path} is "
+                         f"{density.shape[1]}×{density.shape[0]}; expected the size of their image")
+    return _resize_array(labels, "mask", size), _resize_array(density, "map", size)
+
+
 def _load(reader, path, image: np.ndarray, pair_id: str, image_path) -> np.ndarray:
     """`reader(path)`, which must have the size of `image` (read from `image_path`)."""
     array = reader(path)

@@ -12,7 +12,7 @@ from models import losses
 from models.base import SaliencyPredictor, load_trained
 from models.config import load_config
 from models.editors import gazeshift_ops as ops
-from models.editors.gazeshiftnet import GazeShiftNet, GazeShiftNetConfig
+from models.editors.gazeshiftnet import GazeShiftNet, GazeShiftNetConfig, GazeShiftSamples
 from models.trainer import Trainer
 
 KNOTS = 8
@@ -290,6 +290,16 @@ def test_make_dataset_skips_and_explains(scene_dataset, monkeypatch, caplog):
     monkeypatch.setattr("models.editors.gazeshift_data.select_gazeshift_mask", lambda *a, **k: None)
     with pytest.raises(ValueError, match="no image GazeShiftNet can train on: 12 with no qualifying object"):
         model.make_dataset(scene_dataset.path, "train")
+
+
+def test_mask_choices_are_per_image_and_the_same_on_any_number_of_threads(scene_dataset):
+    size = (32, 24)
+    one = GazeShiftSamples(scene_dataset.path, "train", size, workers=1)
+    assert GazeShiftSamples(scene_dataset.path, "train", size, workers=4).items == one.items
+    other_seed = {repr(GazeShiftSamples(scene_dataset.path, "train", size, mask_seed=s).items) for s in range(1, 6)}
+    assert len(other_seed | {repr(one.items)}) > 1  # the seed draws the objects
+    for side, index, mask_id in one.items:  # each chosen object is in its image's mask
+        assert (one.sides[side][index][f"{side}_mask"] == mask_id).any()
 
 
 def test_save_load_gives_identical_edits(scene_dataset, tmp_path):
