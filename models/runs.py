@@ -99,8 +99,8 @@ def train(kind: str, name: str, data_dir: str | os.PathLike, out_dir: str | os.P
     trainer = Trainer(model, data, out_dir=out, max_steps=steps, batch_size=batch_size, device=device, bf16=bf16,
                       seed=seed, resume=resume, val_data=val_data, val_every=val_every or max(steps // 10, 1),
                       ckpt_every=ckpt_every or max(min(steps // 10, 1000), 1), keep_checkpoints=keep_checkpoints,
-                      log_every=log_every,
-                      progress=progress, num_workers=num_workers, hooks=[LossLines(echo, every=every)])
+                      log_every=log_every, progress=progress, num_workers=num_workers,
+                      hooks=[LossLines(echo, every=every)])
     echo(f"training {kind} {name} ({len(data)} training items, batch {batch_size}) on {trainer.device} "
          f"from step {trainer.step} to {steps}; run folder {out}")
     losses = trainer.train()

@@ -293,8 +293,9 @@ class Trainer:
         save_config(self.model.config, self.ckpt_dir / "config.yaml")
         logger.info("step %d: checkpoint %s", self.step, path)
         if self.keep_checkpoints:
-            steps = sorted(self.ckpt_dir.glob("step_*.pt"), key=lambda p: int(p.stem[5:]) if p.stem[5:].isdigit() else -1)
-            for old in steps[:-self.keep_checkpoints]:
+            written = sorted((p for p in self.ckpt_dir.glob("step_*.pt") if p.stem[5:].isdigit()),
+                             key=lambda p: int(p.stem[5:]))  # by number: step_1000000 comes after step_999999
+            for old in written[:-self.keep_checkpoints]:
                 old.unlink(missing_ok=True)
         return path
 

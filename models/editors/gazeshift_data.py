@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.data import read_mask_and_map
+from models.data import PairDataset, read_mask_and_map
 from models.targets import select_gazeshift_mask
 
 logger = logging.getLogger(__name__)
@@ -34,8 +34,6 @@ class GazeShiftSamples(torch.utils.data.Dataset):
 
     def __init__(self, data_dir, split: str | None, size: tuple[int, int], min_area: float = 0.01,
                  max_area: float = 0.5, mask_seed: int = 0, workers: int | None = None):
-        from models.data import PairDataset
-
         root = Path(data_dir)
         if not (root / "pairs.csv").is_file():
             raise ValueError(f"{root} is not a gazelab dataset dir (no pairs.csv); GazeShiftNet trains on its "

@@ -242,9 +242,11 @@ def test_bf16_on_cuda(tmp_path):
 
 
 def test_only_the_newest_step_checkpoints_are_kept(tmp_path):
+    (tmp_path / "three/checkpoints").mkdir(parents=True)
+    (tmp_path / "three/checkpoints/step_best.pt").write_bytes(b"a user's file")  # not ours: left alone
     make_trainer(make_model(), tmp_path / "three", max_steps=50, ckpt_every=10).train()
     kept = sorted(p.name for p in (tmp_path / "three/checkpoints").glob("step_*.pt"))
-    assert kept == ["step_000030.pt", "step_000040.pt", "step_000050.pt"]
+    assert kept == ["step_000030.pt", "step_000040.pt", "step_000050.pt", "step_best.pt"]
     last = tmp_path / "three/checkpoints/last.pt"
     assert read_checkpoint(last)["step"] == 50
     assert last.stat().st_ino == (tmp_path / "three/checkpoints/step_000050.pt").stat().st_ino  # no second copy
