@@ -223,9 +223,10 @@ async def load(url: str, plan: list[dict], warmup: float, seconds: float, seed: 
     if signals:
         raise KeyboardInterrupt if signals[0] == signal.SIGINT else SystemExit(143)
     cpu = time.process_time() - cpu0
-    ms = np.concatenate([np.array(own) * 1e3 for own in latencies]) if any(latencies) else np.full(1, np.nan)
+    saves = sum(map(len, latencies))
+    ms = np.concatenate([np.array(own) * 1e3 for own in latencies]) if saves else np.full(1, np.nan)
     client_means = [1e3 * float(np.mean(own)) for own in latencies if own] or [np.nan]
-    return {"saves": len(ms) if any(latencies) else 0, "per_s": sum(map(len, latencies)) / seconds,
+    return {"saves": saves, "per_s": saves / seconds,
             "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "max": float(ms.max()),
             "client_mean_range": (min(client_means), max(client_means)), "errors": errors,
             "client_cpu": cpu / (end - start + warmup), "acked_clicks": acked[0]}
