@@ -31,22 +31,6 @@ def test_paper_feature_stack_is_2560_channels_at_one_sixteenth():
             editor.config.lambda_adversarial, editor.config.lr) == (1.0, 1e-2, 2e-2, 1e-1, 1e-3)
 
 
-def test_target_map_changes_the_output_at_init_and_after_training():
-    editor = make_editor()
-    image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(3))
-
-    def difference():
-        return (editor.edit(image, blob(4, 5)) - editor.edit(image, blob(20, 27))).abs()
-
-    at_init = difference()
-    assert float(at_init.mean()) > 1e-2 and float(at_init.max()) > 0.1
-    batch = fixed_batch()
-    for _ in range(5):
-        editor.train_step(batch)
-    trained = difference()
-    assert float(trained.mean()) > 1e-2 and float(trained.max()) > 0.1
-
-
 def test_gradients_reach_every_trainable_parameter():
     editor = make_editor()
     batch = fixed_batch()

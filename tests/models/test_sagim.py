@@ -29,22 +29,6 @@ def test_paper_preset_architecture_and_loss_weights():
     assert out.shape == (1, 3, 30, 42)
 
 
-def test_target_map_changes_the_output_at_init_and_after_training():
-    editor = make_editor()
-    image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(3))
-
-    def difference():
-        return (editor.edit(image, blob(4, 5)) - editor.edit(image, blob(20, 27))).abs()
-
-    at_init = difference()
-    assert float(at_init.mean()) > 1e-2 and float(at_init.max()) > 0.1
-    batch = fixed_batch()
-    for _ in range(5):
-        editor.train_step(batch)
-    trained = difference()
-    assert float(trained.mean()) > 1e-2 and float(trained.max()) > 0.1
-
-
 TERMS = {"reconstruction", "content", "color", "cycle", "adversarial"}
 
 

@@ -1,5 +1,6 @@
 """What FGTransform and SaGIM share as target-map editors: edit shapes and ranges, refusing bad
-maps, identical outputs after save and load, exact resume, training with SalGAN, bf16 on CUDA."""
+maps, the target map changing the output, identical outputs after save
+and load, exact resume, training with SalGAN, bf16 on CUDA."""
 import pytest
 import torch
 
@@ -39,6 +40,23 @@ def test_bad_target_maps_raise(name):
         editor.edit(image[:, :1], target)
     with pytest.raises(ValueError, match="not a density"):
         editor.train_step({"image": image, "target_map": 0.5 * target})
+
+
+@pytest.mark.parametrize("name", ["fgtransform", "sagim"])
+def test_target_map_changes_the_output_at_init_and_after_training(name):
+    editor = make_editor(name)
+    image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(3))
+
+    def difference():
+        return (editor.edit(image, blob(4, 5)) - editor.edit(image, blob(20, 27))).abs()
+
+    at_init = difference()
+    assert float(at_init.mean()) > 1e-2 and float(at_init.max()) > 0.1
+    batch = fixed_batch()
+    for _ in range(5):
+        editor.train_step(batch)
+    trained = difference()
+    assert float(trained.mean()) > 1e-2 and float(trained.max()) > 0.1
 
 
 @pytest.mark.parametrize("name", ["fgtransform", "sagim"])
