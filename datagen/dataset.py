@@ -6,6 +6,7 @@ Layout (DESIGN.md §2)::
 
 `pairs.csv` holds one row per pair, paths relative to DATASET. It is rewritten atomically
 (temp file, fsync, rename) on every change, so a crash leaves the previous complete table.
+Files get the mode open() gives a new file (0666 & ~umask), like every other dataset file.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import datetime as dt
 import json
 import os
 import re
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -245,8 +246,16 @@ def _counts(series: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in series.value_counts().sort_index().items()}
 
 
+def temp_file_beside(path: Path) -> tuple[int, Path]:
+    """A new hidden file in `path`'s folder for write-then-rename: (its descriptor, open for
+    writing, and its path). Its mode is what open() gives a new file, 0666 & ~umask, so the
+    renamed file has the dataset's usual permissions (tempfile.mkstemp would make it 0600)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+
+
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)

@@ -2,37 +2,79 @@
 
 Into a dataset (DESIGN.md §2): maps/PAIRID_side.npy (float32 density, sums to 1) and .png
 (8-bit, max = 255), fixations/PAIRID_side.csv (participant_id, x, y, t_ms; image pixels, ms)
-of the clicks that went into the map, and the pairs.csv columns x_map, y_map (the .npy paths),
-n_observers_x, n_observers_y and kl_xy = KLD(Y map as prediction, X map as ground truth), in
-nats (analysis.metrics.kld). Sides without a current map keep their columns as they were.
+of the clicks that went into the map, read from the map (`FixationMap.points`: QC's decision
+when the map was built, not a new QC run), and the pairs.csv columns x_map, y_map (the .npy
+paths), n_observers_x, n_observers_y and kl_xy = KLD(Y map as prediction, X map as ground
+truth), in nats (analysis.metrics.kld). Sides without a current map keep their columns.
+
+An export never makes a dataset worse without being asked: a side whose pairs.csv
+n_observers is greater than the new map's participants is not replaced unless force=True
+(equal counts are replaced: a re-export or a rebuild with other settings). If any side is
+refused, nothing is written (`FewerObservers`), so a dataset is never half-updated by a
+refusal. kl_xy is recomputed for every pair touched from the maps in the dataset after the
+export (the other side's .npy read from disk), and left empty when a side has no map. Files
+get the dataset's usual mode, 0666 & ~umask.
+
+CSVs for people to open (every CSV written here) are escaped against spreadsheet formula
+injection (OWASP's CSV-injection rule): a text cell that begins with = + - @ tab or carriage
+return gets a leading single quote ', so a spreadsheet shows it as text instead of running it;
+a text cell that begins with ' gets one more, so the escape is always undone the same way.
+Text cells are always in double quotes (so a tab, CR or newline inside one stays in its cell);
+numbers (ints, floats, -3.5 included) are written bare, as numbers, unescaped. To read the
+text back, drop the first character of every text cell that begins with '
+(pandas: `column.str.replace(r"^'", "", regex=True)`); number columns need nothing.
 """
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from studyweb.db import Click, Event, Experiment, Participant, Stimulus, Trial
+from studyweb.db import Click, Event, Experiment, FixationMap, Participant, Stimulus, Trial
 from studyweb.maps import current_maps
-from studyweb.qc import run_qc
 
 log = logging.getLogger(__name__)
+FIXATION_COLUMNS = ["participant_id", "x", "y", "t_ms"]
+# Text that a spreadsheet would run as a formula (or that looks like an escape): escaped.
+ESCAPED_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
-def export_to_dataset(session: Session, experiment: Experiment, dataset_dir=None) -> dict:
+class FewerObservers(ValueError):
+    """An export would replace dataset maps with maps from fewer observers. sides: a list of
+    (pair id, side, n_observers in pairs.csv, participants in the new map)."""
+
+    def __init__(self, sides: list[tuple[str, str, int, int]], experiment: str, dataset: Path):
+        self.sides = sides
+        super().__init__(f"refusing to export {experiment!r} into {dataset}: {self.summary}; nothing was"
+                         f" written. To replace them anyway: gazelab study export {experiment} --to {dataset}"
+                         " --force (or confirm on the admin page)")
+
+    @property
+    def summary(self) -> str:
+        listed = ", ".join(f"{pair}_{side} {old} → {new}" for pair, side, old, new in self.sides[:10])
+        more = f" and {len(self.sides) - 10} more" if len(self.sides) > 10 else ""
+        return (f"{len(self.sides)} map(s) in the dataset have more observers than the new ones"
+                f" (pairs.csv n_observers → new map's participants: {listed}{more})")
+
+
+def export_to_dataset(session: Session, experiment: Experiment, dataset_dir=None, force: bool = False) -> dict:
     """Write the experiment's current maps and their clicks into the dataset at `dataset_dir`
     (default: the experiment's own dataset) and fill its map columns. Run build_maps first.
 
-    Returns {"maps": files written per side, "pairs": pairs updated, "dataset": path}.
-    ValueError when there is no current map, or a pair id is not in the dataset."""
+    force: replace maps whose pairs.csv n_observers is greater than the new map's participants
+    (else FewerObservers, a ValueError, and nothing is written). Returns {"maps": files written
+    per side, "pairs": pairs updated, "dataset": path, "replaced_fewer": [(pair, side, old
+    n_observers, new), ...] forced}. ValueError when there is no current map, a pair id is not
+    in the dataset, or the other side's map of a pair cannot be read for kl_xy."""
+    import pandas as pd
+
     from analysis.fixations import save_map
-    from analysis.metrics import kld
     from datagen.dataset import Dataset
 
     dataset = Dataset.open(Path(dataset_dir) if dataset_dir is not None else Path(experiment.dataset_path))
@@ -44,38 +86,44 @@ def export_to_dataset(session: Session, experiment: Experiment, dataset_dir=None
     unknown = sorted({s.pair_id for s in stimuli.values()} - set(dataset.pairs["pair_id"]))
     if unknown:
         raise ValueError(f"pairs {unknown[:5]} of experiment {experiment.name!r} are not in dataset {dataset.path}")
-    qc = run_qc(session, experiment)
+    sides = sorted((((stimuli[sid].pair_id, stimuli[sid].side), m) for sid, m in maps.items()
+                    if stimuli[sid].side in ("x", "y")), key=lambda item: item[0])
+    pairs = dataset.pairs.set_index("pair_id")
+
+    fewer = []
+    for (pair, side), fixation_map in sides:
+        observers = pairs.loc[pair, f"n_observers_{side}"]
+        if not pd.isna(observers) and int(observers) > fixation_map.n_participants:
+            fewer.append((pair, side, int(observers), fixation_map.n_participants))
+    if fewer and not force:
+        raise FewerObservers(fewer, experiment.name, dataset.path)
+    # Everything is read and checked before the first file is written.
+    new_maps = dict(sides)
+    kl_xy = {pair: _kl_xy(dataset, pairs.loc[pair], pair, new_maps) for pair in sorted({p for p, _ in new_maps})}
+    fixations = _fixations(session, experiment, sides)
 
     rows: dict[str, dict] = {}
-    densities: dict[tuple[str, str], np.ndarray] = {}
-    for stimulus_id, fixation_map in sorted(maps.items()):
-        stimulus = stimuli[stimulus_id]
-        if stimulus.side not in ("x", "y"):
-            continue
+    for (pair, side), fixation_map in sides:
         density = fixation_map.density_array()
-        pair, side = stimulus.pair_id, stimulus.side
         save_map(dataset.path_of(pair, "map_npy", side), density)
         save_map(dataset.path_of(pair, "map", side), density)
-        keep = (qc.stimulus_id == stimulus_id) & np.isin(qc.participant_id, fixation_map.participant_ids)
-        _write_csv(dataset.path_of(pair, "fixations", side), ["participant_id", "x", "y", "t_ms"],
-                   zip(qc.participant_id[keep].tolist(), qc.x[keep].tolist(), qc.y[keep].tolist(),
-                       qc.t_ms[keep].tolist()))
-        row = rows.setdefault(pair, {"pair_id": pair})
+        write_csv(dataset.path_of(pair, "fixations", side), FIXATION_COLUMNS, fixations[pair, side])
+        row = rows.setdefault(pair, {"pair_id": pair, "kl_xy": kl_xy[pair]})
         row[f"{side}_map"] = f"maps/{pair}_{side}.npy"
         row[f"n_observers_{side}"] = fixation_map.n_participants
-        densities[pair, side] = density
-    for pair, row in rows.items():
-        if (pair, "x") in densities and (pair, "y") in densities:
-            row["kl_xy"] = kld(densities[pair, "y"], densities[pair, "x"])
     dataset.update_pairs(list(rows.values()))
-    log.info("exported %d maps of %s into %s", len(densities), experiment.name, dataset.path)
-    return {"maps": len(densities), "pairs": len(rows), "dataset": str(dataset.path)}
+    for pair, side, old, new in fewer:
+        log.warning("replaced the map of %s_%s (%d observers) with one of %d participants (forced)",
+                    pair, side, old, new)
+    log.info("exported %d maps of %s into %s", len(sides), experiment.name, dataset.path)
+    return {"maps": len(sides), "pairs": len(rows), "dataset": str(dataset.path), "replaced_fewer": fewer}
 
 
 def export_csv(session: Session, experiment: Experiment, out_dir) -> dict[str, Path]:
     """Tidy CSVs of the experiment in `out_dir`: participants.csv, trials.csv, clicks.csv
-    (x, y in image pixels, t_ms since trial start) and events.csv; one row per record, ids
-    to join on. Simulated and imported participants are labelled in the `source` column."""
+    (x, y in image pixels, t_ms since trial start) and events.csv (payload as JSON); one row per
+    record, ids to join on, text escaped as in the module doc. Simulated and imported
+    participants are labelled in the `source` column."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     in_experiment = select(Participant.id).where(Participant.experiment_id == experiment.id)
@@ -107,29 +155,83 @@ def export_csv(session: Session, experiment: Experiment, out_dir) -> dict[str, P
                               Event.created_at)
                        .where(Event.participant_id.in_(in_experiment)).order_by(Event.id))),
     }
-    written = {}
-    for name, (columns, result) in tables.items():
-        written[name] = _write_csv(out / f"{name}.csv", columns, (_cells(row) for row in result))
-    return written
+    return {name: write_csv(out / f"{name}.csv", columns, result) for name, (columns, result) in tables.items()}
 
 
-def _cells(row) -> list:
-    import json
+def spreadsheet_cell(value):
+    """`value` as a CSV cell a spreadsheet shows and never runs: None → '', dict and list →
+    JSON text, text escaped as in the module doc, numbers (and everything else) as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value)
+    if isinstance(value, str) and value.startswith(ESCAPED_PREFIXES):
+        return "'" + value
+    return value
 
-    return [json.dumps(v) if isinstance(v, (dict, list)) else ("" if v is None else v) for v in row]
 
+def write_csv(path: Path, header: list[str], rows) -> Path:
+    """Write a CSV of `rows` (sequences of values) with every cell through `spreadsheet_cell`,
+    text quoted and numbers bare (module doc), atomically (temp file + rename: a crash never
+    leaves half a table), mode 0666 & ~umask."""
+    from datagen.dataset import temp_file_beside
 
-def _write_csv(path: Path, header: list[str], rows) -> Path:
-    """Write a CSV atomically (temp file + rename): a crash never leaves half a table."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(rows)
+            # QUOTE_NONNUMERIC: with lineterminator "\n", QUOTE_MINIMAL leaves a bare CR unquoted.
+            writer = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+            writer.writerow([spreadsheet_cell(v) for v in header])
+            writer.writerows([spreadsheet_cell(v) for v in row] for row in rows)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _kl_xy(dataset, row, pair: str, new_maps: dict) -> float | None:
+    """KLD(Y, X) of the pair's maps after the export: the new map of a side written now, else
+    the side's map file in pairs.csv; None when a side has no map."""
+    from analysis.fixations import load_map
+    from analysis.metrics import kld
+
+    maps = {}
+    for side in ("x", "y"):
+        if (pair, side) in new_maps:
+            maps[side] = new_maps[pair, side].density_array()
+        elif row[f"{side}_map"]:
+            try:
+                maps[side] = load_map(dataset.path / row[f"{side}_map"])
+            except ValueError as exc:
+                raise ValueError(f"pair {pair}: cannot recompute kl_xy: {exc}; fix or clear its {side}_map"
+                                 " column in pairs.csv") from exc
+        else:
+            return None
+    return kld(maps["y"], maps["x"])
+
+
+def _fixations(session: Session, experiment: Experiment, sides) -> dict[tuple[str, str], list]:
+    """{(pair, side): fixations CSV rows} from each map's stored points; maps built before
+    points were stored (revision 0003) get theirs from a new QC run, which says so in the log."""
+    from studyweb.qc import run_qc
+
+    out = {}
+    qc = None
+    for (pair, side), fixation_map in sides:
+        points = fixation_map.points_array()
+        if points is None:
+            if qc is None:
+                qc = run_qc(session, experiment)
+            log.warning("the map of %s_%s (built %s) predates stored points: its fixations come from a new QC"
+                        " run, which may differ from the map; run `gazelab study build-maps %s` to store them",
+                        pair, side, fixation_map.built_at, experiment.name)
+            points = _points_from_qc(qc, fixation_map)
+        out[pair, side] = [(int(p), x, y, t) for p, x, y, t in points.tolist()]
+    return out
+
+
+def _points_from_qc(qc, fixation_map: FixationMap) -> np.ndarray:
+    keep = (qc.stimulus_id == fixation_map.stimulus_id) & np.isin(qc.participant_id, fixation_map.participant_ids)
+    return np.column_stack([qc.participant_id[keep], qc.x[keep], qc.y[keep], qc.t_ms[keep]]).astype(np.float64)

@@ -8,6 +8,10 @@ Rules (BubbleView, DESIGN.md §3), with the experiment's settings.qc:
    at least MIN_PARTICIPANTS_FOR_IQR participants and is skipped below that (and flagged so);
 4. a participant with more than max_focus_losses 'focus_lost' events is dropped.
 Only saved ('done'), non-practice trials count. Every drop is returned as a Flag — never silent.
+
+`studyweb.maps.build_maps` runs these rules and stores what they decided with each map (the
+points that went in, the flags about its stimulus), so exports and the admin page read the
+decision from the map instead of running QC again.
 """
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ class Flag:
 @dataclass
 class QCResult:
     """Kept participants, the flags, and the valid clicks as parallel arrays (one per click:
-    participant id, stimulus id, x, y in image pixels, t_ms) of kept participants and trials."""
+    participant id, stimulus id, x, y in image pixels, t_ms) of kept participants and trials;
+    viewers: {stimulus id: participants with a saved trial of it, kept or not}."""
 
     kept: list[int]
     flags: list[Flag]
@@ -49,13 +54,19 @@ class QCResult:
     x: np.ndarray = field(default_factory=lambda: np.zeros(0))
     y: np.ndarray = field(default_factory=lambda: np.zeros(0))
     t_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    viewers: dict[int, list[int]] = field(default_factory=dict)
+
+    def flags_about(self, participant_ids) -> list[dict]:
+        """The flags (as dicts, in order) about the experiment or one of `participant_ids`."""
+        wanted = {int(p) for p in participant_ids}
+        return [f.as_dict() for f in self.flags if f.participant_id is None or f.participant_id in wanted]
 
 
 def run_qc(session: Session, experiment: Experiment, qc: dict | None = None) -> QCResult:
     """Apply the rules above (qc defaults to experiment.settings['qc']) to every saved trial."""
     qc = {**{"min_clicks": 2, "iqr_k": 3.0, "max_focus_losses": 5}, **(qc or experiment.settings.get("qc", {}))}
     trials = session.execute(
-        select(Trial.id, Trial.participant_id)
+        select(Trial.id, Trial.participant_id, Trial.stimulus_id)
         .join(Participant, Participant.id == Trial.participant_id)
         .where(Participant.experiment_id == experiment.id, Trial.is_practice.is_(False), Trial.status == "done",
                Trial.stimulus_id.is_not(None))
@@ -75,11 +86,16 @@ def run_qc(session: Session, experiment: Experiment, qc: dict | None = None) -> 
         .where(Participant.experiment_id == experiment.id, Event.kind == "focus_lost")
         .group_by(Event.participant_id)
     ).all())
-    return apply_rules(trials, rows, losses, qc)
+    result = apply_rules(trials, rows, losses, qc)
+    viewers: dict[int, set[int]] = {}
+    for _, participant, stimulus in trials:
+        viewers.setdefault(stimulus, set()).add(participant)
+    result.viewers = {stimulus: sorted(participants) for stimulus, participants in viewers.items()}
+    return result
 
 
 def apply_rules(trials, rows, focus_losses: dict[int, int], qc: dict) -> QCResult:
-    """The rules on plain data (pure, no database). trials: (trial id, participant id) pairs;
+    """The rules on plain data (pure, no database). trials: (trial id, participant id, ...) rows;
     rows: (trial id, participant id, stimulus id, x, y, t_ms, width, height) per click;
     focus_losses: {participant id: count}."""
     flags: list[Flag] = []

@@ -1,4 +1,5 @@
-"""Admin pages: login, dashboard, heat maps, build-maps and export buttons."""
+"""Admin pages: login, dashboard, heat maps, build-maps and export buttons (with the confirmation
+to replace maps that have more observers)."""
 from __future__ import annotations
 
 import io
@@ -8,6 +9,8 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
+
+from datagen.dataset import Dataset
 
 H = "X-Participant-Token"
 
@@ -28,7 +31,11 @@ def admin(app):
 
 
 def _complete_participants(enrol, n):
-    for i in range(n):
+    _complete_participants_from(enrol, 0, n)
+
+
+def _complete_participants_from(enrol, first, n):
+    for i in range(first, first + n):
         c, token = enrol(PROLIFIC_PID=f"adm{i}")
         s = c.get("/api/v1/session", headers={H: token}).get_json()
         for t in s["trials"]:
@@ -70,10 +77,71 @@ def test_export_buttons(admin, enrol, dataset):
     assert r.status_code == 200 and r.mimetype == "application/zip"
     names = set(zipfile.ZipFile(io.BytesIO(r.data)).namelist())
     assert {"participants.csv", "trials.csv", "clicks.csv", "events.csv"} <= names
+    dataset.update_pairs([{"pair_id": p, "n_observers_x": 1, "n_observers_y": 1} for p in dataset.pairs["pair_id"]])
     r = admin.post("/admin/e/pilot/export", data={"csrf_token": admin.csrf, "what": "dataset"}, follow_redirects=True)
-    assert b"Exported" in r.data
+    assert b"Exported" in r.data and b'id="confirm-export"' not in r.data
     assert any((dataset.path / "maps").glob("*_x.png")) or any((dataset.path / "maps").glob("*_y.png"))
     assert admin.post("/admin/e/pilot/export", data={"csrf_token": admin.csrf, "what": "tar"}).status_code == 400
+
+
+def _snapshot(path):
+    return {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_export_over_maps_with_more_observers_needs_a_confirmation(admin, enrol, dataset):
+    _complete_participants(enrol, 3)
+    admin.post("/admin/e/pilot/build-maps", data={"csrf_token": admin.csrf})
+    before = _snapshot(dataset.path)  # maps of 7 (x) and 8 (y) observers; the new ones have 1 or 2
+    r = admin.post("/admin/e/pilot/export", data={"csrf_token": admin.csrf, "what": "dataset"}, follow_redirects=True)
+    assert b"Export refused" in r.data and "000000_x 7 → ".encode() in r.data and b"Nothing was written" in r.data
+    assert _snapshot(dataset.path) == before
+    form = re.search(rb'<form[^>]*id="confirm-export".*?</form>', r.data, re.S).group(0)
+    assert f'name="csrf_token" value="{admin.csrf}"'.encode() in form
+    assert b'type="checkbox" name="force" value="1"' in form and b"replace maps that have more observers" in form
+    assert b'name="what" value="dataset"' in form
+    assert b'id="confirm-export"' not in admin.get("/admin/e/pilot").data  # offered once, after the refusal
+
+    # Without the box ticked the refusal stands; without a CSRF token nothing happens.
+    r = admin.post("/admin/e/pilot/export", data={"csrf_token": admin.csrf, "what": "dataset"}, follow_redirects=True)
+    assert b"Export refused" in r.data and _snapshot(dataset.path) == before
+    assert admin.post("/admin/e/pilot/export", data={"what": "dataset", "force": "1"}).status_code == 400
+    assert _snapshot(dataset.path) == before
+
+    r = admin.post("/admin/e/pilot/export", data={"csrf_token": admin.csrf, "what": "dataset", "force": "1"},
+                   follow_redirects=True)
+    assert b"Exported" in r.data and b"map(s) that had more observers" in r.data
+    pairs = Dataset.open(dataset.path).pairs
+    assert pairs["n_observers_x"].max() <= 2 and pairs["n_observers_y"].max() <= 2
+    assert pairs["kl_xy"].notna().all()
+
+
+def test_dashboard_shows_the_qc_flags_of_the_last_build_without_running_qc(admin, enrol, app, monkeypatch):
+    assert b"No maps yet" in admin.get("/admin/e/pilot").data
+    _complete_participants(enrol, 3)
+    admin.post("/admin/e/pilot/build-maps", data={"csrf_token": admin.csrf})
+    _complete_participants_from(enrol, 3, 1)  # a fourth participant after the build: the IQR rule would now run
+
+    def no_qc(*args, **kwargs):
+        raise AssertionError("the dashboard ran QC")
+
+    monkeypatch.setattr("studyweb.qc.run_qc", no_qc)
+    page = admin.get("/admin/e/pilot")
+    assert page.status_code == 200
+    flags = re.search(rb'<ul id="qc-flags">.*?</ul>', page.data, re.S).group(0)
+    assert b"IQR rule skipped: 3 participant(s) &lt; 4" in flags
+
+
+def test_dashboard_says_when_maps_predate_stored_flags(admin, enrol, dbs):
+    from sqlalchemy import update
+
+    from studyweb.db import FixationMap
+
+    _complete_participants(enrol, 3)
+    admin.post("/admin/e/pilot/build-maps", data={"csrf_token": admin.csrf})
+    n_maps = dbs.execute(update(FixationMap).values(qc_flags=None, points=None)).rowcount
+    dbs.commit()
+    page = admin.get("/admin/e/pilot").data
+    assert f"{n_maps} map(s) were built before QC flags".encode() in page and b'id="qc-flags"' not in page
 
 
 def test_logout_needs_csrf_and_ends_the_session(admin):

@@ -1,10 +1,12 @@
-"""studyweb.qc and studyweb.maps: the QC rules by hand, maps from clicks, skipped rebuilds."""
+"""studyweb.qc and studyweb.maps: the QC rules by hand, maps from clicks, skipped rebuilds, the QC
+decision stored with each map."""
 import numpy as np
 import pytest
+from sqlalchemy import update
 
 from studyweb import db
 from studyweb.experiments import create_experiment
-from studyweb.maps import build_maps, current_maps, map_sigma
+from studyweb.maps import build_maps, current_maps, map_sigma, recorded_flags
 from studyweb.qc import apply_rules, iqr_bounds, run_qc
 
 QC = {"min_clicks": 2, "iqr_k": 3.0, "max_focus_losses": 5}
@@ -150,3 +152,84 @@ def test_popout_density_favours_the_odd_one_out():
     clicks = sample_clicks(density, 50, np.random.default_rng(0))
     assert all(0 <= c["x"] < 160 and 0 <= c["y"] < 120 for c in clicks)
     assert [c["t_ms"] for c in clicks] == sorted(c["t_ms"] for c in clicks)
+
+
+def test_a_map_keeps_the_points_and_flags_qc_decided(session, experiment):
+    good = add_participant(session, experiment, {0: [(3.5, 4.5), (5, 6), (40, 4)], 1: [(1, 1), (2, 2)]})
+    bad = add_participant(session, experiment, {0: [(12, 10), (12, 10)]}, focus_losses=9)
+    build_maps(session, experiment)
+    session.commit()
+    maps = current_maps(session, experiment)
+    first, second = maps[experiment.stimuli[0].id], maps[experiment.stimuli[1].id]
+    # (participant, x, y, t_ms) of the clicks that went in: not the one outside, not the excluded participant's
+    np.testing.assert_array_equal(first.points_array(), [[good.id, 3.5, 4.5, 0.0], [good.id, 5, 6, 100.0]])
+    assert first.points_array().shape == (first.n_points, 4)
+    reasons = {(f["participant_id"], f["excluded"]): f["reason"] for f in first.qc_flags}
+    assert reasons[(bad.id, True)] == "9 focus losses > max 5"
+    assert reasons[(good.id, False)] == "1 click(s) outside the image dropped"
+    assert reasons[(None, False)].startswith("IQR rule skipped")
+    assert all(f["participant_id"] != bad.id for f in second.qc_flags)  # bad never saw stimulus 1
+
+
+def test_new_flags_on_unchanged_points_are_recorded_without_a_rebuild(session, experiment):
+    add_participant(session, experiment, {0: [(3, 4), (5, 6)]})
+    build_maps(session, experiment)
+    session.commit()
+    before = current_maps(session, experiment)[experiment.stimuli[0].id]
+    late = add_participant(session, experiment, {0: [(12, 10), (12, 10)]}, focus_losses=9)
+    summary = build_maps(session, experiment)
+    session.commit()
+    session.expire_all()
+    after = current_maps(session, experiment)[experiment.stimuli[0].id]
+    assert summary["built"] == 0 and after.id == before.id  # the same points: the same map
+    assert {"participant_id": late.id, "reason": "9 focus losses > max 5", "excluded": True} in after.qc_flags
+
+
+def test_a_map_from_before_stored_points_is_rebuilt_once(session, experiment):
+    add_participant(session, experiment, {0: [(3, 4), (5, 6)]})
+    build_maps(session, experiment)
+    session.execute(update(db.FixationMap).values(points=None, qc_flags=None))
+    session.commit()
+    assert build_maps(session, experiment)["built"] == 1
+    session.commit()
+    assert build_maps(session, experiment)["skipped"] == 1
+    assert current_maps(session, experiment)[experiment.stimuli[0].id].points_array() is not None
+
+
+def test_recorded_flags_are_each_listed_once_experiment_first(session, experiment):
+    participant = add_participant(session, experiment, {0: [(3, 4), (5, 6), (99, 1)], 1: [(3, 4), (5, 6)]})
+    build_maps(session, experiment)
+    session.commit()
+    flags, legacy = recorded_flags(current_maps(session, experiment, arrays=False).values())
+    assert [(f["participant_id"], f["reason"]) for f in flags] == [
+        (None, "IQR rule skipped: 1 participant(s) < 4"), (participant.id, "1 click(s) outside the image dropped")]
+    assert legacy == 0
+
+
+def test_migration_0003_adds_and_removes_the_columns(tmp_path):
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from studyweb.migrate import alembic_config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0002")
+    engine = db.make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO experiments (id, name, title, description, task, dataset_path, settings,"
+                                " status, created_at) VALUES (1, 'e', '', '', 'bubbleview', '', '{}', 'open',"
+                                " '2024-01-01 00:00:00')"))
+        connection.execute(text("INSERT INTO stimuli (id, experiment_id, image_path, pair_id, side, width, height)"
+                                " VALUES (1, 1, 'a.png', 'a', 'x', 2, 1)"))
+        connection.execute(text("INSERT INTO fixation_maps (stimulus_id, params, n_participants, n_points,"
+                                " participant_ids, height, width, density, built_at, is_current) VALUES (1, '{}', 1,"
+                                " 1, '[1]', 1, 2, :density, '2024-01-01 00:00:00', 1)"),
+                           {"density": np.array([0.5, 0.5], np.float32).tobytes()})
+    upgrade(url)
+    with db.session_factory(engine)() as session:
+        old_map = session.query(db.FixationMap).one()
+        assert old_map.points_array() is None and old_map.qc_flags is None
+        assert old_map.density_array().tolist() == [[0.5, 0.5]]
+    command.downgrade(alembic_config(url), "0002")
+    assert {"points", "qc_flags"}.isdisjoint(c["name"] for c in inspect(engine).get_columns("fixation_maps"))
+    engine.dispose()
