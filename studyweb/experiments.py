@@ -1,16 +1,32 @@
 """Experiments: created from a dataset directory's pairs; the BubbleView pre-blurred images.
 
-Settings (stored as JSON on the experiment; sizes in image pixels at the natural size):
-blur_sigma_px, bubble_radius_px, time_limit_s, max_clicks (None = no cap), mode
-('free' | 'describe'), per_participant (K stimuli each), observers (M per stimulus), sides,
-allow_both_sides, allow_repeat, active_timeout_min (minutes a started participant still counts
-as an observer), completion_code, completion_url, px_per_degree, sigma_px (map σ override),
-qc {min_clicks, iqr_k, max_focus_losses}.
+Settings (stored as JSON on the experiment):
+- blur_sigma_frac, bubble_radius_frac: the pre-blur's Gaussian σ and a revealed bubble's
+  radius as fractions of the image's width (0.03 each: BubbleView's ~30 px on ~1000 px wide
+  images). A fraction of the natural width in image pixels is the same fraction of the shown
+  width in CSS pixels, so blur and bubble keep their look at any image and display size.
+- blur_sigma_px, bubble_radius_px: explicit overrides in image pixels (natural size);
+  None (the default) = use the fractions.
+- display_width_px: the CSS width an image is shown at (1000), shrunk to fit the window;
+  max_upscale: the most an image is enlarged (2: a 160 px wide image is shown at most 320 CSS
+  px wide).
+- time_limit_s, max_clicks (None = no cap), mode ('free' | 'describe'), per_participant (K
+  stimuli each), observers (M per stimulus), sides, allow_both_sides, allow_repeat,
+  active_timeout_min (minutes a started participant still counts as an observer),
+  completion_code, completion_url, px_per_degree, sigma_px (map σ override),
+  qc {min_clicks, iqr_k, max_focus_losses}.
+
+Experiments created before the fractions existed stored blur_sigma_px = bubble_radius_px = 30
+(the old defaults); those are read as the explicit overrides they look like, so every
+participant of a running study sees the same blur and bubbles. Settings missing from a stored
+experiment (display_width_px, max_upscale) take their defaults from DEFAULT_SETTINGS, so old
+experiments get the display-size rule too. Create a new experiment to use the fractions.
 """
 from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import re
 import secrets
@@ -29,8 +45,12 @@ TASKS = ("bubbleview",)
 MODES = ("free", "describe")
 DEFAULT_QC = {"min_clicks": 2, "iqr_k": 3.0, "max_focus_losses": 5}
 DEFAULT_SETTINGS: dict[str, Any] = {
-    "blur_sigma_px": 30.0,
-    "bubble_radius_px": 30.0,
+    "blur_sigma_frac": 0.03,
+    "bubble_radius_frac": 0.03,
+    "blur_sigma_px": None,
+    "bubble_radius_px": None,
+    "display_width_px": 1000.0,
+    "max_upscale": 2.0,
     "time_limit_s": 10.0,
     "max_clicks": None,
     "mode": "free",
@@ -93,6 +113,15 @@ def create_experiment(
     return experiment
 
 
+def experiment_by_name(session: Session, name: str) -> Experiment:
+    """The experiment called `name`; ValueError listing the known names when there is none."""
+    experiment = session.scalar(select(Experiment).where(Experiment.name == name))
+    if experiment is None:
+        known = session.scalars(select(Experiment.name).order_by(Experiment.name)).all()
+        raise ValueError(f"no experiment named {name!r}; known: {', '.join(known) or 'none'}")
+    return experiment
+
+
 def validate_settings(settings: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
     """`base` (default DEFAULT_SETTINGS) updated with `settings`, checked; a ValueError names the
     bad key and what was expected. None values in `settings` keep the base value."""
@@ -110,9 +139,16 @@ def validate_settings(settings: dict[str, Any], base: dict[str, Any] | None = No
             merged["qc"] = {**merged["qc"], **value}
         else:
             merged[key] = value
-    for key in ("blur_sigma_px", "bubble_radius_px", "time_limit_s", "active_timeout_min"):
+    for key in ("time_limit_s", "active_timeout_min", "display_width_px"):
         _positive(key, merged[key])
-    for key in ("max_clicks", "px_per_degree", "sigma_px"):
+    for key in ("blur_sigma_frac", "bubble_radius_frac"):
+        _positive(key, merged[key])
+        if merged[key] > 1:
+            raise ValueError(f"{key} is a fraction of the image width and must be in (0, 1], got {merged[key]!r}")
+    _positive("max_upscale", merged["max_upscale"])
+    if merged["max_upscale"] < 1:
+        raise ValueError(f"max_upscale must be a number >= 1 (1 = never enlarge), got {merged['max_upscale']!r}")
+    for key in ("blur_sigma_px", "bubble_radius_px", "max_clicks", "px_per_degree", "sigma_px"):
         if merged[key] is not None:
             _positive(key, merged[key])
     for key in ("per_participant", "observers"):
@@ -144,16 +180,36 @@ def stimulus_image_path(stimulus: Stimulus) -> Path:
     return path if path.is_absolute() else Path(stimulus.experiment.dataset_path) / path
 
 
+def blur_sigma_image_px(settings: dict[str, Any], image_width: float) -> float:
+    """The pre-blur's σ in image pixels for an image `image_width` pixels wide: the explicit
+    blur_sigma_px if set, else blur_sigma_frac × image_width."""
+    return _image_px(settings, "blur_sigma", image_width)
+
+
+def bubble_radius_image_px(settings: dict[str, Any], image_width: float) -> float:
+    """A bubble's radius in image pixels for an image `image_width` pixels wide: the explicit
+    bubble_radius_px if set, else bubble_radius_frac × image_width."""
+    return _image_px(settings, "bubble_radius", image_width)
+
+
+def setting(settings: dict[str, Any], key: str) -> Any:
+    """settings[key], or its default for an experiment stored before `key` existed."""
+    return settings.get(key, DEFAULT_SETTINGS[key])
+
+
 def blurred_image(stimulus: Stimulus, sigma: float | None = None, instance_dir=None) -> Path:
-    """The stimulus' image blurred by a Gaussian of `sigma` pixels (default: the experiment's
-    blur_sigma_px), as a PNG cached under INSTANCE/blurred/<experiment id>/. Written once
-    (temp file + rename, so concurrent workers never serve half a file); sets
-    stimulus.blurred_path (the caller commits)."""
+    """The stimulus' image blurred by a Gaussian of `sigma` image pixels (default: the
+    experiment's `blur_sigma_image_px` at the stimulus' natural width), as a PNG cached under
+    INSTANCE/blurred/<experiment id>/<stimulus id>_s<sigma>.png, so a changed setting never
+    serves an old blur. Written once (temp file + rename, so concurrent workers never serve
+    half a file); sets stimulus.blurred_path (the caller commits)."""
     import cv2
 
     from studyweb.config import instance_dir as default_instance_dir
 
-    sigma = float(stimulus.experiment.settings.get("blur_sigma_px", 30.0) if sigma is None else sigma)
+    if sigma is None:
+        sigma = blur_sigma_image_px(stimulus.experiment.settings, stimulus.width)
+    sigma = float(sigma)
     _positive("sigma", sigma)
     root = Path(instance_dir) if instance_dir is not None else default_instance_dir()
     out = root / "blurred" / str(stimulus.experiment_id) / f"{stimulus.id}_s{sigma:g}.png"
@@ -193,8 +249,15 @@ def image_size(path) -> tuple[int, int]:
 
 
 def _positive(key: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
-        raise ValueError(f"{key} must be a number > 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"{key} must be a finite number > 0, got {value!r}")
+
+
+def _image_px(settings: dict[str, Any], name: str, image_width: float) -> float:
+    explicit = settings.get(f"{name}_px")
+    if explicit is not None:
+        return float(explicit)
+    return float(setting(settings, f"{name}_frac")) * float(image_width)
 
 
 def experiment_status(session: Session, experiment: Experiment) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 // pixels (the image's natural size) here, and checked again by the server.
 
 const SAVE_EVERY_MS = 3000;
+const PAD_PX = 24; // kept free around the canvas
+const BELOW_PX = 60; // room kept under the canvas
 
 /** Load an image URL into an HTMLImageElement. */
 export function loadImage(url) {
@@ -16,12 +18,33 @@ export function loadImage(url) {
 
 /**
  * Display size (CSS px) that fits an image of natural size (w, h) into (maxW, maxH),
- * keeping its aspect ratio.
+ * keeping its aspect ratio and enlarging it at most `maxScale` times.
  */
-export function fitSize(w, h, maxW, maxH) {
-  const s = Math.min(maxW / w, maxH / h);
+export function fitSize(w, h, maxW, maxH, maxScale = Infinity) {
+  const s = Math.max(0, Math.min(maxW / w, maxH / h, maxScale));
   return { w: Math.max(1, Math.floor(w * s)), h: Math.max(1, Math.floor(h * s)) };
 }
+
+/**
+ * The elapsed time (ms) of a trial recorded in this browser, so a reload resumes with the
+ * time that was left even when the last save before it has not reached the server.
+ */
+export const elapsedStore = {
+  key: (owner, trialId) => `gazelab.elapsed.${owner}.${trialId}`,
+  get(owner, trialId) {
+    try {
+      return Number(localStorage.getItem(this.key(owner, trialId))) || 0;
+    } catch {
+      return 0; // storage blocked: the server's elapsed_ms still counts
+    }
+  },
+  set(owner, trialId, ms) {
+    try { localStorage.setItem(this.key(owner, trialId), String(ms)); } catch { /* as above */ }
+  },
+  clear(owner, trialId) {
+    try { localStorage.removeItem(this.key(owner, trialId)); } catch { /* as above */ }
+  },
+};
 
 /**
  * Image-pixel coordinates of a pointer event on `canvas` showing an image of natural
@@ -41,7 +64,10 @@ export function toImagePx(event, canvas, natW, natH) {
  *
  * trial: {id, natural_w, natural_h, blurred_url, sharp_url, mode ("free"|"describe"),
  *         time_limit_ms, click_cap, bubble_radius (image px), save_url,
- *         clicks_saved: [{x, y, t_ms}], elapsed_ms}
+ *         display_width_px (CSS px), max_upscale, clicks_saved: [{x, y, t_ms}], elapsed_ms}
+ * The image is shown at min(display_width_px, max_upscale × natural width, what fits the
+ * window) CSS px wide; the timer counts on from the larger of the server's elapsed_ms and
+ * the time recorded in this browser.
  * saver: a SaveQueue, or null for the practice trial (nothing is stored).
  * images: optional {blurred, sharp} already-loaded images (the practice trial draws its own).
  * Resolves with {clicks} (all clicks of this trial, image px) when the trial ends.
@@ -57,7 +83,9 @@ export async function runTrial(root, trial, saver, images = null) {
   const timerEl = root.querySelector(".bv-timer");
   const ctx = canvas.getContext("2d");
   const radius = trial.bubble_radius;
-  const offset = trial.elapsed_ms || 0; // time already spent before a reload, ms
+  const owner = saver ? saver.token : "practice";
+  // Time already spent before a reload, ms; the larger value is the one nearer the truth.
+  const offset = Math.max(trial.elapsed_ms || 0, elapsedStore.get(owner, trial.id));
   const started = performance.now();
   const now = () => Math.round(offset + performance.now() - started);
   const allClicks = [...(trial.clicks_saved || [])];
@@ -66,9 +94,9 @@ export async function runTrial(root, trial, saver, images = null) {
   let display = { w: 0, h: 0 };
 
   function layout() {
-    const pad = 24;
     const top = canvas.getBoundingClientRect().top;
-    display = fitSize(natW, natH, window.innerWidth - pad, window.innerHeight - top - pad - 60);
+    const maxW = Math.min(trial.display_width_px ?? Infinity, window.innerWidth - PAD_PX);
+    display = fitSize(natW, natH, maxW, window.innerHeight - top - PAD_PX - BELOW_PX, trial.max_upscale ?? Infinity);
     const dpr = window.devicePixelRatio || 1;
     canvas.style.width = `${display.w}px`;
     canvas.style.height = `${display.h}px`;
@@ -90,9 +118,10 @@ export async function runTrial(root, trial, saver, images = null) {
     ctx.restore();
   }
 
-  function save(done, extra = {}) {
+  /** Queue what is unsent; with nothing unsent only when `done` or `always`. */
+  function save(done, extra = {}, always = false) {
     if (!saver) return;
-    if (!done && unsent.length === 0 && events.length === 0) return;
+    if (!done && !always && unsent.length === 0 && events.length === 0) return;
     saver.enqueue(trial.save_url, {
       clicks: unsent, display_w: display.w, display_h: display.h,
       done, events, elapsed_ms: Math.min(now(), 3600000), ...extra,
@@ -103,8 +132,12 @@ export async function runTrial(root, trial, saver, images = null) {
 
   const onResize = () => { events.push({ type: "resize", t_ms: now(), data: { w: window.innerWidth, h: window.innerHeight } }); layout(); };
   const onBlur = () => events.push({ type: "focus_lost", t_ms: now() });
-  // Leaving or reloading the page: queue what is unsent (localStorage is written synchronously).
-  const onHide = () => save(false);
+  // Leaving or reloading the page: queue what is unsent and the elapsed time, which a save
+  // carries only with clicks or events otherwise (localStorage is written synchronously).
+  const onHide = () => {
+    elapsedStore.set(owner, trial.id, now());
+    save(false, {}, true);
+  };
   const onFs = () => { if (!document.fullscreenElement) events.push({ type: "fullscreen_exit", t_ms: now() }); };
   window.addEventListener("resize", onResize);
   window.addEventListener("blur", onBlur);
@@ -134,6 +167,7 @@ export async function runTrial(root, trial, saver, images = null) {
       document.removeEventListener("fullscreenchange", onFs);
       if (doneBtn) doneBtn.onclick = null;
       save(true, describe && textEl ? { response_text: textEl.value } : {});
+      elapsedStore.clear(owner, trial.id);
       canvas.dataset.state = "done";
       resolve({ clicks: allClicks });
     }
@@ -149,24 +183,33 @@ export async function runTrial(root, trial, saver, images = null) {
       if (trial.click_cap && allClicks.length >= trial.click_cap) finish();
     }
 
-    const tick = setInterval(() => {
-      const left = trial.time_limit_ms ? trial.time_limit_ms - now() : null;
+    function onTick() {
+      const elapsed = now();
+      elapsedStore.set(owner, trial.id, elapsed); // before the timer shows it: a reload never shows more
+      const left = trial.time_limit_ms ? trial.time_limit_ms - elapsed : null;
       if (timerEl) timerEl.textContent = left == null ? "" : `${Math.max(0, Math.ceil(left / 1000))} s`;
       if (left != null && left <= 0 && !describe) finish();
-    }, 100);
+    }
+
+    const tick = setInterval(onTick, 100);
     const periodic = setInterval(() => save(false), SAVE_EVERY_MS);
     canvas.addEventListener("pointerdown", onClick);
     if (describe && doneBtn) doneBtn.onclick = () => { if (textEl.value.trim()) finish(); };
+    onTick(); // the timer shows from the start, not after the first interval
     if (trial.click_cap && allClicks.length >= trial.click_cap) finish();
   });
 }
 
-/** Practice images drawn in the browser: simple shapes, and a blurred copy. */
-export function practiceImages(w = 480, h = 360, sigmaPx = 12) {
+/**
+ * Practice images drawn in the browser: simple shapes on a 480x360 px image, and a copy
+ * blurred by a Gaussian of `sigmaPx` image px.
+ */
+export function practiceImages(sigmaPx = 14.4) {
+  const w = 480, h = 360, background = "#d8d8d0";
   const sharp = document.createElement("canvas");
   sharp.width = w; sharp.height = h;
   const c = sharp.getContext("2d");
-  c.fillStyle = "#d8d8d0"; c.fillRect(0, 0, w, h);
+  c.fillStyle = background; c.fillRect(0, 0, w, h);
   const shapes = [["#ad2323", 90, 120], ["#2a4bd7", 260, 200], ["#1d6914", 380, 90], ["#ffee33", 170, 280]];
   shapes.forEach(([color, x, y], i) => {
     c.fillStyle = color;
@@ -177,6 +220,7 @@ export function practiceImages(w = 480, h = 360, sigmaPx = 12) {
   const blurred = document.createElement("canvas");
   blurred.width = w; blurred.height = h;
   const b = blurred.getContext("2d");
+  b.fillStyle = background; b.fillRect(0, 0, w, h); // the blur fades the edges into this, not into black
   b.filter = `blur(${sigmaPx}px)`;
   b.drawImage(sharp, 0, 0);
   return { sharp, blurred };

@@ -65,12 +65,13 @@ async function main() {
   const todo = session.trials.filter((t) => t.status !== "done");
   const total = session.trials.filter((t) => !t.is_practice).length;
   for (const trial of todo) {
-    const label = trial.is_practice
-      ? "Practice trial: click on the blurry image to see it sharply where you click."
-      : `Image ${trial.number} of ${total}. Click where you want to look.`;
-    await waitForStart(label);
-    say(trial.mode === "describe" ? "Describe the image in the box below, then press Done." : "");
-    const images = trial.blurred_url ? null : practiceImages();
+    // The heading stays on screen during the trial, so participants see how far they are.
+    const heading = trial.is_practice ? "Practice trial" : `Image ${trial.number} of ${total}`;
+    const task = trial.mode === "describe"
+      ? "Click on the blurry image to see it sharply where you click, then describe it in the box below and press Done."
+      : trial.is_practice ? "Click on the blurry image to see it sharply where you click." : "Click where you want to look.";
+    await waitForStart(`${heading}. ${task}`);
+    const images = trial.blurred_url ? null : practiceImages(trial.blur_sigma);
     await runTrial(stage, trial, saver, images);
   }
   stage.hidden = true;
