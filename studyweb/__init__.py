@@ -7,6 +7,7 @@ Importing this package stays cheap: Flask is imported only when an app is create
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -14,36 +15,45 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config: dict | None = None):
     """The app, configured from the environment (`studyweb.config`) unless `test_config` is
-    given (a mapping merged over the environment's settings; DATABASE_URL picks the database).
+    given (a mapping merged over the environment's settings; DATABASE_URL picks the database,
+    INSTANCE_DIR the instance folder). Without a SECRET_KEY the key kept in the instance folder
+    is used (`studyweb.config.instance_secret_key`): a key in the source never signs anything.
 
-    Raises ValueError in production mode with the default secret key."""
+    Raises ValueError in production mode with a secret key too short to be secret."""
     from flask import Flask
 
-    from studyweb.config import check_production, load_config
-    from studyweb.db import make_engine, session_factory
+    from studyweb.config import check_production, instance_secret_key, load_config
+    from studyweb.db import close_db, make_engine, session_factory
 
     config = load_config().as_dict()
-    app = Flask(__name__, instance_path=config["INSTANCE_DIR"])
+    config["PARTICIPANT_COOKIE"] = "gazelab_participant"
+    config.update(test_config or {})
+    if test_config and "INSTANCE_DIR" in test_config and "DATABASE_URL" not in test_config \
+            and not os.environ.get("GAZELAB_DATABASE_URL"):  # the default database lives in the instance given
+        config["DATABASE_URL"] = f"sqlite:///{Path(config['INSTANCE_DIR']).expanduser().resolve() / 'gazelab.db'}"
+    instance = Path(config["INSTANCE_DIR"]).expanduser().resolve()
+    config["INSTANCE_DIR"] = str(instance)
+    app = Flask(__name__, instance_path=str(instance))
     app.config.from_mapping(config)
-    app.config.setdefault("PARTICIPANT_COOKIE", "gazelab_participant")
-    if test_config is not None:
-        app.config.from_mapping(test_config)
     check_production(app.config)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(instance)
     app.session_interface = _session_interface()
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["studyweb.engine"] = engine
     app.extensions["studyweb.sessions"] = session_factory(engine)
-    app.teardown_appcontext(_close_db)
+    app.teardown_appcontext(close_db)
 
-    from studyweb import admin, api, participant, tasks
+    from studyweb import admin, api, participant, security, tasks
 
     app.register_blueprint(participant.bp)
     app.register_blueprint(tasks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     api.register_error_handlers(app)
+    security.init_app(app)
     _freeze_startup_objects()
     return app
 
@@ -84,22 +94,3 @@ def _session_interface():
             return serializer
 
     return CachedSerializerSessionInterface()
-
-
-def get_db():
-    """The request's SQLAlchemy session (opened on first use, closed when the request ends)."""
-    from flask import current_app, g
-
-    if "db" not in g:
-        g.db = current_app.extensions["studyweb.sessions"]()
-    return g.db
-
-
-def _close_db(exc: BaseException | None) -> None:
-    from flask import g
-
-    session = g.pop("db", None)
-    if session is not None:
-        if exc is not None:
-            session.rollback()
-        session.close()

@@ -3,15 +3,24 @@
 GAZELAB_ENV              development (default) | production | testing
 GAZELAB_INSTANCE_DIR     where the SQLite file and caches live (default ./instance)
 GAZELAB_DATABASE_URL     SQLAlchemy URL (default sqlite:///<instance>/gazelab.db)
-GAZELAB_SECRET_KEY       Flask's secret key; production refuses the default
+GAZELAB_SECRET_KEY       Flask's secret key (signs admin sessions). Unset: a random key is made once
+                         and kept in <instance>/secret_key (mode 0600), so every worker and restart
+                         shares it and no key ever comes from the source
 GAZELAB_MAX_CONTENT_LENGTH  largest request body in bytes (default 256 KiB)
+GAZELAB_RATELIMIT_STORAGE_URI  where failed admin logins are counted (default memory://, per
+                         worker process; redis://HOST:PORT shares the counts, see studyweb.security)
+GAZELAB_ALLOWED_ORIGINS  space-separated origins besides this server whose pages may POST here
+GAZELAB_PROXY_COUNT      reverse proxies in front of the app to trust X-Forwarded-* from (default 0)
+GAZELAB_ADMIN_SESSION_IDLE_MIN, GAZELAB_ADMIN_SESSION_MAX_H  an admin session ends after this
+                         many idle minutes (default 120) or hours after login (default 12)
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-DEFAULT_SECRET_KEY = "dev-not-secret-change-me"
+SECRET_KEY_FILE = "secret_key"
+MIN_SECRET_KEY_LENGTH = 16  # characters; a shorter key is guessable
 DEFAULT_MAX_CONTENT_LENGTH = 256 * 1024  # bytes
 
 
@@ -32,8 +41,13 @@ class Config:
         self.ENV = os.environ.get("GAZELAB_ENV", "development")
         self.INSTANCE_DIR = str(instance_dir())
         self.DATABASE_URL = database_url()
-        self.SECRET_KEY = os.environ.get("GAZELAB_SECRET_KEY", DEFAULT_SECRET_KEY)
+        self.SECRET_KEY = os.environ.get("GAZELAB_SECRET_KEY") or None  # None: the instance key
         self.MAX_CONTENT_LENGTH = int(os.environ.get("GAZELAB_MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH))
+        self.RATELIMIT_STORAGE_URI = os.environ.get("GAZELAB_RATELIMIT_STORAGE_URI", "memory://")
+        self.ALLOWED_ORIGINS = tuple(os.environ.get("GAZELAB_ALLOWED_ORIGINS", "").split())
+        self.PROXY_COUNT = int(os.environ.get("GAZELAB_PROXY_COUNT", "0"))
+        self.ADMIN_SESSION_IDLE_MIN = float(os.environ.get("GAZELAB_ADMIN_SESSION_IDLE_MIN", "120"))
+        self.ADMIN_SESSION_MAX_H = float(os.environ.get("GAZELAB_ADMIN_SESSION_MAX_H", "12"))
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.ENV == "production"
@@ -65,9 +79,40 @@ def load_config() -> Config:
 
 
 def check_production(config) -> None:
-    """Refuse to run in production mode with the default secret key (ValueError).
+    """Refuse (ValueError) a secret key that is set but too short to be secret, in production.
 
     config: a Config or a mapping (e.g. Flask's app.config) with ENV and SECRET_KEY."""
     get = config.get if hasattr(config, "get") else lambda key, default=None: getattr(config, key, default)
-    if get("ENV") == "production" and get("SECRET_KEY") in (None, "", DEFAULT_SECRET_KEY):
-        raise ValueError("GAZELAB_ENV=production needs GAZELAB_SECRET_KEY set to a random secret, not the default")
+    key = get("SECRET_KEY")
+    if get("ENV") == "production" and key is not None and len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ValueError(f"GAZELAB_SECRET_KEY has {len(key)} characters; production needs a random secret of at least"
+                         f" {MIN_SECRET_KEY_LENGTH} (e.g. python -c 'import secrets; print(secrets.token_hex(32))'),"
+                         " or leave it unset to use a key generated into the instance folder")
+
+
+def instance_secret_key(instance_path: str | os.PathLike) -> str:
+    """The secret key kept in `instance_path`/secret_key, made (64 random hex digits, file mode
+    0600) by the first process that asks. Race-safe: the key is written to a temporary file and
+    linked into place, so processes starting at once (gunicorn workers) all read the same
+    complete key."""
+    import secrets
+    import tempfile
+
+    folder = Path(instance_path)
+    path = folder / SECRET_KEY_FILE
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".secret_key.", dir=folder)  # mkstemp makes it 0600
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            os.unlink(tmp)
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ValueError(f"the secret key in {path} has {len(key)} characters, expected at least"
+                         f" {MIN_SECRET_KEY_LENGTH}; delete the file to make a new one")
+    return key

@@ -39,6 +39,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    select,
     update,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -235,23 +236,50 @@ class Event(Base):
 
 
 class SaveRecord(Base):
-    """One applied save, keyed by the client's idempotency key; see `record_save`."""
+    """One applied save, keyed by the participant and their client's idempotency key (a key
+    belongs to one participant: another participant's identical key is a different save);
+    `content_sha256` is the digest of what the save carried (`content_digest`), so a key sent
+    again with other content is refused rather than silently dropped. See `record_save`."""
 
     __tablename__ = "save_records"
 
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
+    content_sha256: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class FixationMap(Base):
-    """A fixation density for one stimulus: float32 (height, width) bytes that sum to 1.
+class AdminSession(Base):
+    """A logged-in admin's session on the server: the browser's signed cookie holds a random
+    token whose SHA-256 is `id`; logging out deletes the row, so a copy of the cookie made
+    before the logout opens nothing after it. Sessions also end after ADMIN_SESSION_IDLE of
+    inactivity and ADMIN_SESSION_MAX after login (`studyweb.admin.sessions`)."""
 
-    params holds sigma_px and the QC settings used; participant_ids the participants whose
-    clicks went in. Only the latest build per stimulus has is_current=True."""
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    address: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[Optional[str]] = mapped_column(String(300), nullable=True)
+
+    admin: Mapped["Admin"] = relationship()
+
+
+class FixationMap(Base):
+    """A fixation density for one stimulus: float32 (height, width) bytes that sum to 1, and
+    the QC decision it was built with, so exports and pages read it instead of re-running QC.
+
+    params holds sigma_px, the QC settings and a hash of the points; participant_ids the
+    participants whose clicks went in; points those clicks (`points_array`); qc_flags the
+    build's QC flags about the experiment and about the participants with a saved trial of
+    this stimulus (`studyweb.qc.Flag.as_dict()`). points and qc_flags are NULL for maps built
+    before revision 0003. Only the latest build per stimulus has is_current=True."""
 
     __tablename__ = "fixation_maps"
+    POINTS_DTYPE = "<f8"  # points: little-endian float64, the same bytes on every machine
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     stimulus_id: Mapped[int] = mapped_column(ForeignKey("stimuli.id", ondelete="CASCADE"), index=True)
@@ -264,12 +292,22 @@ class FixationMap(Base):
     density: Mapped[bytes] = mapped_column(LargeBinary)
     built_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+    points: Mapped[Optional[bytes]] = mapped_column(LargeBinary, nullable=True)
+    qc_flags: Mapped[Optional[list[dict[str, Any]]]] = mapped_column(JSON, nullable=True)
 
     stimulus: Mapped[Stimulus] = relationship()
 
     def density_array(self) -> np.ndarray:
         """The density as a float32 (height, width) array that sums to 1 (a copy)."""
         return np.frombuffer(self.density, dtype=np.float32).reshape(self.height, self.width).copy()
+
+    def points_array(self) -> np.ndarray | None:
+        """The clicks that went in, in click order, as float64 (n_points, 4) rows of
+        (participant id, x, y, t_ms): image pixels, ms since the trial started. None for a map
+        built before they were stored."""
+        if self.points is None:
+            return None
+        return np.frombuffer(self.points, dtype=self.POINTS_DTYPE).reshape(-1, 4).astype(np.float64)
 
 
 class Admin(Base):
@@ -291,6 +329,26 @@ class Admin(Base):
         from werkzeug.security import check_password_hash
 
         return check_password_hash(self.password_hash, password)
+
+
+def get_db():
+    """The Flask request's SQLAlchemy session (opened on first use, closed when the request ends)."""
+    from flask import current_app, g
+
+    if "db" not in g:
+        g.db = current_app.extensions["studyweb.sessions"]()
+    return g.db
+
+
+def close_db(exc: BaseException | None) -> None:
+    """Teardown: roll back (after an error) and close the request's session, if one was opened."""
+    from flask import g
+
+    session = g.pop("db", None)
+    if session is not None:
+        if exc is not None:
+            session.rollback()
+        session.close()
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -318,34 +376,110 @@ def init_db(url: str) -> None:
     upgrade(url)
 
 
-def record_save(session: Session, idempotency_key: str, participant_id: int, kind: str) -> bool:
-    """Claim an idempotency key inside the caller's transaction: True the first time (apply the
-    save, then commit), False when the key was already applied (skip the save).
+def migrate(url: str) -> None:
+    """`init_db(url)`, with a database that cannot be opened turned into a ValueError naming
+    it (password hidden) and the driver's first line."""
+    from sqlalchemy.exc import ArgumentError, OperationalError
 
-    Race-safe: the primary key decides, through INSERT ... ON CONFLICT DO NOTHING, so two
-    requests with the same key at once apply it exactly once."""
+    try:
+        init_db(url)
+    except (ArgumentError, OperationalError) as exc:
+        raise ValueError(f"cannot open database {safe_url(url)}: {str(exc).splitlines()[0]}") from exc
+
+
+@contextlib.contextmanager
+def open_session(url: str):
+    """A session on the database at `url`, migrated to the newest schema first; the engine is
+    disposed when the block ends (for commands and scripts, not requests: see `get_db`)."""
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def safe_url(url: str) -> str:
+    """`url` with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown as given; it has no password to hide
+        return url
+
+
+class KeyReused(ValueError):
+    """An idempotency key this participant already used for a save with other content."""
+
+    def __init__(self, idempotency_key: str, kind: str):
+        super().__init__(f"idempotency_key {idempotency_key!r} was already used for another {kind} save with"
+                         " different content; send new content with a new key")
+        self.idempotency_key = idempotency_key
+
+
+def record_save(session: Session, idempotency_key: str, participant_id: int, kind: str,
+                content_sha256: str | None = None) -> bool:
+    """Claim a participant's idempotency key inside the caller's transaction: True the first
+    time (apply the save, then commit), False when this participant already applied the key
+    with the same content (skip the save). KeyReused when the earlier save under this key
+    carried other content (`content_sha256` differs) or was of another kind.
+
+    Race-safe: the (participant, key) primary key decides, through INSERT ... ON CONFLICT DO
+    NOTHING, so two requests with the same key at once apply it exactly once."""
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
-        return claim_key(session.connection(), idempotency_key, participant_id, kind)
-    values = _claim_values(idempotency_key, participant_id, kind)
+        return claim_key(session.connection(), idempotency_key, participant_id, kind, content_sha256)
+    values = _claim_values(idempotency_key, participant_id, kind, content_sha256)
     try:  # other databases: a savepoint and the PK's IntegrityError
         with session.begin_nested():
             session.add(SaveRecord(**values))
         return True
     except IntegrityError:
+        _check_same_content(session.connection(), values)
         return False
 
 
-def claim_key(connection, idempotency_key: str, participant_id: int, kind: str) -> bool:
+def claim_key(connection, idempotency_key: str, participant_id: int, kind: str,
+              content_sha256: str | None = None) -> bool:
     """`record_save` on a Core connection (SQLite, PostgreSQL), inside the caller's transaction."""
-    values = _claim_values(idempotency_key, participant_id, kind)
-    return connection.execute(_claim_statement(connection.dialect.name), values).rowcount == 1
+    values = _claim_values(idempotency_key, participant_id, kind, content_sha256)
+    if connection.execute(_claim_statement(connection.dialect.name), values).rowcount == 1:
+        return True
+    _check_same_content(connection, values)
+    return False
 
 
-def _claim_values(idempotency_key: str, participant_id: int, kind: str) -> dict[str, Any]:
+def content_digest(content: Any) -> str:
+    """SHA-256 (hex) of a JSON-able save content, independent of key order; what
+    `record_save` compares when a key comes back."""
+    import hashlib
+    import json
+
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _check_same_content(connection, values: dict[str, Any]) -> None:
+    """KeyReused unless the stored save under this participant's key has the same kind and
+    content (a record without a digest, from before digests were kept, counts as the same)."""
+    table = SaveRecord.__table__
+    stored = connection.execute(
+        select(table.c.kind, table.c.content_sha256)
+        .where(table.c.participant_id == values["participant_id"],
+               table.c.idempotency_key == values["idempotency_key"])).first()
+    if stored is None:  # claimed by a transaction that has not committed yet: the PK waits on PostgreSQL
+        return
+    if stored.kind != values["kind"] or (
+            stored.content_sha256 is not None and values["content_sha256"] is not None
+            and stored.content_sha256 != values["content_sha256"]):
+        raise KeyReused(values["idempotency_key"], values["kind"])
+
+
+def _claim_values(idempotency_key: str, participant_id: int, kind: str, content_sha256: str | None) -> dict[str, Any]:
     if not idempotency_key or len(idempotency_key) > 64:
         raise ValueError(f"idempotency_key must be 1..64 characters, got {len(idempotency_key or '')}")
-    return dict(idempotency_key=idempotency_key, participant_id=participant_id, kind=kind, received_at=utcnow())
+    return dict(idempotency_key=idempotency_key, participant_id=participant_id, kind=kind,
+                content_sha256=content_sha256, received_at=utcnow())
 
 
 @functools.cache

@@ -74,12 +74,11 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
     density_of(trial_json) -> density (height, width); default: centre bias at the natural size.
     drop_rate: chance that a save's answer is "lost" — the client then resends the same key,
     as the browser's queue would, which must store it once.
-    Like the browser, every request is retried with exponential backoff (50 ms doubling to 2 s,
-    jittered) on a connection error, a timeout (timeout_s seconds), an answer cut off or a 5xx
-    answer, for up to retry_for_s seconds — long enough to outlast a server restart; a save is
-    retried with the same idempotency key. A 4xx answer is not retried (ValueError), nor is a
-    refused connection before the server has answered once (there is no server to wait for:
-    requests' ConnectionError at once).
+    Like the browser, every request, the first included, is retried with exponential backoff
+    (50 ms doubling to 2 s, jittered) on a connection error (refused or reset), a timeout
+    (timeout_s seconds), an answer cut off or a 5xx answer, for up to retry_for_s seconds — long
+    enough to outlast a server restart; a save is retried with the same idempotency key. A 4xx
+    answer is not retried (ValueError); still failing after retry_for_s: RuntimeError.
     recruit_id: sent as PROLIFIC_PID, so that a retried entry resumes the same participant
     instead of creating a second one. pause_s: seconds spent on each trial before saving it.
     Returns {participant_id, clicks_sent, saves, resends (answers dropped on purpose),
@@ -132,6 +131,85 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
             "retries": http.retries, "status": final["status"]}
 
 
+def simulate_participants(base_url: str, experiment: str, n_participants: int, *, concurrency: int = 4,
+                          drop_rate: float = 0.0, seed: int = 0, model: str = "popout", db_url: str | None = None,
+                          retry_for_s: float = 30.0) -> dict:
+    """`n_participants` simulated participants (`run_participant`, seeds seed, seed+1, ...) on the
+    study server at `base_url`, `concurrency` at a time.
+
+    model: "popout" clicks from each stimulus' CLEVR pop-out saliency (`scene_densities`, needs
+    the study database at `db_url` to know which stimulus a trial shows); "centre" from the
+    centre bias. ValueError when the server cannot be reached at all (checked once first, so a
+    wrong URL fails at once rather than after every client's retries).
+    Returns {"results": per participant dicts, "failures": ["Type: message", ...], "complete",
+    "clicks_sent", "saves", "resends"}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    if model not in ("popout", "centre"):
+        raise ValueError(f"model must be 'popout' or 'centre', got {model!r}")
+    try:
+        requests.get(f"{base_url.rstrip('/')}/api/v1/session", timeout=10)
+    except requests.RequestException as exc:
+        raise ValueError(f"no study server answers at {base_url}: {type(exc).__name__}") from None
+    density_of = scene_densities(db_url) if model == "popout" else None
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(run_participant, base_url, experiment, seed + i, density_of=density_of,
+                               drop_rate=drop_rate, retry_for_s=retry_for_s) for i in range(n_participants)]
+        results, failures = [], []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except Exception as exc:  # noqa: BLE001 — report every participant, the caller decides
+                failures.append(f"{type(exc).__name__}: {exc}")
+    return {"results": results, "failures": failures, "complete": sum(r["status"] == "complete" for r in results),
+            "clicks_sent": sum(r["clicks_sent"] for r in results), "saves": sum(r["saves"] for r in results),
+            "resends": sum(r["resends"] for r in results)}
+
+
+def scene_densities(db_url: str | None):
+    """density_of(trial json) for `run_participant`: the pop-out model of the trial's scene side.
+
+    Looks the trial's stimulus up in the study database at `db_url` (default the configured
+    one; the simulated client never sees which pair it is shown); an image without a scene file
+    gets the centre bias. Densities are cached per stimulus and size; thread-safe."""
+    import threading
+
+    from studyweb.config import database_url
+    from studyweb.db import Trial, make_engine, migrate, session_factory
+
+    url = db_url or database_url()
+    migrate(url)
+    sessions = session_factory(make_engine(url))
+    cache: dict[tuple, np.ndarray] = {}
+    lock = threading.Lock()
+
+    def density_of(trial: dict) -> np.ndarray:
+        with sessions() as session:
+            stimulus = session.get(Trial, trial["id"]).stimulus
+            key = (stimulus.id if stimulus else None, trial["natural_w"], trial["natural_h"])
+            with lock:
+                if key not in cache:
+                    cache[key] = popout_density(_scene_side(stimulus), key[1:])
+        return cache[key]
+
+    return density_of
+
+
+def _scene_side(stimulus) -> dict | None:
+    """The stimulus' side of its pair's scene file, or None (no pair, no scene file)."""
+    import json
+    from pathlib import Path
+
+    if stimulus is None or not stimulus.pair_id:
+        return None
+    path = Path(stimulus.experiment.dataset_path) / "scenes" / f"{stimulus.pair_id}.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get(stimulus.side)
+
+
 class _RetryingClient:
     """requests with the browser's persistence: retry connection errors, timeouts, answers cut
     off and 5xx answers with jittered exponential backoff until `retry_for_s` seconds have passed."""
@@ -144,7 +222,6 @@ class _RetryingClient:
 
         self.session, self.timeout_s, self.retry_for_s = session, timeout_s, retry_for_s
         self.retries = 0
-        self.answered = False  # has the server answered this client yet?
         self._jitter = random.Random(jitter_seed)  # apart from the click RNG: network luck never changes clicks
 
     def call(self, method: str, url: str, **kwargs):
@@ -159,11 +236,8 @@ class _RetryingClient:
                 response = self.session.request(method, url, timeout=self.timeout_s, **kwargs)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 # refused, reset, timed out, or the answer cut off mid-body (the server died)
-                if not self.answered and isinstance(exc, requests.ConnectionError):
-                    raise
                 failure = f"{type(exc).__name__}: {exc}"
             else:
-                self.answered = True
                 if response.status_code < 400:
                     return response
                 if response.status_code < 500:

@@ -9,7 +9,6 @@ and random VGG backbones (no network here for ImageNet weights), chosen explicit
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 from contextlib import contextmanager
@@ -114,21 +113,16 @@ def _split_column(dataset_dir: Path) -> list[str]:
 
 
 def _create_experiment(db_url: str, dataset_dir: Path, n_pairs: int) -> int:
-    from studyweb.db import init_db, make_engine, session_factory
+    from studyweb.db import open_session
     from studyweb.experiments import create_experiment
 
-    init_db(db_url)
-    engine = make_engine(db_url)
-    try:
-        with session_factory(engine)() as session:
-            experiment = create_experiment(
-                session, dataset_dir, EXPERIMENT, title="gazelab demo", per_participant=min(n_pairs, 4),
-                observers=OBSERVERS, time_limit_s=10, completion_code="DEMO2026",
-            )
-            session.commit()
-            return len(experiment.stimuli)
-    finally:
-        engine.dispose()
+    with open_session(db_url) as session:
+        experiment = create_experiment(
+            session, dataset_dir, EXPERIMENT, title="gazelab demo", per_participant=min(n_pairs, 4),
+            observers=OBSERVERS, time_limit_s=10, completion_code="DEMO2026",
+        )
+        session.commit()
+        return len(experiment.stimuli)
 
 
 @contextmanager
@@ -139,8 +133,7 @@ def _server(db_url: str, instance_dir: Path):
     from studyweb import create_app
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in the demo
-    os.environ["GAZELAB_INSTANCE_DIR"] = str(instance_dir)
-    app = create_app({"DATABASE_URL": db_url})
+    app = create_app({"DATABASE_URL": db_url, "INSTANCE_DIR": str(instance_dir)})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -153,14 +146,29 @@ def _server(db_url: str, instance_dir: Path):
 
 
 def _simulate(db_url: str, base_url: str, n_participants: int) -> None:
-    from gazelab.cli import cli
+    from studyweb.simulate import simulate_participants
 
-    cli.main(args=["study", "simulate", EXPERIMENT, "--url", base_url, "--participants", str(n_participants),
-                   "--concurrency", "4", "--drop-rate", "0.1", "--db", db_url], standalone_mode=False)
+    summary = simulate_participants(base_url, EXPERIMENT, n_participants, concurrency=4, drop_rate=0.1,
+                                    db_url=db_url)
+    click.echo(f"      {summary['complete']} of {n_participants} simulated participants complete, "
+               f"{summary['clicks_sent']} clicks in {summary['saves']} saves ({summary['resends']} answers "
+               "dropped on purpose and resent)")
+    if summary["failures"]:
+        raise click.ClickException(f"{len(summary['failures'])} simulated participant(s) failed; "
+                                   f"first: {summary['failures'][0]}")
 
 
 def _maps_and_export(db_url: str, dataset_dir: Path) -> None:
-    from gazelab.cli import cli
+    from studyweb.db import open_session
+    from studyweb.experiments import experiment_by_name
+    from studyweb.export import export_to_dataset
+    from studyweb.maps import build_maps
 
-    cli.main(args=["study", "build-maps", EXPERIMENT, "--db", db_url], standalone_mode=False)
-    cli.main(args=["study", "export", EXPERIMENT, "--to", str(dataset_dir), "--db", db_url], standalone_mode=False)
+    with open_session(db_url) as session:
+        experiment = experiment_by_name(session, EXPERIMENT)
+        built = build_maps(session, experiment)
+        session.commit()
+        exported = export_to_dataset(session, experiment, dataset_dir)
+    click.echo(f"      {built['built']} maps from {built['kept_participants']} participants "
+               f"({len(built['excluded_participants'])} excluded by QC); {exported['maps']} written into "
+               f"{exported['dataset']}")

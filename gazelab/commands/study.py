@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 
 import click
 
@@ -39,6 +38,7 @@ def create_admin(username: str, password_stdin: bool, db_url: str | None) -> Non
     """Add an administrator (or set an existing one's password); the password is stored hashed."""
     from sqlalchemy import select
 
+    from studyweb.admin.sessions import end_all_sessions
     from studyweb.db import Admin
 
     if password_stdin or not sys.stdin.isatty():
@@ -54,8 +54,11 @@ def create_admin(username: str, password_stdin: bool, db_url: str | None) -> Non
             admin = Admin(username=username)
             session.add(admin)
         admin.set_password(password)
+        session.flush()
+        ended = 0 if created else end_all_sessions(session, admin.id)  # the old password's logins end
         session.commit()
-    click.echo(f"admin {username!r} {'created' if created else 'password changed'}")
+    click.echo(f"admin {username!r} {'created' if created else 'password changed'}"
+               + (f"; {ended} session(s) logged out" if ended else ""))
 
 
 @group.command("create-experiment")
@@ -70,8 +73,12 @@ def create_admin(username: str, password_stdin: bool, db_url: str | None) -> Non
 @click.option("--allow-both-sides", is_flag=True, default=None, help="Let one participant see both sides of a pair.")
 @click.option("--allow-repeat", is_flag=True, default=None, help="Let a returning recruit id take part again.")
 @click.option("--mode", type=click.Choice(["free", "describe"]), default=None)
-@click.option("--blur-sigma", type=float, help="Blur σ of the shown image, pixels [30].")
-@click.option("--bubble-radius", type=float, help="Radius of a revealed bubble, pixels [30].")
+@click.option("--blur-sigma-frac", type=float, help="Blur σ as a fraction of the image width [0.03].")
+@click.option("--bubble-radius-frac", type=float, help="Bubble radius as a fraction of the image width [0.03].")
+@click.option("--blur-sigma", type=float, help="Blur σ in image pixels (overrides --blur-sigma-frac).")
+@click.option("--bubble-radius", type=float, help="Bubble radius in image pixels (overrides --bubble-radius-frac).")
+@click.option("--display-width", type=float, help="CSS width images are shown at, shrunk to fit the window [1000].")
+@click.option("--max-upscale", type=float, help="Never enlarge an image more than this [2].")
 @click.option("--time-limit", type=float, help="Seconds per image [10].")
 @click.option("--max-clicks", type=int, help="End a trial after this many clicks.")
 @click.option("--px-per-degree", type=float, help="Display pixels per degree (map σ = 1°).")
@@ -87,7 +94,9 @@ def create_experiment(dataset_dir, name, task, title, description, base_url, db_
         "per_participant": options["per_participant"], "observers": options["observers"],
         "sides": options["sides"], "allow_both_sides": options["allow_both_sides"],
         "allow_repeat": options["allow_repeat"], "mode": options["mode"],
+        "blur_sigma_frac": options["blur_sigma_frac"], "bubble_radius_frac": options["bubble_radius_frac"],
         "blur_sigma_px": options["blur_sigma"], "bubble_radius_px": options["bubble_radius"],
+        "display_width_px": options["display_width"], "max_upscale": options["max_upscale"],
         "time_limit_s": options["time_limit"], "max_clicks": options["max_clicks"],
         "px_per_degree": options["px_per_degree"], "completion_code": options["completion_code"],
         "completion_url": options["completion_url"],
@@ -124,9 +133,13 @@ def build_maps(experiment: str, sigma: float | None, db_url: str | None) -> None
 @click.argument("experiment")
 @click.option("--to", "dataset_dir", type=click.Path(file_okay=False), help="Write maps into this dataset.")
 @click.option("--csv", "csv_dir", type=click.Path(file_okay=False), help="Write tidy CSVs into this directory.")
+@click.option("--force", is_flag=True, help="With --to: replace dataset maps that have more observers than the new.")
 @DB_OPTION
-def export(experiment: str, dataset_dir: str | None, csv_dir: str | None, db_url: str | None) -> None:
-    """Export EXPERIMENT's maps into a dataset (--to) and/or its data as CSVs (--csv)."""
+def export(experiment: str, dataset_dir: str | None, csv_dir: str | None, force: bool, db_url: str | None) -> None:
+    """Export EXPERIMENT's maps into a dataset (--to) and/or its data as CSVs (--csv).
+
+    A map in the dataset with more observers (pairs.csv n_observers) than the new one is not
+    replaced without --force; then nothing is written and the command exits with status 2."""
     from studyweb.export import export_csv, export_to_dataset
 
     if not dataset_dir and not csv_dir:
@@ -134,8 +147,10 @@ def export(experiment: str, dataset_dir: str | None, csv_dir: str | None, db_url
     with _session(db_url) as session:
         exp = _experiment(session, experiment)
         if dataset_dir:
-            summary = export_to_dataset(session, exp, dataset_dir)
+            summary = export_to_dataset(session, exp, dataset_dir, force=force)
             click.echo(f"wrote {summary['maps']} maps for {summary['pairs']} pairs into {summary['dataset']}")
+            for pair, side, old, new in summary["replaced_fewer"]:
+                click.echo(f"  replaced {pair}_{side}: {old} observers → {new} (--force)")
         if csv_dir:
             paths = export_csv(session, exp, csv_dir)
             click.echo(f"wrote {', '.join(p.name for p in paths.values())} into {csv_dir}")
@@ -176,66 +191,16 @@ def status(experiment: str, as_json: bool, db_url: str | None) -> None:
 @DB_OPTION
 def simulate(experiment, base_url, n_participants, concurrency, drop_rate, seed, model, db_url) -> None:
     """Simulated participants through the same HTTP API as the browser, stored as source=simulated."""
-    from concurrent.futures import ThreadPoolExecutor
+    from studyweb.simulate import simulate_participants
 
-    from studyweb.simulate import run_participant
-
-    density_of = _scene_densities(db_url) if model == "popout" else None
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(run_participant, base_url, experiment, seed + i, density_of=density_of,
-                               drop_rate=drop_rate) for i in range(n_participants)]
-        results, failures = [], []
-        for future in futures:
-            try:
-                results.append(future.result())
-            except Exception as exc:  # noqa: BLE001 — report every participant, then fail once
-                failures.append(f"{type(exc).__name__}: {exc}")
-    complete = sum(r["status"] == "complete" for r in results)
-    click.echo(f"simulated {len(results)} participants on {base_url}: {complete} complete, "
-               f"{sum(r['clicks_sent'] for r in results)} clicks sent in {sum(r['saves'] for r in results)} saves "
-               f"({sum(r['resends'] for r in results)} resent); saliency model: {model}")
-    if failures:
+    summary = simulate_participants(base_url, experiment, n_participants, concurrency=concurrency,
+                                    drop_rate=drop_rate, seed=seed, model=model, db_url=_url(db_url))
+    click.echo(f"simulated {len(summary['results'])} participants on {base_url}: {summary['complete']} complete, "
+               f"{summary['clicks_sent']} clicks sent in {summary['saves']} saves "
+               f"({summary['resends']} resent); saliency model: {model}")
+    if summary["failures"]:
+        failures = summary["failures"]
         raise click.ClickException(f"{len(failures)} simulated participant(s) failed; first: {failures[0]}")
-
-
-def _scene_densities(db_url: str | None):
-    """density_of(trial json) for run_participant: the pop-out model of the trial's scene side.
-
-    Looks the trial's stimulus up in the study database (the simulated client never sees
-    which pair it is shown); an image without a scene file gets the centre bias.
-    """
-    import threading
-
-    from studyweb.db import Trial, make_engine, session_factory
-    from studyweb.simulate import popout_density
-
-    url = _url(db_url)
-    _migrate(url)
-    sessions = session_factory(make_engine(url))
-    cache: dict[tuple, object] = {}  # per stimulus and size
-    lock = threading.Lock()
-
-    def density_of(trial: dict):
-        with sessions() as session:
-            stimulus = session.get(Trial, trial["id"]).stimulus
-            key = (stimulus.id if stimulus else None, trial["natural_w"], trial["natural_h"])
-            with lock:
-                if key not in cache:
-                    cache[key] = popout_density(_scene_side(stimulus), key[1:])
-        return cache[key]
-
-    return density_of
-
-
-def _scene_side(stimulus) -> dict | None:
-    from pathlib import Path
-
-    if stimulus is None or not stimulus.pair_id:
-        return None
-    path = Path(stimulus.experiment.dataset_path) / "scenes" / f"{stimulus.pair_id}.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8")).get(stimulus.side)
 
 
 @group.command("serve")
@@ -261,46 +226,24 @@ def _url(db_url: str | None) -> str:
 
 
 def _migrate(url: str) -> None:
-    from sqlalchemy.exc import ArgumentError, OperationalError
+    from studyweb.db import migrate
 
-    from studyweb.db import init_db as migrate
-
-    try:
-        migrate(url)
-    except (ArgumentError, OperationalError) as exc:
-        raise ValueError(f"cannot open database {_safe(url)}: {str(exc).splitlines()[0]}") from exc
+    migrate(url)
 
 
-@contextmanager
 def _session(db_url: str | None):
-    from studyweb.db import make_engine, session_factory
+    from studyweb.db import open_session
 
-    url = _url(db_url)
-    _migrate(url)
-    engine = make_engine(url)
-    try:
-        with session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
+    return open_session(_url(db_url))
 
 
 def _experiment(session, name: str):
-    from sqlalchemy import select
+    from studyweb.experiments import experiment_by_name
 
-    from studyweb.db import Experiment
-
-    experiment = session.scalar(select(Experiment).where(Experiment.name == name))
-    if experiment is None:
-        known = session.scalars(select(Experiment.name).order_by(Experiment.name)).all()
-        raise ValueError(f"no experiment named {name!r}; known: {', '.join(known) or 'none'}")
-    return experiment
+    return experiment_by_name(session, name)
 
 
 def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from studyweb.db import safe_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is shown as given; it has no password to hide
-        return url
+    return safe_url(url)

@@ -9,14 +9,14 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from flask import (Blueprint, abort, flash, g, redirect, render_template, request, send_file, session,
+from flask import (Blueprint, abort, flash, g, redirect, render_template, request, send_file,
                    url_for)
 from sqlalchemy import func, select
 
-from studyweb import get_db
 from studyweb.admin.csrf import check_csrf, csrf_token
 from studyweb.admin.heatmap import overlay_png
-from studyweb.db import Admin, Experiment, Participant, Stimulus
+from studyweb.admin.sessions import current_admin, end_session, start_session
+from studyweb.db import Admin, Experiment, Participant, Stimulus, get_db
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -26,10 +26,9 @@ OPEN_ENDPOINTS = {"admin.login"}
 
 @bp.before_request
 def require_login():
-    """CSRF on every POST; a login for everything but the login page."""
+    """CSRF on every POST; a live server-side session for everything but the login page."""
     check_csrf()
-    admin_id = session.get("admin_id")
-    g.admin = get_db().get(Admin, admin_id) if admin_id is not None else None
+    g.admin = current_admin(get_db())
     if g.admin is None and request.endpoint not in OPEN_ENDPOINTS:
         return redirect(url_for("admin.login", next=request.path))
 
@@ -47,8 +46,8 @@ def login():
         username = request.form.get("username", "")[:64]
         admin = get_db().scalars(select(Admin).where(Admin.username == username)).first()
         if admin is not None and admin.check_password(request.form.get("password", "")):
-            session.clear()  # a fresh session (and CSRF token) on login: no fixation
-            session["admin_id"] = admin.id
+            start_session(get_db(), admin)  # a fresh cookie session (and CSRF token): no fixation
+            get_db().commit()
             target = request.args.get("next", "")
             return redirect(target if target.startswith("/admin") else url_for("admin.index"))
         error = "Wrong username or password."
@@ -57,8 +56,17 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    """End the session on the server too: a copy of the cookie opens nothing afterwards."""
+    end_session(get_db())
     return redirect(url_for("admin.login"))
+
+
+@bp.errorhandler(429)
+def too_many_logins(exc):
+    """The login throttle (`studyweb.security`): the login page, saying when to try again."""
+    retry = exc.get_response().headers.get("Retry-After") if hasattr(exc, "get_response") else None
+    error = "Too many failed logins. Wait a minute, then try again."
+    return render_template("admin/login.html", error=error), 429, {"Retry-After": retry or "60"}
 
 
 @bp.get("/")
@@ -69,10 +77,10 @@ def index():
 
 @bp.get("/e/<name>")
 def experiment(name: str):
-    """Progress (observers per stimulus, participants by status), QC flags, heat maps."""
+    """Progress (observers per stimulus, participants by status), the QC flags stored with the
+    current maps (what the last build decided; QC is not re-run here), heat maps."""
     from studyweb.assignment import completed_counts, observer_counts
-    from studyweb.maps import current_maps
-    from studyweb.qc import run_qc
+    from studyweb.maps import current_maps, recorded_flags
 
     db = get_db()
     exp = _experiment(name)
@@ -80,23 +88,25 @@ def experiment(name: str):
         Participant.experiment_id == exp.id).group_by(Participant.status)).all())
     by_source = dict(db.execute(select(Participant.source, func.count()).where(
         Participant.experiment_id == exp.id).group_by(Participant.source)).all())
-    maps = current_maps(db, exp)
+    maps = current_maps(db, exp, arrays=False)
+    flags, maps_without_flags = recorded_flags(maps.values())
     return render_template(
         "admin/experiment.html", experiment=exp, by_status=by_status, by_source=by_source,
         observers=observer_counts(db, exp), completed=completed_counts(db, exp), maps=maps,
-        qc=run_qc(db, exp), target=exp.settings.get("observers"),
+        qc_flags=flags, maps_without_flags=maps_without_flags,
+        last_build=max((m.built_at for m in maps.values()), default=None), target=exp.settings.get("observers"),
     )
 
 
 @bp.get("/stimuli/<int:stimulus_id>/heatmap.png")
 def heatmap(stimulus_id: int):
     """The stimulus with its current map overlaid (PNG, natural size)."""
-    from studyweb.maps import current_maps
+    from studyweb.maps import current_map
 
     stimulus = get_db().get(Stimulus, stimulus_id)
     if stimulus is None:
         abort(404)
-    fixation_map = current_maps(get_db(), stimulus.experiment).get(stimulus.id)
+    fixation_map = current_map(get_db(), stimulus.id)
     return send_file(io.BytesIO(overlay_png(stimulus, fixation_map)), mimetype="image/png", max_age=0)
 
 
@@ -113,19 +123,25 @@ def build_maps(name: str):
 
 @bp.post("/e/<name>/export")
 def export(name: str):
-    """what=dataset: maps into the experiment's dataset; what=csv: a zip of tidy CSVs."""
-    from studyweb.export import export_csv, export_to_dataset
+    """what=dataset: maps into the experiment's dataset (force=1 replaces maps that have more
+    observers; without it such an export is refused, flashed in the category 'export-refused'
+    so the page offers the confirmation); what=csv: a zip of tidy CSVs."""
+    from studyweb.export import FewerObservers, export_csv, export_to_dataset
 
     db = get_db()
     exp = _experiment(name)
     what = request.form.get("what")
     if what == "dataset":
         try:
-            result = export_to_dataset(db, exp)
+            result = export_to_dataset(db, exp, force=request.form.get("force") == "1")
+        except FewerObservers as exc:
+            flash(f"Export refused: {exc.summary}. Nothing was written.", "export-refused")
         except ValueError as exc:
             flash(f"Export failed: {exc}")
         else:
-            flash(f"Exported {result['maps']} maps into {result['dataset']}.")
+            forced = len(result["replaced_fewer"])
+            flash(f"Exported {result['maps']} maps into {result['dataset']}"
+                  + (f", replacing {forced} map(s) that had more observers." if forced else "."))
         return redirect(url_for("admin.experiment", name=name))
     if what == "csv":
         buffer = io.BytesIO()

@@ -2,8 +2,12 @@
 
 Auth: the participant token (X-Participant-Token header, `t` query, or the cookie); a token
 reaches only its own participant's trials (404 otherwise). Every refusal is a 4xx JSON
-{"error": short name, "message": what was wrong}. Saves are idempotent by idempotency_key
-(`studyweb.db.record_save`): the same key twice stores once and answers 200 both times.
+{"error": short name, "message": what was wrong}; a save refused for its content stays refused
+when sent again, so the browser's queue sets it aside and goes on (`static/saver.js`). Saves are
+idempotent by the participant's idempotency_key (`studyweb.db.record_save`): the same key with
+the same content twice stores once and answers 200 both times; the key with other content
+answers 409. Text the database cannot store (lone surrogates, NUL) is stored with U+FFFD in its
+place (`validate.parse_json_object`).
 """
 from __future__ import annotations
 
@@ -13,12 +17,12 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy.exc import StatementError
 from werkzeug.exceptions import HTTPException
 
-from studyweb import get_db
 from studyweb.api.validate import ApiError, check_events_body, check_save, parse_json_object
-from studyweb.db import (FINISHED_STATUSES, Click, Event, Participant, Stimulus, Trial, claim_key, record_save, utcnow,
-                         write_lock)
+from studyweb.db import (FINISHED_STATUSES, Click, Event, KeyReused, Participant, Stimulus, Trial, claim_key,
+                         content_digest, get_db, record_save, utcnow, write_lock)
 from studyweb.participant.auth import current_participant, request_token
 
 LAST_SEEN_PRECISION = dt.timedelta(minutes=1)
@@ -80,6 +84,7 @@ def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
     if row.status in FINISHED_STATUSES:
         raise ApiError(409, f"this participation has ended (status {row.status!r})")
     key, clicks, done = save["idempotency_key"], save["clicks"], save["done"]
+    digest = _content_digest(body)
     now = utcnow()
     display_w, display_h = save["display_w"], save["display_h"]
     click_rows = [dict(trial_id=trial_id, x=x, y=y, t_ms=t, display_w=display_w, display_h=display_h,
@@ -101,7 +106,7 @@ def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
     with lock:
         try:
             # The idempotency claim first (a duplicate key writes nothing else).
-            if not claim_key(conn, key, row.id, "trial"):
+            if not claim_key(conn, key, row.id, "trial", digest):
                 conn.commit()
                 return dict(ok=True, duplicate=True, stored_clicks=0, status=row.status)
             if row.trial_status == "done":
@@ -128,13 +133,14 @@ def events():
     """Browser events outside a trial save: {idempotency_key, events: [{type, t_ms, data}],
     trial_id (optional, one of the participant's trials)}."""
     participant = _participant()
-    body = check_events_body(parse_json_object(request.get_data(cache=True)))
+    raw = parse_json_object(request.get_data(cache=True))
+    body = check_events_body(raw)
     db = get_db()
     if body["trial_id"] is not None:
         trial = db.get(Trial, body["trial_id"])
         if trial is None or trial.participant_id != participant.id:
             raise ApiError(404, f"trial {body['trial_id']} is not one of this participant's trials")
-    if not record_save(db, body["idempotency_key"], participant.id, "events"):
+    if not record_save(db, body["idempotency_key"], participant.id, "events", _content_digest(raw)):
         db.rollback()
         return jsonify(ok=True, duplicate=True, stored_events=0)
     db.add_all(Event(participant_id=participant.id, trial_id=body["trial_id"], **ev) for ev in body["events"])
@@ -146,6 +152,8 @@ def events():
 def register_error_handlers(app) -> None:
     """API errors (and HTTP errors under /api/) as JSON; other pages keep Flask's HTML."""
     app.register_error_handler(ApiError, lambda e: (jsonify(error=_reason(e.status), message=e.message), e.status))
+    app.register_error_handler(KeyReused, lambda e: (jsonify(error=_reason(409), message=str(e)), 409))
+    app.register_error_handler(StatementError, _database_error)
     for code in ERROR_CODES:
         app.register_error_handler(code, _http_error)
     app.register_error_handler(500, _server_error)
@@ -159,6 +167,21 @@ def _http_error(exc: HTTPException):
         limit = request.max_content_length
         message = f"the request body is larger than the limit of {limit} bytes"
     return jsonify(error=_reason(exc.code), message=message), exc.code
+
+
+def _database_error(exc: StatementError):
+    """A value the database refused to store (DataError, or a driver that cannot encode it) is
+    the request's fault: 422, so the client does not resend it forever. Anything else (the
+    database down, a lock timeout) stays a 500 the client retries."""
+    from sqlalchemy.exc import DataError
+
+    if isinstance(exc, DataError) or isinstance(exc.orig, (UnicodeError, ValueError)):
+        log.warning("refused a value the database cannot store on %s: %s", request.path, str(exc.orig)[:200])
+        message = f"a value in this request cannot be stored: {str(exc.orig)[:200]}"
+        if request.path.startswith("/api/"):
+            return jsonify(error=_reason(422), message=message), 422
+        return message, 422
+    return _server_error(exc)
 
 
 def _server_error(exc):
@@ -207,6 +230,11 @@ _INSERT_CLICKS = insert(Click.__table__)
 _INSERT_EVENTS = insert(Event.__table__)
 
 
+def _content_digest(body: dict) -> str:
+    """The digest a save's idempotency key is held to: everything in the body but the key."""
+    return content_digest({k: v for k, v in body.items() if k != "idempotency_key"})
+
+
 def _participant() -> Participant:
     participant = current_participant()
     if participant is None:
@@ -233,21 +261,29 @@ def _touch(participant: Participant, now) -> None:
 
 
 def _trial_json(participant: Participant, trial: Trial, settings: dict, number: int) -> dict:
+    """What the task page needs for one trial: sizes in image px (the practice image the page
+    draws is 480x360), display_width_px in CSS px, times in ms."""
+    from studyweb.experiments import blur_sigma_image_px, bubble_radius_image_px, setting
+
     out = {"id": trial.id, "position": trial.position, "is_practice": trial.is_practice,
            "status": trial.status, "number": number}
     if trial.status == "done":
         return out
     stim = trial.stimulus
     time_limit_s = settings.get("time_limit_s")
+    natural_w = stim.width if stim else 480
     out.update(
-        natural_w=stim.width if stim else 480, natural_h=stim.height if stim else 360,
+        natural_w=natural_w, natural_h=stim.height if stim else 360,
         blurred_url=url_for("tasks.image", trial_id=trial.id, kind="blurred", t=participant.token) if stim else None,
         sharp_url=url_for("tasks.image", trial_id=trial.id, kind="sharp", t=participant.token) if stim else None,
         save_url=url_for("api.save_trial", trial_id=trial.id),
         mode=settings.get("mode", "free"),
         time_limit_ms=None if time_limit_s is None else float(time_limit_s) * 1000,
         click_cap=settings.get("max_clicks"),
-        bubble_radius=float(settings.get("bubble_radius_px", 30.0)),
+        bubble_radius=bubble_radius_image_px(settings, natural_w),
+        blur_sigma=blur_sigma_image_px(settings, natural_w),
+        display_width_px=float(setting(settings, "display_width_px")),
+        max_upscale=float(setting(settings, "max_upscale")),
         clicks_saved=[{"x": c.x, "y": c.y, "t_ms": c.t_ms} for c in trial.clicks],
         elapsed_ms=trial.duration_ms or 0.0,
     )

@@ -15,6 +15,8 @@ MAX_CLICKS_PER_SAVE = 2000
 MAX_EVENTS_PER_SAVE = 500
 MAX_TEXT = 5000
 MAX_DISPLAY_PX = 100_000
+REPLACEMENT = "\ufffd"
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")  # json joins valid pairs: any surrogate left is lone
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SAVE_FIELDS = {"idempotency_key", "clicks", "display_w", "display_h", "done", "events", "response_text", "elapsed_ms"}
@@ -31,7 +33,12 @@ class ApiError(Exception):
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object (400 if it is not one; NaN/Infinity refused)."""
+    """The request body as a JSON object (400 if it is not one; NaN/Infinity refused).
+
+    Text no database can store is replaced, never refused: a lone UTF-16 surrogate (JSON
+    "\\ud800", which UTF-8 cannot encode) and NUL ("\\u0000", which PostgreSQL text cannot hold)
+    become U+FFFD in every string of the body, keys included, so a participant's odd text is
+    stored with that character replaced instead of failing the save."""
     if not raw:
         raise ApiError(400, "the request body is empty; expected a JSON object")
     try:
@@ -40,6 +47,17 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise ApiError(400, f"the request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(value, dict):
         raise ApiError(400, f"expected a JSON object, got {type(value).__name__}")
+    return clean_strings(value) if b"\\u" in raw else value  # both come only from \\u escapes
+
+
+def clean_strings(value: Any) -> Any:
+    """`value` (parsed JSON) with lone surrogates and NUL replaced by U+FFFD in every string."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(REPLACEMENT, value)
+    if isinstance(value, list):
+        return [clean_strings(v) for v in value]
+    if isinstance(value, dict):
+        return {clean_strings(k): clean_strings(v) for k, v in value.items()}
     return value
 
 

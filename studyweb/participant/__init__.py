@@ -11,8 +11,7 @@ import logging
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from studyweb import get_db
-from studyweb.db import FINISHED_STATUSES, Experiment, Participant, utcnow
+from studyweb.db import FINISHED_STATUSES, Experiment, Participant, get_db, utcnow
 from studyweb.participant.auth import current_participant, set_token_cookie
 from studyweb.participant.enrol import RefusedEntry, assign_trials, enter
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import current_app, request
 from sqlalchemy import select
 
-from studyweb import get_db
-from studyweb.db import Participant
+from studyweb.db import Participant, get_db
 
 MAX_TOKEN_LENGTH = 64
 

@@ -1,9 +1,16 @@
 // The save queue: every piece of participant data goes through here so none is lost.
 // Each item gets a client-generated idempotency key when it is queued; items live in
 // localStorage until the server acknowledges them, and are retried in order with
-// exponential backoff across network drops and page reloads.
+// exponential backoff across network drops and page reloads. A save the server refuses for
+// its content (4xx) is never resent as it was: it is recorded aside, and the queue moves on,
+// so one bad save never blocks the participant's later ones. When the refused save carried
+// text or events, the same save is sent once more without them (under a new key: other
+// content), and a refused trial end is sent once more without its clicks, so the trial still
+// ends and the study goes on to the completion code.
 
 const MAX_DELAY_MS = 30000;
+// Refusals that say something in the body was wrong (not who is asking, nor the trial's state).
+const CONTENT_REFUSALS = new Set([400, 413, 415, 422]);
 
 /** A random UUID; crypto.randomUUID exists only in secure contexts (https, localhost). */
 export function newKey() {
@@ -81,6 +88,7 @@ export class SaveQueue {
     this.sending = true;
     const item = this.items[0];
     let retry = false;
+    let smaller = null; // what is still worth sending of a refused item
     try {
       const res = await fetch(item.url, {
         method: "POST",
@@ -94,12 +102,10 @@ export class SaveQueue {
       } else if (res.status >= 500 || res.status === 408 || res.status === 429) {
         retry = true;
       } else {
-        // The server refused this item for good (validation); keep it aside, never resend.
+        // The server refused this item for good: keep it aside, never resend it as it was.
         const why = await res.text().catch(() => "");
-        const rejected = this._load(this.rejectedKey);
-        rejected.push({ ...item, status: res.status, why: why.slice(0, 500) });
-        this.storage.setItem(this.rejectedKey, JSON.stringify(rejected.slice(-50)));
-        console.warn("save refused", res.status, why);
+        this._recordRefusal(item, res.status, why);
+        if (CONTENT_REFUSALS.has(res.status)) smaller = reducedSave(item);
       }
     } catch (err) {
       retry = true; // network down, server restarting
@@ -111,9 +117,24 @@ export class SaveQueue {
       this.timer = setTimeout(() => this._sendNext(), delay * (0.75 + Math.random() / 2));
       return;
     }
-    this.items.shift();
+    if (smaller) this.items[0] = smaller;
+    else this.items.shift();
     this._persist();
     this._sendNext();
+  }
+
+  /** The items the server refused (most recent last, at most 50), kept in localStorage. */
+  get rejected() {
+    return this._load(this.rejectedKey);
+  }
+
+  _recordRefusal(item, status, why) {
+    const rejected = this._load(this.rejectedKey);
+    rejected.push({ ...item, status, why: why.slice(0, 500) });
+    try {
+      this.storage.setItem(this.rejectedKey, JSON.stringify(rejected.slice(-50)));
+    } catch { /* storage full: the console line below is all that is left */ }
+    console.warn("save refused", status, why);
   }
 
   _load(key) {
@@ -132,4 +153,24 @@ export class SaveQueue {
       console.warn("localStorage full; keeping saves in memory only", err);
     }
   }
+}
+
+/**
+ * What is still worth sending of a refused save, or null: first the save without its free text
+ * and events; then, for a trial end, the end alone (no clicks). A new idempotency key each time,
+ * as the content differs.
+ */
+export function reducedSave(item) {
+  const body = item.body;
+  const stage = item.reduced ?? 0;
+  const hasExtras = body.response_text != null || (body.events && body.events.length > 0);
+  if (stage < 1 && hasExtras) {
+    const { response_text: _text, ...rest } = body;
+    return { ...item, reduced: 1, body: { ...rest, events: [], idempotency_key: newKey() } };
+  }
+  if (stage < 2 && body.done && body.clicks && body.clicks.length > 0) {
+    const { response_text: _text, ...rest } = body;
+    return { ...item, reduced: 2, body: { ...rest, events: [], clicks: [], idempotency_key: newKey() } };
+  }
+  return null;
 }

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, send_file
 
-from studyweb import get_db
-from studyweb.db import Trial
+from studyweb.db import Trial, get_db
 from studyweb.experiments import blurred_image, stimulus_image_path
 from studyweb.participant import _participant_or_entry, elsewhere
 from studyweb.participant.auth import current_participant

@@ -140,9 +140,8 @@ def study_app_on(tmp_path, dataset):
     def make(url: str):
         init_db(url)
         instance = tmp_path / f"instance{len(apps)}"
-        study = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test",
+        study = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": None,  # the instance's key
                             "INSTANCE_DIR": str(instance), "MAX_CONTENT_LENGTH": 64 * 1024})
-        study.instance_path = str(instance)
         apps.append(study)
         with study.app_context():
             db = study.extensions["studyweb.sessions"]()
@@ -161,8 +160,9 @@ def study_app_on(tmp_path, dataset):
 
 
 class GunicornServer:
-    """`gunicorn 'studyweb:create_app()'` on 127.0.0.1:`port`, in a process group of its own
-    (so `kill()` can SIGKILL the master and its workers at once, as a crash would).
+    """`gunicorn -c python:studyweb.gunicorn_conf 'studyweb:create_app()'` (the README's
+    production command) on 127.0.0.1:`port`, in a process group of its own (so `kill()` can
+    SIGKILL the master and its workers at once, as a crash would).
 
     workers=2 gthread workers with `threads` threads each: sync workers serve one request per
     process, so 50 clients would queue behind 2 requests; threads overlap the waits on the
@@ -185,9 +185,10 @@ class GunicornServer:
         if self.process is not None:
             raise RuntimeError(f"gunicorn on port {self.port} is already running (pid {self.process.pid})")
         env = {**os.environ, "GAZELAB_DATABASE_URL": self.database_url, "GAZELAB_INSTANCE_DIR": self.instance_dir,
-               "GAZELAB_SECRET_KEY": "reliability-test", "GAZELAB_ENV": "development"}
-        command = [sys.executable, "-m", "gunicorn", "--workers", str(self.workers), "--worker-class", "gthread",
-                   "--threads", str(self.threads), "--bind", f"127.0.0.1:{self.port}", "--no-control-socket",
+               "GAZELAB_ENV": "development", "GAZELAB_ACCESS_LOG": ""}
+        env.pop("GAZELAB_SECRET_KEY", None)  # the key generated into the instance folder, shared by the workers
+        command = [sys.executable, "-m", "gunicorn", "-c", "python:studyweb.gunicorn_conf",
+                   "--workers", str(self.workers), "--threads", str(self.threads), "--bind", f"127.0.0.1:{self.port}",
                    "--graceful-timeout", "5", "--log-level", "warning", "studyweb:create_app()"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -199,9 +200,9 @@ class GunicornServer:
                 raise RuntimeError(f"gunicorn exited while starting:\n{self.log_tail()}")
             try:
                 # No token: 401 from the app itself, without touching the database.
-                if requests.get(f"{self.url}/api/v1/session", timeout=2).status_code == 401:
+                if requests.get(f"{self.url}/api/v1/session", timeout=10).status_code == 401:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy to answer in time
                 pass
             if time.monotonic() > deadline:
                 self.kill()
@@ -219,6 +220,33 @@ class GunicornServer:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        self.process.wait()
+        self.process = None
+
+    def worker_pids(self) -> list[int]:
+        """The pids of the master's children (its workers), from /proc."""
+        import os
+
+        if self.process is None:
+            return []
+        children = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", "rb") as stat:
+                        fields = stat.read().rsplit(b")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    children.append(int(entry))
+        return children
+
+    def kill_master(self) -> None:
+        """SIGKILL the master alone (its workers are left to notice), and reap it."""
+        import os
+        import signal
+
+        os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait()
         self.process = None
 

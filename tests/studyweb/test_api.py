@@ -26,7 +26,7 @@ def test_session_lists_trials_with_task_parameters(started):
     assert practice["is_practice"] and not first["is_practice"] and (first["number"], second["number"]) == (1, 2)
     assert s["next_trial"] == practice["id"]
     assert (first["natural_w"], first["natural_h"]) == (16, 12)
-    assert first["time_limit_ms"] == 10000 and first["bubble_radius"] == 30 and first["mode"] == "free"
+    assert first["time_limit_ms"] == 10000 and first["bubble_radius"] == pytest.approx(0.03 * 16) and first["mode"] == "free"
     assert first["clicks_saved"] == [] and token in first["sharp_url"]
 
 
@@ -174,3 +174,57 @@ def test_events_endpoint_is_idempotent(started, participant_of):
     assert kinds == [("resize", {"w": 800}), ("fullscreen_exit", None)]
     r = client.post("/api/v1/events", headers={H: token}, json={**body, "idempotency_key": "ev2", "trial_id": 10**6})
     assert r.status_code == 404
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "\udfff tail", "a\x00b", "\ud83d"])  # lone surrogates, NUL
+def test_text_no_database_can_store_is_kept_with_a_replacement_character(started, participant_of, bad):
+    """A lone UTF-16 surrogate (JSON "\\ud800") cannot be encoded for the database, NUL cannot be
+    held by PostgreSQL text: the save succeeds with U+FFFD in their place (text, event data and
+    its keys alike), so the participant's clicks and later saves are never lost to it."""
+    client, token, s = started
+    tid = s["trials"][1]["id"]
+    r = _save(client, token, tid, "text-1", [(2, 3, 40)], done=True, response_text=f"x{bad}y",
+              events=[{"type": "resize", "t_ms": 5, "data": {f"k{bad}": [f"v{bad}"]}}])
+    assert r.status_code == 200, r.get_json()
+    clean = bad.replace("\x00", "\ufffd").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    trial = participant_of(token).trials[1]
+    assert trial.response_text == f"x{clean}y" and len(trial.clicks) == 1
+    assert participant_of(token).events[-1].payload == {f"k{clean}": [f"v{clean}"]}
+    # Later saves go on as usual.
+    assert _save(client, token, s["trials"][2]["id"], "text-2", [(1, 1, 1)], done=True).status_code == 200
+
+
+def test_a_valid_surrogate_pair_is_stored_as_it_was(started, participant_of):
+    client, token, s = started
+    r = client.post(f"/api/v1/trials/{s['trials'][1]['id']}/save", headers={H: token, "Content-Type": "application/json"},
+                    data=b'{"idempotency_key": "emoji", "response_text": "\\ud83d\\ude00", "done": true}')
+    assert r.status_code == 200 and participant_of(token).trials[1].response_text == "\U0001F600"
+
+
+def test_an_idempotency_key_belongs_to_one_participant(enrol, participant_of):
+    a, token_a = enrol(PROLIFIC_PID="key-a")
+    b, token_b = enrol(PROLIFIC_PID="key-b")
+    trial_a = a.get("/api/v1/session", headers={H: token_a}).get_json()["trials"][1]["id"]
+    trial_b = b.get("/api/v1/session", headers={H: token_b}).get_json()["trials"][1]["id"]
+    assert _save(a, token_a, trial_a, "shared-key", [(1, 1, 10)]).get_json()["duplicate"] is False
+    r = _save(b, token_b, trial_b, "shared-key", [(2, 2, 20), (3, 3, 30)])
+    assert r.status_code == 200 and r.get_json()["duplicate"] is False  # B's clicks are B's, not a duplicate
+    assert [(c.x, c.y) for c in participant_of(token_b).trials[1].clicks] == [(2, 2), (3, 3)]
+    assert [(c.x, c.y) for c in participant_of(token_a).trials[1].clicks] == [(1, 1)]
+
+
+def test_a_key_sent_again_with_other_content_is_409_never_silence(started, participant_of):
+    client, token, s = started
+    tid = s["trials"][1]["id"]
+    assert _save(client, token, tid, "k-once", [(1, 1, 10)]).status_code == 200
+    r = _save(client, token, tid, "k-once", [(5, 5, 50)])
+    assert r.status_code == 409 and "k-once" in r.get_json()["message"] and "different content" in r.get_json()["message"]
+    assert [(c.x, c.y) for c in participant_of(token).trials[1].clicks] == [(1, 1)]
+    # The same key on the events route is another save: also refused, not dropped.
+    r = client.post("/api/v1/events", headers={H: token}, json={"idempotency_key": "k-once", "events": []})
+    assert r.status_code == 409
+    ev = {"idempotency_key": "ev-1", "events": [{"type": "resize", "t_ms": 1}]}
+    assert client.post("/api/v1/events", headers={H: token}, json=ev).get_json()["duplicate"] is False
+    assert client.post("/api/v1/events", headers={H: token}, json=ev).get_json()["duplicate"] is True
+    ev["events"][0]["t_ms"] = 2
+    assert client.post("/api/v1/events", headers={H: token}, json=ev).status_code == 409

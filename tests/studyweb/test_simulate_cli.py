@@ -50,4 +50,4 @@ def test_simulate_command_stores_simulated_clicks_near_salient_objects(run_cli, 
 def test_simulate_command_against_no_server_fails_in_one_line(run_cli, app):
     code, _, err = run_cli("study", "simulate", EXPERIMENT, "--url", "http://127.0.0.1:9", "--participants", 1,
                            "--model", "centre", "--db", app.config["DATABASE_URL"])
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "failed" in err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no study server answers" in err
