@@ -77,12 +77,18 @@ def _freeze_startup_objects() -> None:
 
 def _session_interface():
     """Flask's signed-cookie sessions, with the signing serializer built once per secret key
-    (Flask builds it on every request, session cookie or not; the API never needs one)."""
+    (Flask builds it on every request, session cookie or not), and none at all on the JSON API,
+    which never reads or writes one."""
     from flask.sessions import SecureCookieSessionInterface
 
     class CachedSerializerSessionInterface(SecureCookieSessionInterface):
         def __init__(self):
             self._serializers = {}
+
+        def open_session(self, app, request):
+            if request.path.startswith("/api/"):  # the API authenticates by participant token alone
+                return self.null_session_class()
+            return super().open_session(app, request)
 
         def get_signing_serializer(self, app):
             if not app.secret_key:

@@ -64,6 +64,10 @@ def _throttle_logins(app) -> None:
     def user_and_address() -> str:
         return f"{request.form.get('username', '')[:64].strip().lower()}|{get_remote_address()}"
 
+    @limiter.request_filter
+    def not_the_login() -> bool:  # the limiter skips every other request at once (the saves' hot path)
+        return request.endpoint != LOGIN_ENDPOINT
+
     failed = lambda response: response.status_code == 401  # noqa: E731 — only failures count
     view = app.view_functions[LOGIN_ENDPOINT]
     view = limiter.limit(per_address, methods=["POST"], deduct_when=failed, scope="login-address")(view)
