@@ -1,5 +1,5 @@
-"""App-wide protections: the admin login throttle (Flask-Limiter), security headers, the Origin
-check on state-changing requests, and the client address behind a reverse proxy.
+"""App-wide protections: the admin login throttle (the `limits` library), security headers, the
+Origin check on state-changing requests, and the client address behind a reverse proxy.
 
 Settings (app.config, from the environment in `studyweb.config`):
 LOGIN_LIMITS           failed admin logins allowed, per username and address and per address
@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 # The admin pages load scripts, styles and images only from this server and are never framed.
 ADMIN_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
              "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-LOGIN_ENDPOINT = "admin.login"
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -33,7 +32,9 @@ def init_app(app) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
-    _throttle_logins(app)
+    per_user, per_address = app.config.get("LOGIN_LIMITS", ("5 per minute", "30 per minute"))
+    app.extensions["studyweb.login_throttle"] = LoginThrottle(
+        app.config.get("RATELIMIT_STORAGE_URI", "memory://"), per_user, per_address)  # one per app: tests never share
     app.before_request(_check_origin)
 
     @app.after_request
@@ -49,32 +50,47 @@ def init_app(app) -> None:
         return response
 
 
-def _throttle_logins(app) -> None:
-    """Count failed logins (answers 401) per (username, address) and per address with
-    Flask-Limiter; over a limit the login answers 429 with a Retry-After header. A limiter per
-    app, so apps in one process (tests) never share counts."""
-    from flask import request
-    from flask_limiter import Limiter
-    from flask_limiter.util import get_remote_address
+class LoginThrottle:
+    """Failed admin logins counted in moving one-minute windows (the `limits` library, which
+    Flask-Limiter is built on), per (username, address) and per address. Only the login view
+    consults it, so no other request pays for it."""
 
-    limiter = Limiter(get_remote_address, app=app, storage_uri=app.config.get("RATELIMIT_STORAGE_URI", "memory://"),
-                      headers_enabled=True, default_limits=[])
-    per_user, per_address = app.config.get("LOGIN_LIMITS", ("5 per minute", "30 per minute"))
+    def __init__(self, storage_uri: str = "memory://", per_user: str = "5 per minute",
+                 per_address: str = "30 per minute"):
+        from limits import parse
+        from limits.storage import storage_from_string
+        from limits.strategies import MovingWindowRateLimiter
 
-    def user_and_address() -> str:
-        return f"{request.form.get('username', '')[:64].strip().lower()}|{get_remote_address()}"
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._limits = ((parse(per_user), True), (parse(per_address), False))
 
-    @limiter.request_filter
-    def not_the_login() -> bool:  # the limiter skips every other request at once (the saves' hot path)
-        return request.endpoint != LOGIN_ENDPOINT
+    def retry_after(self, username: str, address: str) -> int | None:
+        """Seconds until this username may try again from this address, or None if it may now."""
+        import math
+        import time
 
-    failed = lambda response: response.status_code == 401  # noqa: E731 — only failures count
-    view = app.view_functions[LOGIN_ENDPOINT]
-    view = limiter.limit(per_address, methods=["POST"], deduct_when=failed, scope="login-address")(view)
-    view = limiter.limit(per_user, key_func=user_and_address, methods=["POST"], deduct_when=failed,
-                         scope="login-user")(view)
-    app.view_functions[LOGIN_ENDPOINT] = view
-    app.extensions["studyweb.limiter"] = limiter
+        for item, with_user in self._limits:
+            keys = self._keys(username, address, with_user)
+            if not self._limiter.test(item, *keys):
+                reset = self._limiter.get_window_stats(item, *keys).reset_time
+                return max(1, math.ceil(reset - time.time()))
+        return None
+
+    def failed(self, username: str, address: str) -> None:
+        """Count one failed login."""
+        for item, with_user in self._limits:
+            self._limiter.hit(item, *self._keys(username, address, with_user))
+
+    @staticmethod
+    def _keys(username: str, address: str, with_user: bool) -> tuple[str, ...]:
+        return ("admin-login", username.strip().lower()[:64], address) if with_user else ("admin-login", address)
+
+
+def login_throttle():
+    """The app's LoginThrottle (made by `init_app`)."""
+    from flask import current_app
+
+    return current_app.extensions["studyweb.login_throttle"]
 
 
 def _check_origin():

@@ -17,6 +17,7 @@ from studyweb.admin.csrf import check_csrf, csrf_token
 from studyweb.admin.heatmap import overlay_png
 from studyweb.admin.sessions import current_admin, end_session, start_session
 from studyweb.db import Admin, Experiment, Participant, Stimulus, get_db
+from studyweb.security import login_throttle
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -41,17 +42,28 @@ def no_store(response):
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
+    """The login form. Failed logins are throttled (`studyweb.security.LoginThrottle`): past the
+    limit the page answers 429 with Retry-After, whatever the password."""
+    error, status, headers = None, 200, {}
     if request.method == "POST":
         username = request.form.get("username", "")[:64]
+        address = request.remote_addr or ""
+        throttle = login_throttle()
+        wait = throttle.retry_after(username, address)
+        if wait is not None:
+            log.warning("admin login throttled for %r from %s (%d s)", username, address, wait)
+            error, status, headers = (f"Too many failed logins. Try again in {wait} s.", 429,
+                                      {"Retry-After": str(wait)})
+            return render_template("admin/login.html", error=error), status, headers
         admin = get_db().scalars(select(Admin).where(Admin.username == username)).first()
         if admin is not None and admin.check_password(request.form.get("password", "")):
             start_session(get_db(), admin)  # a fresh cookie session (and CSRF token): no fixation
             get_db().commit()
             target = request.args.get("next", "")
-            return redirect(target if target.startswith("/admin") else url_for("admin.index"))
-        error = "Wrong username or password."
-    return render_template("admin/login.html", error=error), 401 if error else 200
+            return redirect(target if target.startswith("/admin/") else url_for("admin.index"))
+        throttle.failed(username, address)
+        error, status = "Wrong username or password.", 401
+    return render_template("admin/login.html", error=error), status, headers
 
 
 @bp.post("/logout")
@@ -59,14 +71,6 @@ def logout():
     """End the session on the server too: a copy of the cookie opens nothing afterwards."""
     end_session(get_db())
     return redirect(url_for("admin.login"))
-
-
-@bp.errorhandler(429)
-def too_many_logins(exc):
-    """The login throttle (`studyweb.security`): the login page, saying when to try again."""
-    retry = exc.get_response().headers.get("Retry-After") if hasattr(exc, "get_response") else None
-    error = "Too many failed logins. Wait a minute, then try again."
-    return render_template("admin/login.html", error=error), 429, {"Retry-After": retry or "60"}
 
 
 @bp.get("/")

@@ -93,7 +93,9 @@ def test_export_over_maps_with_more_observers_needs_a_confirmation(admin, enrol,
     admin.post("/admin/e/pilot/build-maps", data={"csrf_token": admin.csrf})
     before = _snapshot(dataset.path)  # maps of 7 (x) and 8 (y) observers; the new ones have 1 or 2
     r = admin.post("/admin/e/pilot/export", data={"csrf_token": admin.csrf, "what": "dataset"}, follow_redirects=True)
-    assert b"Export refused" in r.data and "000000_x 7 → ".encode() in r.data and b"Nothing was written" in r.data
+    # Which stimuli the 3 participants saw is random; each map refused names its side and counts.
+    assert b"Export refused" in r.data and b"Nothing was written" in r.data
+    assert re.search(r"\d{6}_x 7 → [123]|\d{6}_y 8 → [123]".encode(), r.data)
     assert _snapshot(dataset.path) == before
     form = re.search(rb'<form[^>]*id="confirm-export".*?</form>', r.data, re.S).group(0)
     assert f'name="csrf_token" value="{admin.csrf}"'.encode() in form
@@ -111,7 +113,7 @@ def test_export_over_maps_with_more_observers_needs_a_confirmation(admin, enrol,
                    follow_redirects=True)
     assert b"Exported" in r.data and b"map(s) that had more observers" in r.data
     pairs = Dataset.open(dataset.path).pairs
-    assert pairs["n_observers_x"].max() <= 2 and pairs["n_observers_y"].max() <= 2
+    assert pairs["n_observers_x"].max() <= 3 and pairs["n_observers_y"].max() <= 3  # at most M = 3
     assert pairs["kl_xy"].notna().all()
 
 
