@@ -9,13 +9,13 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from datagen.blender.visibility import check_visibility
+from datagen.dataset import temp_file_beside
 from datagen.generator_config import GeneratorConfig
 from datagen.sampling import sample_pair
 from datagen.splits import assign_split
@@ -160,7 +160,7 @@ def _renderer(config: GeneratorConfig):
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file_beside(path)  # the dataset's usual mode (mkstemp's would be 0600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=1, sort_keys=True)
         handle.flush()

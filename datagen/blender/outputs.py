@@ -97,11 +97,14 @@ def exr_channel(path: Path, suffix: str) -> np.ndarray:
 
 
 def temp_beside(path: Path) -> Path:
-    """A new empty hidden file in `path`'s folder (created if needed), for write-then-rename."""
+    """A new empty hidden file in `path`'s folder (created if needed), for write-then-rename,
+    with the dataset's usual mode (0666 & ~umask; mkstemp's would be 0600)."""
+    import secrets
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.png", dir=path.parent)
-    os.close(fd)
-    return Path(name)
+    name = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp.png")  # .png: cv2 picks the format by it
+    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return name
 
 
 def write_png(path: Path, array: np.ndarray) -> None:

@@ -132,6 +132,22 @@ def test_render_pairs_with_two_workers_is_valid_and_deterministic(tmp_path):
 
 
 @pytest.mark.blender
+def test_every_file_written_has_the_usual_mode(tmp_path):
+    """Images, masks, scene files and the tables are 0666 & ~umask, as files people share are
+    (write-then-rename through mkstemp had left scene files and images 0600)."""
+    pytest.importorskip("bpy")
+    old = os.umask(0o022)
+    try:
+        generate(tmp_path / "ds", _config(n_pairs=1, seed=2), workers=1, progress=False)
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777)
+             for p in (tmp_path / "ds").rglob("*") if p.is_file()}
+    assert {"ds/images/000000_x.png", "ds/masks/000000_y.png", "ds/scenes/000000.json", "ds/pairs.csv"} <= set(modes)
+    assert {path: mode for path, mode in modes.items() if mode != "0o644"} == {}
+
+
+@pytest.mark.blender
 def test_resume_after_the_process_is_killed(tmp_path):
     pytest.importorskip("bpy")
     out = tmp_path / "ds"
