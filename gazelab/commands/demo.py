@@ -168,7 +168,8 @@ def _maps_and_export(db_url: str, dataset_dir: Path) -> None:
         experiment = experiment_by_name(session, EXPERIMENT)
         built = build_maps(session, experiment)
         session.commit()
-        exported = export_to_dataset(session, experiment, dataset_dir)
+        # The demo's study starts afresh each run: its new maps replace the last run's, whatever their counts.
+        exported = export_to_dataset(session, experiment, dataset_dir, force=True)
     click.echo(f"      {built['built']} maps from {built['kept_participants']} participants "
                f"({len(built['excluded_participants'])} excluded by QC); {exported['maps']} written into "
                f"{exported['dataset']}")
