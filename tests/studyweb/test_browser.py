@@ -5,19 +5,12 @@ the canvas is scaled; clicks are made at display positions and must be stored at
 image pixel positions within 1 px."""
 from __future__ import annotations
 
-import shutil
-import threading
-
 import pytest
 
-pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium")
-if CHROMIUM is None:
-    pytest.skip("browser tests need Debian's chromium (`which chromium` found nothing)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
+from support.browser import chromium_page, require_browser, served
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+pytestmark = pytest.mark.browser
+require_browser()
 IMAGE_SIZE = (600, 450)  # natural size, image px
 CLICKS = [(0.2, 0.3), (0.75, 0.5), (0.5, 0.9)]  # fractions of the displayed canvas
 
@@ -26,8 +19,6 @@ CLICKS = [(0.2, 0.3), (0.75, 0.5), (0.5, 0.9)]  # fractions of the displayed can
 def server(app, tmp_path, write_pair):
     """Base URL of the app served by werkzeug in a thread, with experiment 'browser' on a
     dataset of 600x450 images (2 trials of 3 clicks each, plus the practice)."""
-    from werkzeug.serving import make_server
-
     from datagen.dataset import Dataset
     from studyweb.experiments import create_experiment
 
@@ -38,22 +29,14 @@ def server(app, tmp_path, write_pair):
                       completion_code="BRWSR1")
     db.commit()
     db.close()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(5)
+    with served(app) as url:
+        yield url
 
 
 @pytest.fixture
 def page():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 480, "height": 400}, device_scale_factor=2)
-        yield context.new_page()
-        context.close()
-        browser.close()
+    with chromium_page(480, 400, device_scale_factor=2) as page:
+        yield page
 
 
 def _do_trial(page, n_clicks=3):

@@ -4,31 +4,24 @@ for its content never blocks the participant's later saves or the completion."""
 from __future__ import annotations
 
 import json
-import shutil
-import threading
+from contextlib import ExitStack
 
 import pytest
 
-pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium")
-if CHROMIUM is None:
-    pytest.skip("browser tests need Debian's chromium (`which chromium` found nothing)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
+from support.browser import chromium_page, require_browser, served
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+pytestmark = pytest.mark.browser
+require_browser()
 
 
 @pytest.fixture
 def serve(app, tmp_path, write_pair):
     """serve(name, **settings) -> base URL of the app (werkzeug, in a thread) with experiment
     `name` on a 3-pair dataset of 64x48 images, 2 trials per participant plus the practice."""
-    from werkzeug.serving import make_server
-
     from datagen.dataset import Dataset
     from studyweb.experiments import create_experiment
 
-    servers = []
+    servers = ExitStack()
 
     def start(name: str, **settings) -> str:
         ds = Dataset.create(tmp_path / name, name, seed=1)
@@ -37,26 +30,16 @@ def serve(app, tmp_path, write_pair):
         create_experiment(db, ds.path, name, per_participant=2, observers=5, completion_code="SAVES1", **settings)
         db.commit()
         db.close()
-        httpd = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        servers.append((httpd, thread))
-        return f"http://127.0.0.1:{httpd.server_port}"
+        return servers.enter_context(served(app))
 
-    yield start
-    for httpd, thread in servers:
-        httpd.shutdown()
-        thread.join(5)
+    with servers:
+        yield start
 
 
 @pytest.fixture
 def page():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 640, "height": 520})
-        yield context.new_page()
-        context.close()
-        browser.close()
+    with chromium_page(640, 520) as page:
+        yield page
 
 
 def _enter(page, base, name, recruit_id):

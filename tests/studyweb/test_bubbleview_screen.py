@@ -6,20 +6,14 @@ taken at CSS scale, one screenshot pixel per CSS pixel."""
 from __future__ import annotations
 
 import re
-import shutil
-import threading
 
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium")
-if CHROMIUM is None:
-    pytest.skip("browser tests need Debian's chromium (`which chromium` found nothing)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
+from support.browser import chromium_page, require_browser, served
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+pytestmark = pytest.mark.browser
+require_browser()
 SIZE = (160, 120)  # natural size, image px
 MAX_UPSCALE = 2
 BUBBLE_FRAC = 0.08  # of the shown width: 25.6 CSS px at 320, large enough to measure
@@ -36,7 +30,6 @@ def server(app, tmp_path, write_pair):
     (random pixels, so every pixel of a bubble differs from the blur; bubble radius 0.08 of the
     width, two clicks end a trial). Two images per participant, after the practice."""
     import cv2
-    from werkzeug.serving import make_server
 
     from datagen.dataset import Dataset
     from studyweb.experiments import create_experiment
@@ -52,22 +45,14 @@ def server(app, tmp_path, write_pair):
         create_experiment(db, ds.path, name, sides="x", per_participant=2, observers=5, **settings)
     db.commit()
     db.close()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(5)
+    with served(app) as url:
+        yield url
 
 
 @pytest.fixture
 def page():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1000, "height": 800}, device_scale_factor=2)
-        yield context.new_page()
-        context.close()
-        browser.close()
+    with chromium_page(1000, 800, device_scale_factor=2) as page:
+        yield page
 
 
 def test_small_image_is_shown_at_most_max_upscale_with_its_objects_visible(server, page):
