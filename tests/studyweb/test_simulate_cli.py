@@ -51,3 +51,24 @@ def test_simulate_command_against_no_server_fails_in_one_line(run_cli, app):
     code, _, err = run_cli("study", "simulate", EXPERIMENT, "--url", "http://127.0.0.1:9", "--participants", 1,
                            "--model", "centre", "--db", app.config["DATABASE_URL"])
     assert code == 2 and len(err.strip().splitlines()) == 1 and "no study server answers" in err
+
+
+def test_the_simulated_client_retries_its_first_request_too(live_url, monkeypatch):
+    """A connection reset before the server ever answered (a restart in progress) is retried
+    like any later failure, not fatal (it made 28 of 200 clients give up in a kill test)."""
+    import requests
+
+    from studyweb.simulate import run_participant
+
+    real = requests.Session.request
+    failures = {"left": 2}
+
+    def reset_first_requests(self, method, url, **kwargs):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise requests.ConnectionError("Connection reset by peer")
+        return real(self, method, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", reset_first_requests)
+    result = run_participant(live_url, EXPERIMENT, 0, retry_for_s=30)
+    assert result["status"] == "complete" and failures["left"] == 0
