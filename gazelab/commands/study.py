@@ -178,6 +178,78 @@ def status(experiment: str, as_json: bool, db_url: str | None) -> None:
     click.echo(f"current maps: {report['maps']}")
 
 
+def _screen_size(ctx, param, value: str | None) -> tuple[int, int] | None:
+    """--screen WxH → (width, height) in pixels."""
+    import re
+
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", value)
+    if not match or min(int(match[1]), int(match[2])) == 0:
+        raise click.BadParameter(f"expected the screen size as WxH in pixels (e.g. 1920x1080), got {value!r}",
+                                 ctx, param)
+    return int(match[1]), int(match[2])
+
+
+def _image_rect(ctx, param, value: str | None) -> tuple[float, ...] | None:
+    """--image-rect X,Y,W,H → four floats (screen pixels)."""
+    import math
+
+    if value is None:
+        return None
+    try:
+        numbers = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        numbers = ()
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
+        raise click.BadParameter(f"expected X,Y,W,H (4 numbers, screen pixels, e.g. 320,140,1280,800), got {value!r}",
+                                 ctx, param)
+    return numbers
+
+
+@group.command("import-fixations")
+@click.argument("experiment")
+@click.option("--csv", "csv_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Fixations: image, participant, x, y, t_ms [, duration_ms]; UTF-8 with a header row.")
+@click.option("--screen", callback=_screen_size, metavar="WxH",
+              help="Screen size in pixels: x, y are screen pixels (needs --image-rect).")
+@click.option("--image-rect", callback=_image_rect, metavar="X,Y,W,H",
+              help="Where each image was drawn on the screen, in screen pixels (needs --screen).")
+@click.option("--replace", is_flag=True, help="Replace participants of this file that were imported before.")
+@DB_OPTION
+def import_fixations(experiment, csv_path, screen, image_rect, replace, db_url) -> None:
+    """Import eye-tracker fixations into EXPERIMENT as participants with source=imported.
+
+    x, y are image pixels at natural size, or screen pixels with --screen and --image-rect.
+    Rows with bad values, unknown images or points outside the image are dropped and counted."""
+    from studyweb.imports import DisplayGeometry, import_fixations as run_import
+
+    if (screen is None) != (image_rect is None):
+        raise click.UsageError("--screen and --image-rect go together: both for screen pixels,"
+                               " neither for image pixels")
+    geometry = DisplayGeometry(*screen, *image_rect) if screen else None
+    with _session(db_url) as session:
+        summary = run_import(session, _experiment(session, experiment), csv_path, geometry=geometry, replace=replace)
+        session.commit()
+    dropped = summary["dropped"]
+    click.echo(f"imported {summary['fixations']} fixations: {summary['participants']} participants,"
+               f" {summary['trials']} trials on {summary['images_matched']} of {summary['stimuli']} images"
+               + (f" (replaced {summary['replaced_participants']} participants imported before)"
+                  if summary["replaced_participants"] else ""))
+    click.echo(f"dropped {sum(dropped.values())} of {summary['rows']} rows: {dropped['bad_values']} bad values,"
+               f" {dropped['unknown_image']} unknown image, {dropped['outside_image']} outside the image")
+    if summary["bad_value_lines"]:
+        click.echo(f"  bad values on lines {', '.join(map(str, summary['bad_value_lines']))}")
+    if summary["unknown_images"]:
+        click.echo(f"  unknown images: {', '.join(summary['unknown_images'])}")
+    if summary["ignored_columns"]:
+        click.echo(f"  ignored columns: {', '.join(summary['ignored_columns'])}")
+    click.echo(f"qc: {summary['mean_fixations_per_trial']:g} fixations per trial on average;"
+               f" {summary['trials_below_min_clicks']} trial(s) with fewer than {summary['min_clicks']}"
+               " (qc.min_clicks) will be dropped from the maps")
+    click.echo(f"next: gazelab study build-maps {experiment}")
+
+
 @group.command("simulate")
 @click.argument("experiment")
 @click.option("--url", "base_url", required=True, help="The running study server, e.g. http://127.0.0.1:5000.")
