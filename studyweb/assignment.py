@@ -8,7 +8,8 @@ minutes. The two sides of a pair never go to the same participant unless allow_b
 The order is shuffled per participant from a seed stored in participant.assignment_seed.
 A recruit id that already has an assignment in the experiment gets no second one unless
 allow_repeat. Trial 0 is a practice trial (is_practice=True) on a stimulus outside the
-participant's own set where possible; practice clicks never enter a map.
+participant's own set where possible; practice clicks never enter a map. A CodeCharts
+experiment gets its tutorial and sentinels instead (`studyweb.codecharts_study.build_trials`).
 
 Concurrency: `assign` first takes the experiment's write lock (`db.lock_experiment`: a no-op
 UPDATE of the experiment row — a row lock on PostgreSQL, the database write lock on SQLite
@@ -81,10 +82,15 @@ def assign(session: Session, experiment: Experiment, participant: Participant, r
         raise StudyFull(f"experiment {experiment.name!r}: every stimulus already has"
                         f" {settings['observers']} observers (or is active with someone)")
     order = [chosen[i] for i in rng.permutation(len(chosen))]
-    practice = _practice_stimulus(stimuli, order)
+    if experiment.task == "codecharts":  # a tutorial, and sentinels between the images
+        from studyweb.codecharts_study import build_trials
 
-    trials = [Trial(participant_id=participant.id, stimulus_id=practice.id, position=0, is_practice=True)]
-    trials += [Trial(participant_id=participant.id, stimulus_id=s.id, position=i + 1) for i, s in enumerate(order)]
+        trials = build_trials(participant, order, list(stimuli), settings, rng)
+    else:
+        practice = _practice_stimulus(stimuli, order)
+        trials = [Trial(participant_id=participant.id, stimulus_id=practice.id, position=0, is_practice=True)]
+        trials += [Trial(participant_id=participant.id, stimulus_id=s.id, position=i + 1)
+                   for i, s in enumerate(order)]
     session.add_all(trials)
     participant.assignment_seed = seed
     participant.last_seen_at = now

@@ -168,9 +168,14 @@ class Participant(Base):
 
 
 class Trial(Base):
-    """One stimulus shown to one participant at `position` (0 = first; the practice trial has
-    is_practice=True). duration_ms is the viewing time; display_w/h the image's shown size in
-    CSS pixels; response_text the description in 'describe' mode."""
+    """One stimulus shown to one participant at `position` (0 = first; practice and tutorial
+    trials have is_practice=True). duration_ms is the viewing time; display_w/h the image's shown
+    size in CSS pixels; response_text the description in BubbleView's 'describe' mode.
+
+    task: the trial's task when it is not the experiment's own (None: the experiment's); spec:
+    what the task needs to run and check the trial, e.g. CodeCharts' {"kind": "image" |
+    "sentinel", "seed", "image_ms", "tutorial"} (`studyweb.codecharts_study`). A sentinel trial
+    has no stimulus."""
 
     __tablename__ = "trials"
     __table_args__ = (UniqueConstraint("participant_id", "position", name="uq_trials_position"),)
@@ -189,6 +194,8 @@ class Trial(Base):
     display_w: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     display_h: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     response_text: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    task: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    spec: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
 
     participant: Mapped[Participant] = relationship(back_populates="trials")
     stimulus: Mapped[Optional[Stimulus]] = relationship()
@@ -233,6 +240,38 @@ class Event(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     participant: Mapped[Participant] = relationship(back_populates="events")
+
+
+class Response(Base):
+    """One answer of a participant in a trial (CodeCharts codes, questionnaire answers), one row
+    per question: what was answered (choice, rating, text, or a point x, y in image pixels of
+    the natural size), whether it was valid (a typed code that is on the chart) and, where the
+    answer is known (sentinels, catch trials), correct; rt_ms from the answer screen's start;
+    shown_methods the candidates' methods in display order; payload what else the task keeps
+    (e.g. the code as typed). One row per (participant, idempotency_key, question)."""
+
+    __tablename__ = "responses"
+    __table_args__ = (UniqueConstraint("participant_id", "idempotency_key", "question", name="uq_responses_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(32))
+    question: Mapped[str] = mapped_column(String(64), default="")
+    choice: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    rating: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    text: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    x: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    y: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    valid: Mapped[bool] = mapped_column(Boolean, default=True)
+    correct: Mapped[Optional[bool]] = mapped_column(Boolean, nullable=True)
+    rt_ms: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    shown_methods: Mapped[Optional[list[str]]] = mapped_column(JSON, nullable=True)
+    payload: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    trial: Mapped[Trial] = relationship()
 
 
 class SaveRecord(Base):

@@ -10,6 +10,9 @@ Settings (stored as JSON on the experiment):
 - display_width_px: the CSS width an image is shown at (1000), shrunk to fit the window;
   max_upscale: the most an image is enlarged (2: a 160 px wide image is shown at most 320 CSS
   px wide).
+- codecharts (task 'codecharts' only): fixation_ms, image_ms (one or more durations),
+  chart_ms, sentinel_every, tutorial, sentinel_radius_px (`studyweb.codecharts_study`); its
+  QC counts one gaze point per trial (min_clicks 1, no IQR rule) unless qc says otherwise.
 - time_limit_s, max_clicks (None = no cap), mode ('free' | 'describe'), per_participant (K
   stimuli each), observers (M per stimulus), sides, allow_both_sides, allow_repeat,
   active_timeout_min (minutes a started participant still counts as an observer),
@@ -41,7 +44,7 @@ from studyweb.db import Experiment, Stimulus
 
 log = logging.getLogger(__name__)
 
-TASKS = ("bubbleview",)
+TASKS = ("bubbleview", "codecharts")
 MODES = ("free", "describe")
 DEFAULT_QC = {"min_clicks": 2, "iqr_k": 3.0, "max_focus_losses": 5}
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -65,6 +68,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "px_per_degree": None,
     "sigma_px": None,
     "qc": DEFAULT_QC,
+    "codecharts": None,  # CodeCharts timing and sentinels (`studyweb.codecharts_study.DEFAULTS`)
 }
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -82,6 +86,14 @@ def create_experiment(
         raise ValueError(f"experiment name {name!r} must be 1-64 of a-z 0-9 _ - (starting with a letter or digit)")
     if task not in TASKS:
         raise ValueError(f"task {task!r} is not one of {TASKS}")
+    if task == "codecharts":
+        from studyweb import codecharts_study
+
+        qc = {**DEFAULT_QC, **codecharts_study.QC_DEFAULTS, **(settings.get("qc") or {})}
+        settings = {**settings, "qc": qc,
+                    "codecharts": codecharts_study.validate_settings(settings.get("codecharts"))}
+    elif settings.get("codecharts") is not None:
+        raise ValueError(f"codecharts settings are for task 'codecharts', not {task!r}")
     merged = validate_settings(settings)
     if session.scalar(select(Experiment.id).where(Experiment.name == name)) is not None:
         raise ValueError(f"an experiment named {name!r} already exists")
@@ -107,6 +119,8 @@ def create_experiment(
                                     side=side, width=width, height=height))
     if not stimuli:
         raise ValueError(f"dataset {dataset_path} has no images for sides {merged['sides']}")
+    if task == "codecharts":
+        codecharts_study.check_stimuli(stimuli, merged)
     session.add_all(stimuli)
     session.flush()
     log.info("experiment %s: %d stimuli from %s", name, len(stimuli), dataset_path)
@@ -132,7 +146,9 @@ def validate_settings(settings: dict[str, Any], base: dict[str, Any] | None = No
     for key, value in settings.items():
         if value is None:
             continue
-        if key == "qc":
+        if key == "codecharts":
+            merged[key] = value  # checked with the task, in create_experiment
+        elif key == "qc":
             bad = sorted(set(value) - set(DEFAULT_QC))
             if bad:
                 raise ValueError(f"unknown qc settings {bad}; expected some of {sorted(DEFAULT_QC)}")
@@ -165,7 +181,8 @@ def validate_settings(settings: dict[str, Any], base: dict[str, Any] | None = No
     qc = merged["qc"]
     if not isinstance(qc["min_clicks"], int) or qc["min_clicks"] < 0:
         raise ValueError(f"qc.min_clicks must be an integer >= 0, got {qc['min_clicks']!r}")
-    _positive("qc.iqr_k", qc["iqr_k"])
+    if qc["iqr_k"] is not None:  # None: the IQR rule is off
+        _positive("qc.iqr_k", qc["iqr_k"])
     if not isinstance(qc["max_focus_losses"], int) or qc["max_focus_losses"] < 0:
         raise ValueError(f"qc.max_focus_losses must be an integer >= 0, got {qc['max_focus_losses']!r}")
     url = merged["completion_url"]

@@ -6,7 +6,9 @@ Rules (BubbleView, DESIGN.md §3), with the experiment's settings.qc:
 3. a participant whose mean valid clicks per trial lies outside [Q1 − k·IQR, Q3 + k·IQR] of
    all participants' means (k = iqr_k, numpy's linear percentiles) is dropped; the rule needs
    at least MIN_PARTICIPANTS_FOR_IQR participants and is skipped below that (and flagged so);
-4. a participant with more than max_focus_losses 'focus_lost' events is dropped.
+4. a participant with more than max_focus_losses 'focus_lost' events is dropped;
+5. a participant who failed a CodeCharts tutorial (an event 'tutorial_failed') is dropped.
+iqr_k None turns rule 3 off (CodeCharts: one gaze point per trial, nothing to compare).
 Only saved ('done'), non-practice trials count. Every drop is returned as a Flag — never silent.
 
 `studyweb.maps.build_maps` runs these rules and stores what they decided with each map (the
@@ -86,7 +88,12 @@ def run_qc(session: Session, experiment: Experiment, qc: dict | None = None) -> 
         .where(Participant.experiment_id == experiment.id, Event.kind == "focus_lost")
         .group_by(Event.participant_id)
     ).all())
-    result = apply_rules(trials, rows, losses, qc)
+    failed = {participant: (payload or {}).get("reason", "") for participant, payload in session.execute(
+        select(Event.participant_id, Event.payload)
+        .join(Participant, Participant.id == Event.participant_id)
+        .where(Participant.experiment_id == experiment.id, Event.kind == "tutorial_failed")
+    ).all()}
+    result = apply_rules(trials, rows, losses, qc, failed)
     viewers: dict[int, set[int]] = {}
     for _, participant, stimulus in trials:
         viewers.setdefault(stimulus, set()).add(participant)
@@ -94,10 +101,11 @@ def run_qc(session: Session, experiment: Experiment, qc: dict | None = None) -> 
     return result
 
 
-def apply_rules(trials, rows, focus_losses: dict[int, int], qc: dict) -> QCResult:
+def apply_rules(trials, rows, focus_losses: dict[int, int], qc: dict,
+                failed_tutorial: dict[int, str] | None = None) -> QCResult:
     """The rules on plain data (pure, no database). trials: (trial id, participant id, ...) rows;
     rows: (trial id, participant id, stimulus id, x, y, t_ms, width, height) per click;
-    focus_losses: {participant id: count}."""
+    focus_losses: {participant id: count}; failed_tutorial: {participant id: the gate's reason}."""
     flags: list[Flag] = []
     trial_ids = np.array([t[0] for t in trials], np.int64)
     trial_owner = np.array([t[1] for t in trials], np.int64)
@@ -121,7 +129,9 @@ def apply_rules(trials, rows, focus_losses: dict[int, int], qc: dict) -> QCResul
         if focus_losses.get(int(participant), 0) > int(qc["max_focus_losses"]):
             excluded[int(participant)] = (f"{focus_losses[int(participant)]} focus losses >"
                                           f" max {qc['max_focus_losses']}")
-    if len(participants):
+    for participant, reason in sorted((failed_tutorial or {}).items()):
+        excluded[int(participant)] = f"failed the CodeCharts tutorial ({reason})"
+    if len(participants) and qc["iqr_k"] is not None:
         means = np.array([per_trial[trial_owner == p].mean() for p in participants])
         if len(participants) >= MIN_PARTICIPANTS_FOR_IQR:
             low, high = iqr_bounds(means, float(qc["iqr_k"]))

@@ -128,6 +128,52 @@ def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
     return dict(ok=True, duplicate=False, stored_clicks=len(clicks), status=status)
 
 
+@bp.get("/trials/<int(max=2147483647):trial_id>/chart")
+def chart(trial_id: int):
+    """The code chart of one of the participant's CodeCharts trials, as the browser draws it
+    (`studyweb.codecharts.to_json`; display px)."""
+    from studyweb.codecharts import to_json
+    from studyweb.codecharts_study import chart_of
+
+    participant = _participant()
+    trial = _codecharts_trial(participant, trial_id)
+    return jsonify(to_json(chart_of(trial, participant.experiment.settings)))
+
+
+@bp.post("/trials/<int(max=2147483647):trial_id>/answer")
+def answer(trial_id: int):
+    """A CodeCharts answer (`validate.check_answer`): stored once per idempotency key, the trial
+    ends. Answers {ok, duplicate, valid, correct, status, tutorial} (`codecharts_study.record_answer`)."""
+    from studyweb.api.validate import check_answer
+    from studyweb.codecharts_study import record_answer
+
+    participant = _participant()
+    raw = parse_json_object(request.get_data(cache=True))
+    body = check_answer(raw)
+    trial = _codecharts_trial(participant, trial_id)
+    if participant.status in FINISHED_STATUSES:
+        raise ApiError(409, f"this participation has ended (status {participant.status!r})")
+    db = get_db()
+    if not record_save(db, body["idempotency_key"], participant.id, "answer", _content_digest(raw)):
+        db.rollback()
+        return jsonify(ok=True, duplicate=True, status=participant.status)
+    if trial.status == "done":
+        db.rollback()
+        raise ApiError(409, f"trial {trial_id} is already answered")
+    result = record_answer(db, participant, trial, body, body["idempotency_key"])
+    db.add_all(Event(participant_id=participant.id, trial_id=trial.id, **ev) for ev in body["events"])
+    _touch(participant, utcnow())
+    db.commit()
+    return jsonify(ok=True, duplicate=False, **result)
+
+
+def _codecharts_trial(participant: Participant, trial_id: int) -> Trial:
+    trial = get_db().get(Trial, trial_id)
+    if trial is None or trial.participant_id != participant.id or trial.task != "codecharts":
+        raise ApiError(404, f"trial {trial_id} is not one of this participant's CodeCharts trials")
+    return trial
+
+
 @bp.post("/events")
 def events():
     """Browser events outside a trial save: {idempotency_key, events: [{type, t_ms, data}],
@@ -270,6 +316,15 @@ def _trial_json(participant: Participant, trial: Trial, settings: dict, number: 
     if trial.status == "done":
         return out
     stim = trial.stimulus
+    if trial.task == "codecharts":
+        from studyweb.codecharts_study import trial_json
+
+        out.update(trial_json(trial, settings), natural_w=stim.width if stim else None,
+                   natural_h=stim.height if stim else None,
+                   image_url=url_for("tasks.image", trial_id=trial.id, kind="sharp", t=participant.token)
+                   if stim else None,
+                   chart_url=url_for("api.chart", trial_id=trial.id), answer_url=url_for("api.answer", trial_id=trial.id))
+        return out
     time_limit_s = settings.get("time_limit_s")
     natural_w = stim.width if stim else 480
     out.update(

@@ -21,6 +21,8 @@ KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SAVE_FIELDS = {"idempotency_key", "clicks", "display_w", "display_h", "done", "events", "response_text", "elapsed_ms"}
 EVENTS_FIELDS = {"idempotency_key", "events", "trial_id"}
+ANSWER_FIELDS = {"idempotency_key", "code", "rt_ms", "events"}
+MAX_CODE_TEXT = 32
 
 
 class ApiError(Exception):
@@ -107,6 +109,21 @@ def check_save(body: dict[str, Any], width: int, height: int) -> dict[str, Any]:
         "done": done, "events": check_events(body.get("events", [])), "response_text": text,
         "elapsed_ms": elapsed,
     }
+
+
+def check_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """A CodeCharts answer: {idempotency_key, code (the text typed: a letter and two digits, e.g.
+    "B47"; case and spaces do not matter), rt_ms (ms from the answer box appearing), events}.
+    A code of another shape is refused (422), so nothing is stored for a typo the page let by."""
+    from studyweb.codecharts import normalise_code
+
+    _no_unknown(body, ANSWER_FIELDS)
+    code = body.get("code")
+    if not isinstance(code, str) or len(code) > MAX_CODE_TEXT or normalise_code(code) is None:
+        raise ApiError(422, f"code must be a letter and two digits, like B47; got {str(code)[:MAX_CODE_TEXT]!r}")
+    rt = body.get("rt_ms")
+    return {"idempotency_key": check_key(body.get("idempotency_key")), "code": code.strip(),
+            "rt_ms": None if rt is None else _t_ms(rt, "rt_ms"), "events": check_events(body.get("events", []))}
 
 
 def check_events_body(body: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,177 @@
+"""CodeCharts on the server: a participant's trials (tutorial, sentinels), the chart API, typed
+codes stored as gaze points, the tutorial gate, QC and maps (`studyweb.codecharts_study`)."""
+from __future__ import annotations
+
+import pytest
+
+from studyweb import codecharts
+from studyweb.db import Click, Event, Participant, Response, Trial
+
+H = "X-Participant-Token"
+SIZE = (480, 360)  # natural size; shown at 960x720 CSS px (max_upscale 2 < display_width_px 1000)
+
+
+@pytest.fixture
+def cc(app, tmp_path, write_pair):
+    """Experiment 'cc' (CodeCharts, 6 pairs of 480x360, K=4, M=5) in the app's database."""
+    from datagen.dataset import Dataset
+    from studyweb.experiments import create_experiment
+
+    ds = Dataset.create(tmp_path / "ccds", "cc", seed=1)
+    ds.add_pairs([write_pair(ds.path, f"c{i}", size=SIZE) for i in range(6)])
+    db = app.extensions["studyweb.sessions"]()
+    create_experiment(db, ds.path, "cc", task="codecharts", per_participant=4, observers=5, completion_code="CC1",
+                      codecharts={"image_ms": [1000, 2000], "sentinel_every": 3})
+    db.commit()
+    db.close()
+    return "cc"
+
+
+@pytest.fixture
+def enter(app, cc):
+    def make(pid):
+        c = app.test_client()
+        assert c.get(f"/s/cc?PROLIFIC_PID={pid}").status_code == 302
+        token = c.get_cookie(app.config["PARTICIPANT_COOKIE"]).value
+        assert c.post("/s/cc/consent", data={"consent": "yes"}).status_code == 302
+        assert c.post("/s/cc/instructions", data={}).status_code == 302
+        return c, token
+    return make
+
+
+def _session(c, token):
+    return c.get("/api/v1/session", headers={H: token}).get_json()
+
+
+def _answer(c, token, trial, code, key):
+    return c.post(trial["answer_url"], headers={H: token}, json={"idempotency_key": key, "code": code, "rt_ms": 900})
+
+
+def _chart(c, token, trial):
+    r = c.get(trial["chart_url"], headers={H: token})
+    assert r.status_code == 200
+    return r.get_json()
+
+
+def _good_code(chart):
+    """A code that answers the trial well: for a sentinel the one nearest the target."""
+    if chart["kind"] == "sentinel":
+        t = chart["target"]
+        return min(chart["codes"], key=lambda c: (c["x"] - t["x"]) ** 2 + (c["y"] - t["y"]) ** 2)
+    return chart["codes"][len(chart["codes"]) // 2]
+
+
+def test_a_participant_gets_the_tutorial_then_images_with_sentinels(enter):
+    c, token = enter("plan")
+    s = _session(c, token)
+    assert s["status"] == "practice"
+    tutorial = [t for t in s["trials"] if t["is_practice"]]
+    main = [t for t in s["trials"] if not t["is_practice"]]
+    assert sorted(t["kind"] for t in tutorial) == ["image"] * 3 + ["sentinel"] * 3
+    assert [t["kind"] for t in main].count("image") == 4 and "sentinel" in [t["kind"] for t in main]
+    kinds = [t["kind"] for t in s["trials"]]
+    assert all(not (a == b == "sentinel") for a, b in zip(kinds, kinds[1:]))
+    for t in s["trials"]:
+        assert t["task"] == "codecharts" and (t["display_w"], t["display_h"]) == (960.0, 720.0)
+        assert t["fixation_ms"] == 750 and t["chart_ms"] == 400 and t["image_ms"] in (1000, 2000)
+        assert (t["image_url"] is None) == (t["kind"] == "sentinel")
+
+
+def test_a_typed_code_becomes_a_gaze_point_at_its_position_in_image_pixels(enter, dbs):
+    c, token = enter("gaze")
+    s = _session(c, token)
+    for i, trial in enumerate(s["trials"]):
+        chart = _chart(c, token, trial)
+        assert chart == codecharts.to_json(codecharts.from_seed(960.0, 720.0, chart["seed"], trial["kind"]))
+        pick = _good_code(chart)
+        r = _answer(c, token, trial, " " + pick["code"].lower() + " ", f"k{i}")
+        assert r.status_code == 200 and r.get_json()["valid"] is True, r.get_json()
+        if trial["kind"] == "sentinel":
+            assert r.get_json()["correct"] is True
+        if not trial["is_practice"] and trial["kind"] == "image":
+            click = dbs.query(Click).filter_by(trial_id=trial["id"]).one()
+            assert click.x == pytest.approx(pick["x"] * 480 / 960) and click.y == pytest.approx(pick["y"] * 360 / 720)
+            assert click.t_ms == trial["image_ms"]
+    assert _session(c, token)["status"] == "debrief"
+    responses = dbs.query(Response).join(Participant).filter(Participant.recruit_id == "gaze").all()
+    assert len(responses) == len(s["trials"]) and {r.question for r in responses} == {"code"}
+
+
+def test_codes_of_the_wrong_shape_are_refused_and_unknown_codes_stored_invalid(enter, dbs):
+    c, token = enter("typo")
+    trial = _session(c, token)["trials"][0]
+    for typo in ("B4", "47B", "BB47", "", "B 4 7 8"):
+        r = _answer(c, token, trial, typo, "typo")
+        assert r.status_code == 422 and "a letter and two digits" in r.get_json()["message"]
+    assert dbs.query(Response).count() == 0
+    chart = _chart(c, token, trial)
+    unknown = next(f"{letter}{a}{b}" for letter in "ABCDEFGH" for a in "123456789" for b in "123456789"
+                   if a != b and f"{letter}{a}{b}" not in {x["code"] for x in chart["codes"]})
+    r = _answer(c, token, trial, unknown, "unknown")
+    assert r.status_code == 200 and r.get_json()["valid"] is False
+    assert _answer(c, token, trial, unknown, "unknown").get_json()["duplicate"] is True
+    assert _answer(c, token, trial, chart["codes"][0]["code"], "again").status_code == 409  # answered already
+
+
+def test_failing_the_tutorial_ends_the_study_frees_the_slots_and_is_excluded_by_qc(enter, dbs, app):
+    from studyweb.experiments import experiment_by_name
+    from studyweb.qc import run_qc
+
+    c, token = enter("fails")
+    s = _session(c, token)
+    for i, trial in enumerate(t for t in s["trials"] if t["is_practice"]):
+        r = _answer(c, token, trial, "Z98" if i % 2 else "Z89", f"f{i}")  # mostly not on the chart
+        assert r.status_code == 200
+    last = r.get_json()
+    assert last["tutorial"]["passed"] is False and "invalid" in last["tutorial"]["reason"]
+    after = _session(c, token)
+    assert after["status"] == "debrief" and all(t["is_practice"] for t in after["trials"])
+    participant = dbs.query(Participant).filter_by(recruit_id="fails").one()
+    assert dbs.query(Event).filter_by(participant_id=participant.id, kind="tutorial_failed").count() == 1
+    flags = [f for f in run_qc(dbs, experiment_by_name(dbs, "cc")).flags if f.participant_id == participant.id]
+    assert flags and flags[-1].excluded and "tutorial" in flags[-1].reason
+
+
+def test_maps_are_built_from_gaze_points(enter, dbs, app):
+    from studyweb.experiments import experiment_by_name
+    from studyweb.maps import build_maps
+
+    for n in range(3):
+        c, token = enter(f"map{n}")
+        for i, trial in enumerate(_session(c, token)["trials"]):
+            _answer(c, token, trial, _good_code(_chart(c, token, trial))["code"], f"m{n}-{i}")
+    experiment = experiment_by_name(dbs, "cc")
+    summary = build_maps(dbs, experiment)
+    assert summary["built"] > 0 and summary["kept_participants"] == 3 and not summary["excluded_participants"]
+
+
+def test_chart_and_answer_refuse_other_participants_and_bubbleview_trials(enter, enrol):
+    a, token_a = enter("own-a")
+    b, token_b = enter("own-b")
+    trial = _session(a, token_a)["trials"][0]
+    assert b.get(trial["chart_url"], headers={H: token_b}).status_code == 404
+    assert _answer(b, token_b, trial, "B47", "x").status_code == 404
+    p, token_p = enrol(PROLIFIC_PID="bubble")
+    bubble = _session(p, token_p)["trials"][1]["id"]
+    assert p.get(f"/api/v1/trials/{bubble}/chart", headers={H: token_p}).status_code == 404
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"codecharts": {"image_ms": []}}, "image_ms"),
+    ({"codecharts": {"sentinel_every": 1}}, "sentinel_every must be an integer >= 2"),
+    ({"codecharts": {"flash_ms": 3}}, "unknown codecharts settings \\['flash_ms'\\]"),
+    ({"display_width_px": 200, "max_upscale": 1}, "too small for a code chart"),
+])
+def test_bad_codecharts_settings_are_refused_with_the_key(app, tmp_path, write_pair, settings, match):
+    from datagen.dataset import Dataset
+    from studyweb.experiments import create_experiment
+
+    ds = Dataset.create(tmp_path / "bad", "bad", seed=1)
+    ds.add_pairs([write_pair(ds.path, "b0", size=SIZE)])
+    db = app.extensions["studyweb.sessions"]()
+    try:
+        with pytest.raises(ValueError, match=match):
+            create_experiment(db, ds.path, "bad", task="codecharts", **settings)
+    finally:
+        db.rollback()
+        db.close()
