@@ -106,24 +106,21 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
         for trial in state["trials"]:
             if trial["status"] == "done":
                 continue
-            width, height = trial["natural_w"], trial["natural_h"]
-            density = density_of(trial) if density_of else popout_density(None, (width, height))
-            clicks = sample_clicks(density, int(rng.integers(*clicks_per_trial, endpoint=True)), rng,
-                                   float(trial.get("time_limit_ms") or 10_000.0))
-            key = uuid.UUID(int=int(rng.integers(2**63)) << 64 | int(rng.integers(2**63))).hex
-            body = {"idempotency_key": key, "clicks": clicks, "display_w": width * 1.5, "display_h": height * 1.5,
-                    "done": True, "elapsed_ms": float(trial.get("time_limit_ms") or 10_000.0)}
+            if trial.get("task") == "codecharts":
+                url, body, points = _codecharts_answer(http, base, trial, density_of, rng)
+            else:
+                url, body, points = _bubbleview_save(trial, density_of, clicks_per_trial, rng)
             if pause_s:
                 time.sleep(pause_s)
             for attempt in range(1, 22):
-                http.call("POST", f"{base}{trial['save_url']}", json=body)
+                http.call("POST", f"{base}{url}", json=body)
                 if rng.random() >= drop_rate:
                     break
                 resends += 1  # the answer is "lost": resend the same key, as the browser's queue does
                 time.sleep(min(0.05 * 2**attempt, 2.0))
             else:
                 raise RuntimeError(f"trial {trial['id']}: all {attempt} answers dropped (drop_rate {drop_rate})")
-            sent += len(clicks)
+            sent += points
             saves += 1
         http.call("POST", f"{base}/s/{experiment}/debrief", data={"comments": ""})
         final = http.call("GET", f"{base}/api/v1/session").json()
@@ -208,6 +205,40 @@ def _scene_side(stimulus) -> dict | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8")).get(stimulus.side)
+
+
+def _key(rng: np.random.Generator) -> str:
+    """A UUID-shaped idempotency key from the participant's random stream."""
+    return uuid.UUID(int=int(rng.integers(2**63)) << 64 | int(rng.integers(2**63))).hex
+
+
+def _bubbleview_save(trial: dict, density_of, clicks_per_trial: tuple[int, int], rng) -> tuple[str, dict, int]:
+    """A BubbleView trial's one save (clicks drawn from the density, done): (path, body, clicks)."""
+    width, height = trial["natural_w"], trial["natural_h"]
+    density = density_of(trial) if density_of else popout_density(None, (width, height))
+    time_limit = float(trial.get("time_limit_ms") or 10_000.0)
+    clicks = sample_clicks(density, int(rng.integers(*clicks_per_trial, endpoint=True)), rng, time_limit)
+    body = {"idempotency_key": _key(rng), "clicks": clicks, "display_w": width * 1.5, "display_h": height * 1.5,
+            "done": True, "elapsed_ms": time_limit}
+    return trial["save_url"], body, len(clicks)
+
+
+def _codecharts_answer(http, base: str, trial: dict, density_of, rng) -> tuple[str, dict, int]:
+    """A CodeCharts trial's answer: the chart fetched as the page does; for an image, the code
+    nearest a gaze point drawn from the density (display px); for a sentinel, the code nearest
+    its target (a participant who did look). Returns (path, body, gaze points it stores)."""
+    chart = http.call("GET", f"{base}{trial['chart_url']}").json()
+    codes = chart["codes"]
+    if chart["kind"] == "sentinel":
+        gaze_x, gaze_y = chart["target"]["x"], chart["target"]["y"]
+    else:
+        width, height = trial["natural_w"], trial["natural_h"]
+        density = density_of(trial) if density_of else popout_density(None, (width, height))
+        point = sample_clicks(density, 1, rng)[0]
+        gaze_x, gaze_y = point["x"] * chart["width"] / width, point["y"] * chart["height"] / height
+    nearest = min(codes, key=lambda c: (c["x"] - gaze_x) ** 2 + (c["y"] - gaze_y) ** 2)
+    body = {"idempotency_key": _key(rng), "code": nearest["code"], "rt_ms": float(rng.uniform(800, 2500))}
+    return trial["answer_url"], body, int(chart["kind"] == "image")
 
 
 class _RetryingClient:

@@ -16,13 +16,14 @@ bp = Blueprint("tasks", __name__)
 
 @bp.get("/s/<name>/task")
 def bubbleview(name: str):
-    """The task page for the practice and main trials; elsewhere in the flow → resume."""
+    """The task page for the practice and main trials (BubbleView's, or CodeCharts' for a
+    task "codecharts" experiment); elsewhere in the flow → resume."""
     experiment, participant = _participant_or_entry(name)
     if participant is None or participant.status not in ("practice", "trials"):
         return elsewhere(experiment, participant)
     get_db().commit()
-    response = current_app.make_response(
-        render_template("tasks/bubbleview.html", experiment=experiment, participant=participant))
+    template = "tasks/codecharts.html" if experiment.task == "codecharts" else "tasks/bubbleview.html"
+    response = current_app.make_response(render_template(template, experiment=experiment, participant=participant))
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -175,3 +175,20 @@ def test_bad_codecharts_settings_are_refused_with_the_key(app, tmp_path, write_p
     finally:
         db.rollback()
         db.close()
+
+
+def test_simulated_participants_do_codecharts_through_the_http_api(app, cc, dbs):
+    """The simulated client answers CodeCharts trials as the page does (chart, then a code):
+    every participant completes, every gaze point sent is stored, maps build."""
+    from support.browser import served
+    from studyweb.experiments import experiment_by_name
+    from studyweb.maps import build_maps
+    from studyweb.simulate import simulate_participants
+
+    with served(app) as url:
+        summary = simulate_participants(url, "cc", 4, concurrency=2, drop_rate=0.2, model="centre")
+    assert summary["complete"] == 4 and not summary["failures"]
+    stored = dbs.query(Click).join(Trial).join(Participant).filter(Participant.experiment.has(name="cc")).count()
+    assert stored == summary["clicks_sent"] > 0
+    assert dbs.query(Response).filter(Response.valid.is_(False)).count() == 0
+    assert build_maps(dbs, experiment_by_name(dbs, "cc"))["built"] > 0
