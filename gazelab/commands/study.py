@@ -64,7 +64,7 @@ def create_admin(username: str, password_stdin: bool, db_url: str | None) -> Non
 @group.command("create-experiment")
 @click.option("--dataset", "dataset_dir", required=True, type=click.Path(file_okay=False), help="Dataset directory.")
 @click.option("--name", required=True, help="Slug used in the link /s/NAME (a-z 0-9 _ -).")
-@click.option("--task", default="bubbleview", show_default=True, type=click.Choice(["bubbleview"]))
+@click.option("--task", default="bubbleview", show_default=True, type=click.Choice(["bubbleview", "codecharts"]))
 @click.option("--title", default="", help="Title shown to participants [default: the name].")
 @click.option("--description", default="")
 @click.option("--per-participant", type=int, help="Stimuli per participant (K).")
@@ -82,6 +82,12 @@ def create_admin(username: str, password_stdin: bool, db_url: str | None) -> Non
 @click.option("--time-limit", type=float, help="Seconds per image [10].")
 @click.option("--max-clicks", type=int, help="End a trial after this many clicks.")
 @click.option("--px-per-degree", type=float, help="Display pixels per degree (map σ = 1°).")
+@click.option("--image-ms", default=None, metavar="MS[,MS...]",
+              help="CodeCharts: image duration(s) in ms, one drawn per trial [2000].")
+@click.option("--fixation-ms", type=click.IntRange(1), help="CodeCharts: fixation cross, ms [750].")
+@click.option("--chart-ms", type=click.IntRange(1), help="CodeCharts: code chart, ms [400].")
+@click.option("--sentinel-every", type=click.IntRange(2), help="CodeCharts: about one sentinel in this many trials [7].")
+@click.option("--no-tutorial", is_flag=True, default=None, help="CodeCharts: no gated tutorial.")
 @click.option("--completion-code", default=None)
 @click.option("--completion-url", default=None, help="Send participants here at the end (e.g. Prolific).")
 @click.option("--base-url", default="http://127.0.0.1:5000", show_default=True, help="For the printed link.")
@@ -101,6 +107,15 @@ def create_experiment(dataset_dir, name, task, title, description, base_url, db_
         "px_per_degree": options["px_per_degree"], "completion_code": options["completion_code"],
         "completion_url": options["completion_url"],
     }
+    codecharts = {"image_ms": _durations(options["image_ms"]), "fixation_ms": options["fixation_ms"],
+                  "chart_ms": options["chart_ms"], "sentinel_every": options["sentinel_every"],
+                  "tutorial": False if options["no_tutorial"] else None}
+    codecharts = {k: v for k, v in codecharts.items() if v is not None}
+    if codecharts:
+        if task != "codecharts":
+            options_given = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(codecharts))
+            raise click.UsageError(f"{options_given}: only with --task codecharts")
+        settings["codecharts"] = codecharts
     with _session(db_url) as session:
         experiment = create(session, dataset_dir, name, task, title=title, description=description,
                             **{k: v for k, v in settings.items() if v is not None})
@@ -109,6 +124,20 @@ def create_experiment(dataset_dir, name, task, title, description, base_url, db_
         code = experiment.settings.get("completion_code")
     click.echo(f"experiment {name!r}: {n_stimuli} stimuli" + (f", completion code {code}" if code else ""))
     click.echo(f"participant link: {base_url.rstrip('/')}/s/{name}")
+
+
+def _durations(value: str | None) -> list[int] | None:
+    """--image-ms 1000,2000 → [1000, 2000]; a bad list is one line and exit 2."""
+    if value is None:
+        return None
+    try:
+        durations = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        durations = []
+    if not durations or min(durations) < 1:
+        raise click.BadParameter(f"expected durations in ms like 2000 or 1000,2000; got {value!r}",
+                                 param_hint="--image-ms")
+    return durations
 
 
 @group.command("build-maps")

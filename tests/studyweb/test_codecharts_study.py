@@ -192,3 +192,25 @@ def test_simulated_participants_do_codecharts_through_the_http_api(app, cc, dbs)
     assert stored == summary["clicks_sent"] > 0
     assert dbs.query(Response).filter(Response.valid.is_(False)).count() == 0
     assert build_maps(dbs, experiment_by_name(dbs, "cc"))["built"] > 0
+
+
+def test_create_experiment_cli_makes_a_codecharts_study(run_cli, tmp_path, write_pair):
+    from datagen.dataset import Dataset
+    from studyweb.db import open_session
+    from studyweb.experiments import experiment_by_name
+
+    ds = Dataset.create(tmp_path / "cli", "cli", seed=1)
+    ds.add_pairs([write_pair(ds.path, f"k{i}", size=SIZE) for i in range(2)])
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    code, out, err = run_cli("study", "create-experiment", "--dataset", ds.path, "--name", "ccli", "--task",
+                             "codecharts", "--image-ms", "1000,3000", "--sentinel-every", "5", "--db", url)
+    assert code == 0, err
+    with open_session(url) as session:
+        settings = experiment_by_name(session, "ccli").settings
+    assert settings["codecharts"]["image_ms"] == [1000, 3000] and settings["codecharts"]["sentinel_every"] == 5
+    assert settings["qc"]["min_clicks"] == 1 and settings["qc"]["iqr_k"] is None
+    for args, message in ((["--image-ms", "2s"], "--image-ms"), (["--task", "bubbleview", "--chart-ms", "300"],
+                                                                 "--task codecharts")):
+        code, _, err = run_cli("study", "create-experiment", "--dataset", ds.path, "--name", "x",
+                               *(["--task", "codecharts"] if "--task" not in args else []), *args, "--db", url)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
