@@ -36,7 +36,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from studyweb.db import Click, Event, Experiment, FixationMap, Participant, Stimulus, Trial
+from studyweb.db import Click, Event, Experiment, FixationMap, Participant, Response, Stimulus, Trial
 from studyweb.maps import current_maps
 
 log = logging.getLogger(__name__)
@@ -120,10 +120,11 @@ def export_to_dataset(session: Session, experiment: Experiment, dataset_dir=None
 
 
 def export_csv(session: Session, experiment: Experiment, out_dir) -> dict[str, Path]:
-    """Tidy CSVs of the experiment in `out_dir`: participants.csv, trials.csv, clicks.csv
-    (x, y in image pixels, t_ms since trial start) and events.csv (payload as JSON); one row per
-    record, ids to join on, text escaped as in the module doc. Simulated and imported
-    participants are labelled in the `source` column."""
+    """Tidy CSVs of the experiment in `out_dir`: participants.csv (with QC's verdict and reason),
+    trials.csv, clicks.csv (x, y in image pixels, t_ms since trial start), events.csv (payload
+    as JSON) and responses.csv (DESIGN.md §2: `response_rows`); one row per record, ids to join
+    on, text escaped as in the module doc. Simulated and imported participants are labelled in
+    the `source` column."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     in_experiment = select(Participant.id).where(Participant.experiment_id == experiment.id)
@@ -155,7 +156,52 @@ def export_csv(session: Session, experiment: Experiment, out_dir) -> dict[str, P
                               Event.created_at)
                        .where(Event.participant_id.in_(in_experiment)).order_by(Event.id))),
     }
-    return {name: write_csv(out / f"{name}.csv", columns, result) for name, (columns, result) in tables.items()}
+    participants = tables.pop("participants")[1]
+    written = {"participants": write_csv(out / "participants.csv", participant_cols + ["qc_status", "qc_reason"],
+                                         _with_qc(session, experiment, participants))}
+    written.update({name: write_csv(out / f"{name}.csv", columns, result) for name, (columns, result) in tables.items()})
+    written["responses"] = write_csv(out / "responses.csv", RESPONSE_COLUMNS, response_rows(session, experiment))
+    return written
+
+
+# DESIGN.md §2: one row per questionnaire or CodeCharts response.
+RESPONSE_COLUMNS = ["experiment", "participant_id", "source", "block", "trial_id", "task", "question", "stimulus_id",
+                    "pair_id", "side", "condition", "method", "shown_methods", "choice", "rating", "text", "x", "y",
+                    "valid", "rt_ms", "created_at"]
+SOURCES = {"real": "human"}  # the study export's names for Participant.source values
+
+
+def response_rows(session: Session, experiment: Experiment):
+    """The rows of responses.csv (RESPONSE_COLUMNS) in answer order: x, y in image pixels of the
+    natural size (display px for a sentinel, which has no image), shown_methods |-joined in
+    display order, block and condition from the trial's spec where the design has them."""
+    rows = session.execute(
+        select(Response, Participant.source, Trial.spec, Stimulus.pair_id, Stimulus.side)
+        .join(Participant, Participant.id == Response.participant_id)
+        .join(Trial, Trial.id == Response.trial_id)
+        .outerjoin(Stimulus, Stimulus.id == Trial.stimulus_id)
+        .where(Participant.experiment_id == experiment.id).order_by(Response.id))
+    for response, source, spec, pair_id, side in rows:
+        spec = spec or {}
+        yield [experiment.name, response.participant_id, SOURCES.get(source, source), spec.get("block"),
+               response.trial_id, response.task, response.question, spec.get("stimulus_id") or None, pair_id, side,
+               spec.get("condition"), spec.get("method"), "|".join(response.shown_methods or []), response.choice,
+               response.rating, response.text, response.x, response.y, response.valid, response.rt_ms,
+               response.created_at]
+
+
+def _with_qc(session: Session, experiment: Experiment, participant_rows):
+    """participants.csv rows with QC's verdict: qc_status kept | excluded | no data (no saved
+    trial that counts), qc_reason the exclusion's reason."""
+    from studyweb.qc import run_qc
+
+    result = run_qc(session, experiment)
+    excluded = {f.participant_id: f.reason for f in result.flags if f.excluded}
+    kept = set(result.kept)
+    for row in participant_rows:
+        pid = row[0]
+        status = "excluded" if pid in excluded else "kept" if pid in kept else "no data"
+        yield [*row, status, excluded.get(pid, "")]
 
 
 def spreadsheet_cell(value):

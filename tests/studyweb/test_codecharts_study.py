@@ -214,3 +214,25 @@ def test_create_experiment_cli_makes_a_codecharts_study(run_cli, tmp_path, write
         code, _, err = run_cli("study", "create-experiment", "--dataset", ds.path, "--name", "x",
                                *(["--task", "codecharts"] if "--task" not in args else []), *args, "--db", url)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_responses_csv_has_one_row_per_answer_with_the_study_export_columns(enter, dbs, tmp_path):
+    import csv
+
+    from studyweb.experiments import experiment_by_name
+    from studyweb.export import RESPONSE_COLUMNS, export_csv
+
+    c, token = enter("csv")
+    trials = _session(c, token)["trials"]
+    for i, trial in enumerate(trials):
+        _answer(c, token, trial, _good_code(_chart(c, token, trial))["code"], f"csv{i}")
+    files = export_csv(dbs, experiment_by_name(dbs, "cc"), tmp_path / "out")
+    with open(files["responses"], encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == RESPONSE_COLUMNS and len(rows) == len(trials)
+    assert {r["task"] for r in rows} == {"codecharts"} and {r["source"] for r in rows} == {"human"}
+    assert all(r["valid"] == "True" and r["choice"] and r["x"] and r["y"] for r in rows)
+    assert all(r["pair_id"] == "" for r, t in zip(rows, trials) if t["kind"] == "sentinel")
+    with open(files["participants"], encoding="utf-8", newline="") as handle:
+        participant = next(csv.DictReader(handle))
+    assert participant["qc_status"] == "kept" and participant["qc_reason"] == ""
