@@ -313,6 +313,8 @@ def _trial_json(participant: Participant, trial: Trial, settings: dict, number: 
 
     out = {"id": trial.id, "position": trial.position, "is_practice": trial.is_practice,
            "status": trial.status, "number": number}
+    if trial.task == "codecharts":
+        out["kind"] = trial.spec["kind"]  # finished ones too: the page counts images, not sentinels
     if trial.status == "done":
         return out
     stim = trial.stimulus

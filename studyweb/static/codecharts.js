@@ -1,0 +1,203 @@
+// The CodeCharts task (Rudoy et al.; TurkEyes): one trial's screens. A fixation cross, then
+// the image (or, in a sentinel trial, a target on a blank screen), then a chart of codes, then
+// a box for the code the participant saw last. Everything is drawn at the trial's fixed display
+// size (CSS px), in canvases prepared before the timed screens start, so switching screens is
+// only a visibility change made in a requestAnimationFrame callback.
+import { loadImage } from "./bubbleview.js";
+
+const BACKGROUND = "#ffffff";
+const INK = "#111111";
+const CODE_FONT = '"DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace';
+export const SHAPE_HINT = "Type the code you saw last: a letter and two digits, like B47";
+
+/**
+ * The canonical form (upper case, no whitespace) of a typed answer shaped like a code — a letter
+ * and two digits ("b 47 " -> "B47") — or null. Mirrors studyweb.codecharts.normalise_code, so
+ * a typo is caught here without a round trip and the server never refuses a shape we sent.
+ */
+export function normaliseCode(text) {
+  const code = String(text ?? "").replace(/\s+/g, "").toUpperCase();
+  return /^[A-Z][0-9]{2}$/.test(code) ? code : null;
+}
+
+/** GET `url` as JSON with the participant token; retries network and 5xx failures with backoff. */
+export async function getJson(url, token, onRetry = () => {}) {
+  for (let attempt = 0; ; attempt += 1) {
+    let res = null;
+    try {
+      res = await fetch(url, { headers: { "X-Participant-Token": token }, credentials: "same-origin" });
+    } catch { /* network down: retried below */ }
+    if (res && res.ok) return res.json();
+    if (res && res.status < 500 && res.status !== 408 && res.status !== 429) {
+      throw new Error(`${url} refused (${res.status})`);
+    }
+    onRetry(attempt);
+    await new Promise((r) => setTimeout(r, Math.min(15000, 500 * 2 ** attempt)));
+  }
+}
+
+/**
+ * Load what a trial shows — the image (image trials) and the chart JSON — and draw its three
+ * screens into the stage's canvases (canvas.cc-fixation, canvas.cc-stimulus, canvas.cc-chart)
+ * at trial.display_w x trial.display_h CSS px. Resolves with the chart (display px).
+ */
+export async function prepareTrial(stage, trial, token, onRetry) {
+  const [chart, image] = await Promise.all([
+    getJson(trial.chart_url, token, onRetry),
+    trial.kind === "image" && trial.image_url ? loadImage(trial.image_url) : null,
+  ]);
+  if (image && image.decode) await image.decode().catch(() => {});
+  const w = trial.display_w, h = trial.display_h;
+  stage.style.width = `${w}px`;
+  stage.style.height = `${h}px`;
+  drawFixation(sized(stage.querySelector(".cc-fixation"), w, h), w, h);
+  const stimulus = sized(stage.querySelector(".cc-stimulus"), w, h);
+  if (image) {
+    stimulus.drawImage(image, 0, 0, w, h);
+  } else {
+    drawSentinel(stimulus, w, h, chart.target ?? { x: w / 2, y: h / 2 }, chart.font_px);
+  }
+  drawChart(sized(stage.querySelector(".cc-chart"), w, h), chart);
+  return chart;
+}
+
+/** Draw the chart's codes, each centred on its (x, y) in display px, on a plain background. */
+export function drawChart(ctx, chart) {
+  ctx.fillStyle = BACKGROUND;
+  ctx.fillRect(0, 0, chart.width, chart.height);
+  ctx.fillStyle = INK;
+  ctx.font = `bold ${chart.font_px}px ${CODE_FONT}`;
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  for (const { code, x, y } of chart.codes) ctx.fillText(code, x, y);
+}
+
+/** A black fixation cross at the centre of a blank w x h area. */
+export function drawFixation(ctx, w, h) {
+  ctx.fillStyle = BACKGROUND;
+  ctx.fillRect(0, 0, w, h);
+  const arm = Math.max(8, Math.round(Math.min(w, h) * 0.025));
+  const thick = Math.max(2, Math.round(arm / 4));
+  ctx.fillStyle = INK;
+  ctx.fillRect(w / 2 - arm, h / 2 - thick / 2, 2 * arm, thick);
+  ctx.fillRect(w / 2 - thick / 2, h / 2 - arm, thick, 2 * arm);
+}
+
+/** A sentinel's blank screen: a red dot (ringed, so it shows on any screen) at `target`. */
+export function drawSentinel(ctx, w, h, target, fontPx = 12) {
+  ctx.fillStyle = BACKGROUND;
+  ctx.fillRect(0, 0, w, h);
+  const r = Math.max(6, fontPx * 0.6);
+  ctx.beginPath();
+  ctx.arc(target.x, target.y, r, 0, 2 * Math.PI);
+  ctx.fillStyle = "#e00000";
+  ctx.fill();
+  ctx.lineWidth = Math.max(1.5, r / 4);
+  ctx.strokeStyle = "#800000";
+  ctx.stroke();
+}
+
+/**
+ * Run the timed screens of a prepared trial on `stage`, then ask for the code.
+ * The stage's data-screen says what is shown: "fixation", "image" | "sentinel", "chart",
+ * "answer". Durations come from trial.fixation_ms, image_ms, chart_ms.
+ * Resolves with {code (the text typed), rt_ms (from the answer box appearing), events} where
+ * events are the screens as shown ({type: "screen", t_ms from the fixation's start,
+ * data: {screen, shown_ms}}) and any typed answers of the wrong shape.
+ */
+export async function runTrial(stage, trial) {
+  const screens = [
+    { screen: "fixation", el: stage.querySelector(".cc-fixation"), ms: trial.fixation_ms },
+    { screen: trial.kind === "sentinel" ? "sentinel" : "image", el: stage.querySelector(".cc-stimulus"), ms: trial.image_ms },
+    { screen: "chart", el: stage.querySelector(".cc-chart"), ms: trial.chart_ms },
+  ];
+  const shown = await showInTurn(stage, screens);
+  const events = shown.map((s) => ({ type: "screen", t_ms: round(s.at - shown[0].at), data: { screen: s.screen, shown_ms: round(s.ms) } }));
+  const answerShownAt = shown[shown.length - 1].at + shown[shown.length - 1].ms;
+  const { code, submittedAt, badShapes } = await askForCode(stage);
+  for (const t of badShapes) events.push({ type: "code_bad_shape", t_ms: round(t - shown[0].at) });
+  return { code, rt_ms: round(Math.max(0, submittedAt - answerShownAt)), events };
+}
+
+// --- helpers -------------------------------------------------------------------------------
+
+/** A 2D context for `canvas` sized to w x h CSS px (backing store in device px), drawing in CSS px. */
+function sized(canvas, w, h) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.style.width = `${w}px`;
+  canvas.style.height = `${h}px`;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(h * dpr);
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(canvas.width / w, 0, 0, canvas.height / h, 0, 0);
+  return ctx;
+}
+
+/**
+ * Show each of `screens` ({screen, el, ms}) in turn, switching in requestAnimationFrame
+ * callbacks; a screen gives way at the first frame within half a frame of its duration, so it
+ * is shown as close to `ms` as the display's refresh allows. Resolves (after hiding the last)
+ * with [{screen, at, ms}]: when each was switched on (performance.now() clock) and for how long.
+ */
+function showInTurn(stage, screens) {
+  for (const s of screens) s.el.hidden = true;
+  return new Promise((resolve) => {
+    const shown = [];
+    let i = -1, frame = 1000 / 60, last = null;
+    function show(k, ts) {
+      if (k > 0) screens[k - 1].el.hidden = true;
+      if (k > 0) shown[k - 1].ms = ts - shown[k - 1].at;
+      i = k;
+      if (k < screens.length) {
+        screens[k].el.hidden = false;
+        stage.dataset.screen = screens[k].screen;
+        shown.push({ screen: screens[k].screen, at: ts, ms: null });
+      }
+    }
+    function step(ts) {
+      if (last !== null) {
+        const d = ts - last;
+        if (d > 4 && d < 50) frame = 0.9 * frame + 0.1 * d; // the refresh interval, smoothed
+      }
+      last = ts;
+      if (i < 0) show(0, ts);
+      else if (ts - shown[i].at >= screens[i].ms - frame / 2) show(i + 1, ts);
+      if (i < screens.length) requestAnimationFrame(step);
+      else resolve(shown);
+    }
+    requestAnimationFrame(step);
+  });
+}
+
+/** Show the answer box until a code-shaped answer is submitted (Enter or OK). */
+function askForCode(stage) {
+  const form = stage.querySelector(".cc-answer");
+  const input = form.querySelector("input");
+  const hint = form.querySelector(".cc-hint");
+  input.value = "";
+  hint.textContent = "";
+  form.hidden = false;
+  stage.dataset.screen = "answer";
+  input.focus();
+  const badShapes = [];
+  return new Promise((resolve) => {
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      const submittedAt = performance.now();
+      if (normaliseCode(input.value) === null) {
+        badShapes.push(submittedAt);
+        hint.textContent = SHAPE_HINT;
+        input.select();
+        input.focus();
+        return;
+      }
+      form.onsubmit = null;
+      form.hidden = true;
+      resolve({ code: input.value.trim().slice(0, 32), submittedAt, badShapes });
+    };
+  });
+}
+
+function round(ms) {
+  return Math.round(ms * 10) / 10;
+}

@@ -1,0 +1,193 @@
+// The CodeCharts task page: flushes saves left from an earlier visit, asks the server where the
+// participant is, runs the tutorial, re-reads the session to learn whether it was passed, then
+// runs the main trials. Each trial waits until the window holds the image at its display size.
+import { SaveQueue } from "./saver.js";
+import { getJson, prepareTrial, runTrial } from "./codecharts.js";
+
+const MARGIN_W = 24; // the page's padding, both sides
+const MARGIN_H = 64; // the padding and the status line above the image area
+const TUTORIAL_HELP = "Look at the cross, then look at the picture wherever you like. A grid of codes " +
+  "flashes up: type the code you were looking at when it appeared. If a red dot appears instead of a " +
+  "picture, look at the dot.";
+const MAIN_HELP = "Look at the cross, then at the picture wherever you like; then type the code you saw last.";
+
+const root = document.getElementById("task");
+const token = root.dataset.token;
+const saver = new SaveQueue(token);
+const statusEl = root.querySelector(".status");
+const stage = root.querySelector(".cc-stage");
+const ready = stage.querySelector(".cc-ready");
+const startBtn = ready.querySelector(".start");
+const tooSmall = root.querySelector(".cc-toosmall");
+window.gazelabSaver = saver; // for tests and debugging
+tooSmall.querySelector(".cc-fullscreen").addEventListener("click", () => {
+  const el = document.documentElement;
+  if (el.requestFullscreen) el.requestFullscreen().catch(() => say("Full screen is not available; please make the window larger."));
+});
+
+function say(text) {
+  statusEl.textContent = text;
+}
+
+const retrying = () => say("Connection lost, retrying…");
+
+/** Wait until the window holds w x h CSS px (plus margins), prompting for a larger window. */
+function windowHolds(w, h) {
+  const fits = () => window.innerWidth - MARGIN_W >= w && window.innerHeight - MARGIN_H >= h;
+  if (fits()) {
+    tooSmall.hidden = true;
+    return Promise.resolve();
+  }
+  stage.hidden = true;
+  tooSmall.hidden = false;
+  tooSmall.querySelector(".cc-size").textContent = `${Math.ceil(w + MARGIN_W)} × ${Math.ceil(h + MARGIN_H)}`;
+  return new Promise((resolve) => {
+    const check = () => {
+      if (!fits()) return;
+      window.removeEventListener("resize", check);
+      tooSmall.hidden = true;
+      resolve();
+    };
+    window.addEventListener("resize", check);
+  });
+}
+
+/** The Start button inside the image area; resolves when pressed while the window is large enough. */
+async function waitForStart(trial, label, help) {
+  for (;;) {
+    await windowHolds(trial.display_w, trial.display_h);
+    say(label);
+    stage.hidden = false;
+    stage.dataset.screen = "ready";
+    ready.querySelector(".cc-help").textContent = help;
+    ready.hidden = false;
+    startBtn.focus();
+    let onResize = null;
+    const pressed = await new Promise((resolve) => {
+      onResize = () => resolve(false); // the window changed: check its size again
+      startBtn.onclick = () => resolve(true);
+      window.addEventListener("resize", onResize);
+    });
+    startBtn.onclick = null;
+    window.removeEventListener("resize", onResize);
+    if (pressed && window.innerWidth - MARGIN_W >= trial.display_w && window.innerHeight - MARGIN_H >= trial.display_h) {
+      ready.hidden = true;
+      return;
+    }
+  }
+}
+
+/**
+ * Progress labels for the trials of `session`: "Tutorial i of n", "Image N of M" counting only
+ * main image trials, and "N of M images done" for sentinels. A finished trial's kind is not in
+ * the session, so kinds seen earlier are kept in this browser.
+ */
+function progressLabels(session) {
+  const key = `gazelab.cc.kinds.${token}`;
+  let kinds = {};
+  try { kinds = JSON.parse(localStorage.getItem(key) || "{}") || {}; } catch { /* storage blocked */ }
+  for (const t of session.trials) if (t.kind) kinds[t.id] = t.kind;
+  try { localStorage.setItem(key, JSON.stringify(kinds)); } catch { /* as above */ }
+  const tutorial = session.trials.filter((t) => t.is_practice);
+  const main = session.trials.filter((t) => !t.is_practice);
+  const labels = new Map();
+  tutorial.forEach((t, i) => labels.set(t.id, `Tutorial ${i + 1} of ${tutorial.length}`));
+  if (main.some((t) => !kinds[t.id])) {
+    main.forEach((t, i) => labels.set(t.id, `Trial ${i + 1} of ${main.length}`));
+    return labels;
+  }
+  const total = main.filter((t) => kinds[t.id] === "image").length;
+  let n = 0;
+  for (const t of main) {
+    if (kinds[t.id] === "image") n += 1;
+    labels.set(t.id, kinds[t.id] === "image" ? `Image ${n} of ${total}` : `${n} of ${total} images done`);
+  }
+  return labels;
+}
+
+async function runOne(trial, label) {
+  stage.hidden = true;
+  say(`${label}: loading…`);
+  const chart = await prepareTrial(stage, trial, token, retrying);
+  window.gazelabLastChart = chart; // what the chart screen draws (display px), for tests
+  window.gazelabLastTrial = trial;
+  await waitForStart(trial, label, trial.is_practice ? TUTORIAL_HELP : MAIN_HELP);
+  const events = [];
+  const onResize = () => events.push({ type: "resize", data: { w: window.innerWidth, h: window.innerHeight } });
+  const onBlur = () => events.push({ type: "focus_lost" });
+  window.addEventListener("resize", onResize);
+  window.addEventListener("blur", onBlur);
+  try {
+    const answer = await runTrial(stage, trial);
+    saver.enqueue(trial.answer_url, { code: answer.code, rt_ms: answer.rt_ms, events: [...answer.events, ...events] });
+  } finally {
+    window.removeEventListener("resize", onResize);
+    window.removeEventListener("blur", onBlur);
+  }
+  stage.dataset.screen = "done";
+}
+
+async function saveAll() {
+  say("Saving your answers…");
+  while (!(await saver.flush(20000))) say("We could not reach the server yet; your answers are kept in this browser. Retrying…");
+}
+
+function showCode(code, url) {
+  stage.hidden = true;
+  const end = root.querySelector(".end");
+  end.hidden = false;
+  end.querySelector(".code").textContent = code || "";
+  const link = end.querySelector("a.return");
+  if (url) link.href = url; else link.hidden = true;
+}
+
+async function main() {
+  say("Loading…");
+  await saver.flush(8000);
+  let session = await getSession();
+  // The tutorial first. The server applies its gate on the last tutorial answer, so only the
+  // session read after every answer has arrived says whether the main trials follow; a tutorial
+  // answer the server refused leaves its trial open, and it is run again.
+  while (session.trials.some((t) => t.is_practice && t.status !== "done")) {
+    const labels = progressLabels(session);
+    for (const trial of unanswered(session).filter((t) => t.is_practice)) await runOne(trial, labels.get(trial.id));
+    stage.hidden = true;
+    await saveAll();
+    session = await getSession();
+  }
+  if (session.status !== "practice" && session.status !== "trials") {
+    say("Thank you for taking part! The study ends here for you; you will now be taken to the last page.");
+    await new Promise((r) => setTimeout(r, 2500));
+    window.location.assign(root.dataset.nextUrl);
+    return;
+  }
+  const labels = progressLabels(session);
+  for (const trial of unanswered(session)) await runOne(trial, labels.get(trial.id));
+  stage.hidden = true;
+  say("Saving your answers…");
+  if (await saver.flush(20000)) {
+    window.location.assign(root.dataset.nextUrl);
+    return;
+  }
+  // The server is unreachable: show the code anyway; the queue keeps trying while the tab is open.
+  say("We could not reach the server. Your answers are kept in this browser and sent when it is back.");
+  showCode(session.completion_code, session.completion_url);
+  saver.flush(10 * 60 * 1000).then((ok) => { if (ok) say("All your answers have been sent. Thank you!"); });
+}
+
+/** The session (GET /api/v1/session), retried while the server cannot be reached. */
+async function getSession() {
+  const session = await getJson(root.dataset.sessionUrl, token, retrying);
+  try {
+    localStorage.setItem(`gazelab.code.${token}`, JSON.stringify([session.completion_code, session.completion_url]));
+  } catch { /* private mode: the code is still shown from memory */ }
+  return session;
+}
+
+/** The session's trials still to run: not done, and no answer of theirs waiting in the queue. */
+function unanswered(session) {
+  const queued = new Set(saver.items.map((item) => item.url));
+  return session.trials.filter((t) => t.status !== "done" && !queued.has(t.answer_url));
+}
+
+main().catch((err) => say(`Something went wrong: ${err.message}. Please reload the page.`));
