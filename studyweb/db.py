@@ -101,13 +101,15 @@ class Experiment(Base):
 
 
 class Stimulus(Base):
-    """One image shown in an experiment: a side ('x' | 'y', or '' for a lone image) of a pair.
+    """One image shown in an experiment: a side ('x' | 'y', or '' for a lone image) of a pair,
+    as rendered (method '') or as an editing method output it (method = the method's name, in
+    questionnaire designs).
 
     image_path is absolute or relative to the experiment's dataset; width, height are the
     natural size in pixels; blurred_path caches the pre-blurred image (BubbleView)."""
 
     __tablename__ = "stimuli"
-    __table_args__ = (UniqueConstraint("experiment_id", "pair_id", "side", name="uq_stimuli_pair_side"),)
+    __table_args__ = (UniqueConstraint("experiment_id", "pair_id", "side", "method", name="uq_stimuli_version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
@@ -117,6 +119,7 @@ class Stimulus(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     blurred_path: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    method: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
     experiment: Mapped[Experiment] = relationship(back_populates="stimuli")
 

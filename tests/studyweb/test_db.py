@@ -169,3 +169,40 @@ def test_write_lock_is_a_no_op_without_a_sqlite_file():
         assert not isinstance(lock, db.SQLiteWriteLock)
         with lock:
             pass
+
+
+def test_upgrading_a_study_with_data_keeps_every_row(tmp_path):
+    """Migrations that rebuild a table on SQLite (batch mode: copy, drop, rename) must not let
+    the drop cascade into the tables that point at it: a study at revision 0002 with
+    participants, trials, clicks and maps upgrades to head with every row kept."""
+    from sqlalchemy import text
+
+    from studyweb.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0002")
+    engine = db.make_engine(url)
+    statements = [
+        "INSERT INTO experiments (id, name, title, description, task, dataset_path, settings, status, created_at)"
+        " VALUES (1, 'e', '', '', 'bubbleview', '', '{}', 'open', '2024-01-01')",
+        "INSERT INTO stimuli (id, experiment_id, image_path, pair_id, side, width, height)"
+        " VALUES (1, 1, 'a.png', 'a', 'x', 2, 1)",
+        "INSERT INTO participants (id, experiment_id, token, recruit_source, source, status, created_at, last_seen_at)"
+        " VALUES (1, 1, 't', 'anonymous', 'real', 'complete', '2024-01-01', '2024-01-01')",
+        "INSERT INTO trials (id, participant_id, stimulus_id, position, is_practice, status)"
+        " VALUES (1, 1, 1, 1, 0, 'done')",
+        "INSERT INTO clicks (trial_id, x, y, t_ms) VALUES (1, 0.5, 0.5, 100)",
+        "INSERT INTO events (participant_id, trial_id, kind, created_at) VALUES (1, 1, 'focus_lost', '2024-01-01')",
+        "INSERT INTO fixation_maps (stimulus_id, params, n_participants, n_points, participant_ids, height, width,"
+        " density, built_at, is_current) VALUES (1, '{}', 1, 1, '[1]', 1, 2, x'0000003f0000003f', '2024-01-01', 1)",
+    ]
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    tables = ("experiments", "stimuli", "participants", "trials", "clicks", "events", "fixation_maps")
+    upgrade(url)
+    with engine.connect() as connection:
+        counts = {table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar() for table in tables}
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1  # back on for the app
+    engine.dispose()
+    assert counts == dict.fromkeys(tables, 1)
