@@ -74,6 +74,14 @@ def assign(session: Session, experiment: Experiment, participant: Participant, r
                               .order_by(Stimulus.id)).all()
     seed = int(secrets.randbits(31) if rng_seed is None else rng_seed) % 2**31
     rng = np.random.default_rng(seed)
+    if experiment.task == "questionnaire":  # blocks of questions (studyweb.questionnaire_study)
+        from studyweb.questionnaire_study import build_trials as questionnaire_trials
+
+        trials = questionnaire_trials(participant, [s for s in stimuli if s.id not in seen], counts, settings, rng)
+        if not any(t.stimulus_id is not None for t in trials):
+            raise StudyFull(f"experiment {experiment.name!r}: every image already has"
+                            f" {settings['design']['observers']} observers")
+        return _store(session, participant, trials, seed, now)
     chosen = choose_stimuli(
         stimuli, counts, k=int(settings["per_participant"]), m=int(settings["observers"]),
         allow_both_sides=bool(settings.get("allow_both_sides", False)), rng=rng, exclude_ids=seen,
@@ -91,11 +99,15 @@ def assign(session: Session, experiment: Experiment, participant: Participant, r
         trials = [Trial(participant_id=participant.id, stimulus_id=practice.id, position=0, is_practice=True)]
         trials += [Trial(participant_id=participant.id, stimulus_id=s.id, position=i + 1)
                    for i, s in enumerate(order)]
+    return _store(session, participant, trials, seed, now)
+
+
+def _store(session: Session, participant: Participant, trials: list[Trial], seed: int, now) -> list[Trial]:
     session.add_all(trials)
     participant.assignment_seed = seed
     participant.last_seen_at = now
     session.flush()
-    log.info("participant %d: %d stimuli (seed %d)", participant.id, len(order), seed)
+    log.info("participant %d: %d trials (seed %d)", participant.id, len(trials), seed)
     return trials
 
 

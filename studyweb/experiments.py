@@ -44,7 +44,7 @@ from studyweb.db import Experiment, Stimulus
 
 log = logging.getLogger(__name__)
 
-TASKS = ("bubbleview", "codecharts")
+TASKS = ("bubbleview", "codecharts")  # and "questionnaire", made from designs (studyweb.designs)
 MODES = ("free", "describe")
 DEFAULT_QC = {"min_clicks": 2, "iqr_k": 3.0, "max_focus_losses": 5}
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -69,21 +69,22 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "sigma_px": None,
     "qc": DEFAULT_QC,
     "codecharts": None,  # CodeCharts timing and sentinels (`studyweb.codecharts_study.DEFAULTS`)
+    "design": None,  # a questionnaire's checked design (`studyweb.designs`)
 }
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def create_experiment(
     session: Session, dataset_dir, name: str, task: str = "bubbleview", *, title: str = "",
-    description: str = "", **settings,
+    description: str = "", pair_ids: list[str] | None = None, **settings,
 ) -> Experiment:
-    """Add an experiment on the dataset at `dataset_dir`: one Stimulus per pair and requested side
-    (with its natural size read from the image). Flushed, not committed. ValueError on a bad name,
-    task, setting, a dataset that cannot be opened, or one with no images for the sides."""
+    """Add an experiment on the dataset at `dataset_dir`: one Stimulus per pair (only `pair_ids`
+    when given) and requested side (with its natural size read from the image). Flushed, not
+    committed. ValueError on a bad name, task, setting, a dataset that cannot be opened, or one
+    with no images for the sides. (Questionnaires come from designs: `studyweb.designs`.)"""
     from datagen.dataset import Dataset
 
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"experiment name {name!r} must be 1-64 of a-z 0-9 _ - (starting with a letter or digit)")
+    check_name(session, name)
     if task not in TASKS:
         raise ValueError(f"task {task!r} is not one of {TASKS}")
     if task == "codecharts":
@@ -95,8 +96,6 @@ def create_experiment(
     elif settings.get("codecharts") is not None:
         raise ValueError(f"codecharts settings are for task 'codecharts', not {task!r}")
     merged = validate_settings(settings)
-    if session.scalar(select(Experiment.id).where(Experiment.name == name)) is not None:
-        raise ValueError(f"an experiment named {name!r} already exists")
     dataset_path = Path(dataset_dir).expanduser().resolve()
     dataset = Dataset.open(dataset_path)
     if merged["completion_code"] is None and not merged["completion_url"]:
@@ -109,7 +108,10 @@ def create_experiment(
     session.add(experiment)
     session.flush()
     stimuli = []
+    wanted = None if pair_ids is None else set(pair_ids)
     for row in dataset.pairs.itertuples(index=False):
+        if wanted is not None and row.pair_id not in wanted:
+            continue
         for side in merged["sides"]:
             relative = getattr(row, f"{side}_image")
             if not relative:
@@ -125,6 +127,14 @@ def create_experiment(
     session.flush()
     log.info("experiment %s: %d stimuli from %s", name, len(stimuli), dataset_path)
     return experiment
+
+
+def check_name(session: Session, name: str) -> None:
+    """ValueError unless `name` is a free experiment name (1-64 of a-z 0-9 _ -)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"experiment name {name!r} must be 1-64 of a-z 0-9 _ - (starting with a letter or digit)")
+    if session.scalar(select(Experiment.id).where(Experiment.name == name)) is not None:
+        raise ValueError(f"an experiment named {name!r} already exists")
 
 
 def experiment_by_name(session: Session, name: str) -> Experiment:
@@ -146,8 +156,8 @@ def validate_settings(settings: dict[str, Any], base: dict[str, Any] | None = No
     for key, value in settings.items():
         if value is None:
             continue
-        if key == "codecharts":
-            merged[key] = value  # checked with the task, in create_experiment
+        if key in ("codecharts", "design"):
+            merged[key] = value  # checked with the task (create_experiment, studyweb.designs)
         elif key == "qc":
             bad = sorted(set(value) - set(DEFAULT_QC))
             if bad:

@@ -65,8 +65,11 @@ class QCResult:
 
 
 def run_qc(session: Session, experiment: Experiment, qc: dict | None = None) -> QCResult:
-    """Apply the rules above (qc defaults to experiment.settings['qc']) to every saved trial."""
+    """Apply the rules above (qc defaults to experiment.settings['qc']) to every saved trial;
+    a questionnaire's participants by `questionnaire_qc` instead."""
     qc = {**{"min_clicks": 2, "iqr_k": 3.0, "max_focus_losses": 5}, **(qc or experiment.settings.get("qc", {}))}
+    if experiment.task == "questionnaire":
+        return questionnaire_qc(session, experiment, qc)
     trials = session.execute(
         select(Trial.id, Trial.participant_id, Trial.stimulus_id)
         .join(Participant, Participant.id == Trial.participant_id)
@@ -99,6 +102,40 @@ def run_qc(session: Session, experiment: Experiment, qc: dict | None = None) -> 
         viewers.setdefault(stimulus, set()).add(participant)
     result.viewers = {stimulus: sorted(participants) for stimulus, participants in viewers.items()}
     return result
+
+
+def questionnaire_qc(session: Session, experiment: Experiment, qc: dict) -> QCResult:
+    """A questionnaire's QC: a participant who answered any trial is kept unless they failed
+    more catch trials than the design's catch.max_failures, or lost focus more than
+    max_focus_losses times. No points: questionnaires make no maps."""
+    from studyweb.db import Response
+
+    answered = sorted(session.scalars(
+        select(Response.participant_id).join(Participant, Participant.id == Response.participant_id)
+        .where(Participant.experiment_id == experiment.id).distinct()).all())
+    failures = dict(session.execute(
+        select(Response.participant_id, func.count())
+        .join(Participant, Participant.id == Response.participant_id)
+        .where(Participant.experiment_id == experiment.id, Response.question == "catch",
+               Response.correct.is_(False)).group_by(Response.participant_id)).all())
+    losses = dict(session.execute(
+        select(Event.participant_id, func.count())
+        .join(Participant, Participant.id == Event.participant_id)
+        .where(Participant.experiment_id == experiment.id, Event.kind == "focus_lost")
+        .group_by(Event.participant_id)).all())
+    catch = (experiment.settings.get("design") or {}).get("catch") or {}
+    allowed = int(catch.get("max_failures", 0))
+    flags: list[Flag] = []
+    for participant in answered:
+        if failures.get(participant, 0) > allowed:
+            flags.append(Flag(participant, f"{failures[participant]} catch trial(s) failed > max {allowed}", True))
+        elif losses.get(participant, 0) > int(qc["max_focus_losses"]):
+            flags.append(Flag(participant, f"{losses[participant]} focus losses > max {qc['max_focus_losses']}", True))
+        elif failures.get(participant):
+            flags.append(Flag(participant, f"{failures[participant]} catch trial(s) failed (allowed {allowed})",
+                              False))
+    excluded = {f.participant_id for f in flags if f.excluded}
+    return QCResult(kept=[p for p in answered if p not in excluded], flags=flags)
 
 
 def apply_rules(trials, rows, focus_losses: dict[int, int], qc: dict,

@@ -142,15 +142,21 @@ def chart(trial_id: int):
 
 @bp.post("/trials/<int(max=2147483647):trial_id>/answer")
 def answer(trial_id: int):
-    """A CodeCharts answer (`validate.check_answer`): stored once per idempotency key, the trial
-    ends. Answers {ok, duplicate, valid, correct, status, tutorial} (`codecharts_study.record_answer`)."""
-    from studyweb.api.validate import check_answer
+    """The answer to a CodeCharts trial (`validate.check_answer`: a typed code) or a
+    questionnaire trial (`validate.check_answers`: one answer per question); stored once per
+    idempotency key, the trial ends. A CodeCharts answer gets {ok, duplicate, valid, correct,
+    status, tutorial} (`codecharts_study.record_answer`), a questionnaire's {ok, duplicate,
+    status}; an answer that does not fit the trial gets 422 and nothing is stored."""
+    from studyweb.api.validate import check_answer, check_answers
     from studyweb.codecharts_study import record_answer
+    from studyweb.questionnaire_study import AnswerError, record_answers
 
     participant = _participant()
     raw = parse_json_object(request.get_data(cache=True))
-    body = check_answer(raw)
-    trial = _codecharts_trial(participant, trial_id)
+    trial = get_db().get(Trial, trial_id)
+    if trial is None or trial.participant_id != participant.id or trial.task is None:
+        raise ApiError(404, f"trial {trial_id} is not one of this participant's CodeCharts or questionnaire trials")
+    body = check_answer(raw) if trial.task == "codecharts" else check_answers(raw)
     if participant.status in FINISHED_STATUSES:
         raise ApiError(409, f"this participation has ended (status {participant.status!r})")
     db = get_db()
@@ -160,7 +166,17 @@ def answer(trial_id: int):
     if trial.status == "done":
         db.rollback()
         raise ApiError(409, f"trial {trial_id} is already answered")
-    result = record_answer(db, participant, trial, body, body["idempotency_key"])
+    if trial.task == "codecharts":
+        result = record_answer(db, participant, trial, body, body["idempotency_key"])
+    else:
+        try:
+            record_answers(db, participant, trial, body, body["idempotency_key"])
+        except AnswerError as exc:
+            db.rollback()
+            raise ApiError(422, str(exc)) from None
+        db.flush()
+        participant.status = _advanced_status(db.connection(), participant.id, participant.status)
+        result = {"status": participant.status}
     db.add_all(Event(participant_id=participant.id, trial_id=trial.id, **ev) for ev in body["events"])
     _touch(participant, utcnow())
     db.commit()
@@ -318,6 +334,11 @@ def _trial_json(participant: Participant, trial: Trial, settings: dict, number: 
     if trial.status == "done":
         return out
     stim = trial.stimulus
+    if trial.task not in (None, "codecharts"):
+        from studyweb.questionnaire_study import trial_json as questionnaire_json
+
+        out.update(questionnaire_json(trial, participant, lambda sid: get_db().get(Stimulus, sid), url_for))
+        return out
     if trial.task == "codecharts":
         from studyweb.codecharts_study import trial_json
 

@@ -22,6 +22,8 @@ EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SAVE_FIELDS = {"idempotency_key", "clicks", "display_w", "display_h", "done", "events", "response_text", "elapsed_ms"}
 EVENTS_FIELDS = {"idempotency_key", "events", "trial_id"}
 ANSWER_FIELDS = {"idempotency_key", "code", "rt_ms", "events"}
+ANSWERS_FIELDS = {"idempotency_key", "answers", "rt_ms", "shown_order", "events"}
+MAX_ANSWERS = 20
 MAX_CODE_TEXT = 32
 
 
@@ -124,6 +126,29 @@ def check_answer(body: dict[str, Any]) -> dict[str, Any]:
     rt = body.get("rt_ms")
     return {"idempotency_key": check_key(body.get("idempotency_key")), "code": code.strip(),
             "rt_ms": None if rt is None else _t_ms(rt, "rt_ms"), "events": check_events(body.get("events", []))}
+
+
+def check_answers(body: dict[str, Any]) -> dict[str, Any]:
+    """A questionnaire answer: {idempotency_key, answers: [{question, choice | rating | text |
+    x, y}], rt_ms, shown_order: [candidate labels as displayed], events}. Only the shape is
+    checked here; what fits the trial is checked by `questionnaire_study.record_answers`."""
+    _no_unknown(body, ANSWERS_FIELDS)
+    answers = body.get("answers")
+    if not isinstance(answers, list) or not 0 < len(answers) <= MAX_ANSWERS:
+        raise ApiError(422, f"answers must be a list of 1 to {MAX_ANSWERS} answers, got {str(answers)[:60]}")
+    for i, item in enumerate(answers):
+        if not isinstance(item, dict) or not isinstance(item.get("question"), str) \
+                or set(item) - {"question", "choice", "rating", "text", "x", "y"}:
+            raise ApiError(422, f"answers[{i}] must be an object with question and choice, rating, text or x, y")
+        if isinstance(item.get("text"), str) and len(item["text"]) > MAX_TEXT:
+            raise ApiError(422, f"answers[{i}].text must have at most {MAX_TEXT} characters")
+    order = body.get("shown_order") or []
+    if not isinstance(order, list) or len(order) > 26 or not all(isinstance(label, str) for label in order):
+        raise ApiError(422, "shown_order must be the candidates' labels in display order")
+    rt = body.get("rt_ms")
+    return {"idempotency_key": check_key(body.get("idempotency_key")), "answers": answers,
+            "rt_ms": None if rt is None else _t_ms(rt, "rt_ms"), "shown_order": order,
+            "events": check_events(body.get("events", []))}
 
 
 def check_events_body(body: dict[str, Any]) -> dict[str, Any]:

@@ -12,17 +12,20 @@ from studyweb.participant import _participant_or_entry, elsewhere
 from studyweb.participant.auth import current_participant
 
 bp = Blueprint("tasks", __name__)
+# The task page of each experiment task; BubbleView's for any other.
+TEMPLATES = {"codecharts": "tasks/codecharts.html", "questionnaire": "tasks/questionnaire.html"}
 
 
 @bp.get("/s/<name>/task")
 def bubbleview(name: str):
-    """The task page for the practice and main trials (BubbleView's, or CodeCharts' for a
-    task "codecharts" experiment); elsewhere in the flow → resume."""
+    """The task page for the practice and main trials (BubbleView's, or CodeCharts' or the
+    questionnaire's for a task "codecharts" or "questionnaire" experiment); elsewhere in the
+    flow → resume."""
     experiment, participant = _participant_or_entry(name)
     if participant is None or participant.status not in ("practice", "trials"):
         return elsewhere(experiment, participant)
     get_db().commit()
-    template = "tasks/codecharts.html" if experiment.task == "codecharts" else "tasks/bubbleview.html"
+    template = TEMPLATES.get(experiment.task, "tasks/bubbleview.html")
     response = current_app.make_response(render_template(template, experiment=experiment, participant=participant))
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -48,3 +51,67 @@ def image(trial_id: int, kind: str):
     response = send_file(path, mimetype="image/png", max_age=0)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@bp.get("/t/trials/<int(max=2147483647):trial_id>/stimuli/<int(max=2147483647):stimulus_id>.png")
+def stimulus_image(trial_id: int, stimulus_id: int):
+    """An image a questionnaire trial shows (a candidate, the rated image, the input), PNG at
+    its natural size; 404 unless the token's participant holds the trial and it shows that image."""
+    from studyweb.db import Stimulus
+
+    trial = _own_questionnaire_trial(trial_id)
+    if stimulus_id not in _shown_stimuli(trial.spec):
+        abort(404, description="no such image for this trial")
+    stimulus = get_db().get(Stimulus, stimulus_id)
+    response = send_file(stimulus_image_path(stimulus), mimetype="image/png", max_age=0)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.get("/t/trials/<int(max=2147483647):trial_id>/target_map.png")
+def target_map(trial_id: int):
+    """The trial's target attention: the pair's y_map over the input image (PNG, the input's
+    natural size); 404 unless the trial shows a target map."""
+    import io
+
+    import numpy as np
+
+    from studyweb.admin.heatmap import overlay_png
+    from studyweb.db import Stimulus
+    from studyweb.designs import target_map_path
+
+    trial = _own_questionnaire_trial(trial_id)
+    reference = trial.spec.get("reference") or {}
+    if not reference.get("target_map") or not reference.get("input"):
+        abort(404, description="this trial shows no target map")
+    stimulus = get_db().get(Stimulus, reference["input"])
+    path = target_map_path(stimulus.experiment.dataset_path, stimulus.pair_id)
+    if path is None:
+        abort(404, description="the pair has no target map")
+    density = np.load(path).astype(np.float32)
+
+    class _Map:  # what overlay_png reads of a FixationMap
+        @staticmethod
+        def density_array():
+            return density
+
+    response = send_file(io.BytesIO(overlay_png(stimulus, _Map())), mimetype="image/png", max_age=0)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _own_questionnaire_trial(trial_id: int) -> Trial:
+    participant = current_participant()
+    trial = get_db().get(Trial, trial_id)
+    if participant is None or trial is None or trial.participant_id != participant.id or not trial.spec \
+            or trial.task in (None, "codecharts"):
+        abort(404, description="no such image for this participant")
+    return trial
+
+
+def _shown_stimuli(spec: dict) -> set[int]:
+    """The stimulus ids a questionnaire trial's spec shows."""
+    ids = {c["stimulus_id"] for c in spec.get("candidates", [])}
+    ids.add(spec.get("image"))
+    ids.add((spec.get("reference") or {}).get("input"))
+    return {i for i in ids if i is not None}

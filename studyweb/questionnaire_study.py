@@ -1,0 +1,274 @@
+"""Questionnaire studies in the database (task "questionnaire", made from a design:
+`studyweb.designs`): the stimuli, a participant's trials, what the page gets, and the answers.
+
+Stimuli: per selected pair, its input image (method '') and each method's output
+(`<folder>/<pair_id>.png`). Per block, a participant gets `per_participant` units, least
+observed first (`assignment.choose_stimuli`, at most one version of a pair per block): a
+choose_best unit is a pair (its input stimulus carries the observer count), a rate /
+pick_region / describe unit is one image version. Catch trials (design `catch.every`) are put
+between a block's trials where the block's task has one: choose_best shows the input among the
+candidates and asks which is identical to the original; a fidelity rating rates the input
+against itself (expected: the top score). Their trials have no stimulus (they count for
+nobody's observers) and their answers are Responses with question 'catch' and `correct`.
+
+Answers (one Response per question): choose_best stores the chosen candidate's method as
+`choice` (its label in payload) and the methods in display order as `shown_methods`; rate the
+score as `rating`; pick_region the point (x, y, image px of the natural size) and the object's
+mask id as `choice`, and the follow-up's answer; describe the text.
+"""
+from __future__ import annotations
+
+import logging
+import string
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from studyweb.db import Participant, Response, Stimulus, Trial, utcnow
+
+log = logging.getLogger(__name__)
+TASK = "questionnaire"
+CATCH_TEXT = "Which image is identical to the original?"
+
+
+class AnswerError(ValueError):
+    """An answer that does not fit its trial (the API answers 422 with the message)."""
+
+
+def build_trials(participant: Participant, stimuli: list[Stimulus], counts: dict[int, int], settings: dict,
+                 rng: np.random.Generator) -> list[Trial]:
+    """A participant's trials, block after block (not added to a session). Raises ValueError
+    (the assignment's StudyFull) when no block has anything left to show."""
+    from studyweb.assignment import choose_stimuli
+
+    design = settings["design"]
+    by_version = {}
+    for stimulus in stimuli:
+        by_version.setdefault(stimulus.method or "original", []).append(stimulus)
+    originals = {s.pair_id: s for s in by_version.get("original", [])}
+    catch = design.get("catch")
+    trials: list[Trial] = []
+    for b, block in enumerate(design["blocks"]):
+        units = _units(block, by_version)
+        k = len(units) if design["per_participant"] in (None, "all") else int(design["per_participant"])
+        chosen = choose_stimuli(units, counts, k=k, m=int(design["observers"]), allow_both_sides=False, rng=rng)
+        specs = [_spec(block, b, unit, originals, by_version, design, rng) for unit in chosen]
+        if catch and _has_catch(block) and specs:
+            for position in range(catch["every"] - 1, len(specs) + 1, catch["every"]):
+                source = originals[chosen[min(position, len(chosen) - 1)].pair_id]
+                specs.insert(position, _catch_spec(block, b, source, by_version, rng))
+        for unit_id, spec in specs:
+            trials.append(Trial(participant_id=participant.id, stimulus_id=unit_id, position=len(trials) + 1,
+                                is_practice=False, task=block["task"], spec=spec))
+    return trials
+
+
+def trial_json(trial: Trial, participant: Participant, stimulus_of, url_for) -> dict:
+    """What the page needs for one questionnaire trial (image URLs from `url_for`;
+    stimulus_of(id) -> Stimulus)."""
+    spec = trial.spec
+    image = lambda sid: url_for("tasks.stimulus_image", trial_id=trial.id, stimulus_id=sid,  # noqa: E731
+                                t=participant.token)
+    out = {"task": trial.task, "block": spec["block"], "questions": spec["questions"],
+           "answer_url": url_for("api.answer", trial_id=trial.id)}
+    reference = spec.get("reference") or {}
+    out["reference"] = {
+        "input_url": image(reference["input"]) if reference.get("input") else None,
+        "target_map_url": url_for("tasks.target_map", trial_id=trial.id, t=participant.token)
+        if reference.get("target_map") else None,
+    }
+    if trial.task == "choose_best":
+        out["candidates"] = [{"label": c["label"], "image_url": image(c["stimulus_id"])} for c in spec["candidates"]]
+        return out
+    stimulus = stimulus_of(spec["image"])
+    out.update(image_url=image(spec["image"]), natural_w=stimulus.width, natural_h=stimulus.height)
+    if trial.task == "rate":
+        out["scale"] = {"labels": spec["scale"]["labels"], "scores": spec["scale"]["scores"]}
+    elif trial.task == "pick_region":
+        out["regions"] = [{"id": r["id"], "box": r["box"]} for r in spec["regions"]]
+        out["follow_up"] = spec.get("follow_up")
+    elif trial.task == "describe":
+        out["max_chars"] = spec["max_chars"]
+    return out
+
+
+def record_answers(session: Session, participant: Participant, trial: Trial, body: dict, key: str) -> None:
+    """Check and store the answers of a questionnaire trial (body: {answers, rt_ms,
+    shown_order}); the trial ends. AnswerError (nothing stored) when an answer does not fit."""
+    spec = trial.spec
+    answers = {a.get("question"): a for a in body["answers"] if isinstance(a, dict)}
+    expected = [q["id"] for q in spec["questions"]]
+    if spec.get("follow_up"):
+        expected.append(spec["follow_up"]["id"])
+    if len(answers) != len(body["answers"]) or set(answers) != set(expected):
+        raise AnswerError(f"expected one answer for each of the questions {expected}, got"
+                          f" {[a.get('question') if isinstance(a, dict) else a for a in body['answers']][:10]}")
+    shown = _shown_methods(spec, body.get("shown_order") or [])
+    now = utcnow()
+    for question in expected:
+        values = _answer_values(trial, spec, question, answers[question])
+        correct = None
+        if spec.get("catch") and question == spec["catch"]["question"]:
+            correct = values.get("choice_label", values.get("rating")) == spec["catch"]["expected"]
+        label = values.pop("choice_label", None)
+        session.add(Response(
+            participant_id=participant.id, trial_id=trial.id, task=trial.task, question=question,
+            valid=True, correct=correct, rt_ms=body.get("rt_ms"), shown_methods=shown, idempotency_key=key,
+            created_at=now, payload={"label": label, "catch": bool(spec.get("catch"))} if label or spec.get("catch")
+            else None, **values))
+    trial.status, trial.ended_at = "done", now
+    trial.started_at = trial.started_at or now
+    trial.duration_ms = body.get("rt_ms")
+
+
+def _answer_values(trial: Trial, spec: dict, question: str, answer: dict) -> dict[str, Any]:
+    """The Response columns of one answer, checked against the trial."""
+    follow = spec.get("follow_up")
+    if follow and question == follow["id"]:
+        choice = answer.get("choice")
+        if choice not in follow["choices"]:
+            raise AnswerError(f"{question}: expected one of {follow['choices']}, got {str(choice)[:40]!r}")
+        return {"choice": choice}
+    if trial.task == "choose_best":
+        labels = {c["label"]: c["method"] for c in spec["candidates"]}
+        choice = answer.get("choice")
+        if choice not in labels:
+            raise AnswerError(f"{question}: the choice must be one of the candidates {sorted(labels)},"
+                              f" got {str(choice)[:40]!r}")
+        return {"choice": labels[choice], "choice_label": choice}
+    if trial.task == "rate":
+        rating = answer.get("rating")
+        if isinstance(rating, bool) or rating not in spec["scale"]["scores"]:
+            raise AnswerError(f"{question}: the rating must be one of the scale's scores {spec['scale']['scores']},"
+                              f" got {str(rating)[:40]!r}")
+        return {"rating": float(rating)}
+    if trial.task == "pick_region":
+        x, y = answer.get("x"), answer.get("y")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in (x, y)):
+            raise AnswerError(f"{question}: expected a point x, y in image pixels, got {x!r}, {y!r}")
+        region = _region_at(spec, float(x), float(y))
+        if region is None:
+            raise AnswerError(f"{question}: ({x:.1f}, {y:.1f}) is on no object; click on one of the outlined objects")
+        return {"x": float(x), "y": float(y), "choice": str(region)}
+    text = answer.get("text")
+    if not isinstance(text, str) or not text.strip() or len(text) > spec["max_chars"]:
+        raise AnswerError(f"{question}: expected a text of 1 to {spec['max_chars']} characters")
+    return {"text": text.strip()}
+
+
+def _shown_methods(spec: dict, shown_order: list) -> list[str] | None:
+    """The candidates' methods in the order the page showed them (its `shown_order` labels; the
+    server's order when the page sent none)."""
+    if "candidates" not in spec:
+        return [spec["method"]] if spec.get("method") else None
+    labels = {c["label"]: c["method"] for c in spec["candidates"]}
+    order = [label for label in shown_order if label in labels]
+    if sorted(order) != sorted(labels):
+        order = [c["label"] for c in spec["candidates"]]
+    return [labels[label] for label in order]
+
+
+def _region_at(spec: dict, x: float, y: float) -> int | None:
+    """The mask id of the object under (x, y), image px of the shown image, or None."""
+    import cv2
+
+    mask = cv2.imread(spec["mask"], cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise AnswerError(f"the objects of this image cannot be read ({spec['mask']}); please tell the researcher")
+    width, height = spec["size"]
+    col = int(x * mask.shape[1] / width)
+    row = int(y * mask.shape[0] / height)
+    if not (0 <= row < mask.shape[0] and 0 <= col < mask.shape[1]):
+        return None
+    label = int(mask[row, col] if mask.ndim == 2 else mask[row, col, 0])
+    return label or None
+
+
+def _has_catch(block: dict) -> bool:
+    return block["task"] == "choose_best" or (block["task"] == "rate" and block["scale"].get("name") == "fidelity")
+
+
+def _units(block: dict, by_version: dict) -> list[Stimulus]:
+    """The stimuli a block's trials are counted on (see the module doc)."""
+    if block["task"] == "choose_best":
+        return by_version.get("original", [])
+    versions = [v for v in by_version if v != "original"] if block["image"] == "methods" else [block["image"]]
+    return [s for v in versions for s in by_version.get(v, [])]
+
+
+def _spec(block: dict, b: int, unit: Stimulus, originals: dict, by_version: dict, design: dict, rng) -> tuple:
+    """(the unit's stimulus id, the trial's spec)."""
+    source = originals[unit.pair_id]
+    spec: dict[str, Any] = {"block": block["name"], "block_index": b, "questions": block["questions"],
+                            "pair_id": unit.pair_id, "catch": None}
+    if block["task"] == "choose_best":
+        versions = {s.method or "original": s for v in block["candidates"] for s in by_version.get(v, [])
+                    if s.pair_id == unit.pair_id}
+        order = [block["candidates"][i] for i in rng.permutation(len(block["candidates"]))]
+        spec["candidates"] = [{"label": string.ascii_uppercase[i], "method": m, "stimulus_id": versions[m].id}
+                              for i, m in enumerate(order)]
+        spec["reference"] = {"input": source.id if block["reference"]["input"] else None,
+                             "target_map": bool(block["reference"]["target_map"])}
+        return unit.id, spec
+    spec.update(image=unit.id, method=unit.method or "original", size=[unit.width, unit.height])
+    if block["task"] == "rate":
+        spec["scale"] = block["scale"]
+        spec["reference"] = {"input": source.id if block["reference"]["input"] else None}
+    elif block["task"] == "pick_region":
+        mask = _mask_path(source)
+        spec.update(mask=mask, regions=_regions(mask, unit), follow_up=block["follow_up"])
+    else:
+        spec["max_chars"] = block["max_chars"]
+    return unit.id, spec
+
+
+def _catch_spec(block: dict, b: int, source: Stimulus, by_version: dict, rng) -> tuple:
+    """(None: a catch trial counts for nobody, its spec) with a known answer."""
+    if block["task"] == "choose_best":
+        others = [m for m in block["candidates"] if m != "original"][:max(1, len(block["candidates"]) - 1)]
+        methods = ["original", *others]
+        versions = {s.method or "original": s for m in methods for s in by_version.get(m, [])
+                    if s.pair_id == source.pair_id}
+        order = [methods[i] for i in rng.permutation(len(methods))]
+        candidates = [{"label": string.ascii_uppercase[i], "method": m, "stimulus_id": versions[m].id}
+                      for i, m in enumerate(order)]
+        expected = next(c["label"] for c in candidates if c["method"] == "original")
+        return None, {"block": block["name"], "block_index": b, "pair_id": source.pair_id,
+                      "questions": [{"id": "catch", "text": CATCH_TEXT}], "candidates": candidates,
+                      "reference": {"input": source.id, "target_map": False},
+                      "catch": {"question": "catch", "expected": expected}}
+    scale = block["scale"]
+    return None, {"block": block["name"], "block_index": b, "pair_id": source.pair_id,
+                  "questions": [{"id": "catch", "text": scale["question"]}], "image": source.id, "method": "original",
+                  "size": [source.width, source.height], "scale": scale, "reference": {"input": source.id},
+                  "catch": {"question": "catch", "expected": max(scale["scores"])}}
+
+
+def _mask_path(source: Stimulus) -> str:
+    """The instance mask of a pair's input image (DESIGN.md §2: masks/PAIRID_side.png); method
+    outputs keep the input's camera, so their objects lie where the input's do."""
+    from pathlib import Path
+
+    return str(Path(source.experiment.dataset_path) / "masks" / f"{source.pair_id}_{source.side}.png")
+
+
+def _regions(mask_path: str, stimulus: Stimulus) -> list[dict]:
+    """The pickable objects: {id (mask id), box [x0, y0, x1, y1] in the stimulus' image px}."""
+    import cv2
+
+    mask = cv2.imread(mask_path, cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ValueError(f"pick_region needs the pair's mask; cannot read {mask_path}")
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    sx, sy = stimulus.width / mask.shape[1], stimulus.height / mask.shape[0]
+    regions = []
+    for label in np.unique(mask):
+        if label == 0:
+            continue
+        rows, cols = np.nonzero(mask == label)
+        regions.append({"id": int(label), "box": [round(float(cols.min()) * sx, 2), round(float(rows.min()) * sy, 2),
+                                                   round(float(cols.max() + 1) * sx, 2),
+                                                   round(float(rows.max() + 1) * sy, 2)]})
+    return regions
