@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 SIMULATED_USER_AGENT = "gazelab-simulate/1 (simulated participant)"
 CENTRE_WEIGHT = 0.25  # share of the density in the centre bias when a scene has objects
 SIZE_WEIGHT = {"large": 1.5, "small": 1.0}
+QUESTIONNAIRE_TASKS = ("choose_best", "rate", "pick_region", "describe")
 
 
 def popout_density(scene: dict | None, image_size: tuple[int, int]) -> np.ndarray:
@@ -108,6 +109,8 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
                 continue
             if trial.get("task") == "codecharts":
                 url, body, points = _codecharts_answer(http, base, trial, density_of, rng)
+            elif trial.get("task") in QUESTIONNAIRE_TASKS:
+                url, body, points = _questionnaire_answer(http, base, trial, rng)
             else:
                 url, body, points = _bubbleview_save(trial, density_of, clicks_per_trial, rng)
             if pause_s:
@@ -239,6 +242,45 @@ def _codecharts_answer(http, base: str, trial: dict, density_of, rng) -> tuple[s
     nearest = min(codes, key=lambda c: (c["x"] - gaze_x) ** 2 + (c["y"] - gaze_y) ** 2)
     body = {"idempotency_key": _key(rng), "code": nearest["code"], "rt_ms": float(rng.uniform(800, 2500))}
     return trial["answer_url"], body, int(chart["kind"] == "image")
+
+
+def _questionnaire_answer(http, base: str, trial: dict, rng) -> tuple[str, dict, int]:
+    """A questionnaire trial's answers, as an attentive participant without taste gives them: a
+    random candidate, scale point or object, a short text; on a catch trial the right answer,
+    found by looking (the candidate whose image bytes equal the original's; the top score for
+    an image identical to its reference). Returns (path, body, 0 gaze points)."""
+    def image(url):
+        return http.call("GET", f"{base}{url}").content
+
+    answers = []
+    reference = (trial.get("reference") or {}).get("input_url")
+    for question in trial["questions"]:
+        catch = question["id"] == "catch"
+        if trial["task"] == "choose_best":
+            labels = [c["label"] for c in trial["candidates"]]
+            choice = labels[int(rng.integers(len(labels)))]
+            if catch:
+                original = image(reference)
+                choice = next((c["label"] for c in trial["candidates"] if image(c["image_url"]) == original), choice)
+            answers.append({"question": question["id"], "choice": choice})
+        elif trial["task"] == "rate":
+            scores = trial["scale"]["scores"]
+            rating = scores[int(rng.integers(len(scores)))]
+            if catch and reference and image(reference) == image(trial["image_url"]):
+                rating = max(scores)
+            answers.append({"question": question["id"], "rating": rating})
+        elif trial["task"] == "pick_region":
+            x0, y0, x1, y1 = trial["regions"][int(rng.integers(len(trial["regions"])))]["box"]
+            answers.append({"question": question["id"], "x": (x0 + x1) / 2, "y": (y0 + y1) / 2})
+        else:
+            answers.append({"question": question["id"], "text": "a simulated description of the image"})
+    if trial.get("follow_up"):
+        choices = trial["follow_up"]["choices"]
+        answers.append({"question": trial["follow_up"]["id"], "choice": choices[int(rng.integers(len(choices)))]})
+    order = [c["label"] for c in trial.get("candidates", [])]
+    body = {"idempotency_key": _key(rng), "answers": answers, "rt_ms": float(rng.uniform(1500, 6000)),
+            "shown_order": order}
+    return trial["answer_url"], body, 0
 
 
 class _RetryingClient:

@@ -223,3 +223,19 @@ def test_methods_from_the_command_line_override_the_design(tmp_path, method_dirs
     design = load_design(YAML.format(salggan=tmp_path / "missing").replace("candidatez", "candidates"),
                          methods={"salggan": method_dirs["salggan"]})
     assert design.values["methods"]["salggan"] == method_dirs["salggan"]
+
+
+def test_simulated_participants_answer_every_question_type_and_pass_the_catch_trials(app, quest, dbs):
+    from support.browser import served
+    from studyweb.experiments import experiment_by_name
+    from studyweb.qc import run_qc
+    from studyweb.simulate import simulate_participants
+
+    with served(app) as url:
+        summary = simulate_participants(url, "quest", 3, concurrency=2, drop_rate=0.2, model="centre")
+    assert summary["complete"] == 3 and not summary["failures"]
+    tasks = {r.task for r in dbs.query(Response)}
+    assert tasks == {"choose_best", "rate", "pick_region", "describe"}
+    assert all(r.correct for r in dbs.query(Response).filter(Response.question == "catch"))
+    result = run_qc(dbs, experiment_by_name(dbs, "quest"))
+    assert len(result.kept) == 3 and not [f for f in result.flags if f.excluded]
