@@ -158,7 +158,7 @@ def completed_counts(session: Session, experiment: Experiment) -> dict[int, int]
         select(Trial.stimulus_id, func.count(func.distinct(Trial.participant_id)))
         .join(Participant, Participant.id == Trial.participant_id)
         .where(Participant.experiment_id == experiment.id, Trial.is_practice.is_(False),
-               Trial.status == "done")
+               Trial.status == "done", Trial.stimulus_id.is_not(None))  # sentinels and catch trials: no image
         .group_by(Trial.stimulus_id)
     )
     return {int(sid): int(n) for sid, n in session.execute(query)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -61,9 +62,17 @@ def create_admin(username: str, password_stdin: bool, db_url: str | None) -> Non
                + (f"; {ended} session(s) logged out" if ended else ""))
 
 
+METHODS_OPTION = click.option(
+    "--methods", "method_dirs", multiple=True, metavar="NAME=DIR",
+    help="A method's outputs (<pair_id>.png), adding to or overriding the design's methods; repeatable.")
+
+
 @group.command("create-experiment")
 @click.option("--dataset", "dataset_dir", required=True, type=click.Path(file_okay=False), help="Dataset directory.")
 @click.option("--name", required=True, help="Slug used in the link /s/NAME (a-z 0-9 _ -).")
+@click.option("--from", "design_path", type=click.Path(dir_okay=False),
+              help="A study design in YAML (studyweb/examples/); the task and its settings come from it.")
+@METHODS_OPTION
 @click.option("--task", default="bubbleview", show_default=True, type=click.Choice(["bubbleview", "codecharts"]))
 @click.option("--title", default="", help="Title shown to participants [default: the name].")
 @click.option("--description", default="")
@@ -92,9 +101,20 @@ def create_admin(username: str, password_stdin: bool, db_url: str | None) -> Non
 @click.option("--completion-url", default=None, help="Send participants here at the end (e.g. Prolific).")
 @click.option("--base-url", default="http://127.0.0.1:5000", show_default=True, help="For the printed link.")
 @DB_OPTION
-def create_experiment(dataset_dir, name, task, title, description, base_url, db_url, **options) -> None:
-    """Create an experiment from a dataset's pairs and print the participant link."""
+def create_experiment(dataset_dir, name, design_path, method_dirs, task, title, description, base_url, db_url,
+                      **options) -> None:
+    """Create an experiment from a dataset's pairs (or from a design, --from) and print the link."""
     from studyweb.experiments import create_experiment as create
+
+    if design_path:
+        given = sorted(k.replace("_", "-") for k, v in options.items() if v is not None)
+        if given or task != "bubbleview" or title or description:
+            raise click.UsageError(f"--from takes the task and its settings from the design; drop"
+                                   f" {', '.join('--' + g for g in given) or '--task/--title/--description'}")
+        _create_from_design(design_path, dataset_dir, name, _method_dirs(method_dirs), base_url, db_url)
+        return
+    if method_dirs:
+        raise click.UsageError("--methods goes with --from DESIGN.yaml")
 
     settings = {
         "per_participant": options["per_participant"], "observers": options["observers"],
@@ -124,6 +144,30 @@ def create_experiment(dataset_dir, name, task, title, description, base_url, db_
         code = experiment.settings.get("completion_code")
     click.echo(f"experiment {name!r}: {n_stimuli} stimuli" + (f", completion code {code}" if code else ""))
     click.echo(f"participant link: {base_url.rstrip('/')}/s/{name}")
+
+
+def _create_from_design(design_path, dataset_dir, name, methods, base_url, db_url) -> None:
+    from studyweb.designs import create_from_design
+
+    with _session(db_url) as session:
+        experiment = create_from_design(session, design_path, dataset_dir, name, methods)
+        session.commit()
+        n_stimuli, task = len(experiment.stimuli), experiment.task
+        code = experiment.settings.get("completion_code")
+    click.echo(f"experiment {name!r} ({task}, from {design_path}): {n_stimuli} images"
+               + (f", completion code {code}" if code else ""))
+    click.echo(f"participant link: {base_url.rstrip('/')}/s/{name}")
+
+
+def _method_dirs(values) -> dict[str, str]:
+    """--methods NAME=DIR ... → {name: dir}; a bad one is one line and exit 2."""
+    methods = {}
+    for value in values:
+        name, sep, folder = value.partition("=")
+        if not sep or not name.strip() or not folder.strip():
+            raise click.BadParameter(f"expected NAME=DIR, got {value!r}", param_hint="--methods")
+        methods[name.strip()] = folder.strip()
+    return methods
 
 
 def _durations(value: str | None) -> list[int] | None:
@@ -277,6 +321,39 @@ def import_fixations(experiment, csv_path, screen, image_rect, replace, db_url) 
                f" {summary['trials_below_min_clicks']} trial(s) with fewer than {summary['min_clicks']}"
                " (qc.min_clicks) will be dropped from the maps")
     click.echo(f"next: gazelab study build-maps {experiment}")
+
+
+@group.command("pilot")
+@click.argument("design_path", metavar="DESIGN.yaml", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dataset", "dataset_dir", required=True, type=click.Path(file_okay=False), help="Dataset directory.")
+@METHODS_OPTION
+@click.option("--participants", type=click.IntRange(1, 1000), default=None,
+              help="Simulated participants [enough to fill every image's observers, at most 60].")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Where the pilot's database, maps and CSVs go (an earlier pilot there is replaced).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the simulated answers.")
+def pilot(design_path, dataset_dir, method_dirs, participants, out_dir, seed) -> None:
+    """Pilot a study design with simulated participants before paying anyone: a throwaway study
+    server, every task answered through the browser's API, QC, maps, CSVs and a summary."""
+    from studyweb.pilot import run_pilot
+
+    summary = run_pilot(design_path, dataset_dir, out_dir, _method_dirs(method_dirs), participants, seed)
+    obs = summary["observers"]
+    click.echo(f"pilot of {design_path} ({summary['task']}): {summary['complete']} of {summary['participants']}"
+               f" simulated participants finished, {len(summary['excluded'])} excluded by QC")
+    for reason in summary["exclusion_reasons"][:5]:
+        click.echo(f"  excluded: {reason}")
+    click.echo(f"observers per image: min {obs['min']}, mean {obs['mean']:.1f}, max {obs['max']} of {obs['wanted']}"
+               f" wanted, over {obs['images']} images")
+    click.echo(f"each participant: {summary['trials_per_participant']:.1f} trials, about"
+               f" {summary['minutes_per_participant']:g} minutes")
+    if summary["maps"]:
+        click.echo(f"maps: {summary['maps']['built']} built into {summary['maps']['folder']}")
+    click.echo(f"data: {', '.join(Path(p).name for p in summary['csv'].values())} in {Path(out_dir) / 'csv'};"
+               f" database {summary['database']}")
+    if summary["failures"]:
+        raise click.ClickException(f"{len(summary['failures'])} simulated participant(s) failed; first: "
+                                   f"{summary['failures'][0]}")
 
 
 @group.command("simulate")
