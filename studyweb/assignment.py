@@ -82,6 +82,9 @@ def assign(session: Session, experiment: Experiment, participant: Participant, r
             raise StudyFull(f"experiment {experiment.name!r}: every image already has"
                             f" {settings['design']['observers']} observers")
         return _store(session, participant, trials, seed, now)
+    if settings.get("conditions"):  # blocks x conditions in a Latin square (a design's `conditions`)
+        return _store(session, participant, _condition_trials(session, experiment, participant, stimuli, counts,
+                                                              seen, rng), seed, now)
     chosen = choose_stimuli(
         stimuli, counts, k=int(settings["per_participant"]), m=int(settings["observers"]),
         allow_both_sides=bool(settings.get("allow_both_sides", False)), rng=rng, exclude_ids=seen,
@@ -108,6 +111,51 @@ def _store(session: Session, participant: Participant, trials: list[Trial], seed
     participant.last_seen_at = now
     session.flush()
     log.info("participant %d: %d trials (seed %d)", participant.id, len(trials), seed)
+    return trials
+
+
+def _condition_trials(session: Session, experiment: Experiment, participant: Participant, stimuli, counts, seen,
+                      rng) -> list[Trial]:
+    """The trials of an attention study with conditions (`studyweb.counterbalance`): K source
+    images (least observed first, counted over all their versions), then one block per
+    condition, each showing every chosen image once in the block's condition (or, mixed, the
+    conditions spread over the images), the blocks in the order of the participant's row of a
+    Williams square (participants numbered in arrival order, under the experiment's lock)."""
+    from studyweb.counterbalance import counterbalanced_blocks
+
+    settings = experiment.settings
+    conditions = settings["conditions"]
+    versions = {(s.pair_id, s.method or "original"): s for s in stimuli}
+    originals = [s for s in stimuli if not s.method and s.id not in seen]
+    per_pair = {}
+    for (pair_id, _), stimulus in versions.items():
+        per_pair[pair_id] = max(per_pair.get(pair_id, 0), counts.get(stimulus.id, 0))
+    chosen = choose_stimuli(originals, {s.id: per_pair[s.pair_id] for s in originals},
+                            k=int(settings["per_participant"]), m=int(settings["observers"]),
+                            allow_both_sides=False, rng=rng)
+    if not chosen:
+        raise StudyFull(f"experiment {experiment.name!r}: every image already has {settings['observers']} observers")
+    index = session.scalar(select(func.count(func.distinct(Trial.participant_id)))
+                           .join(Participant, Participant.id == Trial.participant_id)
+                           .where(Participant.experiment_id == experiment.id))
+    blocks = counterbalanced_blocks([s.pair_id for s in chosen], conditions["versions"], int(index),
+                                    layout=conditions["layout"], seed=int(rng.integers(2**31)))
+    shown = [(b, condition, versions[pair_id, condition]) for b, block in enumerate(blocks)
+             for pair_id, condition in block]
+    if experiment.task == "codecharts":
+        from studyweb.codecharts_study import build_trials
+
+        trials = build_trials(participant, [s for _, _, s in shown], list(stimuli), settings, rng)
+        labels = iter(shown)
+        for trial in trials:
+            if not trial.is_practice and trial.spec["kind"] == "image":
+                b, condition, _ = next(labels)
+                trial.spec = {**trial.spec, "block": b, "condition": condition}
+        return trials
+    practice = _practice_stimulus([s for s in stimuli if not s.method], chosen)
+    trials = [Trial(participant_id=participant.id, stimulus_id=practice.id, position=0, is_practice=True)]
+    trials += [Trial(participant_id=participant.id, stimulus_id=s.id, position=i + 1,
+                     spec={"block": b, "condition": condition}) for i, (b, condition, s) in enumerate(shown)]
     return trials
 
 

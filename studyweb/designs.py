@@ -15,7 +15,9 @@
     catch: {every: 8, max_failures: 0}       # one catch trial in `every`, QC drops participants
                                              #   failing more than max_failures (default: none)
     completion_code: ABC123                  # or completion_url: https://app.prolific.com/...
-    blocks:
+    conditions: [original, increase]         # attention designs: one block per condition, each
+    counterbalance: blocked                  #   image once per block; block order by a Williams
+    blocks:                                  #   Latin square (blocked | mixed: studyweb.counterbalance)
       - name: preference
         task: choose_best                    # choose_best | rate | pick_region | describe
         questions:                           #   | codecharts | bubbleview
@@ -60,7 +62,7 @@ SCALES = {
                 "scores": [3, 2, 1, 0]},
 }
 TOP_KEYS = {"title", "description", "methods", "stimuli", "per_participant", "observers", "catch", "completion_code",
-            "completion_url", "blocks"}
+            "completion_url", "blocks", "conditions", "counterbalance"}
 BLOCK_KEYS = {
     "choose_best": {"name", "task", "questions", "question", "candidates", "reference"},
     "rate": {"name", "task", "questions", "question", "image", "scale", "reference"},
@@ -188,7 +190,27 @@ class _Checker:
         if attention and len(out["blocks"]) > 1:
             self.fail(("blocks",), f"a {attention[0]} block must be the design's only block (a study of that task);"
                                    " run questionnaires as another experiment")
+        out["conditions"] = self.conditions(values, out["methods"], bool(attention))
         return out
+
+    def conditions(self, values: dict, methods: dict, attention: bool) -> dict | None:
+        conditions, layout = values.get("conditions"), values.get("counterbalance", "blocked")
+        if conditions is None:
+            if "counterbalance" in values:
+                self.fail(("counterbalance",), "counterbalancing needs conditions: [original, a method, ...]")
+            return None
+        if not attention:
+            self.fail(("conditions",), "conditions are for codecharts and bubbleview designs (blocks of one"
+                                       " version each); questionnaires compare methods within their blocks")
+        versions = ["original", *methods]
+        if not isinstance(conditions, list) or len(conditions) < 2 or len(set(map(str, conditions))) != len(conditions):
+            self.fail(("conditions",), f"expected 2 or more distinct versions ({', '.join(versions)}), got {conditions!r}")
+        for k, condition in enumerate(conditions):
+            if condition not in versions:
+                self.fail(("conditions", k), f"{condition!r} is not 'original' nor a method of this design")
+        if layout not in ("blocked", "mixed"):
+            self.fail(("counterbalance",), f"expected blocked or mixed, got {layout!r}")
+        return {"versions": list(conditions), "layout": layout}
 
     def known(self, values: dict, allowed: set, path: tuple) -> None:
         for key in values:
@@ -351,10 +373,16 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
     if design.task != "questionnaire":
         block = values["blocks"][0]
         settings = {k: v for k, v in block.items() if k not in ("name", "task", "image")}
-        if values.get("per_participant") not in (None, "all"):
-            settings["per_participant"] = values["per_participant"]
-        return create_experiment(session, dataset.path, name, design.task, title=title, description=description,
-                                 sides=[values["stimuli"]["side"]], pair_ids=pair_ids, **common, **settings)
+        settings["per_participant"] = len(pair_ids) if values.get("per_participant") in (None, "all") \
+            else values["per_participant"]
+        if values["conditions"]:
+            settings["conditions"] = values["conditions"]
+        experiment = create_experiment(session, dataset.path, name, design.task, title=title, description=description,
+                                       sides=[values["stimuli"]["side"]], pair_ids=pair_ids, **common, **settings)
+        if values["conditions"]:
+            _add_method_stimuli(session, experiment, design, [m for m in values["conditions"]["versions"]
+                                                              if m != "original"])
+        return experiment
 
     from studyweb.db import Experiment, Stimulus
     from studyweb.experiments import check_name
@@ -400,6 +428,29 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
     log.info("questionnaire %s: %d pairs x %d versions from %s", name, len(pair_ids), 1 + len(values["methods"]),
              dataset.path)
     return experiment
+
+
+def _add_method_stimuli(session, experiment, design: Design, methods: list[str]) -> None:
+    """A stimulus for each method's output of each of the experiment's pairs (DesignError when one is missing)."""
+    from studyweb.db import Stimulus
+    from studyweb.experiments import image_size
+
+    originals = [s for s in experiment.stimuli if not s.method]
+    for method in methods:
+        folder = Path(design.values["methods"][method])
+        for source in originals:
+            path = folder / f"{source.pair_id}.png"
+            if not path.is_file():
+                raise DesignError(f"{design.source}: method {method!r} has no output for pair {source.pair_id}:"
+                                  f" expected {path}")
+            width, height = image_size(path)
+            session.add(Stimulus(experiment_id=experiment.id, image_path=str(path), pair_id=source.pair_id,
+                                 side=source.side, method=method, width=width, height=height))
+    session.flush()
+    if experiment.task == "codecharts":
+        from studyweb.codecharts_study import check_stimuli
+
+        check_stimuli(list(experiment.stimuli), experiment.settings)
 
 
 def select_pairs(dataset, stimuli: dict, source: str = "<design>") -> list[str]:

@@ -70,6 +70,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "qc": DEFAULT_QC,
     "codecharts": None,  # CodeCharts timing and sentinels (`studyweb.codecharts_study.DEFAULTS`)
     "design": None,  # a questionnaire's checked design (`studyweb.designs`)
+    "conditions": None,  # {versions, layout}: Latin-square blocks of an attention design (`studyweb.designs`)
 }
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -156,7 +157,7 @@ def validate_settings(settings: dict[str, Any], base: dict[str, Any] | None = No
     for key, value in settings.items():
         if value is None:
             continue
-        if key in ("codecharts", "design"):
+        if key in ("codecharts", "design", "conditions"):
             merged[key] = value  # checked with the task (create_experiment, studyweb.designs)
         elif key == "qc":
             bad = sorted(set(value) - set(DEFAULT_QC))

@@ -135,15 +135,17 @@ def export_csv(session: Session, experiment: Experiment, out_dir) -> dict[str, P
         "participants": (participant_cols, session.execute(
             select(*[getattr(Participant, c) for c in participant_cols])
             .where(Participant.experiment_id == experiment.id).order_by(Participant.id))),
-        "trials": (["id", "participant_id", "stimulus_id", "pair_id", "side", "position", "is_practice", "status",
-                    "started_at", "ended_at", "duration_ms", "display_w", "display_h", "response_text"],
-                   session.execute(
+        "trials": (["id", "participant_id", "stimulus_id", "pair_id", "side", "method", "task", "block", "condition",
+                    "position", "is_practice", "status", "started_at", "ended_at", "duration_ms", "display_w",
+                    "display_h", "response_text"],
+                   (_trial_row(row) for row in session.execute(
                        select(Trial.id, Trial.participant_id, Trial.stimulus_id, Stimulus.pair_id, Stimulus.side,
-                              Trial.position, Trial.is_practice, Trial.status, Trial.started_at, Trial.ended_at,
-                              Trial.duration_ms, Trial.display_w, Trial.display_h, Trial.response_text)
+                              Stimulus.method, Trial.task, Trial.spec, Trial.position, Trial.is_practice, Trial.status,
+                              Trial.started_at, Trial.ended_at, Trial.duration_ms, Trial.display_w, Trial.display_h,
+                              Trial.response_text)
                        .outerjoin(Stimulus, Stimulus.id == Trial.stimulus_id)
                        .where(Trial.participant_id.in_(in_experiment)).order_by(Trial.participant_id,
-                                                                                Trial.position))),
+                                                                                Trial.position)))),
         "clicks": (["id", "trial_id", "participant_id", "stimulus_id", "x", "y", "t_ms", "display_w", "display_h"],
                    session.execute(
                        select(Click.id, Click.trial_id, Trial.participant_id, Trial.stimulus_id, Click.x, Click.y,
@@ -188,6 +190,14 @@ def response_rows(session: Session, experiment: Experiment):
                spec.get("condition"), spec.get("method"), "|".join(response.shown_methods or []), response.choice,
                response.rating, response.text, response.x, response.y, response.valid, response.rt_ms,
                response.created_at]
+
+
+def _trial_row(row) -> list:
+    """A trials.csv row: the trial's task (the experiment's when empty), and its block and
+    condition from its spec (designs with blocks or conditions)."""
+    head, (method, task, spec), tail = row[:5], row[5:8], row[8:]
+    spec = spec or {}
+    return [*head, method or None, task, spec.get("block"), spec.get("condition"), *tail]
 
 
 def _with_qc(session: Session, experiment: Experiment, participant_rows):

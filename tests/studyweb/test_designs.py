@@ -239,3 +239,58 @@ def test_simulated_participants_answer_every_question_type_and_pass_the_catch_tr
     assert all(r.correct for r in dbs.query(Response).filter(Response.question == "catch"))
     result = run_qc(dbs, experiment_by_name(dbs, "quest"))
     assert len(result.kept) == 3 and not [f for f in result.flags if f.excluded]
+
+
+@pytest.mark.parametrize("task", ["bubbleview", "codecharts"])
+def test_latin_square_blocks_over_participants(app, tmp_path, write_pair, task):
+    """Gatys' design on the server: each participant sees each source image once per block,
+    one condition per block, and the conditions of the first blocks balance over participants."""
+    from collections import Counter
+
+    from datagen.dataset import Dataset
+    from studyweb.assignment import assign
+
+    ds = Dataset.create(tmp_path / "g", "g", seed=1)
+    ds.add_pairs([write_pair(ds.path, f"g{i}", size=(320, 240)) for i in range(4)])
+    folders = {}
+    for method in ("increase", "decrease"):
+        folder = tmp_path / method
+        folder.mkdir()
+        for i in range(4):
+            cv2.imwrite(str(folder / f"g{i}.png"), np.full((240, 320, 3), 90, np.uint8))
+        folders[method] = str(folder)
+    design = {"methods": folders, "per_participant": "all", "observers": 50,
+              "conditions": ["original", "increase", "decrease"],
+              "blocks": [{"name": "look", "task": task, **({"codecharts": {"image_ms": [500]}}
+                                                            if task == "codecharts" else {})}]}
+    db = app.extensions["studyweb.sessions"]()
+    experiment = create_from_design(db, design, ds.path, "gatys")
+    db.commit()
+    firsts = Counter()
+    for p in range(6):
+        participant = Participant(experiment_id=experiment.id, status="instructions")
+        db.add(participant)
+        db.flush()
+        trials = [t for t in assign(db, experiment, participant) if not t.is_practice and t.stimulus_id]
+        db.commit()
+        blocks = {}
+        for trial in trials:
+            stimulus = db.get(type(experiment.stimuli[0]), trial.stimulus_id)
+            assert (stimulus.method or "original") == trial.spec["condition"]
+            blocks.setdefault(trial.spec["block"], []).append((stimulus.pair_id, trial.spec["condition"]))
+        assert sorted(blocks) == [0, 1, 2]
+        for shown in blocks.values():
+            assert sorted(pair for pair, _ in shown) == [f"g{i}" for i in range(4)]  # each image once per block
+            assert len({condition for _, condition in shown}) == 1  # one version per block
+        assert sorted(shown[0][1] for shown in blocks.values()) == ["decrease", "increase", "original"]
+        firsts[blocks[0][0][1]] += 1
+    assert firsts == Counter({"original": 2, "increase": 2, "decrease": 2})
+    db.close()
+
+
+def test_conditions_belong_to_attention_designs(method_dirs):
+    with pytest.raises(DesignError, match="conditions are for codecharts and bubbleview designs"):
+        load_design({**_design(), "methods": method_dirs, "conditions": ["original", "hag"]})
+    with pytest.raises(DesignError, match=r"conditions\[1\]: 'nope' is not 'original' nor a method"):
+        load_design({"methods": method_dirs, "conditions": ["original", "nope"],
+                     "blocks": [{"name": "b", "task": "bubbleview"}]})
