@@ -30,6 +30,7 @@ def run_pilot(design_path, dataset_dir, out_dir, methods: dict[str, str] | None 
     DesignError for a design or dataset that cannot run; OUT's earlier pilot is replaced."""
     from studyweb.db import open_session
     from studyweb.designs import create_from_design, load_design
+    from studyweb.serving import local_study_server
     from studyweb.simulate import simulate_participants
 
     out = Path(out_dir).expanduser().resolve()
@@ -43,7 +44,7 @@ def run_pilot(design_path, dataset_dir, out_dir, methods: dict[str, str] | None 
         session.commit()
         wanted = participants or _participants_to_fill(experiment)
         has_scenes = any((Path(experiment.dataset_path) / "scenes").glob("*.json"))
-    with _serve(url, out / "instance") as base_url:
+    with local_study_server(url, out / "instance") as base_url:
         simulated = simulate_participants(base_url, EXPERIMENT, wanted, concurrency=4, drop_rate=0.1, seed=seed,
                                           model="popout" if has_scenes else "centre", db_url=url)
     with open_session(url) as session:
@@ -143,30 +144,3 @@ def _maps(session, experiment, out: Path) -> dict:
         save_map(folder / f"{label}.npy", density)
         save_map(folder / f"{label}.png", density)
     return {"built": summary["built"], "empty": summary["empty"], "folder": str(folder)}
-
-
-class _serve:
-    """The study app on a free loopback port in a background thread, for the pilot's clients."""
-
-    def __init__(self, url: str, instance: Path):
-        self.url, self.instance = url, instance
-
-    def __enter__(self) -> str:
-        import logging as logging_
-        import threading
-
-        from werkzeug.serving import make_server
-
-        from studyweb import create_app
-
-        logging_.getLogger("werkzeug").setLevel(logging_.WARNING)
-        self.app = create_app({"DATABASE_URL": self.url, "INSTANCE_DIR": str(self.instance)})
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_port}"
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.thread.join()
-        self.app.extensions["studyweb.engine"].dispose()

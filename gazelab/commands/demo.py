@@ -8,10 +8,7 @@ and random VGG backbones (no network here for ImageNet weights), chosen explicit
 """
 from __future__ import annotations
 
-import logging
 import shutil
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -38,6 +35,7 @@ def command(out, n_pairs, workers, train_steps) -> None:
     from datagen.generator_config import GeneratorConfig
     from datagen.pipeline import generate
     from datagen.preview import contact_sheet
+    from studyweb.serving import local_study_server
 
     out = Path(out).resolve()
     dataset_dir = out / "dataset"
@@ -58,7 +56,7 @@ def command(out, n_pairs, workers, train_steps) -> None:
     n_stimuli = _create_experiment(db_url, dataset_dir, n_pairs)
     per_participant = min(n_pairs, 4)
     n_participants = -(-n_stimuli * OBSERVERS // per_participant)
-    with _server(db_url, out / "instance") as base_url:
+    with local_study_server(db_url, out / "instance") as base_url:
         click.echo(f"      server at {base_url}, participant link {base_url}/s/{EXPERIMENT}")
         _simulate(db_url, base_url, n_participants)
 
@@ -123,26 +121,6 @@ def _create_experiment(db_url: str, dataset_dir: Path, n_pairs: int) -> int:
         )
         session.commit()
         return len(experiment.stimuli)
-
-
-@contextmanager
-def _server(db_url: str, instance_dir: Path):
-    """The study app on a free loopback port in a background thread (werkzeug's threaded server)."""
-    from werkzeug.serving import make_server
-
-    from studyweb import create_app
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in the demo
-    app = create_app({"DATABASE_URL": db_url, "INSTANCE_DIR": str(instance_dir)})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        app.extensions["studyweb.engine"].dispose()
 
 
 def _simulate(db_url: str, base_url: str, n_participants: int) -> None:

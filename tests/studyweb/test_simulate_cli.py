@@ -1,23 +1,18 @@
 import json
-import threading
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from studyweb.db import Click, Participant, Trial
+from studyweb.serving import serve_in_background
 
 EXPERIMENT = "pilot"
 
 
 @pytest.fixture
 def live_url(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serve_in_background(app) as url:
+        yield url
 
 
 def _scene_with_one_object(dataset, pair_id, x, y):

@@ -6,7 +6,6 @@ reason, when chromium or playwright is missing) and `pytestmark = pytest.mark.br
 from __future__ import annotations
 
 import shutil
-import threading
 from contextlib import contextmanager
 
 import pytest
@@ -40,16 +39,8 @@ def chromium_page(width: int, height: int, device_scale_factor: float = 1):
             browser.close()
 
 
-@contextmanager
 def served(app):
-    """The base URL of `app` served by werkzeug's threaded server on a free loopback port."""
-    from werkzeug.serving import make_server
+    """The base URL of `app` served on a free loopback port (`studyweb.serving`)."""
+    from studyweb.serving import serve_in_background
 
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        thread.join(5)
+    return serve_in_background(app)
