@@ -1,0 +1,328 @@
+// The questionnaire task: one trial's screen for each task type — choose the best of several
+// edited images (choose_best), rate an image on a labelled scale (rate), click an object in an
+// image (pick_region) or describe an image in words (describe). A trial's questions are asked one
+// after another on the same screen; "Next" is enabled once the question shown is answered.
+// Picked points are converted from display pixels to IMAGE pixels (the natural size) here, and
+// checked again by the server.
+import { fitSize, loadImage } from "./bubbleview.js";
+
+export const PICK_HINT = "Click on one of the outlined objects.";
+const MAX_UPSCALE = 2; // images are never shown larger than twice their natural size
+const SIDE_BY_SIDE = 0.45; // the most of the window's width one image of a row may take
+const GAP_PX = 16; // between images in a row (study.css .qn-row gap)
+const PAD_PX = 32; // the page's padding, both sides
+const MIN_CANDIDATE_W = 140; // narrower than this, candidates wrap onto more rows
+const CARD_EXTRA_PX = 14; // a candidate's padding and border, both sides (study.css .qn-candidate)
+// Height kept for the progress line, the question, the captions, the answers and the button.
+const CHROME_PX = { choose_best: 190, rate: 230, pick_region: 230, describe: 300 };
+
+/**
+ * Show `trial` (one entry of GET /api/v1/session, see the module comment) on `stage` and ask its
+ * questions in turn. opts: heading (the progress line, e.g. "Question 3 of 10"), notice (a
+ * message shown under the images at the start, e.g. why an earlier answer was refused), onRetry
+ * (called while an image cannot be loaded yet).
+ * Resolves with the body of the answer POST, less its idempotency key: {answers: [{question,
+ * choice} | {question, rating} | {question, text} | {question, x, y} (image px)], rt_ms (from
+ * the screen appearing to the last "Next"), shown_order (the candidates' labels left to right,
+ * choose_best; [] otherwise)}.
+ */
+export async function runTrial(stage, trial, opts = {}) {
+  const { heading = "", notice = "", onRetry = () => {} } = opts;
+  const build = BUILDERS[trial.task];
+  if (!build) throw new Error(`unknown questionnaire task "${trial.task}"`);
+  stage.dataset.state = "loading";
+  stage.dataset.task = trial.task;
+  const view = await build(trial, onRetry);
+  if (view.steps.length === 0) throw new Error(`trial ${trial.id} has no questions`);
+  const progress = el("p", { class: "qn-progress" });
+  const question = el("h2", { class: "qn-question", id: `qn-question-${trial.id}` });
+  const hint = el("p", { class: "qn-hint", role: "alert" }, notice);
+  const next = el("button", { type: "button", class: "qn-next" }, "Next");
+  stage.replaceChildren(progress, question, view.body, hint, el("div", { class: "qn-actions" }, next));
+  const chrome = CHROME_PX[trial.task];
+  const onResize = () => view.layout(chrome);
+  window.addEventListener("resize", onResize);
+  stage.hidden = false;
+  view.layout(chrome);
+  stage.dataset.state = "answering";
+  const shownAt = performance.now();
+  const answers = [];
+  try {
+    for (const [i, step] of view.steps.entries()) {
+      const part = view.steps.length > 1 ? ` — part ${i + 1} of ${view.steps.length}` : "";
+      progress.textContent = `${heading}${part}`;
+      question.textContent = step.text;
+      stage.dataset.step = String(i);
+      await new Promise((resolve) => {
+        const update = () => { next.disabled = step.answer() === null; };
+        step.start(update, (text) => { hint.textContent = text; });
+        update();
+        next.onclick = () => { if (step.answer() !== null) resolve(); };
+      });
+      answers.push(...step.answer());
+      step.stop();
+      hint.textContent = ""; // a notice about an earlier attempt has been read by now
+    }
+  } finally {
+    next.onclick = null;
+    next.disabled = true; // while the answer is being saved
+    window.removeEventListener("resize", onResize);
+  }
+  stage.dataset.state = "answered";
+  return { answers, rt_ms: Math.round(performance.now() - shownAt), shown_order: view.shownOrder ?? [] };
+}
+
+/**
+ * The image-pixel point (natural size natW x natH) under a click at (clientX, clientY) on an
+ * element whose bounding rectangle is `rect` and which shows the whole image; null outside it.
+ */
+export function toImagePoint(clientX, clientY, rect, natW, natH) {
+  const x = ((clientX - rect.left) / rect.width) * natW;
+  const y = ((clientY - rect.top) / rect.height) * natH;
+  if (!(x >= 0 && y >= 0 && x <= natW && y <= natH)) return null;
+  return { x: Math.round(x * 100) / 100, y: Math.round(y * 100) / 100 };
+}
+
+/** The first of `regions` ({id, box: [x0, y0, x1, y1]}, image px) whose box holds `point`, or null. */
+export function regionAt(point, regions) {
+  return regions.find(({ box: [x0, y0, x1, y1] }) => point.x >= x0 && point.x <= x1 && point.y >= y0 && point.y <= y1) ?? null;
+}
+
+// --- one builder per task: {body, layout(chromePx), steps: [{text, start(onChange, say), answer(), stop()}], shownOrder} ---
+
+const BUILDERS = {
+  async choose_best(trial, onRetry) {
+    const ref = trial.reference ?? {};
+    const refSpecs = [[ref.input_url, "Original"], [ref.target_map_url, "Target attention"]].filter(([url]) => url);
+    const [refImages, candImages] = await Promise.all([
+      Promise.all(refSpecs.map(([url]) => loadRetrying(url, onRetry))),
+      Promise.all(trial.candidates.map((c) => loadRetrying(c.image_url, onRetry))),
+    ]);
+    const refFigures = refSpecs.map(([, title], i) => figure(refImages[i], title, "qn-reference"));
+    const cards = trial.candidates.map((c, i) => {
+      const radio = el("input", { type: "radio", value: c.label });
+      const wrap = el("label", { class: "qn-candidate", "data-label": c.label },
+        candImages[i], el("span", { class: "qn-label" }, radio, ` ${c.label}`));
+      return { wrap, radio, img: candImages[i], label: c.label };
+    });
+    const group = el("div", { class: "qn-row qn-candidates", role: "radiogroup" }, ...cards.map((c) => c.wrap));
+    const body = el("div", { class: "qn-body" });
+    if (refFigures.length) body.append(el("div", { class: "qn-row qn-references" }, ...refFigures));
+    body.append(group);
+    const layout = (chrome) => {
+      const width = availableWidth();
+      let perRow = cards.length;
+      while (perRow > 1 && (width - GAP_PX * (perRow - 1)) / perRow < MIN_CANDIDATE_W) perRow -= 1;
+      const rows = Math.ceil(cards.length / perRow) + (refFigures.length ? 1 : 0);
+      const maxH = Math.max(60, (window.innerHeight - chrome) / rows);
+      const candW = Math.min(SIDE_BY_SIDE * window.innerWidth, (width - GAP_PX * (perRow - 1)) / perRow) - CARD_EXTRA_PX;
+      for (const c of cards) size(c.img, candW, maxH);
+      const refW = Math.min(SIDE_BY_SIDE * window.innerWidth, (width - GAP_PX) / 2);
+      for (const img of refImages) size(img, refW, maxH);
+    };
+    const steps = trial.questions.map((q, k) => ({
+      text: q.text,
+      start(onChange) { startChoices(cards, `qn-${trial.id}-${k}`, group, trial.id, onChange); },
+      answer() {
+        const chosen = cards.find((c) => c.radio.checked);
+        return chosen ? [{ question: q.id, choice: chosen.label }] : null;
+      },
+      stop() { for (const c of cards) c.radio.onchange = null; },
+    }));
+    return { body, layout, steps, shownOrder: cards.map((c) => c.label) };
+  },
+
+  async rate(trial, onRetry) {
+    const refUrl = trial.reference?.input_url;
+    const [image, original] = await Promise.all([
+      loadRetrying(trial.image_url, onRetry),
+      refUrl ? loadRetrying(refUrl, onRetry) : null,
+    ]);
+    const figures = original ? [figure(original, "Original"), figure(image, "Image to rate")] : [figure(image, "")];
+    const scale = trial.scale;
+    const options = scale.labels.map((label, i) => choiceButton(label, String(scale.scores[i])));
+    const group = el("div", { class: "qn-scale", role: "radiogroup" }, ...options.map((o) => o.wrap));
+    const body = el("div", { class: "qn-body" }, el("div", { class: "qn-row" }, ...figures), group);
+    const layout = (chrome) => {
+      const maxW = original ? Math.min(SIDE_BY_SIDE * window.innerWidth, (availableWidth() - GAP_PX) / 2) : availableWidth();
+      const maxH = Math.max(60, window.innerHeight - chrome);
+      for (const img of original ? [original, image] : [image]) size(img, maxW, maxH);
+    };
+    const steps = trial.questions.map((q, k) => ({
+      text: q.text,
+      start(onChange) { startChoices(options, `qn-${trial.id}-${k}`, group, trial.id, onChange); },
+      answer() {
+        const i = options.findIndex((o) => o.radio.checked);
+        return i < 0 ? null : [{ question: q.id, rating: scale.scores[i] }];
+      },
+      stop() { for (const o of options) o.radio.onchange = null; },
+    }));
+    return { body, layout, steps };
+  },
+
+  async pick_region(trial, onRetry) {
+    const image = await loadRetrying(trial.image_url, onRetry);
+    const natW = trial.natural_w || image.naturalWidth, natH = trial.natural_h || image.naturalHeight;
+    const boxes = trial.regions.map((r) => {
+      const [x0, y0, x1, y1] = r.box;
+      const box = el("div", { class: "qn-region", "data-region": String(r.id) });
+      Object.assign(box.style, { left: pct(x0, natW), top: pct(y0, natH), width: pct(x1 - x0, natW), height: pct(y1 - y0, natH) });
+      return box;
+    });
+    const marker = el("div", { class: "qn-marker", hidden: true });
+    const picture = el("div", { class: "qn-pick" }, image, ...boxes, marker);
+    const fu = trial.follow_up;
+    const fuOptions = fu ? fu.choices.map((c) => choiceButton(c, c)) : [];
+    const fuGroup = el("div", { class: "qn-scale", role: "radiogroup" }, ...fuOptions.map((o) => o.wrap));
+    const followUp = el("div", { class: "qn-followup", hidden: true }, el("p", { class: "qn-followup-text" }, fu?.text ?? ""), fuGroup);
+    const body = el("div", { class: "qn-body" }, picture, followUp);
+    const layout = (chrome) => size(image, availableWidth(), Math.max(60, window.innerHeight - chrome - (fu ? 70 : 0)));
+    let point = null;
+    const steps = trial.questions.map((q, k) => {
+      const last = k === trial.questions.length - 1;
+      const withFollowUp = last && fu;
+      return {
+        text: q.text,
+        start(onChange, say) {
+          point = null;
+          marker.hidden = true;
+          followUp.hidden = true;
+          for (const b of boxes) b.classList.remove("selected");
+          if (withFollowUp) startChoices(fuOptions, `qn-${trial.id}-fu`, fuGroup, null, onChange);
+          picture.onclick = (event) => {
+            const p = toImagePoint(event.clientX, event.clientY, image.getBoundingClientRect(), natW, natH);
+            const region = p && regionAt(p, trial.regions);
+            if (!region) {
+              say(PICK_HINT);
+              return onChange();
+            }
+            say("");
+            if (withFollowUp && point && regionAt(point, trial.regions) !== region) {
+              for (const o of fuOptions) o.radio.checked = false; // a new object: ask again
+            }
+            point = p;
+            Object.assign(marker.style, { left: pct(p.x, natW), top: pct(p.y, natH) });
+            marker.hidden = false;
+            boxes.forEach((b, i) => b.classList.toggle("selected", trial.regions[i] === region));
+            if (withFollowUp) followUp.hidden = false;
+            onChange();
+          };
+        },
+        answer() {
+          if (!point) return null;
+          const answers = [{ question: q.id, x: point.x, y: point.y }];
+          if (withFollowUp) {
+            const chosen = fuOptions.find((o) => o.radio.checked);
+            if (!chosen) return null;
+            answers.push({ question: fu.id, choice: chosen.radio.value });
+          }
+          return answers;
+        },
+        stop() {
+          picture.onclick = null;
+          for (const o of fuOptions) o.radio.onchange = null;
+        },
+      };
+    });
+    return { body, layout, steps };
+  },
+
+  async describe(trial, onRetry) {
+    const image = await loadRetrying(trial.image_url, onRetry);
+    const max = trial.max_chars;
+    const text = el("textarea", { class: "qn-text", rows: "4", cols: "60", maxlength: String(max) });
+    const counter = el("span", { class: "qn-counter" });
+    const body = el("div", { class: "qn-body" }, el("div", { class: "qn-row" }, figure(image, "")),
+      el("div", { class: "qn-describe" }, text, counter));
+    const layout = (chrome) => size(image, availableWidth(), Math.max(60, window.innerHeight - chrome));
+    const steps = trial.questions.map((q) => ({
+      text: q.text,
+      start(onChange) {
+        text.value = "";
+        text.setAttribute("aria-labelledby", `qn-question-${trial.id}`);
+        const count = () => {
+          counter.textContent = `${text.value.length} / ${max} characters`;
+          onChange();
+        };
+        text.oninput = count;
+        count();
+        text.focus();
+      },
+      answer() {
+        const value = text.value.trim();
+        return value && value.length <= max ? [{ question: q.id, text: value }] : null;
+      },
+      stop() { text.oninput = null; },
+    }));
+    return { body, layout, steps };
+  },
+};
+
+// --- helpers -------------------------------------------------------------------------------
+
+/** An element `tag` with attributes (`hidden: true` sets the property) and children. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "hidden") node.hidden = Boolean(v);
+    else node.setAttribute(k, v);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+/** A captioned image: <figure class="qn-figure"><figcaption>title</figcaption><img></figure>. */
+function figure(img, title, cls = "") {
+  return el("figure", { class: `qn-figure ${cls}`.trim() }, title ? el("figcaption", {}, title) : null, img);
+}
+
+/** One radio of a radio group, drawn as a button: {wrap (the label), radio}. */
+function choiceButton(text, value) {
+  const radio = el("input", { type: "radio", value });
+  return { wrap: el("label", { class: "qn-choice" }, radio, el("span", {}, text)), radio };
+}
+
+/** Reset `options` for a new question: a fresh group name, none checked, changes reported. */
+function startChoices(options, name, group, trialId, onChange) {
+  if (trialId !== null) group.setAttribute("aria-labelledby", `qn-question-${trialId}`);
+  for (const o of options) {
+    o.radio.name = name;
+    o.radio.checked = false;
+    o.wrap.classList.remove("selected");
+    o.radio.onchange = () => {
+      for (const p of options) p.wrap.classList.toggle("selected", p.radio.checked);
+      onChange();
+    };
+  }
+}
+
+/** Show `img` as large as fits maxW x maxH CSS px, keeping its aspect ratio, at most 2x enlarged. */
+function size(img, maxW, maxH) {
+  const { w, h } = fitSize(img.naturalWidth, img.naturalHeight, maxW, maxH, MAX_UPSCALE);
+  img.style.width = `${w}px`;
+  img.style.height = `${h}px`;
+}
+
+function availableWidth() {
+  return Math.max(100, window.innerWidth - PAD_PX);
+}
+
+function pct(v, of) {
+  return `${(100 * v) / of}%`;
+}
+
+/** loadImage(url), retried with backoff while it fails (network down, server restarting). */
+async function loadRetrying(url, onRetry) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      const img = await loadImage(url);
+      img.draggable = false;
+      img.alt = "";
+      return img;
+    } catch (err) {
+      if (attempt >= 8) throw err;
+      onRetry(attempt);
+      await new Promise((r) => setTimeout(r, Math.min(15000, 500 * 2 ** attempt)));
+    }
+  }
+}
