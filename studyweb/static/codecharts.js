@@ -3,6 +3,7 @@
 // a box for the code the participant saw last. Everything is drawn at the trial's fixed display
 // size (CSS px), in canvases prepared before the timed screens start, so switching screens is
 // only a visibility change made in a requestAnimationFrame callback.
+import { getJson } from "./study_page.js";
 import { loadImage } from "./bubbleview.js";
 
 const BACKGROUND = "#ffffff";
@@ -18,22 +19,6 @@ export const SHAPE_HINT = "Type the code you saw last: a letter and two digits, 
 export function normaliseCode(text) {
   const code = String(text ?? "").replace(/\s+/g, "").toUpperCase();
   return /^[A-Z][0-9]{2}$/.test(code) ? code : null;
-}
-
-/** GET `url` as JSON with the participant token; retries network and 5xx failures with backoff. */
-export async function getJson(url, token, onRetry = () => {}) {
-  for (let attempt = 0; ; attempt += 1) {
-    let res = null;
-    try {
-      res = await fetch(url, { headers: { "X-Participant-Token": token }, credentials: "same-origin" });
-    } catch { /* network down: retried below */ }
-    if (res && res.ok) return res.json();
-    if (res && res.status < 500 && res.status !== 408 && res.status !== 429) {
-      throw new Error(`${url} refused (${res.status})`);
-    }
-    onRetry(attempt);
-    await new Promise((r) => setTimeout(r, Math.min(15000, 500 * 2 ** attempt)));
-  }
 }
 
 /**

@@ -2,7 +2,8 @@
 // participant is, runs the tutorial, re-reads the session to learn whether it was passed, then
 // runs the main trials. Each trial waits until the window holds the image at its display size.
 import { SaveQueue } from "./saver.js";
-import { getJson, prepareTrial, runTrial } from "./codecharts.js";
+import { prepareTrial, runTrial } from "./codecharts.js";
+import { finishStudy, getSession as readSession, unanswered } from "./study_page.js";
 
 const MARGIN_W = 24; // the page's padding, both sides
 const MARGIN_H = 64; // the padding and the status line above the image area
@@ -132,15 +133,6 @@ async function saveAll() {
   while (!(await saver.flush(20000))) say("We could not reach the server yet; your answers are kept in this browser. Retrying…");
 }
 
-function showCode(code, url) {
-  stage.hidden = true;
-  const end = root.querySelector(".end");
-  end.hidden = false;
-  end.querySelector(".code").textContent = code || "";
-  const link = end.querySelector("a.return");
-  if (url) link.href = url; else link.hidden = true;
-}
-
 async function main() {
   say("Loading…");
   await saver.flush(8000);
@@ -150,7 +142,7 @@ async function main() {
   // answer the server refused leaves its trial open, and it is run again.
   while (session.trials.some((t) => t.is_practice && t.status !== "done")) {
     const labels = progressLabels(session);
-    for (const trial of unanswered(session).filter((t) => t.is_practice)) await runOne(trial, labels.get(trial.id));
+    for (const trial of unanswered(session, saver).filter((t) => t.is_practice)) await runOne(trial, labels.get(trial.id));
     stage.hidden = true;
     await saveAll();
     session = await getSession();
@@ -162,32 +154,11 @@ async function main() {
     return;
   }
   const labels = progressLabels(session);
-  for (const trial of unanswered(session)) await runOne(trial, labels.get(trial.id));
+  for (const trial of unanswered(session, saver)) await runOne(trial, labels.get(trial.id));
   stage.hidden = true;
-  say("Saving your answers…");
-  if (await saver.flush(20000)) {
-    window.location.assign(root.dataset.nextUrl);
-    return;
-  }
-  // The server is unreachable: show the code anyway; the queue keeps trying while the tab is open.
-  say("We could not reach the server. Your answers are kept in this browser and sent when it is back.");
-  showCode(session.completion_code, session.completion_url);
-  saver.flush(10 * 60 * 1000).then((ok) => { if (ok) say("All your answers have been sent. Thank you!"); });
+  await finishStudy(root, saver, session, say);
 }
 
-/** The session (GET /api/v1/session), retried while the server cannot be reached. */
-async function getSession() {
-  const session = await getJson(root.dataset.sessionUrl, token, retrying);
-  try {
-    localStorage.setItem(`gazelab.code.${token}`, JSON.stringify([session.completion_code, session.completion_url]));
-  } catch { /* private mode: the code is still shown from memory */ }
-  return session;
-}
-
-/** The session's trials still to run: not done, and no answer of theirs waiting in the queue. */
-function unanswered(session) {
-  const queued = new Set(saver.items.map((item) => item.url));
-  return session.trials.filter((t) => t.status !== "done" && !queued.has(t.answer_url));
-}
+const getSession = () => readSession(root, token, retrying);
 
 main().catch((err) => say(`Something went wrong: ${err.message}. Please reload the page.`));

@@ -2,6 +2,7 @@
 // participant is, and runs the remaining trials (practice first) one after another.
 import { SaveQueue } from "./saver.js";
 import { runTrial, practiceImages } from "./bubbleview.js";
+import { finishStudy, getSession } from "./study_page.js";
 
 const root = document.getElementById("task");
 const token = root.dataset.token;
@@ -13,23 +14,6 @@ window.gazelabSaver = saver; // for tests and debugging
 
 function say(text) {
   statusEl.textContent = text;
-}
-
-async function getSession() {
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      const res = await fetch(root.dataset.sessionUrl, {
-        headers: { "X-Participant-Token": token },
-        credentials: "same-origin",
-      });
-      if (res.ok) return await res.json();
-      if (res.status < 500) throw new Error(`session refused (${res.status})`);
-    } catch (err) {
-      if (String(err.message).startsWith("session refused")) throw err;
-    }
-    say("Connection lost, retrying…");
-    await new Promise((r) => setTimeout(r, Math.min(15000, 500 * 2 ** attempt)));
-  }
 }
 
 function waitForStart(label) {
@@ -46,22 +30,11 @@ function waitForStart(label) {
   });
 }
 
-function showCode(code, url) {
-  stage.hidden = true;
-  const end = root.querySelector(".end");
-  end.hidden = false;
-  end.querySelector(".code").textContent = code || "";
-  const link = end.querySelector("a.return");
-  if (url) link.href = url; else link.hidden = true;
-}
-
 async function main() {
   say("Loading…");
   await saver.flush(8000);
-  const session = await getSession();
-  try {
-    localStorage.setItem(`gazelab.code.${token}`, JSON.stringify([session.completion_code, session.completion_url]));
-  } catch { /* private mode: the code is still shown from memory */ }
+  const session = await getSession(root, token, () => say("Connection lost, retrying…"));
+  // Not done yet: a trial with saves still queued is resumed (its time and clicks carry on).
   const todo = session.trials.filter((t) => t.status !== "done");
   const total = session.trials.filter((t) => !t.is_practice).length;
   for (const trial of todo) {
@@ -75,15 +48,7 @@ async function main() {
     await runTrial(stage, trial, saver, images);
   }
   stage.hidden = true;
-  say("Saving your answers…");
-  if (await saver.flush(20000)) {
-    window.location.assign(root.dataset.nextUrl);
-    return;
-  }
-  // The server is unreachable: show the code anyway; the queue keeps trying while the tab is open.
-  say("We could not reach the server. Your answers are kept in this browser and sent when it is back.");
-  showCode(session.completion_code, session.completion_url);
-  saver.flush(10 * 60 * 1000).then((ok) => { if (ok) say("All your answers have been sent. Thank you!"); });
+  await finishStudy(root, saver, session, say);
 }
 
 main().catch((err) => say(`Something went wrong: ${err.message}. Please reload the page.`));

@@ -4,7 +4,7 @@
 // its content (422) is asked again with the server's message, while an answer held up by the
 // network stays queued and the participant goes on.
 import { SaveQueue } from "./saver.js";
-import { getJson } from "./codecharts.js";
+import { finishStudy, getSession, unanswered } from "./study_page.js";
 import { runTrial } from "./questionnaire.js";
 
 const VERDICT_WAIT_MS = 4000; // how long to wait for the server's answer before moving on
@@ -44,38 +44,15 @@ async function runOne(trial, heading) {
 async function main() {
   say("Loading…");
   await saver.flush(8000);
-  const session = await getSession();
+  const session = await getSession(root, token, retrying);
   const total = session.trials.filter((t) => !t.is_practice).length;
   say("");
-  for (const trial of unanswered(session)) {
+  for (const trial of unanswered(session, saver)) {
     // The progress line stays on screen during the trial, so participants see how far they are.
     await runOne(trial, `Question ${trial.number} of ${total}`);
   }
   stage.hidden = true;
-  say("Saving your answers…");
-  if (await saver.flush(20000)) {
-    window.location.assign(root.dataset.nextUrl);
-    return;
-  }
-  // The server is unreachable: show the code anyway; the queue keeps trying while the tab is open.
-  say("We could not reach the server. Your answers are kept in this browser and sent when it is back.");
-  showCode(session.completion_code, session.completion_url);
-  saver.flush(10 * 60 * 1000).then((ok) => { if (ok) say("All your answers have been sent. Thank you!"); });
-}
-
-/** The session (GET /api/v1/session), retried while the server cannot be reached. */
-async function getSession() {
-  const session = await getJson(root.dataset.sessionUrl, token, retrying);
-  try {
-    localStorage.setItem(`gazelab.code.${token}`, JSON.stringify([session.completion_code, session.completion_url]));
-  } catch { /* private mode: the code is still shown from memory */ }
-  return session;
-}
-
-/** The session's trials still to run: not done, and no answer of theirs waiting in the queue. */
-function unanswered(session) {
-  const queued = new Set(saver.items.map((item) => item.url));
-  return session.trials.filter((t) => t.status !== "done" && !queued.has(t.answer_url));
+  await finishStudy(root, saver, session, say);
 }
 
 /** The server's message in a refused save ({error, message} JSON), or a plain sentence. */
@@ -85,15 +62,6 @@ function refusalMessage(refusal) {
     if (message) return /[.!?]$/.test(message) ? message : `${message}.`;
   } catch { /* not JSON: a proxy's page */ }
   return `the server refused it (${refusal.status}).`;
-}
-
-function showCode(code, url) {
-  stage.hidden = true;
-  const end = root.querySelector(".end");
-  end.hidden = false;
-  end.querySelector(".code").textContent = code || "";
-  const link = end.querySelector("a.return");
-  if (url) link.href = url; else link.hidden = true;
 }
 
 main().catch((err) => say(`Something went wrong: ${err.message}. Please reload the page.`));
