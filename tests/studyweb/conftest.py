@@ -294,3 +294,26 @@ def gunicorn(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def serve_with(app):
+    """serve_with(create) -> the base URL of `app` served in a background thread, after
+    create(db) has made what the test needs in its database (committed). Stopped after the test."""
+    from contextlib import ExitStack
+
+    from studyweb.serving import serve_in_background
+
+    servers = ExitStack()
+
+    def start(create) -> str:
+        db = app.extensions["studyweb.sessions"]()
+        try:
+            create(db)
+            db.commit()
+        finally:
+            db.close()
+        return servers.enter_context(serve_in_background(app))
+
+    with servers:
+        yield start

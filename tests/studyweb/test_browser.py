@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from support.browser import chromium_page, require_browser, served
+from support.browser import chromium_page, require_browser
+from studyweb.serving import serve_in_background as served
 
 pytestmark = pytest.mark.browser
 require_browser()

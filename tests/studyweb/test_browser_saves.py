@@ -4,36 +4,28 @@ for its content never blocks the participant's later saves or the completion."""
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
-
 import pytest
 
-from support.browser import chromium_page, require_browser, served
+from support.browser import chromium_page, require_browser
 
 pytestmark = pytest.mark.browser
 require_browser()
 
 
 @pytest.fixture
-def serve(app, tmp_path, write_pair):
+def serve(serve_with, tmp_path, write_pair):
     """serve(name, **settings) -> base URL of the app (werkzeug, in a thread) with experiment
     `name` on a 3-pair dataset of 64x48 images, 2 trials per participant plus the practice."""
     from datagen.dataset import Dataset
     from studyweb.experiments import create_experiment
 
-    servers = ExitStack()
-
     def start(name: str, **settings) -> str:
         ds = Dataset.create(tmp_path / name, name, seed=1)
         ds.add_pairs([write_pair(ds.path, f"{name}{i}", size=(64, 48)) for i in range(3)])
-        db = app.extensions["studyweb.sessions"]()
-        create_experiment(db, ds.path, name, per_participant=2, observers=5, completion_code="SAVES1", **settings)
-        db.commit()
-        db.close()
-        return servers.enter_context(served(app))
+        return serve_with(lambda db: create_experiment(db, ds.path, name, per_participant=2, observers=5,
+                                                       completion_code="SAVES1", **settings))
 
-    with servers:
-        yield start
+    return start
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from support.browser import chromium_page, require_browser, served
+from support.browser import chromium_page, require_browser
+from studyweb.serving import serve_in_background as served
 
 pytestmark = pytest.mark.browser
 require_browser()

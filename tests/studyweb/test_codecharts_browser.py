@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import io
 import math
-from contextlib import ExitStack
 
 import pytest
 
-from support.browser import chromium_page, require_browser, served
+from support.browser import chromium_page, require_browser
 
 pytestmark = pytest.mark.browser
 require_browser()
@@ -31,28 +30,21 @@ new MutationObserver((records) => {
 
 
 @pytest.fixture
-def serve(app, tmp_path, write_pair):
+def serve(serve_with, tmp_path, write_pair):
     """serve(name, **codecharts) -> base URL of the app (werkzeug, in a thread) with CodeCharts
     experiment `name` on 3 pairs of 480x360 images: 2 images per participant after the tutorial
     (3 images, 3 sentinels); fixation 300 ms, image 600 ms, chart 400 ms unless overridden."""
     from datagen.dataset import Dataset
     from studyweb.experiments import create_experiment
 
-    servers = ExitStack()
-
     def start(name: str, **codecharts) -> str:
         ds = Dataset.create(tmp_path / name, name, seed=1)
         ds.add_pairs([write_pair(ds.path, f"{name}{i}", size=IMAGE_SIZE) for i in range(3)])
-        db = app.extensions["studyweb.sessions"]()
         timing = {"fixation_ms": 300, "image_ms": [600], "chart_ms": 400, **codecharts}
-        create_experiment(db, ds.path, name, task="codecharts", per_participant=2, observers=5,
-                          completion_code="CC1", codecharts=timing)
-        db.commit()
-        db.close()
-        return servers.enter_context(served(app))
+        return serve_with(lambda db: create_experiment(db, ds.path, name, task="codecharts", per_participant=2,
+                                                       observers=5, completion_code="CC1", codecharts=timing))
 
-    with servers:
-        yield start
+    return start
 
 
 @pytest.fixture

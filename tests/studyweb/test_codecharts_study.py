@@ -180,7 +180,7 @@ def test_bad_codecharts_settings_are_refused_with_the_key(app, tmp_path, write_p
 def test_simulated_participants_do_codecharts_through_the_http_api(app, cc, dbs):
     """The simulated client answers CodeCharts trials as the page does (chart, then a code):
     every participant completes, every gaze point sent is stored, maps build."""
-    from support.browser import served
+    from studyweb.serving import serve_in_background as served
     from studyweb.experiments import experiment_by_name
     from studyweb.maps import build_maps
     from studyweb.simulate import simulate_participants

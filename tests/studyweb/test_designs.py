@@ -226,7 +226,7 @@ def test_methods_from_the_command_line_override_the_design(tmp_path, method_dirs
 
 
 def test_simulated_participants_answer_every_question_type_and_pass_the_catch_trials(app, quest, dbs):
-    from support.browser import served
+    from studyweb.serving import serve_in_background as served
     from studyweb.experiments import experiment_by_name
     from studyweb.qc import run_qc
     from studyweb.simulate import simulate_participants

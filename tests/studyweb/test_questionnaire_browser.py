@@ -7,13 +7,12 @@ Images are 120x90 px: four methods' outputs of flat, distinct colours, and an in
 holds a disc (mask id 1) and a rectangle (mask id 2)."""
 from __future__ import annotations
 
-from contextlib import ExitStack
 
 import cv2
 import numpy as np
 import pytest
 
-from support.browser import chromium_page, require_browser, served
+from support.browser import chromium_page, require_browser
 
 pytestmark = pytest.mark.browser
 require_browser()
@@ -25,14 +24,12 @@ FIDELITY = ["not edited", "slightly edited", "moderately edited", "definitely ed
 
 
 @pytest.fixture
-def serve(app, tmp_path, write_pair):
+def serve(serve_with, tmp_path, write_pair):
     """serve(name, block) -> base URL of the app (werkzeug, in a thread) with questionnaire
     experiment `name` of one block (one trial per participant) on one pair of 120x90 images and
     the four METHODS' outputs."""
     from datagen.dataset import Dataset
     from studyweb.designs import create_from_design
-
-    servers = ExitStack()
 
     def start(name: str, block: dict) -> str:
         ds = Dataset.create(tmp_path / name, name, seed=1)
@@ -47,14 +44,9 @@ def serve(app, tmp_path, write_pair):
             folders[method] = str(folder)
         design = {"title": "Questions", "per_participant": 1, "observers": 10, "completion_code": "QN1",
                   "methods": folders, "blocks": [{"name": block["task"], **block}]}
-        db = app.extensions["studyweb.sessions"]()
-        create_from_design(db, design, ds.path, name)
-        db.commit()
-        db.close()
-        return servers.enter_context(served(app))
+        return serve_with(lambda db: create_from_design(db, design, ds.path, name))
 
-    with servers:
-        yield start
+    return start
 
 
 @pytest.fixture

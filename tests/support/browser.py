@@ -1,5 +1,5 @@
-"""What the browser tests share: Debian's chromium driven by Playwright, a page at a given
-viewport, and the study app served by werkzeug in a thread.
+"""What the browser tests share: Debian's chromium driven by Playwright and a page at a given
+viewport (the app is served by `studyweb.serving.serve_in_background`, or the `serve_with` fixture).
 
 A browser test module starts with `require_browser()` (module-level skip, with the
 reason, when chromium or playwright is missing) and `pytestmark = pytest.mark.browser`."""
@@ -37,10 +37,3 @@ def chromium_page(width: int, height: int, device_scale_factor: float = 1):
         finally:
             context.close()
             browser.close()
-
-
-def served(app):
-    """The base URL of `app` served on a free loopback port (`studyweb.serving`)."""
-    from studyweb.serving import serve_in_background
-
-    return serve_in_background(app)
