@@ -10,6 +10,9 @@ One run, one set of random data (each map has 50-200 fixations, partly clustered
     loop over thresholds written as MIT's MATLAB code does it (speed-up = loop / ours), and
     the largest difference between the two results.
 (c) all eight metrics on all maps in one `score_many` call.
+(d) each `analysis.attention_shift` metric per image (fixation map as before, prediction as
+    after, a random rectangle as the mask), against a plain numpy pass over the same two maps
+    (ratio = metric / numpy reference).
 Ratios, not absolute times, are the comparable numbers (DESIGN.md §6).
 """
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from analysis import attention_shift as ash
 from analysis import fixations as fx
 from analysis import metrics as mt
 
@@ -110,6 +114,9 @@ def main(argv=None) -> int:
     print(f"    total {seconds:.2f} s, {1e3 * seconds / args.n_maps:.1f} ms / map")
     _table(["metric", "mean (b)", "mean (c)"],
            [[m, f"{means[m]:.4f}", f"{table[m].mean():.4f}"] for m in mt.METRICS])
+
+    # (d) attention-shift metrics
+    attention_shift_section(gts, preds, shape, rng, repeat)
     return 0
 
 
@@ -212,6 +219,61 @@ def _table(header, rows) -> None:
     for line in [header, ["-" * w for w in widths], *rows]:
         print("    " + "  ".join(str(v).ljust(w) if c == 0 else str(v).rjust(w)
                                   for c, (v, w) in enumerate(zip(line, widths))))
+
+
+def attention_shift_section(befores, afters, shape, rng, repeat) -> None:
+    """(d): time each attention-shift metric per image against `numpy_reference` on the same
+    pair of maps, in the same run; print ms per image, the ratio and the metric's mean."""
+    masks = [_random_rectangle(rng, shape) for _ in befores]
+    labels = [_random_labels(rng, shape, mask) for mask in masks]
+    calls = {
+        "saliency_increase": lambda i: ash.saliency_increase(befores[i], afters[i], masks[i]),
+        "relative_saliency_increase": lambda i: ash.relative_saliency_increase(befores[i], afters[i], masks[i]),
+        "weighted_fbeta": lambda i: ash.weighted_fbeta(afters[i], masks[i]),
+        "cc_to_mask": lambda i: ash.cc_to_mask(afters[i], masks[i]),
+        "sagim_c1": lambda i: ash.sagim_c1(befores[i], afters[i], labels[i]),
+        "sagim_c2": lambda i: ash.sagim_c2(befores[i], afters[i], labels[i]),
+        "delta_p_object": lambda i: ash.delta_p_object(befores[i], afters[i], masks[i])[0],
+        "entropy_change": lambda i: ash.entropy_change(befores[i], afters[i]),
+        "saliency_kld": lambda i: ash.saliency_kld(befores[i], afters[i]),
+    }
+    indices = list(range(len(befores)))
+    _, t_reference = _timed(lambda i: numpy_reference(befores[i], afters[i]), indices, "numpy", repeat)
+    rows = []
+    for name, call in calls.items():
+        values, seconds = _timed(call, indices, name, repeat)
+        rows.append([name, f"{1e3 * seconds / len(indices):.3f}", f"{seconds / t_reference:.1f}x",
+                     f"{np.nanmean(np.asarray(values, np.float64)):.4f}"])
+    print(f"\n(d) attention-shift metrics per image ({len(indices)} pairs of {shape[0]}x{shape[1]} maps; "
+          f"numpy reference: sum of each map, {1e3 * t_reference / len(indices):.3f} ms / image)")
+    _table(["metric", "ms / image", "x numpy", "mean"], rows)
+
+
+def numpy_reference(before, after) -> float:
+    """The plain numpy baseline of (d): one float64 sum over each of the two maps."""
+    return float(np.sum(before, dtype=np.float64) + np.sum(after, dtype=np.float64))
+
+
+def _random_rectangle(rng, shape) -> np.ndarray:
+    """A boolean mask: a rectangle a sixth to a third of each side, anywhere in the image."""
+    height, width = shape
+    h, w = int(rng.integers(height // 6, height // 3 + 1)), int(rng.integers(width // 6, width // 3 + 1))
+    top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+    mask = np.zeros(shape, bool)
+    mask[top:top + h, left:left + w] = True
+    return mask
+
+
+def _random_labels(rng, shape, mask) -> np.ndarray:
+    """Object ids: two random rectangles (2, 3), then `mask` on top as object 1; redrawn until
+    at least two objects stay visible (SaGIM's C1 and C2 need two)."""
+    while True:
+        labels = np.zeros(shape, np.uint8)
+        for object_id in (2, 3):
+            labels[_random_rectangle(rng, shape)] = object_id
+        labels[mask] = 1
+        if np.unique(labels[labels > 0]).size >= 2:
+            return labels
 
 
 if __name__ == "__main__":
