@@ -1,4 +1,4 @@
-"""`gazelab dataset info|validate DIR`."""
+"""`gazelab dataset info|validate DIR` and `gazelab dataset filter DIR --min-kl X --out NEW`."""
 import json
 
 import click
@@ -50,3 +50,23 @@ def validate(ctx: click.Context, directory: str) -> None:
         click.echo(f"{len(problems)} problem(s) in {directory}", err=True)
         ctx.exit(1)
     click.echo(f"ok: {len(dataset.pairs)} pairs in {directory} follow the dataset contract")
+
+
+@group.command("filter")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--min-kl", type=float, required=True,
+              help="Keep pairs whose kl_xy (KLD between the X and Y maps, nats) is at least this (SGIT-S: 0.2).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="A new folder.")
+def filter_command(directory: str, min_kl: float, out_dir: str) -> None:
+    """A new dataset of the pairs whose edit changed where people look (SGIT-S's filter)."""
+    from datagen.dataset import Dataset
+    from datagen.filtering import filter_by_kl
+
+    summary = filter_by_kl(directory, out_dir, min_kl)
+    splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
+    click.echo(f"kept {summary['kept']} of {summary['total']} pairs with kl_xy >= {min_kl:g} ({splits});"
+               f" {summary['below']} below, {summary['without_kl']} without kl_xy (no maps)")
+    problems = Dataset.open(summary["out"]).validate()
+    if problems:
+        raise click.ClickException(f"the filtered dataset has {len(problems)} problem(s); first: {problems[0]}")
+    click.echo(f"ok: {summary['out']} follows the dataset contract")
