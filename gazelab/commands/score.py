@@ -23,8 +23,11 @@ FIXATION_METRICS = ("nss", "auc_judd", "auc_borji", "sauc")
               help="Comma-separated metrics (default: every metric the inputs allow).")
 @click.option("--skip-missing", is_flag=True, help="Score the stems present in both folders; warn about the rest.")
 @click.option("--seed", default=0, show_default=True, help="Seed for AUC-Borji's random negatives.")
+@click.option("--controls/--no-controls", default=True, show_default=True,
+              help="Also score a centre bias and the other-image shuffle on the same images (OUT.controls.csv)"
+                   " and say whether the predictor beats them.")
 @click.option("--out", "out_csv", required=True, type=click.Path(dir_okay=False), help="Output CSV, one row per image.")
-def command(pred_dir, gt_dir, fixations_csv, baseline_path, metrics, skip_missing, seed, out_csv) -> None:
+def command(pred_dir, gt_dir, fixations_csv, baseline_path, metrics, skip_missing, seed, controls, out_csv) -> None:
     """Score every prediction against its ground truth; writes one row per image and prints the means."""
     import numpy as np
 
@@ -80,6 +83,16 @@ def command(pred_dir, gt_dir, fixations_csv, baseline_path, metrics, skip_missin
     means = ", ".join(f"{m} {table[m].mean():.4f}" for m in chosen)
     click.echo(f"scored {len(table)} images -> {out}")
     click.echo(f"mean: {means}")
+    if controls and len(items) >= 2:
+        from analysis.controls import control_verdicts, with_controls
+
+        checked = [m for m in chosen if m != "info_gain"]  # the controls have no baseline of their own
+        control_table = with_controls(items, metrics=checked, rng=np.random.default_rng(seed))
+        control_out = out.with_name(f"{out.stem}.controls.csv")
+        control_table.to_csv(control_out, index=False)
+        click.echo(f"controls (centre bias, other images' maps) -> {control_out}")
+        for line in control_verdicts(control_table):
+            click.echo(f"  {line}")
 
 
 def _maps_by_stem(folder: Path, option: str) -> dict[str, Path]:
