@@ -57,7 +57,12 @@ def cc(map_a, map_b) -> float:
     if a.max() == a.min() or b.max() == b.min():
         return 0.0
     da, db = _centred(a)[2], _centred(b)[2]
-    r = np.dot(da, db) / np.sqrt(np.dot(da, da) * np.dot(db, db))
+    # Unit vectors first: the product of the two squared norms underflows for maps of tiny values
+    # (1e-95² · 1e-95² = 0), where each norm alone (BLAS nrm2 scales as it goes) does not.
+    na, nb = np.linalg.norm(da), np.linalg.norm(db)
+    if na == 0 or nb == 0:
+        return 0.0
+    r = np.dot(da / na, db / nb)
     return float(np.clip(r, -1.0, 1.0))
 
 

@@ -143,6 +143,13 @@ def _fixation_mask(data, shape):
     return mask
 
 
+def test_cc_of_maps_with_tiny_values_is_still_defined():
+    """Found by hypothesis in CI: the product of the two squared norms underflowed to 0."""
+    a = np.array([[2.98525477e-95, 0.0], [0.0, 0.0]])
+    assert mt.cc(a, a) == pytest.approx(1.0)
+    assert mt.cc(a, np.array([[0.0, 1e-300], [0.0, 0.0]])) == pytest.approx(-1 / 3)
+
+
 @PROPERTY
 @given(FLOAT_MAPS, st.data())
 def test_cc_with_itself_is_one_and_symmetric(a, data):
