@@ -13,6 +13,24 @@ EXPERIMENT = "pilot"
 
 
 @pytest.fixture
+def url(tmp_path):
+    """The URL of a SQLite database file in tmp_path (not created)."""
+    return f"sqlite:///{tmp_path / 'gazelab.db'}"
+
+
+@pytest.fixture
+def session(url):
+    """A session on a fresh database at `url`, migrated to head (no app), closed after the test."""
+    from studyweb import db
+
+    db.init_db(url)
+    engine = db.make_engine(url)
+    with db.session_factory(engine)() as session:
+        yield session
+    engine.dispose()
+
+
+@pytest.fixture
 def app(tmp_path, study_app_on):
     """An app on a fresh SQLite database in tmp_path, with experiment 'pilot' (3 pairs, both
     sides = 6 stimuli of 16x12 px; K=2 per participant, M=3 observers) and admin 'alice'."""

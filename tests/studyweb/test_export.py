@@ -30,20 +30,6 @@ def fresh_dataset(tmp_path, write_pair):
 
 
 @pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path / 'gazelab.db'}"
-
-
-@pytest.fixture
-def session(url):
-    db.init_db(url)
-    engine = db.make_engine(url)
-    with db.session_factory(engine)() as session:
-        yield session
-    engine.dispose()
-
-
-@pytest.fixture
 def experiment(session, fresh_dataset):
     experiment = create_experiment(session, fresh_dataset.path, "exp", sigma_px=1.0, allow_both_sides=True)
     session.commit()

@@ -26,20 +26,6 @@ ROWS = [
 
 
 @pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path / 'gazelab.db'}"
-
-
-@pytest.fixture
-def session(url):
-    db.init_db(url)
-    engine = db.make_engine(url)
-    with db.session_factory(engine)() as session:
-        yield session
-    engine.dispose()
-
-
-@pytest.fixture
 def experiment(session, dataset):
     experiment = create_experiment(session, dataset.path, "lab", sigma_px=1.0, allow_both_sides=True)
     session.commit()

@@ -13,16 +13,6 @@ QC = {"min_clicks": 2, "iqr_k": 3.0, "max_focus_losses": 5}
 
 
 @pytest.fixture
-def session(tmp_path):
-    url = f"sqlite:///{tmp_path / 'gazelab.db'}"
-    db.init_db(url)
-    engine = db.make_engine(url)
-    with db.session_factory(engine)() as session:
-        yield session
-    engine.dispose()
-
-
-@pytest.fixture
 def experiment(session, dataset):
     experiment = create_experiment(session, dataset.path, "exp", sigma_px=1.5, per_participant=6,
                                    allow_both_sides=True)

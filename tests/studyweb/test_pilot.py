@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from datagen.dataset import Dataset
-from studyweb.designs import load_design
 from studyweb.pilot import run_pilot
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "studyweb" / "examples").glob("*.yaml"))
