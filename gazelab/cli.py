@@ -9,7 +9,7 @@ import sys
 import click
 
 from gazelab import __version__
-from gazelab.commands import datagen, dataset, demo, modeling, placeholders, score, study
+from gazelab.commands import datagen, dataset, demo, modeling, score, study
 
 # Errors that mean "the user gave something wrong", shown as one line without a traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
@@ -30,8 +30,6 @@ cli.add_command(score.command)
 cli.add_command(study.group)
 cli.add_command(demo.command)
 for command in modeling.COMMANDS:
-    cli.add_command(command)
-for command in placeholders.GROUPS:
     cli.add_command(command)
 
 

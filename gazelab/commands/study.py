@@ -17,7 +17,7 @@ DB_OPTION = click.option("--db", "db_url", default=None, metavar="URL",
 
 @click.group("study")
 def group() -> None:
-    """Run attention studies (BubbleView) and turn the clicks into fixation maps."""
+    """Run attention studies (BubbleView, CodeCharts) and questionnaires; fixation maps, pilots, exports."""
 
 
 @group.command("init-db")
