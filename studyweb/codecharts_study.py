@@ -85,14 +85,14 @@ def build_trials(participant: Participant, chosen: list[Stimulus], all_stimuli: 
     """A participant's trials: the tutorial (practice) and then `chosen` (already in order) with
     sentinels between them. Not added to a session."""
     cc = settings[TASK]
-    seeds = iter(int(s) for s in rng.integers(0, 2**53, size=4 * (len(chosen) + 8)))
-    plan_seed = next(seeds)
+    new_seed = lambda: int(rng.integers(0, 2**53))  # noqa: E731 — exact in a JSON number, as the browser reads it
+    plan_seed = new_seed()
     sizes = [shown_size(s.width, s.height, settings) for s in chosen] or [(800.0, 600.0)]
     typical = sizes[len(sizes) // 2]
     trials: list[Trial] = []
 
     def add(kind: str, stimulus: Stimulus | None, tutorial: bool, size: tuple[float, float]) -> None:
-        spec = {"kind": kind, "seed": next(seeds), "image_ms": int(rng.choice(cc["image_ms"])),
+        spec = {"kind": kind, "seed": new_seed(), "image_ms": int(rng.choice(cc["image_ms"])),
                 "tutorial": tutorial, "display_w": size[0], "display_h": size[1]}
         trials.append(Trial(participant_id=participant.id, stimulus_id=stimulus.id if stimulus else None,
                             position=len(trials), is_practice=tutorial, task=TASK, spec=spec))

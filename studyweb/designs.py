@@ -116,14 +116,15 @@ def load_design(source, methods: dict[str, str] | None = None) -> Design:
         if node is None:
             raise DesignError(f"{name}: the design is empty")
         lines = {}
-        values = _plain(node, (), lines)
+        values = _plain(node, (), lines, yaml.SafeLoader(""))
     checker = _Checker(name, lines)
     checked = checker.design(values, base, methods or {})
     return Design(checked, name)
 
 
-def _plain(node, path: tuple, lines: dict) -> Any:
-    """A composed YAML node as plain data, recording the line (1-based) of every key path."""
+def _plain(node, path: tuple, lines: dict, loader) -> Any:
+    """A composed YAML node as plain data, recording the line (1-based) of every key path;
+    `loader` (a SafeLoader) turns the scalars into ints, floats, bools, nulls and text."""
     import yaml
 
     lines[path] = node.start_mark.line + 1
@@ -132,11 +133,11 @@ def _plain(node, path: tuple, lines: dict) -> Any:
         for key_node, value_node in node.value:
             key = key_node.value
             lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _plain(value_node, path + (key,), lines)
+            out[key] = _plain(value_node, path + (key,), lines, loader)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, path + (i,), lines) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader("").construct_object(node)  # a scalar: int, float, bool, null or text
+        return [_plain(item, path + (i,), lines, loader) for i, item in enumerate(node.value)]
+    return loader.construct_object(node)
 
 
 class _Checker:

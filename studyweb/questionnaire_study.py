@@ -18,6 +18,7 @@ mask id as `choice`, and the follow-up's answer; describe the text.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import string
 from typing import Any
@@ -28,7 +29,6 @@ from sqlalchemy.orm import Session
 from studyweb.db import Participant, Response, Stimulus, Trial, utcnow
 
 log = logging.getLogger(__name__)
-TASK = "questionnaire"
 CATCH_TEXT = "Which image is identical to the original?"
 
 
@@ -171,9 +171,7 @@ def _shown_methods(spec: dict, shown_order: list) -> list[str] | None:
 
 def _region_at(spec: dict, x: float, y: float) -> int | None:
     """The mask id of the object under (x, y), image px of the shown image, or None."""
-    import cv2
-
-    mask = cv2.imread(spec["mask"], cv2.IMREAD_UNCHANGED)
+    mask = _read_mask(spec["mask"])
     if mask is None:
         raise AnswerError(f"the objects of this image cannot be read ({spec['mask']}); please tell the researcher")
     width, height = spec["size"]
@@ -181,8 +179,21 @@ def _region_at(spec: dict, x: float, y: float) -> int | None:
     row = int(y * mask.shape[0] / height)
     if not (0 <= row < mask.shape[0] and 0 <= col < mask.shape[1]):
         return None
-    label = int(mask[row, col] if mask.ndim == 2 else mask[row, col, 0])
+    label = int(mask[row, col])
     return label or None
+
+
+@functools.lru_cache(maxsize=256)
+def _read_mask(path: str) -> np.ndarray | None:
+    """A pair's label mask (2-D, read once per process: every pick_region answer looks one up), or None."""
+    import cv2
+
+    mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        return None
+    mask = mask[..., 0] if mask.ndim == 3 else mask
+    mask.setflags(write=False)  # shared between calls
+    return mask
 
 
 def _has_catch(block: dict) -> bool:
@@ -255,13 +266,9 @@ def _mask_path(source: Stimulus) -> str:
 
 def _regions(mask_path: str, stimulus: Stimulus) -> list[dict]:
     """The pickable objects: {id (mask id), box [x0, y0, x1, y1] in the stimulus' image px}."""
-    import cv2
-
-    mask = cv2.imread(mask_path, cv2.IMREAD_UNCHANGED)
+    mask = _read_mask(mask_path)
     if mask is None:
         raise ValueError(f"pick_region needs the pair's mask; cannot read {mask_path}")
-    if mask.ndim == 3:
-        mask = mask[..., 0]
     sx, sy = stimulus.width / mask.shape[1], stimulus.height / mask.shape[0]
     regions = []
     for label in np.unique(mask):

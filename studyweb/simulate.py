@@ -15,11 +15,12 @@ from collections import Counter
 
 import numpy as np
 
+from studyweb.designs import QUESTIONNAIRE_TASKS
+
 log = logging.getLogger(__name__)
 SIMULATED_USER_AGENT = "gazelab-simulate/1 (simulated participant)"
 CENTRE_WEIGHT = 0.25  # share of the density in the centre bias when a scene has objects
 SIZE_WEIGHT = {"large": 1.5, "small": 1.0}
-QUESTIONNAIRE_TASKS = ("choose_best", "rate", "pick_region", "describe")
 
 
 def popout_density(scene: dict | None, image_size: tuple[int, int]) -> np.ndarray:
@@ -109,7 +110,7 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
                 continue
             if trial.get("task") == "codecharts":
                 url, body, points = _codecharts_answer(http, base, trial, density_of, rng)
-            elif trial.get("task") in QUESTIONNAIRE_TASKS:
+            elif trial.get("task") in QUESTIONNAIRE_TASKS:  # studyweb.designs' names
                 url, body, points = _questionnaire_answer(http, base, trial, rng)
             else:
                 url, body, points = _bubbleview_save(trial, density_of, clicks_per_trial, rng)

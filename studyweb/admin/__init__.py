@@ -111,7 +111,8 @@ def heatmap(stimulus_id: int):
     if stimulus is None:
         abort(404)
     fixation_map = current_map(get_db(), stimulus.id)
-    return send_file(io.BytesIO(overlay_png(stimulus, fixation_map)), mimetype="image/png", max_age=0)
+    density = fixation_map.density_array() if fixation_map is not None else None
+    return send_file(io.BytesIO(overlay_png(stimulus, density)), mimetype="image/png", max_age=0)
 
 
 @bp.post("/e/<name>/build-maps")

@@ -4,18 +4,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from studyweb.db import FixationMap, Stimulus
+from studyweb.db import Stimulus
 from studyweb.experiments import stimulus_image_path
 
 
-def overlay_png(stimulus: Stimulus, fixation_map: FixationMap | None, alpha: float = 0.5) -> bytes:
-    """The stimulus at its natural size with its density (max-normalised, JET colours)
-    blended in at `alpha`; the plain image when there is no map yet."""
+def overlay_png(stimulus: Stimulus, density: np.ndarray | None, alpha: float = 0.5) -> bytes:
+    """The stimulus at its natural size with `density` (any map of its aspect, max-normalised,
+    JET colours) blended in at `alpha`; the plain image when there is no map (None)."""
     image = cv2.imread(str(stimulus_image_path(stimulus)), cv2.IMREAD_COLOR)
     if image is None:
         image = np.zeros((stimulus.height, stimulus.width, 3), np.uint8)
-    if fixation_map is not None:
-        density = fixation_map.density_array()
+    if density is not None:
         if density.shape != image.shape[:2]:
             density = cv2.resize(density, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
         peak = float(density.max())

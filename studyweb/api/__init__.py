@@ -136,7 +136,7 @@ def chart(trial_id: int):
     from studyweb.codecharts_study import chart_of
 
     participant = _participant()
-    trial = _codecharts_trial(participant, trial_id)
+    trial = _own_trial(participant, trial_id, ("codecharts",), "CodeCharts")
     return jsonify(to_json(chart_of(trial, participant.experiment.settings)))
 
 
@@ -149,13 +149,12 @@ def answer(trial_id: int):
     status}; an answer that does not fit the trial gets 422 and nothing is stored."""
     from studyweb.api.validate import check_answer, check_answers
     from studyweb.codecharts_study import record_answer
+    from studyweb.designs import QUESTIONNAIRE_TASKS
     from studyweb.questionnaire_study import AnswerError, record_answers
 
     participant = _participant()
     raw = parse_json_object(request.get_data(cache=True))
-    trial = get_db().get(Trial, trial_id)
-    if trial is None or trial.participant_id != participant.id or trial.task is None:
-        raise ApiError(404, f"trial {trial_id} is not one of this participant's CodeCharts or questionnaire trials")
+    trial = _own_trial(participant, trial_id, ("codecharts", *QUESTIONNAIRE_TASKS), "CodeCharts or questionnaire")
     body = check_answer(raw) if trial.task == "codecharts" else check_answers(raw)
     if participant.status in FINISHED_STATUSES:
         raise ApiError(409, f"this participation has ended (status {participant.status!r})")
@@ -183,10 +182,11 @@ def answer(trial_id: int):
     return jsonify(ok=True, duplicate=False, **result)
 
 
-def _codecharts_trial(participant: Participant, trial_id: int) -> Trial:
+def _own_trial(participant: Participant, trial_id: int, tasks: tuple[str, ...], what: str) -> Trial:
+    """The participant's trial `trial_id` of one of `tasks`; 404 otherwise (never another's)."""
     trial = get_db().get(Trial, trial_id)
-    if trial is None or trial.participant_id != participant.id or trial.task != "codecharts":
-        raise ApiError(404, f"trial {trial_id} is not one of this participant's CodeCharts trials")
+    if trial is None or trial.participant_id != participant.id or trial.task not in tasks:
+        raise ApiError(404, f"trial {trial_id} is not one of this participant's {what} trials")
     return trial
 
 
@@ -237,7 +237,7 @@ def _database_error(exc: StatementError):
     database down, a lock timeout) stays a 500 the client retries."""
     from sqlalchemy.exc import DataError
 
-    if isinstance(exc, DataError) or isinstance(exc.orig, (UnicodeError, ValueError)):
+    if isinstance(exc, DataError) or isinstance(exc.orig, ValueError):  # UnicodeEncodeError among them
         log.warning("refused a value the database cannot store on %s: %s", request.path, str(exc.orig)[:200])
         message = f"a value in this request cannot be stored: {str(exc.orig)[:200]}"
         if request.path.startswith("/api/"):

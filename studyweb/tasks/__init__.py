@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, render_template, send_file
 
 from studyweb.db import Trial, get_db
+from studyweb.designs import QUESTIONNAIRE_TASKS
 from studyweb.experiments import blurred_image, stimulus_image_path
 from studyweb.participant import _participant_or_entry, elsewhere
 from studyweb.participant.auth import current_participant
@@ -89,13 +90,7 @@ def target_map(trial_id: int):
     if path is None:
         abort(404, description="the pair has no target map")
     density = np.load(path).astype(np.float32)
-
-    class _Map:  # what overlay_png reads of a FixationMap
-        @staticmethod
-        def density_array():
-            return density
-
-    response = send_file(io.BytesIO(overlay_png(stimulus, _Map())), mimetype="image/png", max_age=0)
+    response = send_file(io.BytesIO(overlay_png(stimulus, density)), mimetype="image/png", max_age=0)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -103,8 +98,8 @@ def target_map(trial_id: int):
 def _own_questionnaire_trial(trial_id: int) -> Trial:
     participant = current_participant()
     trial = get_db().get(Trial, trial_id)
-    if participant is None or trial is None or trial.participant_id != participant.id or not trial.spec \
-            or trial.task in (None, "codecharts"):
+    if participant is None or trial is None or trial.participant_id != participant.id \
+            or trial.task not in QUESTIONNAIRE_TASKS:
         abort(404, description="no such image for this participant")
     return trial
 
