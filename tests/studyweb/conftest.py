@@ -56,20 +56,27 @@ def dbs(app):
 
 
 @pytest.fixture
-def enrol(app):
-    """enrol(**query) -> (a fresh test client, token) of a participant who consented and
-    read the instructions (status 'practice')."""
+def enrol_in(app):
+    """enrol_in(experiment, **query) -> (a fresh test client, token) of a participant of
+    `experiment` who consented and read the instructions."""
 
-    def make(**query):
+    def make(experiment: str, **query):
         c = app.test_client()
-        r = c.get(f"/s/{EXPERIMENT}", query_string=query)
+        r = c.get(f"/s/{experiment}", query_string=query)
         assert r.status_code == 302, r.data
         token = c.get_cookie(app.config["PARTICIPANT_COOKIE"]).value
-        assert c.post(f"/s/{EXPERIMENT}/consent", data={"consent": "yes"}).status_code == 302
-        assert c.post(f"/s/{EXPERIMENT}/instructions", data={"window_w": "800"}).status_code == 302
+        assert c.post(f"/s/{experiment}/consent", data={"consent": "yes"}).status_code == 302
+        assert c.post(f"/s/{experiment}/instructions", data={"window_w": "800"}).status_code == 302
         return c, token
 
     return make
+
+
+@pytest.fixture
+def enrol(enrol_in):
+    """enrol(**query) -> (a fresh test client, token) of a participant of 'pilot' who consented
+    and read the instructions (status 'practice')."""
+    return lambda **query: enrol_in(EXPERIMENT, **query)
 
 
 @pytest.fixture

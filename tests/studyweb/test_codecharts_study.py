@@ -28,15 +28,8 @@ def cc(app, tmp_path, write_pair):
 
 
 @pytest.fixture
-def enter(app, cc):
-    def make(pid):
-        c = app.test_client()
-        assert c.get(f"/s/cc?PROLIFIC_PID={pid}").status_code == 302
-        token = c.get_cookie(app.config["PARTICIPANT_COOKIE"]).value
-        assert c.post("/s/cc/consent", data={"consent": "yes"}).status_code == 302
-        assert c.post("/s/cc/instructions", data={}).status_code == 302
-        return c, token
-    return make
+def enter(enrol_in, cc):
+    return lambda pid: enrol_in("cc", PROLIFIC_PID=pid)
 
 
 def _session(c, token):

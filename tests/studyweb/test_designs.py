@@ -55,15 +55,8 @@ def quest(app, dataset, method_dirs):
 
 
 @pytest.fixture
-def enter(app, quest):
-    def make(pid):
-        c = app.test_client()
-        assert c.get(f"/s/quest?PROLIFIC_PID={pid}").status_code == 302
-        token = c.get_cookie(app.config["PARTICIPANT_COOKIE"]).value
-        assert c.post("/s/quest/consent", data={"consent": "yes"}).status_code == 302
-        assert c.post("/s/quest/instructions", data={}).status_code == 302
-        return c, token
-    return make
+def enter(enrol_in, quest):
+    return lambda pid: enrol_in("quest", PROLIFIC_PID=pid)
 
 
 def _fetch(c, url) -> tuple[int, bytes, str]:
