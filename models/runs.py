@@ -32,7 +32,8 @@ from models.trainer import Trainer, resolve_device
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["train", "predict_images", "edit_image", "edit_dataset", "describe_weights", "IMAGE_SUFFIXES"]
+__all__ = ["train", "predict_images", "edit_image", "edit_dataset", "load_editor_for_editing", "describe_weights",
+           "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEFAULT_STEPS = 10_000  # for configs that name no step count of their own
@@ -163,7 +164,8 @@ def predict_images(ckpt: str | os.PathLike, images: str | os.PathLike, out_dir: 
 
 def edit_image(ckpt: str | os.PathLike, image: str | os.PathLike, out: str | os.PathLike, *, name: str | None = None,
                mask: str | os.PathLike | None = None, target_map: str | os.PathLike | None = None,
-               object_id: int | None = None, device: str = "auto", **options) -> dict[str, Any]:
+               object_id: int | None = None, device: str = "auto", predictor_ckpt: str | os.PathLike | None = None,
+               **options) -> dict[str, Any]:
     """Edit one image with the trained editor in `ckpt`; writes `out` (or `<out stem>_k.png` for K
     samples) and `<out stem>.json` (inputs, options, weights provenance). Returns the paths.
 
@@ -171,7 +173,7 @@ def edit_image(ckpt: str | os.PathLike, image: str | os.PathLike, out: str | os.
     `target_map` (.npy density or an image) for target-map editors. `options` (strength, samples,
     direction, seed, …) go to the editor's `edit`; one it does not take → ValueError.
     """
-    editor = _load_editor(ckpt, name, device)
+    editor = load_editor_for_editing(ckpt, name, device, predictor_ckpt)
     picture = read_image(image)
     guidance = _guidance(editor, picture, mask, target_map, object_id, source=str(image))
     edited = _run_edit(editor, picture, guidance, options)
@@ -184,14 +186,15 @@ def edit_image(ckpt: str | os.PathLike, image: str | os.PathLike, out: str | os.
 
 
 def edit_dataset(ckpt: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                 split: str | None = "test", name: str | None = None, device: str = "auto", **options) -> dict[str, Any]:
+                 split: str | None = "test", name: str | None = None, device: str = "auto",
+                 predictor_ckpt: str | os.PathLike | None = None, **options) -> dict[str, Any]:
     """Edit the X image of every pair of `split` (None: all) into `out_dir/<pair_id>.png` (+ `edits.csv`, `edits.json`).
 
     Mask editors get the pair's edited objects (the scene's edit) or, failing that, the object
     `select_gazeshift_mask` picks; target-map editors get the pair's Y fixation map as the target
     (X should draw attention the way Y does).
     """
-    editor = _load_editor(ckpt, name, device)
+    editor = load_editor_for_editing(ckpt, name, device, predictor_ckpt)
     pairs = PairDataset(data_dir, split=split, sides=("x", "y"), require_maps=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -252,11 +255,26 @@ def _merged_config(config, overrides: dict | None) -> dict | str | os.PathLike |
     return {**values, **overrides}
 
 
-def _load_editor(ckpt, name: str | None, device: str):
+def load_editor_for_editing(ckpt, name: str | None = None, device: str = "auto",
+                             predictor_ckpt: str | os.PathLike | None = None):
+    """The editor in `ckpt`, ready to `edit`. An editor that needs its saliency predictor at edit
+    time (`needs_predictor_at_edit`, e.g. to predict S_x or to optimise against it) gets
+    `predictor_ckpt`, or else the predictor checkpoint it was trained with (its provenance)."""
     editor = load_trained(ckpt, "editor", resolve_device(device))
     if name is not None and editor.name != name:
         raise ValueError(f"checkpoint {ckpt} holds the editor {editor.name!r}, not {name!r}")
+    if getattr(editor, "needs_predictor_at_edit", False):
+        recorded = (editor.weights_info.get("predictor") or {}).get("path")
+        path = predictor_ckpt or recorded
+        if path is None or not Path(path).is_file():
+            where = f"the recorded {recorded} does not exist" if recorded else "none is recorded in the checkpoint"
+            raise ValueError(f"the editor {editor.name} needs its saliency predictor to edit and {where}; "
+                             "pass the predictor checkpoint (--predictor CKPT)")
+        predictor = load_predictor(path, next(editor.parameters(), torch.empty(0)).device)
+        provenance = editor.weights_info.get("predictor")
+        editor.attach_predictor(predictor, provenance if path == recorded else predictor_provenance(predictor))
     return editor
+
 
 
 def _image_paths(images) -> list[Path]:

@@ -101,11 +101,14 @@ def predict(ckpt: str, images: str, out_dir: str, device: str) -> None:
 @click.option("--direction", type=click.Choice(["increase", "decrease"]), default=None,
               help="Draw attention to the object or away from it (gazeshiftnet).")
 @click.option("--seed", type=int, default=None, help="Seed for sampled edit styles.")
+@click.option("--predictor", "predictor_ckpt", default=None, type=click.Path(dir_okay=False),
+              help="Saliency predictor for editors that use one while editing (salggan, hag) "
+                   "[default: the one the editor was trained with].")
 @click.option("--out", "out", required=True, type=click.Path(), help="Output image (or folder with --data).")
 @_DEVICE
 def edit(name: str, ckpt: str, image: str | None, mask: str | None, object_id: int | None, target_map: str | None,
          data_dir: str | None, split: str, strength: float | None, samples: int | None, direction: str | None,
-         seed: int | None, out: str, device: str) -> None:
+         seed: int | None, predictor_ckpt: str | None, out: str, device: str) -> None:
     """Edit images with the trained editor NAME, guided by a mask or a target saliency map."""
     from models.runs import describe_weights, edit_dataset, edit_image
 
@@ -114,11 +117,12 @@ def edit(name: str, ckpt: str, image: str | None, mask: str | None, object_id: i
     if (image is None) == (data_dir is None):
         raise click.UsageError("give exactly one of --image IN or --data DIR")
     if data_dir is not None:
-        result = _run(edit_dataset, ckpt, data_dir, out, split=split, name=name, device=device, **options)
+        result = _run(edit_dataset, ckpt, data_dir, out, split=split, name=name, device=device,
+                      predictor_ckpt=predictor_ckpt, **options)
         message = f"{result['count']} edited images in {result['out_dir']}"
     else:
         result = _run(edit_image, ckpt, image, out, name=name, mask=mask, target_map=target_map,
-                      object_id=object_id, device=device, **options)
+                      object_id=object_id, device=device, predictor_ckpt=predictor_ckpt, **options)
         message = "edited image: " + ", ".join(result["outputs"])
     for line in describe_weights(result["weights_info"]):
         click.echo(line)
