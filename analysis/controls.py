@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import metrics as metric_fns
+from analysis.scoring import score_many
 
 CENTRE_SIGMA_FRAC = 0.25
 MIN_MARGIN = 0.01
@@ -41,7 +41,7 @@ def centre_bias(shape: tuple[int, int], sigma_frac: float = CENTRE_SIGMA_FRAC) -
 
 def with_controls(items: list[dict], metrics=None, rng=None) -> pd.DataFrame:
     """Score the predictor and both controls on the same items (dicts name, pred, gt_map,
-    fixations as for `analysis.metrics.score_many`): one row per (model, name), columns model,
+    fixations as for `analysis.scoring.score_many`): one row per (model, name), columns model,
     name, then the metrics. Needs at least 2 items (the shuffle pairs images)."""
     if len(items) < 2:
         raise ValueError(f"the shuffle control needs at least 2 images, got {len(items)}")
@@ -54,7 +54,7 @@ def with_controls(items: list[dict], metrics=None, rng=None) -> pd.DataFrame:
                 for i, item in enumerate(items)]
     tables = []
     for model, entries in zip(MODELS, (items, centre, shuffled)):
-        table = metric_fns.score_many(entries, metrics=metrics, rng=generator)
+        table = score_many(entries, metrics=metrics, rng=generator)
         table.insert(0, "model", model)
         tables.append(table)
     return pd.concat(tables, ignore_index=True)

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from analysis import attention_shift as ash
 from analysis import fixations as fx
 from analysis import metrics as mt
+from analysis import scoring
 
 # MIT's sAUC draws its negatives from the fixations of this many other images.
 N_OTHER_IMAGES = 10
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
     # (c) everything in one pass
     items = [(f"map{i:04d}", preds[i], gts[i], points[i]) for i in indices]
     (table,), seconds = _timed(
-        lambda _: mt.score_many(items, metrics=tuple(mt.METRICS), baseline=baseline, rng=args.seed),
+        lambda _: scoring.score_many(items, metrics=tuple(mt.METRICS), baseline=baseline, rng=args.seed),
         [None], "score_many", repeat)
     print(f"\n(c) score_many, all {len(mt.METRICS)} metrics on {args.n_maps} maps in one pass "
           f"(sAUC negatives: all other maps' fixations; fastest of {repeat} passes)")

@@ -32,6 +32,7 @@ def command(pred_dir, gt_dir, fixations_csv, baseline_path, metrics, skip_missin
     import numpy as np
 
     from analysis import metrics as metric_fns
+    from analysis.scoring import score_many
     from analysis.fixations import fixation_points_from_csv, load_map
 
     preds, gts = _maps_by_stem(Path(pred_dir), "--pred"), _maps_by_stem(Path(gt_dir), "--gt")
@@ -74,7 +75,7 @@ def command(pred_dir, gt_dir, fixations_csv, baseline_path, metrics, skip_missin
             "gt_map": load_map(gts[stem]),
             "fixations": points.get(stem),
         })
-    table = metric_fns.score_many(items, metrics=chosen, baseline=baseline, rng=np.random.default_rng(seed))
+    table = score_many(items, metrics=chosen, baseline=baseline, rng=np.random.default_rng(seed))
     out = Path(out_csv)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from analysis import metrics as mt
+from analysis import scoring
 
 EPS = 2.2204e-16
 
@@ -292,8 +293,8 @@ def test_a_smaller_prediction_is_resized_bilinearly_to_the_ground_truth():
     assert mt.nss(small, mask) == pytest.approx(mt.nss(resized, mask))
     assert mt.cc(small, gt) == pytest.approx(mt.cc(resized, gt))
     assert mt.kld(small, gt) == pytest.approx(mt.kld(resized, gt))
-    expected = mt.score(resized, gt, mask, rng=0)
-    got = mt.score(small, gt, _centres(mask), rng=0)
+    expected = scoring.score(resized, gt, mask, rng=0)
+    got = scoring.score(small, gt, _centres(mask), rng=0)
     assert got == pytest.approx(expected)
 
 
@@ -313,15 +314,15 @@ def test_score_default_metrics_are_those_computable_from_the_inputs():
     rng = np.random.default_rng(3)
     pred, gt = rng.random((6, 6)), rng.random((6, 6))
     points = rng.random((5, 2)) * 6
-    result = mt.score(pred, gt, points, rng=0)
+    result = scoring.score(pred, gt, points, rng=0)
     assert list(result) == ["nss", "cc", "sim", "kld", "auc_judd", "auc_borji"]
     assert result["cc"] == pytest.approx(mt.cc(pred, gt))
     assert result["auc_judd"] == pytest.approx(mt.auc_judd(pred, points))
-    assert list(mt.score(pred, gt)) == ["cc", "sim", "kld"]
-    full = mt.score(pred, gt, points, other_fixations=rng.random((9, 2)) * 6, baseline=gt, rng=0)
+    assert list(scoring.score(pred, gt)) == ["cc", "sim", "kld"]
+    full = scoring.score(pred, gt, points, other_fixations=rng.random((9, 2)) * 6, baseline=gt, rng=0)
     assert list(full) == list(mt.METRICS)
     assert full["info_gain"] == pytest.approx(mt.info_gain(pred, gt, points))
-    assert mt.score(pred, gt, points, metrics="kld") == {"kld": pytest.approx(mt.kld(pred, gt))}
+    assert scoring.score(pred, gt, points, metrics="kld") == {"kld": pytest.approx(mt.kld(pred, gt))}
 
 
 def test_score_many_one_row_per_item_and_other_items_as_sauc_negatives():
@@ -330,7 +331,7 @@ def test_score_many_one_row_per_item_and_other_items_as_sauc_negatives():
     fix_a = np.array([[2.5, 2.5], [2.5, 1.5]])
     fix_b = np.array([[0.5, 2.5], [0.5, 0.5]])
     items = [("a", RAMP, RAMP, fix_a), {"name": "b", "pred": RAMP[::-1], "gt_map": RAMP, "fixations": fix_b}]
-    table = mt.score_many(items, rng=0)
+    table = scoring.score_many(items, rng=0)
     assert isinstance(table, pd.DataFrame)
     assert list(table.columns) == ["name", "nss", "cc", "sim", "kld", "auc_judd", "auc_borji", "sauc"]
     assert list(table["name"]) == ["a", "b"]
@@ -344,7 +345,7 @@ def test_score_many_rescales_other_items_fixations_to_each_size():
     rng = np.random.default_rng(4)
     items = [("small", rng.random((4, 6)), None, rng.random((5, 2)) * [6, 4]),
              ("large", rng.random((40, 60)), None, rng.random((7, 2)) * [60, 40])]
-    table = mt.score_many(items, metrics=["sauc", "nss"], rng=1)
+    table = scoring.score_many(items, metrics=["sauc", "nss"], rng=1)
     assert list(table.columns) == ["name", "nss", "sauc"]
     assert table["sauc"].between(0, 1).all()
 
@@ -386,15 +387,15 @@ def _with(value, row=0, col=0):
     (lambda: mt.auc_borji(GOOD, POINTS, n_splits=0), r"n_splits must be an integer >= 1, got 0"),
     (lambda: mt.auc_borji(GOOD, POINTS, step=0), r"step must be a number in \(0, 1\], got 0"),
     (lambda: mt.auc_borji(GOOD, POINTS, rng="seed"), r"rng must be a numpy Generator"),
-    (lambda: mt.score(GOOD, GOOD, POINTS, metrics=["sauc"]), r"metric 'sauc' needs other_fixations"),
-    (lambda: mt.score(GOOD, GOOD, POINTS, metrics=["info_gain"]), r"metric 'info_gain' needs baseline"),
-    (lambda: mt.score(GOOD, fixations=POINTS, metrics=["cc"]), r"metric 'cc' needs gt_map"),
-    (lambda: mt.score(GOOD, GOOD, metrics=["nss"]), r"metric 'nss' needs fixations"),
-    (lambda: mt.score(GOOD, GOOD, POINTS, metrics=["auc"]), r"unknown metric 'auc'"),
-    (lambda: mt.score(_with(-1.0), GOOD, POINTS), r"pred has negative values"),
-    (lambda: mt.score(GOOD, np.zeros((3, 3)), POINTS), r"gt_map is all zeros"),
-    (lambda: mt.score(GOOD, GOOD, np.ones((4, 4), bool)), r"fixations is a map of shape \(4, 4\); expected shape \(3, 3\)"),
-    (lambda: mt.score_many([("a", GOOD)]), r"items\[0\] must be"),
+    (lambda: scoring.score(GOOD, GOOD, POINTS, metrics=["sauc"]), r"metric 'sauc' needs other_fixations"),
+    (lambda: scoring.score(GOOD, GOOD, POINTS, metrics=["info_gain"]), r"metric 'info_gain' needs baseline"),
+    (lambda: scoring.score(GOOD, fixations=POINTS, metrics=["cc"]), r"metric 'cc' needs gt_map"),
+    (lambda: scoring.score(GOOD, GOOD, metrics=["nss"]), r"metric 'nss' needs fixations"),
+    (lambda: scoring.score(GOOD, GOOD, POINTS, metrics=["auc"]), r"unknown metric 'auc'"),
+    (lambda: scoring.score(_with(-1.0), GOOD, POINTS), r"pred has negative values"),
+    (lambda: scoring.score(GOOD, np.zeros((3, 3)), POINTS), r"gt_map is all zeros"),
+    (lambda: scoring.score(GOOD, GOOD, np.ones((4, 4), bool)), r"fixations is a map of shape \(4, 4\); expected shape \(3, 3\)"),
+    (lambda: scoring.score_many([("a", GOOD)]), r"items\[0\] must be"),
 ])
 def test_bad_input_raises_value_error_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
