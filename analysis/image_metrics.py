@@ -145,6 +145,32 @@ def lpips_distance(image_a, image_b, *, net: str = "alex", mask=None, region: st
     return MetricValue(float(value), _random_weights_for_tests)
 
 
+def lpips_regions(image_a, image_b, mask=None, *, net: str = "alex", device="cpu",
+                  _random_weights_for_tests: bool = False) -> dict[str, MetricValue] | Unavailable:
+    """LPIPS over the full image and, with a mask, over its foreground and background, from one
+    forward pass: {"full": …, "foreground": …, "background": …} (a region the mask leaves empty
+    is absent). Same variant and arguments as `lpips_distance`."""
+    _check_net(net)
+    a, b = _load_rgb(image_a, "image_a"), _load_rgb(image_b, "image_b")
+    if a.shape != b.shape:
+        raise ValueError(f"image_a has shape {a.shape} but image_b {b.shape}; LPIPS compares images of one size")
+    regions = {"full": None}
+    if mask is not None:
+        for region in ("foreground", "background"):
+            try:
+                regions[region] = _region_mask(mask, region, a.shape[:2])
+            except ValueError as exc:
+                if "is empty" not in str(exc):
+                    raise
+    model = _lpips_model(net, device, _random_weights_for_tests)
+    if isinstance(model, Unavailable):
+        return model
+    distance_map = _lpips_maps(model, [(a, b)], device)[0]
+    return {region: MetricValue(float(distance_map.mean() if pixels is None else distance_map[pixels].mean()),
+                                _random_weights_for_tests)
+            for region, pixels in regions.items()}
+
+
 def diversity_score(samples, *, net: str = "alex", boxes=None, n_pairs: int | None = None, seed: int = 0,
                     device="cpu", _random_weights_for_tests: bool = False) -> MetricValue | Unavailable:
     """Diversity of several outputs for one input: mean LPIPS distance between pairs of them.

@@ -32,7 +32,9 @@ from models.trainer import Trainer, resolve_device
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["train", "predict_images", "edit_image", "edit_dataset", "load_editor_for_editing", "describe_weights",
+__all__ = ["train", "predict_images", "edit_image", "edit_dataset", "load_editor_for_editing", "iter_pair_edits",
+           "load_saliency_function",
+           "describe_weights",
            "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -133,22 +135,7 @@ def predict_images(ckpt: str | os.PathLike, images: str | os.PathLike, out_dir: 
     paths = _image_paths(images)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if Path(ckpt).suffix == ".json":  # a fitted centre bias (models/saliency/center_bias.py)
-        from models.saliency.center_bias import CenterBias
-
-        bias = CenterBias.load(ckpt)
-        model_name, weights_info = "center_bias", {"fit": str(ckpt)}
-        predict = lambda image: bias.predict(image.shape[:2])  # noqa: E731
-    else:
-        model = load_predictor(ckpt, resolve_device(device))
-        model_name, weights_info = model.name, model.weights_info
-        dev = next(model.parameters()).device
-
-        def predict(image: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                tensor = torch.from_numpy(image.transpose(2, 0, 1).copy())[None].to(dev)
-                return model.density(tensor)[0, 0].double().cpu().numpy()
-
+    predict, model_name, weights_info = load_saliency_function(ckpt, device)
     written = []
     for path in paths:
         density = predict(read_image(path))
@@ -160,6 +147,25 @@ def predict_images(ckpt: str | os.PathLike, images: str | os.PathLike, out_dir: 
             "weights_info": weights_info}
     _write_json(out / "predictions.json", info)
     return {"out_dir": str(out), "count": len(written), "weights_info": weights_info}
+
+
+def load_saliency_function(ckpt: str | os.PathLike, device: str = "auto"):
+    """(predict, model name, weights_info) for a predictor checkpoint or a fitted centre bias (.json):
+    predict(image) takes an (H, W, 3) float32 RGB array in [0, 1] and gives an (H, W) float64 map."""
+    if Path(ckpt).suffix == ".json":  # a fitted centre bias (models/saliency/center_bias.py)
+        from models.saliency.center_bias import CenterBias
+
+        bias = CenterBias.load(ckpt)
+        return (lambda image: np.asarray(bias.predict(image.shape[:2]), np.float64)), "center_bias", {"fit": str(ckpt)}
+    model = load_predictor(ckpt, resolve_device(device))
+    dev = next(model.parameters()).device
+
+    def predict(image: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None].to(dev)
+            return model.density(tensor)[0, 0].double().cpu().numpy()
+
+    return predict, model.name, model.weights_info
 
 
 def edit_image(ckpt: str | os.PathLike, image: str | os.PathLike, out: str | os.PathLike, *, name: str | None = None,
@@ -216,6 +222,41 @@ def edit_dataset(ckpt: str | os.PathLike, data_dir: str | os.PathLike, out_dir: 
     _write_json(out / "edits.json", {"editor": editor.name, "checkpoint": str(ckpt), "data": str(data_dir),
                                      "split": split, "options": options, "weights_info": editor.weights_info})
     return {"out_dir": str(out), "count": len(rows), "weights_info": editor.weights_info}
+
+
+def iter_pair_edits(editor, data_dir: str | os.PathLike, split: str | None, *, skip=(), options: dict | None = None):
+    """Edit the X image of each pair of `split` (None: all) with a loaded `editor`, timed the same
+    way for every editor; yields (pair_id, outputs, seconds_or_reason).
+
+    outputs: (K, H, W, 3) float32 RGB in [0, 1] (K = 1 unless `options` asks for samples), or None
+    when the pair lacks the guidance the editor needs (then the third item says why). seconds: wall
+    time of the editor's `edit` call alone (tensor in, tensor back on the CPU, so a GPU's work is
+    included), after one untimed warm-up edit; file reads and writes are not included. Pairs whose
+    ids are in `skip` are not edited.
+    """
+    import time
+
+    pairs = PairDataset(data_dir, split=split, sides=("x", "y"), require_maps=False)
+    options = dict(options or {})
+    warmed = False
+    for index in range(len(pairs)):
+        if pairs.rows[index]["pair_id"] in skip:
+            continue
+        item = pairs[index]
+        picture = item["x"].numpy().transpose(1, 2, 0)
+        guidance = _pair_guidance(editor, item, index)
+        if guidance is None:
+            need = "an object mask of the edited objects" if editor.guidance == "mask" else "a target map (the Y map)"
+            yield item["pair_id"], None, f"no guidance: {editor.name} needs {need}"
+            continue
+        if not warmed:  # lazy initialisation (cuDNN autotuning, allocator) is not the method's cost
+            _run_edit(editor, picture, guidance, options)
+            warmed = True
+        start = time.perf_counter()
+        edited = _run_edit(editor, picture, guidance, options)
+        seconds = time.perf_counter() - start
+        images = edited[0] if edited.ndim == 5 else edited
+        yield item["pair_id"], images.clamp(0, 1).numpy().transpose(0, 2, 3, 1).astype(np.float32), seconds
 
 
 def describe_weights(info: Any, prefix: str = "") -> list[str]:

@@ -1,0 +1,47 @@
+"""`gazelab evaluate` (score every method's edits on a dataset split) and `gazelab report` (one
+self-contained HTML page of the papers' tables, figures and provenance)."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("evaluate")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="The gazelab dataset whose pairs the methods edit.")
+@click.option("--methods", "method_args", multiple=True, metavar="NAME=CKPT|NAME=DIR",
+              help="A trained editor's checkpoint (run here) or a folder of its outputs <pair_id>.png (scored "
+                   "as they are). Repeat for several methods.")
+@click.option("--runs", "runs_dir", default=None, type=click.Path(file_okay=False, exists=True),
+              help="Also every editor run under this folder (*/checkpoints/last.pt), named by its folder: "
+                   "one command for every trained editor or a whole sweep.")
+@click.option("--predictor", "predictor_ckpt", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Saliency predictor checkpoint that measures the attention-shift metrics (without it only "
+                   "image metrics are scored).")
+@click.option("--split", default="test", show_default=True,
+              help="Split to score (train, val, test), or 'all' for every pair.")
+@click.option("--samples", default=1, show_default=True, type=click.IntRange(1),
+              help="Outputs per input for the diversity scores (editors that sample styles).")
+@click.option("--lpips-net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True)
+@click.option("--fid/--no-fid", default=True, show_default=True, help="FID of each method's outputs.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Evaluation folder (an existing one is continued).")
+def evaluate_command(data_dir, method_args, runs_dir, predictor_ckpt, split, samples, lpips_net, fid, device,
+                     out_dir) -> None:
+    """Run or read each method's edits of a dataset split and score them all the same way."""
+    from analysis.evaluation import discover_runs, evaluate, parse_methods
+
+    methods = parse_methods(method_args)
+    if runs_dir:
+        methods += discover_runs(runs_dir)
+    if not methods:
+        raise click.UsageError("give at least one method: --methods NAME=CKPT (or NAME=DIR) or --runs DIR")
+    record = evaluate(data_dir, methods, out_dir, predictor=predictor_ckpt, split=split, device=device,
+                      samples=samples, fid=fid, lpips_net=lpips_net, echo=click.echo)
+    for line in record.get("predictor_check", {}).get("verdicts", []):
+        click.echo(f"  predictor check: {line}")
+    click.echo(f"per-image metrics: {out_dir}/per_image.csv; means: {out_dir}/summary.csv")
+    click.echo(f"next: gazelab report --eval {out_dir} --out REPORT_DIR")
+
+
+COMMANDS = [evaluate_command]
