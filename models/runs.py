@@ -308,7 +308,8 @@ def load_editor_for_editing(ckpt, name: str | None = None, device: str = "auto",
         recorded = (editor.weights_info.get("predictor") or {}).get("path")
         path = predictor_ckpt or recorded
         if path is None or not Path(path).is_file():
-            where = f"the recorded {recorded} does not exist" if recorded else "none is recorded in the checkpoint"
+            where = (f"--predictor {predictor_ckpt} does not exist" if predictor_ckpt else
+                     f"the recorded {recorded} does not exist" if recorded else "none is recorded in the checkpoint")
             raise ValueError(f"the editor {editor.name} needs its saliency predictor to edit and {where}; "
                              "pass the predictor checkpoint (--predictor CKPT)")
         predictor = load_predictor(path, next(editor.parameters(), torch.empty(0)).device)
