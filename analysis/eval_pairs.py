@@ -25,6 +25,7 @@ from analysis import fidelity
 # column -> (what it is, better direction: "higher" / "lower" / None). The report's tables use these.
 METRIC_INFO = {
     "l1_x": ("mean |output - X|, [0, 1] (edit size)", None),
+    "mse_x": ("mean squared difference to X, [0, 1] (SaGIM's MSE)", None),
     "lpips_x": ("LPIPS to X, full image", "lower"),
     "lpips_x_bg": ("LPIPS to X, background (outside the edited objects)", "lower"),
     "lpips_x_fg": ("LPIPS to X, foreground (the edited objects)", None),
@@ -97,7 +98,7 @@ def pair_metrics(pair: PairInputs, output: np.ndarray, before=None, after=None) 
     if output.shape != pair.x.shape:
         raise ValueError(f"the output for pair {pair.pair_id} is {output.shape[1]}×{output.shape[0]} (W×H); "
                          f"expected the input's {pair.x.shape[1]}×{pair.x.shape[0]}")
-    values: dict[str, float] = {"l1_x": fidelity.l1(output, pair.x)}
+    values: dict[str, float] = {"l1_x": fidelity.l1(output, pair.x), "mse_x": fidelity.mse(output, pair.x)}
     skipped: dict[str, str] = {}
     if pair.y is not None:
         values.update(l1_y=fidelity.l1(output, pair.y), psnr_y=fidelity.psnr(output, pair.y),

@@ -147,7 +147,11 @@ class _MethodScorer:
         self.skipped: dict[str, Counter] = defaultdict(Counter)
 
     def run(self, echo) -> None:
-        done = {row["pair_id"] for row in _read_rows(self.rows_file) if "missing" not in row}
+        rows = _read_rows(self.rows_file)
+        if self.rows_file.is_file() and len(self.rows_file.read_text().splitlines()) != len(rows):
+            # an interrupted run left half a line: keep the whole rows, so appends start on a fresh line
+            self.rows_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        done = {row["pair_id"] for row in rows if "missing" not in row}
         todo = [pair_id for pair_id in self.pairs if pair_id not in done]
         self.folder.mkdir(parents=True, exist_ok=True)
         self.rows_file.parent.mkdir(parents=True, exist_ok=True)
@@ -297,8 +301,12 @@ class _Lpips:
         names = {"full": "lpips_x", "background": "lpips_x_bg", "foreground": "lpips_x_fg"}
         if self._skip(names.values(), skipped):
             return {}
-        result = self.metrics.lpips_regions(output.astype(np.float32), pair.x.astype(np.float32), pair.region,
-                                            net=self.net, device=self.device, _random_weights_for_tests=self.random)
+        try:
+            result = self.metrics.lpips_regions(output.astype(np.float32), pair.x.astype(np.float32), pair.region,
+                                                net=self.net, device=self.device, _random_weights_for_tests=self.random)
+        except ValueError as exc:  # an image too small for the network
+            skipped.update(dict.fromkeys(names.values(), str(exc)))
+            return {}
         if isinstance(result, self.metrics.Unavailable):
             self.unavailable = result.reason
             self._skip(names.values(), skipped)
@@ -312,12 +320,16 @@ class _Lpips:
             return {}
         images = [s.astype(np.float32) for s in samples]
         options = {"net": self.net, "device": self.device, "_random_weights_for_tests": self.random}
-        values = {"lpips_diversity": self.metrics.diversity_score(images, **options)}
-        if pair.region is not None:
-            values["lpips_local_diversity"] = self.metrics.diversity_score(images, boxes=[region_box(pair.region)],
-                                                                           **options)
-        else:
-            skipped["lpips_local_diversity"] = pair.region_note
+        try:
+            values = {"lpips_diversity": self.metrics.diversity_score(images, **options)}
+            if pair.region is not None:
+                values["lpips_local_diversity"] = self.metrics.diversity_score(
+                    images, boxes=[region_box(pair.region)], **options)
+            else:
+                skipped["lpips_local_diversity"] = pair.region_note
+        except ValueError as exc:  # an image too small for the network
+            skipped.update(dict.fromkeys(("lpips_diversity", "lpips_local_diversity"), str(exc)))
+            return {}
         if any(isinstance(v, self.metrics.Unavailable) for v in values.values()):
             self.unavailable = next(v.reason for v in values.values() if isinstance(v, self.metrics.Unavailable))
             self._skip(values, skipped)

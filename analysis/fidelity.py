@@ -3,6 +3,7 @@
 Pure functions on RGB arrays of one shape, (H, W, 3), float in [0, 1] (uint8 is divided by 255).
 They need no network weights, so they work offline for every method:
 - `l1`: mean absolute difference over pixels and channels, in [0, 1] (pix2pix / BicycleGAN's L1);
+- `mse`: mean squared difference, in [0, 1] (SaGIM's MSE);
 - `psnr`: peak signal-to-noise ratio in dB for data range 1 (scikit-image); inf for identical images;
 - `ssim`: structural similarity of Wang et al. 2004 as they define it — Gaussian window σ = 1.5,
   K1 = 0.01, K2 = 0.03, population covariances — per channel, then the mean over channels
@@ -12,13 +13,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["l1", "psnr", "ssim", "as_unit_rgb"]
+__all__ = ["l1", "mse", "psnr", "ssim", "as_unit_rgb"]
 
 
 def l1(image, reference) -> float:
     """Mean absolute difference of two RGB images in [0, 1]: a fraction of the intensity range."""
     a, b = _pair(image, reference)
     return float(np.abs(a - b).mean())
+
+
+def mse(image, reference) -> float:
+    """Mean squared difference of two RGB images in [0, 1]."""
+    a, b = _pair(image, reference)
+    return float(np.square(a - b).mean())
 
 
 def psnr(image, reference) -> float:

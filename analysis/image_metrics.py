@@ -136,6 +136,7 @@ def lpips_distance(image_a, image_b, *, net: str = "alex", mask=None, region: st
     a, b = _load_rgb(image_a, "image_a"), _load_rgb(image_b, "image_b")
     if a.shape != b.shape:
         raise ValueError(f"image_a has shape {a.shape} but image_b {b.shape}; LPIPS compares images of one size")
+    _check_lpips_size(a.shape, net)
     region_mask = _region_mask(mask, region, a.shape[:2])
     model = _lpips_model(net, device, _random_weights_for_tests)
     if isinstance(model, Unavailable):
@@ -154,6 +155,7 @@ def lpips_regions(image_a, image_b, mask=None, *, net: str = "alex", device="cpu
     a, b = _load_rgb(image_a, "image_a"), _load_rgb(image_b, "image_b")
     if a.shape != b.shape:
         raise ValueError(f"image_a has shape {a.shape} but image_b {b.shape}; LPIPS compares images of one size")
+    _check_lpips_size(a.shape, net)
     regions = {"full": None}
     if mask is not None:
         for region in ("foreground", "background"):
@@ -190,6 +192,7 @@ def diversity_score(samples, *, net: str = "alex", boxes=None, n_pairs: int | No
     shapes = {image.shape for image in images}
     if len(images) < 2 or len(shapes) > 1:
         raise ValueError(f"diversity needs at least 2 samples of one size, got {len(images)} of shapes {sorted(shapes)}")
+    _check_lpips_size(images[0].shape, net)
     pairs = _pairs(len(images), n_pairs, seed)
     box_mask = None if boxes is None else _box_mask(boxes, images[0].shape[:2])
     model = _lpips_model(net, device, _random_weights_for_tests)
@@ -384,6 +387,16 @@ def _backbone_url(net: str) -> str:
 
 
 # ---------------------------------------------------------------- helpers: images, masks, pairs
+
+
+# The smallest side each LPIPS trunk can take (alexnet's strided convolutions and pools).
+_LPIPS_MIN_SIDE = {"alex": 31, "vgg": 16}
+
+
+def _check_lpips_size(shape, net: str) -> None:
+    if min(shape[:2]) < _LPIPS_MIN_SIDE[net]:
+        raise ValueError(f"LPIPS ({net}) needs images of at least {_LPIPS_MIN_SIDE[net]} px on each side, got "
+                         f"{shape[1]}×{shape[0]} (W×H)")
 
 
 def _check_net(net: str) -> None:

@@ -3,7 +3,8 @@
 Stages: render a small paired dataset → a BubbleView experiment on SQLite → the study server
 in a background thread → simulated participants (7 per image) through its HTTP API → fixation
 maps → export into the dataset → validate → contact sheet → train a saliency predictor (SalGAN)
-on the maps → train GazeShiftNet with it → edit the test pairs. The models use CPU-sized presets
+on the maps → train GazeShiftNet with it → evaluate its edits (`gazelab evaluate`, the predictor
+checked against the centre bias and shuffle controls) → the HTML report (`gazelab report`). The models use CPU-sized presets
 and random VGG backbones (no network here for ImageNet weights), chosen explicitly and reported.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ def command(out, n_pairs, workers, train_steps) -> None:
     out = Path(out).resolve()
     dataset_dir = out / "dataset"
     width, height = DEMO_SIZE
-    click.echo(f"[1/7] rendering {n_pairs} pairs at {width}x{height}, {DEMO_SAMPLES} samples into {dataset_dir}")
+    click.echo(f"[1/8] rendering {n_pairs} pairs at {width}x{height}, {DEMO_SAMPLES} samples into {dataset_dir}")
     config = GeneratorConfig.from_options(n_pairs, width=width, height=height, samples=DEMO_SAMPLES, seed=0)
     summary = generate(dataset_dir, config, workers=workers)
     for line in summary.lines():
@@ -48,7 +49,7 @@ def command(out, n_pairs, workers, train_steps) -> None:
     if summary.failed:
         raise click.ClickException(f"{len(summary.failed)} pair(s) failed to render")
 
-    click.echo(f"[2/7] BubbleView study: {OBSERVERS} simulated observers per image")
+    click.echo(f"[2/8] BubbleView study: {OBSERVERS} simulated observers per image")
     db_path = out / "study.db"
     for stale in out.glob("study.db*"):  # the demo's study starts afresh each run
         stale.unlink()
@@ -60,9 +61,9 @@ def command(out, n_pairs, workers, train_steps) -> None:
         click.echo(f"      server at {base_url}, participant link {base_url}/s/{EXPERIMENT}")
         _simulate(db_url, base_url, n_participants)
 
-    click.echo("[3/7] fixation maps from the clicks, exported into the dataset")
+    click.echo("[3/8] fixation maps from the clicks, exported into the dataset")
     _maps_and_export(db_url, dataset_dir)
-    click.echo("[4/7] validating the dataset")
+    click.echo("[4/8] validating the dataset")
     problems = Dataset.open(dataset_dir).validate()
     for problem in problems:
         click.echo(f"      {problem}")
@@ -70,10 +71,10 @@ def command(out, n_pairs, workers, train_steps) -> None:
         raise click.ClickException(f"the demo dataset has {len(problems)} problem(s)")
     click.echo("      ok")
     sheet = contact_sheet(dataset_dir, out / "contact_sheet.png", n_pairs=n_pairs)
-    click.echo(f"[5/7] contact sheet: {sheet}")
-    edits = _train_and_edit(out, dataset_dir, train_steps)
+    click.echo(f"[5/8] contact sheet: {sheet}")
+    report = _train_evaluate_report(out, dataset_dir, train_steps)
     click.echo(f"Done. The dataset, with simulated attention maps (source=simulated), is in {dataset_dir};")
-    click.echo(f"GazeShiftNet's edits of its pairs are in {edits}.")
+    click.echo(f"GazeShiftNet's edits, scored, are in {out / 'evaluation'}; the report is {report}")
     click.echo(f"Look at it: open {sheet}, or run `gazelab dataset info {dataset_dir}`.")
     click.echo("See the study as an admin:")
     click.echo(f"  gazelab study create-admin --db {db_url}")
@@ -82,26 +83,32 @@ def command(out, n_pairs, workers, train_steps) -> None:
     click.echo(f"link http://YOUR-HOST/s/{EXPERIMENT} (Prolific adds ?PROLIFIC_PID=...&STUDY_ID=...&SESSION_ID=...).")
 
 
-def _train_and_edit(out: Path, dataset_dir: Path, steps: int | None) -> Path:
-    """Stages 6–7: SalGAN on the exported maps, GazeShiftNet with it, edits of the test pairs."""
-    from models.runs import edit_dataset, train
+def _train_evaluate_report(out: Path, dataset_dir: Path, steps: int | None) -> Path:
+    """Stages 6–8: SalGAN on the exported maps, GazeShiftNet with it, its edits evaluated and reported."""
+    from analysis.evaluation import MethodSpec, evaluate
+    from analysis.report import build_report
+    from models.runs import train
 
     runs = out / "runs"
     shutil.rmtree(runs, ignore_errors=True)  # the demo trains afresh each run
     echo = lambda line: click.echo(f"      {line}")  # noqa: E731
     common = {"preset": MODEL_PRESET, "overrides": {"backbone_weights": "random"}, "device": "cpu",
               "progress": False, "echo": echo, "steps": steps}
-    click.echo(f"[6/7] training the saliency predictor {PREDICTOR} on the maps ({MODEL_PRESET} preset, random VGG16 "
+    click.echo(f"[6/8] training the saliency predictor {PREDICTOR} on the maps ({MODEL_PRESET} preset, random VGG16 "
                "backbone on purpose: the demo must not depend on downloading ImageNet weights)")
     predictor = train("predictor", PREDICTOR, dataset_dir, runs / PREDICTOR, **common)
-    click.echo(f"[7/7] training the editor {EDITOR} guided by it, then editing the pairs")
+    click.echo(f"[7/8] training the editor {EDITOR} guided by it")
     editor = train("editor", EDITOR, dataset_dir, runs / EDITOR, predictor_ckpt=predictor["checkpoint"], **common)
-    splits = set(_split_column(dataset_dir))
-    split = "test" if "test" in splits else None
-    result = edit_dataset(editor["checkpoint"], dataset_dir, out / "edits", split=split, device="cpu")
-    echo(f"{result['count']} pairs of split {split or 'all (no test pairs in so small a dataset)'} edited "
-         f"into {result['out_dir']}; checkpoints in {runs}")
-    return Path(result["out_dir"])
+    split = "test" if "test" in set(_split_column(dataset_dir)) else "all"
+    click.echo(f"[8/8] evaluating its edits of split {split}"
+               f"{' (no test pairs in so small a dataset)' if split == 'all' else ''} and writing the report")
+    evaluation = out / "evaluation"
+    shutil.rmtree(evaluation, ignore_errors=True)  # the demo evaluates afresh each run
+    record = evaluate(dataset_dir, [MethodSpec(EDITOR, "checkpoint", editor["checkpoint"])], evaluation,
+                      predictor=predictor["checkpoint"], split=split, device="cpu", progress=False, echo=echo)
+    for line in record.get("predictor_check", {}).get("verdicts", []):
+        echo(f"predictor check: {line}")
+    return build_report(evaluation, out / "report")
 
 
 def _split_column(dataset_dir: Path) -> list[str]:

@@ -44,4 +44,18 @@ def evaluate_command(data_dir, method_args, runs_dir, predictor_ckpt, split, sam
     click.echo(f"next: gazelab report --eval {out_dir} --out REPORT_DIR")
 
 
-COMMANDS = [evaluate_command]
+@click.command("report")
+@click.option("--eval", "eval_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="An evaluation folder written by `gazelab evaluate`.")
+@click.option("--study", "studies", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="A study export folder (`gazelab study export EXP --csv DIR`) on the evaluated images; repeatable.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
+def report_command(eval_dir, studies, out_dir) -> None:
+    """Write one self-contained HTML page: the papers' tables, figures, study statistics, provenance."""
+    from analysis.report import build_report
+
+    path = build_report(eval_dir, out_dir, studies=studies)
+    click.echo(f"report: {path}")
+
+
+COMMANDS = [evaluate_command, report_command]

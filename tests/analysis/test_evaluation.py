@@ -1,0 +1,116 @@
+"""`analysis.evaluation` / `gazelab evaluate` and `analysis.report` / `gazelab report` on a tiny dataset."""
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import fidelity
+from analysis.evaluation import MethodSpec, evaluate, parse_methods
+from analysis.report import build_report
+
+def test_folder_methods_are_scored_per_image_with_gaps_named_and_means_over_the_common_pairs(data, outputs, tmp_path):
+    out = tmp_path / "eval"
+    methods = parse_methods([f"oracle={outputs['oracle']}", f"dim={outputs['dim']}"])
+    record = evaluate(data, methods, out, fid=False, progress=False)
+    table = pd.read_csv(out / "per_image.csv", dtype={"pair_id": str})
+    assert {"pair_id", "method", "l1_y", "psnr_y", "ssim_y", "l1_x", "mse_x"} <= set(table.columns)
+    oracle = table[table["method"] == "oracle"]
+    assert sorted(oracle["pair_id"]) == ["p0", "p1", "p2", "p3"]  # the train pair p4 is not in split test
+    assert oracle["l1_y"].max() == 0 and oracle["ssim_y"].min() == pytest.approx(1.0)
+    reference = table[table["method"] == "input"].set_index("pair_id")
+    assert reference["l1_x"].max() == 0
+    x0, y0 = (cv2.imread(str(data / f"images/p0_{s}.png"))[..., ::-1] for s in "xy")
+    assert reference.loc["p0", "l1_y"] == pytest.approx(fidelity.l1(x0, y0))
+    assert reference.loc["p0", "ssim_y"] == pytest.approx(fidelity.ssim(x0, y0))
+    # the gaps are named with their reasons, not averaged over
+    assert set(record["missing"]["dim"]) == {"p1", "p2"}
+    assert "no file p1.png" in record["missing"]["dim"]["p1"] and "16×12" in record["missing"]["dim"]["p2"]
+    summary = pd.read_csv(out / "summary.csv")
+    row = summary[(summary["method"] == "oracle") & (summary["metric"] == "l1_x")].iloc[0]
+    assert row["n"] == 2 and record["common_pairs"] == 2  # p0 and p3, which every method has
+    assert row["mean"] == pytest.approx(table[(table["method"] == "oracle") & table["pair_id"].isin(["p0", "p3"])]
+                                        ["l1_x"].mean())
+    assert "seconds" not in table or table.loc[table["method"] == "dim", "seconds"].isna().all()
+
+
+def test_a_rerun_resumes_and_refuses_a_changed_source(data, outputs, tmp_path):
+    out = tmp_path / "eval"
+    evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), out, fid=False, progress=False)
+    lines = (out / "metrics/oracle.jsonl").read_text().splitlines()
+    (out / "metrics/oracle.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:10])  # cut short mid-row
+    seen = []
+    evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), out, fid=False, progress=False, echo=seen.append)
+    assert "  oracle: 2 pairs scored before, 2 to go" in seen
+    table = pd.read_csv(out / "per_image.csv")
+    assert len(table[table["method"] == "oracle"]) == 4
+    with pytest.raises(ValueError, match=r"already holds method 'oracle' from .*oracle, not .*dim"):
+        evaluate(data, parse_methods([f"oracle={outputs['dim']}"]), out, fid=False, progress=False)
+    with pytest.raises(ValueError, match=r"split = 'test', not 'all'"):
+        evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), out, split="all", fid=False, progress=False)
+
+
+def test_predictor_metrics_and_the_predictor_check(data, outputs, centre_bias, tmp_path):
+    out = tmp_path / "eval"
+    record = evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), out, predictor=centre_bias,
+                      fid=False, progress=False)
+    table = pd.read_csv(out / "per_image.csv")
+    for column in ("sal_increase", "sal_increase_rel", "wfbeta", "cc_mask", "dp_obj", "kld_target", "sagim_c1"):
+        assert table[column].notna().all(), column
+    # a centre bias predicts the same map for every image: no attention shift, and the check says so
+    assert np.allclose(table["sal_increase"], 0, atol=1e-6) and np.allclose(table["dp_obj"], 0, atol=1e-6)
+    assert record["predictor_check"]["status"] == "checked"
+    assert any("beats neither control" in v or "no image-specific" in v for v in record["predictor_check"]["verdicts"])
+    assert (out / "maps/input/p0.npy").is_file() and (out / "predictor_check.csv").is_file()
+
+
+def test_lpips_columns_through_the_test_only_weights_and_unavailable_without_weights(data, outputs, tmp_path,
+                                                                                      monkeypatch):
+    pytest.importorskip("lpips")
+    out = tmp_path / "eval"
+    record = evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), out, fid=False, progress=False,
+                      _random_weights_for_tests=True)
+    table = pd.read_csv(out / "per_image.csv")
+    assert table[["lpips_x", "lpips_x_bg", "lpips_x_fg"]].notna().all().all()
+    assert table.loc[table["method"] == "input", "lpips_x"].max() == pytest.approx(0, abs=1e-6)
+    assert "random weights" in record["lpips"]["status"]
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    record = evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), tmp_path / "eval2", progress=False)
+    assert record["lpips"]["status"].startswith("unavailable:")
+    assert "lpips_x" not in pd.read_csv(tmp_path / "eval2/per_image.csv").columns
+    fid = pd.read_csv(tmp_path / "eval2/set_metrics.csv")
+    assert fid["value"].isna().all() and fid["note"].str.startswith("unavailable:").all()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda d, o: evaluate(d, [], o, split="val"), r"no pairs of split 'val' \(it has .*test.*\).*--split all"),
+    (lambda d, o: evaluate(d, [MethodSpec("input", "outputs", str(o))], o), r"'input' is reserved"),
+    (lambda d, o: parse_methods(["oracle"]), r"expected NAME=CHECKPOINT or NAME=FOLDER"),
+    (lambda d, o: parse_methods([f"bad name={d}"]), r"method name 'bad name'"),
+    (lambda d, o: parse_methods([f"a={d}/nothing"]), r"neither a checkpoint file nor a folder"),
+    (lambda d, o: parse_methods([f"a={d}", f"a={d}"]), r"a given more than once"),
+])
+def test_bad_input_is_refused_with_a_clear_message(data, tmp_path, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(data, tmp_path / "eval")
+
+
+def test_report_refuses_a_study_export_of_other_images(data, outputs, study_export, tmp_path):
+    evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), tmp_path / "eval", fid=False, progress=False)
+    other = study_export(tmp_path / "other", "elsewhere", ["q7", "q8"])
+    with pytest.raises(ValueError, match=r"about pairs \['q7', 'q8'\], none of which the evaluation"):
+        build_report(tmp_path / "eval", tmp_path / "report", studies=[other])
+    with pytest.raises(ValueError, match=r"is not a finished evaluation: it lacks evaluation.json"):
+        build_report(tmp_path / "nothing", tmp_path / "report")
+
+
+def test_evaluate_and_report_from_the_command_line(run_cli, data, outputs, tmp_path):
+    code, stdout, err = run_cli("evaluate", "--data", data, "--methods", f"oracle={outputs['oracle']}", "--methods",
+                                f"dim={outputs['dim']}", "--no-fid", "--out", tmp_path / "eval")
+    assert code == 0, err
+    assert "dim: no output for 2 pair(s)" in stdout and f"{tmp_path / 'eval'}/per_image.csv" in stdout
+    code, stdout, err = run_cli("report", "--eval", tmp_path / "eval", "--out", tmp_path / "report")
+    assert code == 0, err and f"report: {tmp_path / 'report'}/index.html" in stdout
+    code, _, err = run_cli("evaluate", "--data", data, "--methods", "oracle", "--out", tmp_path / "e2")
+    assert code == 2 and err.startswith("gazelab: error:") and "NAME=CHECKPOINT" in err and "Traceback" not in err
+    code, _, err = run_cli("evaluate", "--data", data, "--out", tmp_path / "e3")
+    assert code == 2 and "give at least one method" in err
