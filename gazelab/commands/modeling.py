@@ -62,10 +62,42 @@ def train_predictor(name: str, **options) -> None:
 @click.argument("name")
 @click.option("--predictor", "predictor_ckpt", default=None, type=click.Path(dir_okay=False),
               help="Checkpoint of the trained saliency predictor the editor's losses use (required).")
+@click.option("--ablation", default=None,
+              help="One of the editor's ablations (salggan: no_spath, no_upath, no_dl, no_sald, e_no_sal, d_no_sal, "
+                   "g_no_sal — SalG-GAN Table 3).")
 @_training_options
-def train_editor(name: str, predictor_ckpt: str | None, **options) -> None:
-    """Train the editor NAME (gazeshiftnet, fgtransform, sagim) with a trained saliency predictor."""
-    _train("editor", name, predictor_ckpt, **options)
+def train_editor(name: str, predictor_ckpt: str | None, ablation: str | None, **options) -> None:
+    """Train the editor NAME (gazeshiftnet, fgtransform, sagim, salggan, cyclegan_sal, bicyclegan_sal, hag)
+    with a trained saliency predictor."""
+    _train("editor", name, predictor_ckpt, ablation=ablation, **options)
+
+
+@train.command("sweep")
+@click.argument("sweep_file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--predictor", "predictor_ckpt", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="The saliency predictor every editor run uses (required for editors).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Sweep folder: one run folder per run (a rerun skips finished runs, resumes cut ones).")
+@click.option("--preset", default=None, help="Preset for every run, over the file's (e.g. tiny or cpu).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps for every run, over the file's.")
+@click.option("--random-backbone", is_flag=True, help="Random VGG backbones (offline use; recorded and reported).")
+@_DEVICE
+@click.option("--no-progress", is_flag=True, help="No progress bar (loss lines only).")
+def train_sweep(sweep_file, data_dir, predictor_ckpt, out_dir, preset, steps, random_backbone, device,
+                no_progress) -> None:
+    """Train every run of SWEEP_FILE (e.g. models/examples/salggan_table3.yaml), then evaluate them together."""
+    from models.sweep import load_sweep, run_sweep
+
+    spec = load_sweep(sweep_file)
+    extra = {"backbone_weights": "random"} if random_backbone else None
+    results = _run(run_sweep, spec, data_dir, out_dir, predictor_ckpt=predictor_ckpt, preset=preset, steps=steps,
+                   device=device, extra_overrides=extra, progress=not no_progress, echo=click.echo)
+    for result in results:
+        click.echo(f"  {result['name']}: {result['status']}, step {result['step']}, {result['checkpoint']}")
+    if spec["kind"] == "editor":
+        click.echo(f"next: gazelab evaluate --data {data_dir} --runs {out_dir} --predictor {predictor_ckpt or 'CKPT'} "
+                   f"--out {out_dir}/evaluation")
 
 
 @click.command("predict")
@@ -133,6 +165,7 @@ COMMANDS = [train, predict, edit]
 
 
 def _train(kind: str, name: str, predictor_ckpt: str | None, *, data_dir: str, preset: str, config_file: str | None,
+           ablation: str | None = None,
            device: str, out_dir: str | None, resume: bool, steps: int | None, batch_size: int | None, seed: int,
            ckpt_every: int | None, keep_checkpoints: int, random_backbone: bool, weights_path: str | None, workers: int, no_bf16: bool, no_progress: bool) -> None:
     from models.runs import train as run_training
@@ -142,6 +175,13 @@ def _train(kind: str, name: str, predictor_ckpt: str | None, *, data_dir: str, p
     overrides = {}
     if random_backbone or weights_path:
         overrides["backbone_weights"] = "random" if random_backbone else weights_path
+    if ablation:
+        from models.base import import_models, registry_of
+        from models.sweep import ablation_overrides
+
+        import_models()
+        overrides = {**ablation_overrides(registry_of(kind).get(name), ablation), **overrides}
+        click.echo(f"ablation {ablation}: {overrides}")
     out = out_dir or f"runs/{name}"
     result = _run(run_training, kind, name, data_dir, out, preset=preset, config=config_file,
                   overrides=overrides or None, predictor_ckpt=predictor_ckpt, steps=steps, batch_size=batch_size,
