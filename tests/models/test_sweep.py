@@ -23,7 +23,7 @@ def test_a_sweep_trains_each_run_into_its_folder_and_a_rerun_skips_finished_runs
     assert "lr: 1.0e-05" in (tmp_path / "runs/slow/checkpoints/config.yaml").read_text()
     code, out, err = run_cli(*args)
     assert code == 0 and "run base: done (step 2), skipped" in out and "slow: done" in out
-    code, out, err = run_cli(*args[:-2], "--steps", 3, "--device", "cpu", "--no-progress")
+    code, out, err = run_cli(*args, "--steps", 3)
     assert code == 0, err
     assert "base: resumed, step 3" in out
 
