@@ -24,7 +24,7 @@ import pandas as pd
 from analysis.evaluation import REFERENCE
 from analysis.report_tables import (Evaluation, Table, ablation_tables, consistency_table, gatys_table,
                                     gazeshiftnet_table1, ground_truth_table, human_attention, load_evaluation,
-                                    preference_table, rating_tables, sagim_table1, salggan_table1)
+                                    missing_line, preference_table, rating_tables, sagim_table1, salggan_table1)
 
 GRID_PAIRS = 4
 
@@ -51,7 +51,10 @@ def build_report(eval_dir, out_dir, studies=()) -> Path:
     sections = [_header(ev, exports), _warnings(ev, exports)]
     tables = [salggan_table1(ev), gazeshiftnet_table1(ev), sagim_table1(ev), *ablation_tables(ev),
               gatys_table(ev, human), ground_truth_table(ev)]
-    sections.append("<h2>Tables</h2>" + "".join(_table_html(t) for t in tables))
+    absent = _absent_tables(tables, exports)
+    sections.append("<h2>Tables</h2>" + ("<ul class=notes id=not-shown>" + "".join(f"<li>{_e(line)}</li>" for line in
+                                                                                 absent) + "</ul>" if absent else "")
+                    + "".join(_table_html(t) for t in tables))
     sections.append(_figures(ev, exports, human))
     for export in exports:
         study_tables = _study_tables(export, ev)
@@ -113,6 +116,28 @@ def _warnings(ev: Evaluation, exports) -> str:
     if not lines:
         return ""
     return "<h2>Read this first</h2>" + "".join(f"<div class=warning>{_e(line)}</div>" for line in lines)
+
+
+def _absent_tables(tables: list[Table], exports) -> list[str]:
+    """A line for each of the papers' tables this report cannot show, saying what it needs."""
+    tasks = {task for export in exports for task in export.responses["task"].unique()}
+    lines = []
+    if not any("ablations" in t.title or "variants" in t.title for t in tables):
+        lines.append(missing_line("SalG-GAN Table 3, SaGIM Table 2 (ablations, variants)", "two or more runs of one "
+                                  "editor in the evaluation (gazelab train sweep models/examples/salggan_table3.yaml, "
+                                  "then gazelab evaluate --runs)"))
+    if "choose_best" not in tasks:
+        lines.append(missing_line("SalG-GAN Table 2 (preferences)", "a choose_best study export (--study), e.g. "
+                                  "studyweb/examples/sgit_preference.yaml"))
+    if "rate" not in tasks:
+        lines.append(missing_line("GazeShiftNet Fig. 5 fidelity and realism ratings", "a rate study export "
+                                  "(studyweb/examples/gazeshiftnet_ratings.yaml); the figures use LPIPS or L1 to "
+                                  "the input instead"))
+    if not tasks & {"codecharts", "bubbleview"}:
+        lines.append(missing_line("Human attention change (Gatys et al., GazeShiftNet Fig. 5 x-axis)", "a CodeCharts or "
+                                  "BubbleView study export of the edited images (studyweb/examples/"
+                                  "gatys_latin_square.yaml); the predictor's maps stand in"))
+    return lines
 
 
 def _table_html(table: Table) -> str:

@@ -13,6 +13,9 @@ One run, one set of random data (each map has 50-200 fixations, partly clustered
 (d) each `analysis.attention_shift` metric per image (fixation map as before, prediction as
     after, a random rectangle as the mask), against a plain numpy pass over the same two maps
     (ratio = metric / numpy reference).
+(e) each `analysis.fidelity` image distance (L1, MSE, PSNR, SSIM) per RGB image pair of the
+    map size, and `gazelab evaluate`'s whole per-image pass (`analysis.eval_pairs.pair_metrics`
+    with maps), against a plain numpy mean absolute difference of the same two images.
 Ratios, not absolute times, are the comparable numbers (DESIGN.md §6).
 """
 from __future__ import annotations
@@ -118,6 +121,8 @@ def main(argv=None) -> int:
 
     # (d) attention-shift metrics
     attention_shift_section(gts, preds, shape, rng, repeat)
+    # (e) image distances and the evaluation's per-image pass
+    image_distance_section(gts, preds, shape, rng, repeat, n_images=min(args.n_maps, 50))
     return 0
 
 
@@ -248,6 +253,37 @@ def attention_shift_section(befores, afters, shape, rng, repeat) -> None:
     print(f"\n(d) attention-shift metrics per image ({len(indices)} pairs of {shape[0]}x{shape[1]} maps; "
           f"numpy reference: sum of each map, {1e3 * t_reference / len(indices):.3f} ms / image)")
     _table(["metric", "ms / image", "x numpy", "mean"], rows)
+
+
+def image_distance_section(befores, afters, shape, rng, repeat, n_images: int) -> None:
+    """(e): `analysis.fidelity` per image pair and `pair_metrics` (every per-image metric of an
+    evaluation, maps included) against a plain numpy mean |a - b| of the same images."""
+    from analysis import fidelity
+    from analysis.eval_pairs import PairInputs, pair_metrics
+
+    images = [rng.random((*shape, 3)) for _ in range(n_images)]
+    edits = [np.clip(image + rng.normal(0, 0.05, image.shape), 0, 1) for image in images]
+    masks = [_random_rectangle(rng, shape) for _ in images]
+    pairs = [PairInputs(str(i), "clevr", "recolor", images[i], images[(i + 1) % n_images],
+                        _random_labels(rng, shape, masks[i]), masks[i], None, befores[i] / befores[i].sum(), None)
+             for i in range(n_images)]
+    indices = list(range(n_images))
+    _, t_reference = _timed(lambda i: float(np.abs(edits[i] - images[i]).mean()), indices, "numpy", repeat)
+    calls = {
+        "l1": lambda i: fidelity.l1(edits[i], images[i]),
+        "mse": lambda i: fidelity.mse(edits[i], images[i]),
+        "psnr": lambda i: fidelity.psnr(edits[i], images[i]),
+        "ssim": lambda i: fidelity.ssim(edits[i], images[i]),
+        "pair_metrics (all)": lambda i: len(pair_metrics(pairs[i], edits[i], befores[i], afters[i])[0]),
+    }
+    rows = []
+    for name, call in calls.items():
+        values, seconds = _timed(call, indices, name, repeat)
+        rows.append([name, f"{1e3 * seconds / n_images:.3f}", f"{seconds / t_reference:.1f}x",
+                     f"{np.mean(np.asarray(values, np.float64)):.4f}"])
+    print(f"\n(e) image distances per image pair ({n_images} RGB pairs of {shape[0]}x{shape[1]}; numpy reference: "
+          f"mean |a - b|, {1e3 * t_reference / n_images:.3f} ms / image)")
+    _table(["metric", "ms / image", "x numpy", "mean (pair_metrics: metrics per image)"], rows)
 
 
 def numpy_reference(before, after) -> float:

@@ -29,6 +29,8 @@ def test_the_report_opens_and_shows_the_papers_tables_figures_and_provenance(dat
         assert "oracle" in preference and "66.7%" in preference  # 2 of 3 participants chose it each time
         warnings = " ".join(page.locator(".warning").all_inner_texts())
         assert "dim has no output for 2 pair(s)" in warnings and "beats neither control" in warnings
+        not_shown = page.locator("#not-shown").inner_text()
+        assert "SalG-GAN Table 3" in not_shown and "rate study" in not_shown and "Table 2 (preferences)" not in not_shown
         assert page.locator("#provenance").count() == 1 and "center_bias" in page.inner_text("body")
         widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
         assert len(widths) == 3 and min(widths) > 100  # grid, box plots, scatter: embedded and decoded
