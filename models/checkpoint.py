@@ -65,7 +65,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:  # truncated, damaged or not a torch file
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"checkpoint {path} ({path.stat().st_size} bytes) cannot be read: {first}; is it "
+                         "truncated (a copy cut short, a full disk) or not a torch checkpoint?") from exc
+    except Exception as exc:  # weights_only refuses pickled objects: not one of ours
+        if type(exc).__name__ != "UnpicklingError":
+            raise
+        raise ValueError(f"{path} is not a gazelab checkpoint: {str(exc).splitlines()[0]}") from exc
     if not isinstance(ckpt, dict) or "model_name" not in ckpt or "model" not in ckpt:
         raise ValueError(f"{path} is not a gazelab checkpoint (expected a dict with model_name, config, model)")
     return ckpt

@@ -11,6 +11,7 @@ and says so when a backbone was random.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -161,7 +162,7 @@ def load_saliency_function(ckpt: str | os.PathLike, device: str = "auto"):
     dev = next(model.parameters()).device
 
     def predict(image: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
+        with torch.no_grad(), _too_small_for(model, image):
             tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None].to(dev)
             return model.density(tensor)[0, 0].double().cpu().numpy()
 
@@ -179,6 +180,9 @@ def edit_image(ckpt: str | os.PathLike, image: str | os.PathLike, out: str | os.
     `target_map` (.npy density or an image) for target-map editors. `options` (strength, samples,
     direction, seed, …) go to the editor's `edit`; one it does not take → ValueError.
     """
+    suffix = Path(out).suffix.lower()
+    if suffix and suffix not in IMAGE_SUFFIXES:  # refused before the editor runs, not after
+        raise ValueError(f"--out {out}: unknown image format {suffix!r}; expected one of {', '.join(IMAGE_SUFFIXES)}")
     editor = load_editor_for_editing(ckpt, name, device, predictor_ckpt)
     picture = read_image(image)
     guidance = _guidance(editor, picture, mask, target_map, object_id, source=str(image))
@@ -391,8 +395,25 @@ def _run_edit(editor, picture: np.ndarray, guidance: np.ndarray, options: dict) 
     device = next(editor.parameters()).device
     image_t = torch.from_numpy(np.ascontiguousarray(picture.transpose(2, 0, 1)))[None].float().to(device)
     guide_t = torch.from_numpy(np.ascontiguousarray(guidance))[None, None].float().to(device)
-    with torch.no_grad():
+    with torch.no_grad(), _too_small_for(editor, picture):
         return editor.edit(image_t, guide_t, **given).float().cpu()
+
+
+@contextlib.contextmanager
+def _too_small_for(model, picture: np.ndarray):
+    """Turn torch's "output size is too small" errors into one clear line about the image's size."""
+    height, width = picture.shape[:2]
+    minimum = getattr(model, "min_image_side", None)
+    if minimum and min(height, width) < minimum:
+        raise ValueError(f"the image is {width}×{height} (W×H); {model.name} needs at least {minimum} px on each side")
+    try:
+        yield
+    except RuntimeError as exc:
+        text = str(exc)
+        if any(k in text for k in ("too small", "Kernel size can't be greater", "Padding size should be less")):
+            raise ValueError(f"the image is {width}×{height} (W×H), too small for {model.name}: "
+                             f"{text.splitlines()[0]}") from exc
+        raise
 
 
 def _write_edits(edited: torch.Tensor, out: Path) -> list[str]:
@@ -406,7 +427,11 @@ def _write_edits(edited: torch.Tensor, out: Path) -> list[str]:
     for tensor, target in zip(images, targets):
         array = (tensor.clamp(0, 1).numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
         tmp = target.with_name(f".{target.stem}.tmp{target.suffix or '.png'}")
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(array, cv2.COLOR_RGB2BGR)):
+        try:
+            written = cv2.imwrite(str(tmp), cv2.cvtColor(array, cv2.COLOR_RGB2BGR))
+        except cv2.error as exc:
+            raise ValueError(f"cannot write image {target}: {str(exc).strip().splitlines()[-1]}") from exc
+        if not written:
             raise ValueError(f"cannot write image {target}: unknown image format {target.suffix!r}")
         os.replace(tmp, target)
     return [str(t) for t in targets]

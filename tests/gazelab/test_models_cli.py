@@ -92,6 +92,8 @@ def test_bad_input_gets_one_line(run_cli, trained, scene_dataset, tmp_path):
     editor_ckpt = trained["editor"] / "checkpoints/last.pt"
     predictor_ckpt = trained["predictor"] / "checkpoints/last.pt"
     image = scene_dataset.path / "images/000000_x.png"
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(predictor_ckpt.read_bytes()[:5000])  # a copy cut short
     cases = [
         (("train", "editor", "gazeshiftnet", "--data", scene_dataset.path, "--preset", "tiny",
           "--out", tmp_path / "a"), "--predictor"),
@@ -105,6 +107,9 @@ def test_bad_input_gets_one_line(run_cli, trained, scene_dataset, tmp_path):
          "expected a editor"),
         (("edit", "gazeshiftnet", "--ckpt", editor_ckpt, "--image", image, "--out", tmp_path / "e.png"), "--mask"),
         (("predict", "--ckpt", tmp_path / "missing.pt", "--images", image, "--out", tmp_path / "p"), "does not exist"),
+        (("predict", "--ckpt", truncated, "--images", image, "--out", tmp_path / "p"), "is it truncated"),
+        (("edit", "gazeshiftnet", "--ckpt", editor_ckpt, "--image", image, "--mask", image, "--out",
+          tmp_path / "x.xyz"), "unknown image format '.xyz'"),
     ]
     for args, expected in cases:
         code, _, err = run_cli(*args)
