@@ -124,17 +124,18 @@ def predict(ckpt: str, images: str, out_dir: str, device: str) -> None:
               help="Object mask (label or binary image) for mask-guided editors (gazeshiftnet).")
 @click.option("--object-id", type=int, default=None, help="Edit only the object with this label in --mask.")
 @click.option("--target-map", default=None, type=click.Path(dir_okay=False),
-              help="Target saliency map (.npy density or image) for fgtransform and sagim.")
+              help="Target saliency map (.npy density or image) for the target-map editors (fgtransform, sagim, "
+                   "salggan, cyclegan_sal, bicyclegan_sal, hag).")
 @click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False),
               help="Instead of --image: edit the X image of every pair of --split of this dataset.")
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", default="test", show_default=True, help="Split to edit with --data (train, val, test, or all).")
 @click.option("--strength", type=click.FloatRange(0, 1), default=None, help="Edit strength in [0, 1].")
 @click.option("--samples", type=click.IntRange(min=1), default=None, help="Several edit styles (latent samples).")
 @click.option("--direction", type=click.Choice(["increase", "decrease"]), default=None,
               help="Draw attention to the object or away from it (gazeshiftnet).")
 @click.option("--seed", type=int, default=None, help="Seed for sampled edit styles.")
 @click.option("--predictor", "predictor_ckpt", default=None, type=click.Path(dir_okay=False),
-              help="Saliency predictor for editors that use one while editing (salggan, hag) "
+              help="Saliency predictor for editors that use one while editing (salggan, cyclegan_sal, bicyclegan_sal, hag) "
                    "[default: the one the editor was trained with].")
 @click.option("--out", "out", required=True, type=click.Path(), help="Output image (or folder with --data).")
 @_DEVICE
@@ -149,7 +150,8 @@ def edit(name: str, ckpt: str, image: str | None, mask: str | None, object_id: i
     if (image is None) == (data_dir is None):
         raise click.UsageError("give exactly one of --image IN or --data DIR")
     if data_dir is not None:
-        result = _run(edit_dataset, ckpt, data_dir, out, split=split, name=name, device=device,
+        result = _run(edit_dataset, ckpt, data_dir, out, split=None if split == "all" else split, name=name,
+                      device=device,
                       predictor_ckpt=predictor_ckpt, **options)
         message = f"{result['count']} edited images in {result['out_dir']}"
     else:
