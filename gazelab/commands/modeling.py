@@ -135,8 +135,8 @@ def predict(ckpt: str, images: str, out_dir: str, device: str) -> None:
               help="Draw attention to the object or away from it (gazeshiftnet).")
 @click.option("--seed", type=int, default=None, help="Seed for sampled edit styles.")
 @click.option("--predictor", "predictor_ckpt", default=None, type=click.Path(dir_okay=False),
-              help="Saliency predictor for editors that use one while editing (salggan, cyclegan_sal, bicyclegan_sal, hag) "
-                   "[default: the one the editor was trained with].")
+              help="Saliency predictor for editors that use one while editing (salggan, cyclegan_sal, "
+                   "bicyclegan_sal, hag) [default: the one the editor was trained with].")
 @click.option("--out", "out", required=True, type=click.Path(), help="Output image (or folder with --data).")
 @_DEVICE
 def edit(name: str, ckpt: str, image: str | None, mask: str | None, object_id: int | None, target_map: str | None,
