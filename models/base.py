@@ -77,11 +77,11 @@ class SaliencyPredictor(nn.Module):
     def make_dataset(self, data_dir: str | os.PathLike, split: str | None = "train", augment: Any = None):
         """(image, fixation density) samples at `config.input_size`: every X and Y image with a map of a
         gazelab dataset dir, or a SALICON/MIT1003-style folder with `images/` and `maps/` (see
-        `models.samples.SaliencySamples`). Items: ``x`` (3, H, W) in [0, 1], ``x_map`` (1, H, W) density."""
-        from models.samples import SaliencySamples
+        `models.data.saliency_samples`). Items: ``x`` (3, H, W) in [0, 1], ``x_map`` (1, H, W) density."""
+        from models.data import saliency_samples
 
         height, width = self.config.input_size
-        return SaliencySamples(data_dir, split=split, size=(width, height), augment=augment)
+        return saliency_samples(data_dir, split=split, size=(width, height), augment=augment)
 
     def validation_step(self, batch: dict[str, Any]) -> dict[str, float]:
         """Mean CC, KLD and SIM (analysis.metrics, the benchmark's definitions) of the predicted

@@ -150,6 +150,216 @@ class SingleImageDataset(_ItemsDataset):
         return _finish(arrays, extras, self.size, self.augment, index, self.epoch)
 
 
+class TrainingItems(_ItemsDataset):
+    """What a model trains on from one split of a gazelab dataset dir — the one training-data class
+    every model builds on (through `prepare`, its own per-item step).
+
+    unit "pair": one item per pair (keys as `PairDataset`'s); with `singles`, also one per
+    ``single`` row (``x``, its target as ``y_map``, ``x_map`` / ``x_mask`` where present, no
+    ``y``). unit "image": one item per X and per Y image: ``image``, ``map``, ``mask`` (where
+    present), ``objects``, ``side``, ``pair_id`` ("<pair>/<side>").
+    `require`: fields every item must have — pair unit: y, x_map, y_map, x_mask, y_mask; image
+    unit: map, mask — decided from pairs.csv and the map files' existence: construction reads no
+    image, map or mask (a 60,000-pair dataset is 120,000 masks), so it is as cheap on every DDP
+    rank as one pass over pairs.csv. Rows lacking a required field are left out (logged, counted).
+    `prepare(item, index)` returns the model's item, or None when the item is unusable for a
+    reason only its files show (too few objects, no qualifying object): the next usable item in
+    order takes its place, so every index still yields an item, deterministically. `size` = (W, H);
+    `augment` a `JointAugment`; `owner` names the model in messages.
+    """
+
+    PAIR_FIELDS = ("y", "x_map", "y_map", "x_mask", "y_mask")
+    IMAGE_FIELDS = ("map", "mask")
+
+    def __init__(self, dataset_dir, split: str | None = "train", *, unit: str = "pair", size=None, require=(),
+                 singles: bool = False, augment: Callable | None = None, owner: str = "the model"):
+        root = Path(dataset_dir)
+        if not (root / "pairs.csv").is_file():
+            raise ValueError(f"{root} is not a gazelab dataset dir (no pairs.csv); {owner} trains on one")
+        if unit not in ("pair", "image"):
+            raise ValueError(f"unit must be 'pair' or 'image', got {unit!r}")
+        fields = self.PAIR_FIELDS if unit == "pair" else self.IMAGE_FIELDS
+        unknown = sorted(set(require) - set(fields))
+        if unknown:
+            raise ValueError(f"require has {unknown}; {'a pair' if unit == 'pair' else 'an image'} item can require "
+                             f"{', '.join(fields)}")
+        self.root, self.unit, self.split, self.owner, self.require = root, unit, split, owner, tuple(require)
+        self.refused: set[int] = set()
+        problems: list[str] = []
+        sides = ("x", "y") if unit == "pair" else ("x",)
+        self.readers: dict[str, _ItemsDataset] = {}
+        try:
+            if unit == "pair":
+                self.readers["pair"] = PairDataset(root, split, size, sides=sides, require_maps=False, augment=augment)
+            else:  # one reader per side, so that an item reads only its own image, map and mask
+                for side in ("x", "y"):
+                    self.readers[side] = PairDataset(root, split, size, sides=(side,), require_maps=False,
+                                                     augment=augment)
+        except ValueError as exc:
+            problems.append(str(exc))
+        if singles:
+            try:
+                self.readers["single"] = SingleImageDataset(root, split, size, augment=augment)
+            except ValueError as exc:
+                problems.append(str(exc))
+        left_out: dict[str, int] = {}
+        self.rows: list[tuple[str, int]] = []
+        for kind, reader in self.readers.items():
+            for index, (row, maps) in enumerate(zip(reader.rows, getattr(reader, "map_paths", [{}] * len(reader)))):
+                side = kind if kind in ("x", "y") else None
+                if side and not row[f"{side}_image"]:
+                    continue  # a pair without a Y image has no Y item
+                have = _fields_present(kind, row, maps)
+                lacking = [field for field in self.require if not have[field]]
+                if lacking:
+                    reason = f"no {' or '.join(lacking)}" + (f" ({kind} rows)" if kind == "single" else "")
+                    left_out[reason] = left_out.get(reason, 0) + 1
+                else:
+                    self.rows.append((kind, index))
+        summary = ", ".join(f"{count} with {reason}" for reason, count in left_out.items())
+        if summary:
+            logger.info("%s split %s: left out %s (%s needs %s)", root, split or "all", summary, owner,
+                        ", ".join(self.require))
+        if not self.rows:
+            if problems:  # they name the split and the folder themselves
+                raise ValueError(f"nothing {owner} can train on: " + "; ".join(dict.fromkeys(problems)))
+            raise ValueError(f"split {split or 'all'} of {root} has nothing {owner} can train on: {summary}")
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        for reader in self.readers.values():
+            reader.set_epoch(epoch)
+
+    def kind_of(self, index: int) -> str:
+        """"pair", "single", "x" or "y": where item `index` comes from."""
+        return self.rows[index][0]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self.rows) <= index < len(self.rows):
+            raise IndexError(f"item {index} of {len(self.rows)}")  # ends iteration over the dataset
+        index %= len(self.rows)
+        for offset in range(len(self.rows)):
+            at = (index + offset) % len(self.rows)
+            item = self.prepare(self.read(at), at)
+            if item is not None:
+                return item
+            if at not in self.refused:
+                self.refused.add(at)
+                logger.info("%s: item %d is unusable for %s; the next usable one takes its place",
+                            self.root, at, self.owner)
+        raise ValueError(f"split {self.split or 'all'} of {self.root} has no item {self.owner} can train on: every one "
+                         f"of the {len(self.rows)} was refused ({self.refusal_reason()})")
+
+    def read(self, index: int) -> dict[str, Any]:
+        """Item `index` as read from its files, before `prepare`."""
+        kind, row = self.rows[index]
+        item = self.readers[kind][row]
+        if kind == "single":
+            item["y_map"] = item.pop("target_map")
+        elif kind in ("x", "y"):
+            found = {"image": item[kind], "side": kind, "pair_id": f"{item['pair_id']}/{kind}",
+                     "objects": item.get(f"{kind}_objects", [])}
+            for field in ("map", "mask"):
+                if f"{kind}_{field}" in item:
+                    found[field] = item[f"{kind}_{field}"]
+            item = found
+        return item
+
+    def prepare(self, item: dict[str, Any], index: int) -> dict[str, Any] | None:
+        """A model's own per-item step; the base class passes items through."""
+        return item
+
+    def refusal_reason(self) -> str:
+        """Why `prepare` refuses items, for the error when it refuses all (subclasses say)."""
+        return "prepare returned None"
+
+
+def _fields_present(kind: str, row, maps: dict) -> dict[str, bool]:
+    if kind in ("x", "y"):
+        return {"map": maps.get(kind) is not None, "mask": bool(row[f"{kind}_mask"])}
+    if kind == "single":
+        return {"y": False, "x_map": bool(row["x_map"]), "y_map": True, "x_mask": bool(row["x_mask"]),
+                "y_mask": False}
+    return {"y": bool(row["y_image"]), "x_map": maps.get("x") is not None, "y_map": maps.get("y") is not None,
+            "x_mask": bool(row["x_mask"]), "y_mask": bool(row["y_mask"])}
+
+
+class SaliencyItems(TrainingItems):
+    """A saliency predictor's items from a gazelab dataset dir: every X and Y image with a fixation
+    map (the maps a study built). Items: ``x`` (3, H, W), ``x_map`` (1, H, W) density, ``pair_id``."""
+
+    def __init__(self, dataset_dir, split: str | None = "train", size=None, augment: Callable | None = None):
+        try:
+            super().__init__(dataset_dir, split, unit="image", size=size, require=("map",), augment=augment,
+                             owner="the saliency predictor")
+        except ValueError as exc:
+            raise ValueError(f"{exc}; collect fixation maps with a study (`gazelab study build-maps` then "
+                             "`gazelab study export`)") from exc
+
+    def prepare(self, item: dict[str, Any], index: int) -> dict[str, Any]:
+        return {"x": item["image"], "x_map": item["map"], "pair_id": item["pair_id"]}
+
+
+def saliency_samples(data_dir, split: str | None = "train", size=None, augment: Callable | None = None):
+    """A predictor's training data from a gazelab dataset dir (`SaliencyItems`) or a SALICON /
+    MIT1003-style folder with ``images/`` and ``maps/`` (and optionally ``fixations/``:
+    `FolderSaliencyDataset`)."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise ValueError(f"data dir {root} does not exist or is not a directory")
+    if (root / "pairs.csv").is_file():
+        return SaliencyItems(root, split, size, augment)
+    if (root / "images").is_dir() and (root / "maps").is_dir():
+        fixations = root / "fixations"
+        return FolderSaliencyDataset(root / "images", root / "maps", fixations if fixations.is_dir() else None,
+                                     size=size, augment=augment)
+    raise ValueError(f"{root} is neither a gazelab dataset dir (no pairs.csv) nor a folder with images/ and maps/ "
+                     "subfolders (SALICON/MIT1003 layout)")
+
+
+TargetFn = Callable[[np.random.Generator, np.ndarray, np.ndarray | None], tuple[np.ndarray, dict[str, float]]]
+
+
+class TargetMapSamples(TrainingItems):
+    """The target-map editors' items: every X and Y image with a fixation map, and a generated target.
+
+    `make_target(rng, density, labels)` returns (target density H×W, {name: number}); `labels` is
+    the int label mask (None when `min_objects` is 0 and the image has none). An image whose mask
+    has fewer than `min_objects` objects at the training size is unusable (found when read; the
+    next usable image takes its place). `size` = (W, H). Items: ``image`` (3, H, W) in [0, 1],
+    ``saliency_map`` (1, H, W) its fixation density, ``target_map`` (1, H, W) the target density,
+    one 0-d float tensor per number `make_target` reports, and ``pair_id`` ("<pair>/<side>").
+    The targets draw from the global torch RNG (`global_rng`), so a resumed run draws the same.
+    """
+
+    def __init__(self, data_dir, split: str | None, size: tuple[int, int], make_target: TargetFn,
+                 min_objects: int = 1):
+        self.make_target, self.min_objects = make_target, int(min_objects)
+        super().__init__(data_dir, split, unit="image", size=size,
+                         require=("map", "mask") if self.min_objects > 0 else ("map",),
+                         owner="the target-map editor")
+
+    def prepare(self, item: dict[str, Any], index: int) -> dict[str, Any] | None:
+        labels = item["mask"].numpy() if "mask" in item else None
+        if self.min_objects > 0 and np.count_nonzero(np.unique(labels)) < self.min_objects:
+            return None
+        density = item["map"]
+        target, info = self.make_target(global_rng(), density[0].double().numpy(), labels)
+        out = {"image": item["image"], "saliency_map": density,
+               "target_map": torch.from_numpy(np.asarray(target, np.float32))[None]}
+        out.update({key: torch.tensor(float(value)) for key, value in info.items()})
+        out["pair_id"] = item["pair_id"]
+        return out
+
+    def refusal_reason(self) -> str:
+        return f"each image's mask has fewer than {self.min_objects} object(s) at the training size"
+
+
+def global_rng() -> np.random.Generator:
+    """A numpy generator seeded from the global torch RNG, so checkpointed RNG states make resume exact."""
+    return np.random.default_rng(int(torch.randint(2**62, ())))
+
+
 class FolderSaliencyDataset(_ItemsDataset):
     """Images and saliency maps in two folders, matched by file stem (SALICON, MIT1003, CAT2000).
 

@@ -49,8 +49,6 @@ def dataset(tmp_path):
     ds.add_pairs([_write_pair(ds.path, f"{i:06d}") for i in range(3)])
     return ds
 
-from gazelab.cli import main
-
 
 @pytest.fixture
 def run_cli(capsys):

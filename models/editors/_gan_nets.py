@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.data import PairDataset
+from models.data import TrainingItems
 from models.editors._layers import PatchDiscriminator, ResidualBlock, check_target_maps, max_normalise
 
 logger = logging.getLogger(__name__)
@@ -234,7 +233,7 @@ class ImagePool(nn.Module):
         return torch.stack(out)
 
 
-class PairSamples(torch.utils.data.Dataset):
+class PairSamples(TrainingItems):
     """The X/Y pairs of a gazelab dataset split that have both images and both fixation maps.
 
     `size` = (W, H). Items: ``x``, ``y`` (3, H, W) in [0, 1], ``x_map``, ``y_map`` (1, H, W)
@@ -243,29 +242,10 @@ class PairSamples(torch.utils.data.Dataset):
     """
 
     def __init__(self, data_dir: str | os.PathLike, split: str | None, size: tuple[int, int], editor: str):
-        root = Path(data_dir)
-        if not (root / "pairs.csv").is_file():
-            raise ValueError(f"{root} is not a gazelab dataset dir (no pairs.csv); {editor} trains on its X/Y pairs")
-        try:
-            self.pairs = PairDataset(root, split=split, size=tuple(size), sides=("x", "y"), require_maps=False)
-        except ValueError as exc:
-            raise ValueError(f"{editor} trains on X/Y pairs with a ground-truth Y (rows of source 'single' have "
-                             f"none): {exc}") from exc
-        rows = zip(self.pairs.rows, self.pairs.map_paths, strict=True)
-        self.indices = [index for index, (row, maps) in enumerate(rows)
-                        if row["y_image"] and maps["x"] is not None and maps["y"] is not None]
-        skipped = len(self.pairs) - len(self.indices)
-        if skipped:
-            logger.info("%s: left out %d pair(s) without a Y image or without both fixation maps", root, skipped)
-        if not self.indices:
-            raise ValueError(f"split {split or 'all'} of {root} has no pair with X and Y images and both fixation "
-                             f"maps, which {editor} needs ({skipped} pair(s) lack one)")
+        super().__init__(data_dir, split, unit="pair", size=tuple(size), require=("y", "x_map", "y_map"),
+                         owner=f"{editor} (X/Y pairs with a ground-truth Y and both fixation maps)")
 
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.pairs[self.indices[index]]
+    def prepare(self, item: dict[str, Any], index: int) -> dict[str, Any]:
         return {key: item[key] for key in ("x", "y", "x_map", "y_map", "pair_id")}
 
 

@@ -6,8 +6,6 @@
   CycleGAN's generator); a 1×1 projection when the channel count changes.
 - `check_target_maps`: the ValueError checks of `edit(image, target_map)`.
 - `pad_to_multiple`, `max_normalise`, `log_density_ratio`: small tensor helpers.
-- `TargetMapSamples`: training items (image, its fixation density, a generated target density)
-  from every X and Y image of a gazelab dataset dir that has a fixation map (and a label mask).
 
 Convolutions followed by InstanceNorm have no bias (the norm would cancel it) and the norms are
 affine, so every parameter receives a gradient.
@@ -16,24 +14,18 @@ affine, so every parameter receives a gradient.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.data import PairDataset, read_mask
-
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "PatchDiscriminator", "ResidualBlock", "check_target_maps", "pad_to_multiple", "max_normalise",
-    "log_density_ratio", "TargetMapSamples", "global_rng",
+    "log_density_ratio",
 ]
 
 LOG_RATIO_FLOOR = -20.0  # log(p·H·W) below this (e^-20 of the uniform density) counts as zero mass
@@ -138,73 +130,6 @@ def log_density_ratio(density: torch.Tensor) -> torch.Tensor:
     """
     pixels = density.shape[-2] * density.shape[-1]
     return torch.log((density.float() * pixels).clamp_min(float(np.exp(LOG_RATIO_FLOOR)))).to(density.dtype)
-
-
-def global_rng() -> np.random.Generator:
-    """A numpy generator seeded from the global torch RNG, so checkpointed RNG states make resume exact."""
-    return np.random.default_rng(int(torch.randint(2**62, ())))
-
-
-TargetFn = Callable[[np.random.Generator, np.ndarray, np.ndarray | None], tuple[np.ndarray, dict[str, float]]]
-
-
-class TargetMapSamples(torch.utils.data.Dataset):
-    """Every X and Y image of a gazelab dataset split that has a fixation map, with a generated target.
-
-    `make_target(rng, density, labels)` returns (target density H×W, {name: number}); `labels` is
-    the int label mask (None when `min_objects` is 0 and the image has none). Images whose mask
-    has fewer than `min_objects` objects at the training size are left out (logged); none left
-    is a ValueError. `size` = (W, H). Items: ``image`` (3, H, W) in [0, 1], ``saliency_map``
-    (1, H, W) its fixation density, ``target_map`` (1, H, W) the target density, one 0-d float
-    tensor per number `make_target` reports, and ``pair_id`` ("<pair>/x" or "<pair>/y").
-    The targets draw from the global torch RNG (see `global_rng`).
-    """
-
-    def __init__(self, data_dir: str | os.PathLike, split: str | None, size: tuple[int, int],
-                 make_target: TargetFn, min_objects: int = 1):
-        root = Path(data_dir)
-        if not (root / "pairs.csv").is_file():
-            raise ValueError(f"{root} is not a gazelab dataset dir (no pairs.csv); the target-map editors train "
-                             "on its images, fixation maps and object masks")
-        self.make_target, self.min_objects, self.size = make_target, int(min_objects), tuple(size)
-        self.sides = {side: PairDataset(root, split=split, size=self.size, sides=(side,), require_maps=False)
-                      for side in ("x", "y")}
-        self.items: list[tuple[str, int]] = []
-        skipped = 0
-        for side, pairs in self.sides.items():
-            for index, (row, maps) in enumerate(zip(pairs.rows, pairs.map_paths)):
-                if maps.get(side) is None or not row[f"{side}_image"]:
-                    continue
-                if self.min_objects > 0 and self._n_objects(root, row[f"{side}_mask"]) < self.min_objects:
-                    skipped += 1
-                    continue
-                self.items.append((side, index))
-        if skipped:
-            logger.info("%s: left out %d image(s) with fewer than %d object(s)", root, skipped, self.min_objects)
-        if not self.items:
-            raise ValueError(f"split {split or 'all'} of {root} has no image with a fixation map"
-                             + (f" and at least {self.min_objects} object(s) in its mask" if self.min_objects else ""))
-
-    def _n_objects(self, root: Path, mask_path: Any) -> int:
-        if not mask_path:
-            return 0
-        labels = cv2.resize(read_mask(root / mask_path), self.size, interpolation=cv2.INTER_NEAREST)
-        return int(np.count_nonzero(np.unique(labels)))
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        side, pair_index = self.items[index]
-        item = self.sides[side][pair_index]
-        density = item[f"{side}_map"]
-        labels = item[f"{side}_mask"].numpy() if f"{side}_mask" in item else None
-        target, info = self.make_target(global_rng(), density[0].double().numpy(), labels)
-        out = {"image": item[side], "saliency_map": density,
-               "target_map": torch.from_numpy(np.asarray(target, np.float32))[None]}
-        out.update({key: torch.tensor(float(value)) for key, value in info.items()})
-        out["pair_id"] = f"{item['pair_id']}/{side}"
-        return out
 
 
 def generator_then_discriminator_step(editor, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -31,7 +31,8 @@ from torch import nn
 from models import losses, targets
 from models.backbones import VGGFeatures
 from models.base import Editor
-from models.editors._layers import (PatchDiscriminator, ResidualBlock, TargetMapSamples, check_target_maps,
+from models.data import TargetMapSamples
+from models.editors._layers import (PatchDiscriminator, ResidualBlock, check_target_maps,
                                     generator_then_discriminator_step,
                                     log_density_ratio, pad_to_multiple)
 from models.registry import EDITORS

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from models import losses
 from models.base import Editor
-from models.data import PairDataset
+from models.data import TrainingItems
 from models.editors._layers import check_target_maps
 from models.registry import EDITORS
 
@@ -226,7 +226,7 @@ class HAG(Editor):
         return HAGSamples(data_dir, split)
 
 
-class HAGSamples(torch.utils.data.Dataset):
+class HAGSamples(TrainingItems):
     """Every pair of `split` with an X image and a Y fixation map, at the files' size.
 
     Items: ``image`` (3, H, W) X in [0, 1], ``target_map`` (1, H, W) Y's fixation density (X should
@@ -234,18 +234,9 @@ class HAGSamples(torch.utils.data.Dataset):
     """
 
     def __init__(self, data_dir: str | os.PathLike, split: str | None = "train"):
-        self.pairs = PairDataset(data_dir, split=split, sides=("x", "y"), require_maps=False)
-        self.indices = [index for index, (row, maps) in enumerate(zip(self.pairs.rows, self.pairs.map_paths))
-                        if row["x_image"] and maps.get("y") is not None]
-        if not self.indices:
-            raise ValueError(f"split {split or 'all'} of {data_dir} has no pair with an X image and a Y fixation map "
-                             "(HAG's target)")
+        super().__init__(data_dir, split, unit="pair", require=("y_map",), owner="HAG (its target is the Y map)")
 
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.pairs[self.indices[index]]
+    def prepare(self, item: dict[str, Any], index: int) -> dict[str, Any]:
         return {"image": item["x"], "target_map": item["y_map"], "pair_id": item["pair_id"]}
 
 

@@ -29,7 +29,7 @@ from scipy import ndimage
 from torch import nn
 from torchvision.ops import roi_align
 
-from models.data import PairDataset, SingleImageDataset
+from models.data import TrainingItems
 from models.editors._layers import PatchDiscriminator, check_target_maps, pad_to_multiple
 
 logger = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ class MultiScaleDiscriminator(nn.Module):
         return scores
 
 
-class SalGGANSamples(torch.utils.data.Dataset):
+class SalGGANSamples(TrainingItems):
     """SalG-GAN's training items from one split of a gazelab dataset dir, at `size` = (W, H).
 
     Every pair (source clevr or photo) that has a Y fixation map, and every ``single`` row (an
@@ -288,27 +288,8 @@ class SalGGANSamples(torch.utils.data.Dataset):
     """
 
     def __init__(self, data_dir, split: str | None, size: tuple[int, int], allow_single: bool = True):
-        problems = []
-        try:
-            self.pairs = PairDataset(data_dir, split=split, size=size, sides=("x", "y"), require_maps=False)
-        except ValueError as exc:
-            self.pairs, problems = None, [str(exc)]
-        try:
-            self.singles = SingleImageDataset(data_dir, split=split, size=size)
-        except ValueError as exc:
-            self.singles = None
-            problems.append(str(exc))
-        self.items: list[tuple[str, int]] = []
-        no_target = 0
-        if self.pairs is not None:
-            for index, found in enumerate(self.pairs.map_paths):
-                if found.get("y") is None:
-                    no_target += 1
-                else:
-                    self.items.append(("pair", index))
-        if no_target:
-            logger.info("%s: left out %d pair(s) without a Y fixation map (the target S_y)", data_dir, no_target)
-        n_single = len(self.singles) if self.singles is not None else 0
+        super().__init__(data_dir, split, unit="pair", size=size, require=("y_map",), singles=True, owner="SalG-GAN")
+        n_single = sum(kind == "single" for kind, _ in self.rows)
         if n_single and not allow_single:
             raise ValueError(f"split {split or 'all'} of {data_dir} has {n_single} single row(s) (no ground-truth Y), "
                              "which only the unsupervised path can train on, and this config has "
@@ -316,22 +297,11 @@ class SalGGANSamples(torch.utils.data.Dataset):
         if n_single:
             logger.info("%s: %d single row(s) without a ground-truth Y train the unsupervised path only",
                         data_dir, n_single)
-            self.items += [("single", index) for index in range(n_single)]
-        if not self.items:
-            raise ValueError(f"split {split or 'all'} of {data_dir} has nothing SalG-GAN can train on (pairs with a Y "
-                             f"map, or single rows): " + "; ".join(problems or [f"{no_target} pair(s) lack a Y map"]))
 
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        kind, row = self.items[index]
-        if kind == "pair":
-            item = self.pairs[row]
-            target, y, has_y = item["y_map"], item["y"], True
-        else:
-            item = self.singles[row]
-            target, y, has_y = item["target_map"], torch.zeros_like(item["x"]), False
+    def prepare(self, item: dict[str, Any], index: int) -> dict[str, Any]:
+        target = item["y_map"]
+        has_y = "y" in item
+        y = item["y"] if has_y else torch.zeros_like(item["x"])
         source = item.get("x_map")
         has_x_map = source is not None
         if source is None:

@@ -186,7 +186,7 @@ def test_training_needs_pairs_of_at_least_two(tmp_path, write_pair):
     row = write_pair(singles.path, "s0", size=(32, 24))
     row.update(source="single", edit_type="none", y_image="", y_mask="", n_observers_y=None)
     singles.add_pairs([row])
-    with pytest.raises(ValueError, match="bicyclegan_sal trains on X/Y pairs with a ground-truth Y.*single"):
+    with pytest.raises(ValueError, match=r"nothing bicyclegan_sal \(X/Y pairs with a ground-truth Y.*has no pairs.*1 single rows"):
         editor.make_dataset(singles.path)
 
 

@@ -203,3 +203,76 @@ def test_augmentation_does_not_depend_on_worker_count(dataset):
     batches = [next(iter(torch.utils.data.DataLoader(data, batch_size=3, collate_fn=collate, num_workers=n)))
                for n in (0, 2)]
     assert torch.equal(batches[0]["x"], batches[1]["x"]) and torch.equal(batches[0]["y_map"], batches[1]["y_map"])
+
+
+# ---------------------------------------------------------------- TrainingItems, the one training-data class
+
+
+@pytest.fixture
+def mixed(tmp_path, write_pair):
+    """p0, p1 with maps; p2 without maps; s0 a single row (image + target map)."""
+    ds = Dataset.create(tmp_path / "mixed", "t")
+    single = write_pair(ds.path, "s0")
+    np.save(ds.path / "maps/s0_target.npy", np.full((12, 16), 1 / 192, np.float32))
+    single.update(source="single", edit_type="none", y_image="", y_mask="", y_map="maps/s0_target.npy")
+    ds.add_pairs([write_pair(ds.path, "p0"), write_pair(ds.path, "p1"), write_pair(ds.path, "p2", with_maps=False),
+                  single])
+    return ds
+
+
+def test_training_items_per_pair_and_per_image_keep_what_the_model_requires(mixed, caplog):
+    import logging
+
+    from models.data import TrainingItems
+
+    with caplog.at_level(logging.INFO, logger="models.data"):
+        pairs = TrainingItems(mixed.path, None, unit="pair", require=("y_map",), singles=True, owner="M")
+    assert [pairs[i]["pair_id"] for i in range(len(pairs))] == ["p0", "p1", "s0"]
+    assert "left out 1 with no y_map (M needs y_map)" in caplog.text
+    assert "y" not in pairs[2] and pairs[2]["y_map"].shape == (1, 12, 16)  # the single row's target
+    images = TrainingItems(mixed.path, None, unit="image", size=(32, 24), require=("map", "mask"))
+    assert [images[i]["pair_id"] for i in range(len(images))] == ["p0/x", "p1/x", "p0/y", "p1/y"]
+    item = images[3]
+    assert item["side"] == "y" and item["image"].shape == (3, 24, 32) and item["mask"].shape == (24, 32)
+    assert item["map"].sum().item() == pytest.approx(1, abs=1e-5)
+    assert [o["mask_id"] for o in item["objects"]] == [1, 2]
+    everything = TrainingItems(mixed.path, None, unit="image")
+    assert len(everything) == 6  # X and Y of p0, p1 and the map-less p2: nothing required
+
+
+def test_training_items_replace_an_unusable_item_by_the_next_and_say_when_none_is_usable(mixed):
+    from models.data import TrainingItems
+
+    class OnlyP1(TrainingItems):
+        def prepare(self, item, index):
+            return item if item["pair_id"] == "p1" else None
+
+    data = OnlyP1(mixed.path, None, require=("y_map",))
+    assert [data[i]["pair_id"] for i in range(len(data))] == ["p1", "p1"]
+    assert data.refused == {0}
+
+    class Nothing(TrainingItems):
+        def prepare(self, item, index):
+            return None
+
+    with pytest.raises(ValueError, match=r"no item M can train on: every one of the 2 was refused"):
+        Nothing(mixed.path, None, require=("y_map",), owner="M")[0]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"unit": "scene"}, r"unit must be 'pair' or 'image', got 'scene'"),
+    ({"unit": "image", "require": ("y_map",)}, r"require has \['y_map'\]; an image item can require map, mask"),
+    ({"unit": "pair", "require": ("y", "x_map"), "split": "test"}, r"nothing the model can train on: split test of .* has no pairs"),
+])
+def test_training_items_refuse_bad_arguments_by_name(mixed, kwargs, message):
+    from models.data import TrainingItems
+
+    with pytest.raises(ValueError, match=message):
+        TrainingItems(mixed.path, **kwargs)
+
+
+def test_training_items_need_a_dataset_dir(tmp_path):
+    from models.data import TrainingItems
+
+    with pytest.raises(ValueError, match=r"is not a gazelab dataset dir \(no pairs.csv\); SalG-GAN trains on one"):
+        TrainingItems(tmp_path, owner="SalG-GAN")

@@ -282,24 +282,38 @@ def test_make_dataset_items_and_training_with_the_trainer(scene_dataset, tmp_pat
     assert all(math.isfinite(float(v)) for v in losses_.values())
 
 
-def test_make_dataset_skips_and_explains(scene_dataset, monkeypatch, caplog):
+def test_make_dataset_reads_no_mask_and_replaces_images_without_a_qualifying_object(scene_dataset, monkeypatch,
+                                                                                   caplog):
+    import models.data
+
+    reads = []
+    monkeypatch.setattr(models.data, "read_mask", lambda path: reads.append(path) or models.data.cv2.imread(
+        str(path), models.data.cv2.IMREAD_UNCHANGED).astype("int64"))
     model = make_model(mask_max_area=0.04)
-    with caplog.at_level(logging.INFO, logger="models.editors.gazeshift_data"):
-        data = model.make_dataset(scene_dataset.path, "train")
-    assert len(data) < 12 and "no qualifying object" in caplog.text
+    data = model.make_dataset(scene_dataset.path, "train")
+    assert len(data) == 12 and reads == []  # construction reads no mask
+    with caplog.at_level(logging.INFO, logger="models.data"):
+        items = [data[i] for i in range(len(data))]
+    assert len(reads) >= 12 and "the next usable one takes its place" in caplog.text
+    for item in items:  # every index still gives a qualifying object
+        assert 0 < float(item["mask"].mean()) <= 0.04 + 1e-6
     monkeypatch.setattr("models.editors.gazeshift_data.select_gazeshift_mask", lambda *a, **k: None)
-    with pytest.raises(ValueError, match="no image GazeShiftNet can train on: 12 with no qualifying object"):
-        model.make_dataset(scene_dataset.path, "train")
+    with pytest.raises(ValueError, match="no item GazeShiftNet can train on: every one of the 12 was refused "
+                                         r"\(no qualifying object"):
+        model.make_dataset(scene_dataset.path, "train")[0]
 
 
-def test_mask_choices_are_per_image_and_the_same_on_any_number_of_threads(scene_dataset):
+def test_mask_choices_are_per_image_whatever_the_order_of_reads(scene_dataset):
     size = (32, 24)
-    one = GazeShiftSamples(scene_dataset.path, "train", size, workers=1)
-    assert GazeShiftSamples(scene_dataset.path, "train", size, workers=4).items == one.items
-    other_seed = {repr(GazeShiftSamples(scene_dataset.path, "train", size, mask_seed=s).items) for s in range(1, 6)}
-    assert len(other_seed | {repr(one.items)}) > 1  # the seed draws the objects
-    for side, index, mask_id in one.items:  # each chosen object is in its image's mask
-        assert (one.sides[side][index][f"{side}_mask"] == mask_id).any()
+    one = GazeShiftSamples(scene_dataset.path, "train", size)
+    forward = [one[i]["mask_id"] for i in range(len(one))]
+    backward = [GazeShiftSamples(scene_dataset.path, "train", size)[i]["mask_id"] for i in reversed(range(len(one)))]
+    assert forward == backward[::-1]
+    other_seed = {tuple(GazeShiftSamples(scene_dataset.path, "train", size, mask_seed=s)[i]["mask_id"]
+                        for i in range(len(one))) for s in range(1, 6)}
+    assert len(other_seed | {tuple(forward)}) > 1  # the seed draws the objects
+    for index, mask_id in enumerate(forward):  # each chosen object is in its image's mask
+        assert (one.read(index)["mask"] == mask_id).any()
 
 
 def test_save_load_gives_identical_edits(scene_dataset, tmp_path):

@@ -82,8 +82,7 @@ def test_make_dataset_items(scene_dataset):
     assert abs(float(item["target_map"].sum()) - 1) < 1e-4 and float(item["target_map"].min()) >= 0
     most, least = int(item["most_salient_id"]), int(item["least_salient_id"])
     assert most != least and min(most, least) >= 1
-    pair, side = item["pair_id"].split("/")
-    labels = torch.from_numpy(data.sides[side][int(pair)][f"{side}_mask"].numpy())
+    labels = data.read(0)["mask"]
     before, after = item["saliency_map"][0], item["target_map"][0]
     # the guide re-orders the two objects: the least salient one now draws more than the most salient one
     assert before[labels == most].mean() > before[labels == least].mean()

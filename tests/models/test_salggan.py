@@ -358,11 +358,11 @@ def mixed_dataset(tmp_path, write_pair):
 
 def test_dataset_feeds_single_rows_to_the_unsupervised_path_only(mixed_dataset, caplog):
     editor = make_editor()
-    with caplog.at_level(logging.INFO, logger="models.editors.salggan_parts"):
+    with caplog.at_level(logging.INFO):
         data = editor.make_dataset(mixed_dataset.path)
     assert len(data) == 3
     assert "1 single row(s) without a ground-truth Y train the unsupervised path only" in caplog.text
-    assert "left out 1 pair(s) without a Y fixation map" in caplog.text
+    assert "left out 1 with no y_map (SalG-GAN needs y_map)" in caplog.text
     items = [data[i] for i in range(3)]
     assert [bool(item["has_y"]) for item in items] == [True, True, False]
     assert items[0]["x"].shape == (3, H, W) and items[0]["y_map"].shape == (1, H, W)
