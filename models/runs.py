@@ -27,7 +27,8 @@ import torch
 import yaml
 
 from models.base import build_model, load_predictor, load_trained, predictor_provenance, registry_of
-from models.data import PairDataset, read_density, read_image, read_mask
+from models.arrays import read_density, read_image, read_mask
+from models.data import PairDataset
 from models.hooks import HookBase
 from models.trainer import Trainer, resolve_device
 

@@ -69,7 +69,7 @@ from tqdm import tqdm
 from models.checkpoint import (FORMAT, check_compatible, read_checkpoint, restore_rng_states, rng_states,
                                save_checkpoint)
 from models.config import config_to_dict, save_config
-from models.data import collate
+from models.arrays import collate
 from models.batching import batch_stream, iterate_batches, to_device
 from models.hooks import HookBase, ValidationHook
 from models.run_logs import RunLogs

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from datagen.dataset import Dataset
-from models.data import (
-    FolderSaliencyDataset, JointAugment, PairDataset, SingleImageDataset, collate, read_density,
-)
+from models.arrays import JointAugment, collate, read_density
+from models.data import FolderSaliencyDataset, PairDataset, SingleImageDataset
 
 
 def test_pair_items_have_keys_shapes_and_ranges(dataset):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from models.base import build_model
-from models.data import collate
+from models.arrays import collate
 from models.editors.fgtransform import FGTransform, chain_edit, edit_chain
 from support import target_map_editors
 from support.target_map_editors import H, W, blob, fixed_batch

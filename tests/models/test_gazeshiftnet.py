@@ -285,10 +285,10 @@ def test_make_dataset_items_and_training_with_the_trainer(scene_dataset, tmp_pat
 def test_make_dataset_reads_no_mask_and_replaces_images_without_a_qualifying_object(scene_dataset, monkeypatch,
                                                                                    caplog):
     import models.data
+    from models.arrays import read_mask
 
     reads = []
-    monkeypatch.setattr(models.data, "read_mask", lambda path: reads.append(path) or models.data.cv2.imread(
-        str(path), models.data.cv2.IMREAD_UNCHANGED).astype("int64"))
+    monkeypatch.setattr(models.data, "read_mask", lambda path: reads.append(path) or read_mask(path))
     model = make_model(mask_max_area=0.04)
     data = model.make_dataset(scene_dataset.path, "train")
     assert len(data) == 12 and reads == []  # construction reads no mask

@@ -6,7 +6,7 @@ from torch import nn
 
 from models import backbones
 from models.base import build_model, load_trained
-from models.data import collate
+from models.arrays import collate
 from models.registry import PREDICTORS
 from models.saliency.salg_detector import SalGDetector
 from models.trainer import Trainer

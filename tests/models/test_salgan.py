@@ -10,7 +10,7 @@ from torch import nn
 from models import backbones
 from models.backbones import WeightsUnavailable
 from models.base import build_model, load_trained, optimizer_state_follows_parameters
-from models.data import collate
+from models.arrays import collate
 from models.registry import PREDICTORS
 from models.saliency.salgan import SalGAN
 from models.trainer import Trainer

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from datagen.dataset import Dataset
 from models.base import build_model, load_trained
-from models.data import collate
+from models.arrays import collate
 from models.editors.salggan import ABLATIONS, SalGGAN
 from models.editors.salggan_parts import SalGGANSamples, attention_boxes, attention_maps
 from models.registry import EDITORS
