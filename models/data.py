@@ -318,38 +318,67 @@ TargetFn = Callable[[np.random.Generator, np.ndarray, np.ndarray | None], tuple[
 
 
 class TargetMapSamples(TrainingItems):
-    """The target-map editors' items: every X and Y image with a fixation map, and a generated target.
+    """The target-map editors' items: every X and Y image (with its object mask when the targets
+    need objects), and its target.
 
     `make_target(rng, density, labels)` returns (target density H×W, {name: number}); `labels` is
-    the int label mask (None when `min_objects` is 0 and the image has none). An image whose mask
-    has fewer than `min_objects` objects at the training size is unusable (found when read; the
-    next usable image takes its place). `size` = (W, H). Items: ``image`` (3, H, W) in [0, 1],
-    ``saliency_map`` (1, H, W) its fixation density, ``target_map`` (1, H, W) the target density,
-    one 0-d float tensor per number `make_target` reports, and ``pair_id`` ("<pair>/<side>").
-    The targets draw from the global torch RNG (`global_rng`), so a resumed run draws the same.
+    the int label mask (None when `min_objects` is 0). `source` "human": the target is built here
+    from the image's fixation map (images without one are left out); "predictor": items carry no
+    map and no target — the editor builds the target from its predictor's map of the image in its
+    training step (`targets_from_predictor`), as the papers do. An image whose mask has fewer than
+    `min_objects` objects at the training size is unusable (found when read; the next usable image
+    takes its place). `size` = (W, H). Items: ``image`` (3, H, W) in [0, 1], ``pair_id``
+    ("<pair>/<side>"); with "predictor" ``mask`` (H, W) labels when `min_objects` > 0; with "human" ``saliency_map``
+    (1, H, W) the fixation density, ``target_map`` (1, H, W) and one 0-d float tensor per number
+    `make_target` reports. Targets draw from the global torch RNG (`global_rng`): resume is exact.
     """
 
     def __init__(self, data_dir, split: str | None, size: tuple[int, int], make_target: TargetFn,
-                 min_objects: int = 1):
-        self.make_target, self.min_objects = make_target, int(min_objects)
-        super().__init__(data_dir, split, unit="image", size=size,
-                         require=("map", "mask") if self.min_objects > 0 else ("map",),
-                         owner="the target-map editor")
+                 min_objects: int = 1, source: str = "human"):
+        if source not in ("human", "predictor"):
+            raise ValueError(f"target source must be 'human' or 'predictor', got {source!r}")
+        self.make_target, self.min_objects, self.source = make_target, int(min_objects), source
+        require = (("map",) if source == "human" else ()) + (("mask",) if self.min_objects > 0 else ())
+        super().__init__(data_dir, split, unit="image", size=size, require=require, owner="the target-map editor")
 
     def prepare(self, item: dict[str, Any], index: int) -> dict[str, Any] | None:
-        labels = item["mask"].numpy() if "mask" in item else None
+        labels = item["mask"].numpy() if self.min_objects > 0 else None
         if self.min_objects > 0 and np.count_nonzero(np.unique(labels)) < self.min_objects:
             return None
+        out = {"image": item["image"], "pair_id": item["pair_id"]}
+        if self.source == "predictor":  # the editor's step builds the target, from the objects too
+            return {**out, "mask": item["mask"]} if self.min_objects > 0 else out
         density = item["map"]
         target, info = self.make_target(global_rng(), density[0].double().numpy(), labels)
-        out = {"image": item["image"], "saliency_map": density,
-               "target_map": torch.from_numpy(np.asarray(target, np.float32))[None]}
+        out.update({"saliency_map": density, "target_map": torch.from_numpy(np.asarray(target, np.float32))[None]})
         out.update({key: torch.tensor(float(value)) for key, value in info.items()})
-        out["pair_id"] = item["pair_id"]
         return out
 
     def refusal_reason(self) -> str:
         return f"each image's mask has fewer than {self.min_objects} object(s) at the training size"
+
+
+def targets_from_predictor(predictor, batch: dict[str, Any], make_target: TargetFn) -> dict[str, Any]:
+    """`batch` with ``saliency_map`` (the predictor's density of ``image``), ``target_map`` built from
+    it by `make_target` per image (with ``mask`` labels where the batch has them) and the numbers
+    `make_target` reports; a batch that already has ``target_map`` is returned as it is."""
+    if "target_map" in batch:
+        return batch
+    image = batch["image"]
+    with torch.no_grad():
+        density = predictor.density(image).float()
+    labels = batch.get("mask")
+    found, infos = [], []
+    for b in range(image.shape[0]):
+        values = density[b, 0].double().cpu().numpy()
+        target, info = make_target(global_rng(), values / values.sum(), None if labels is None else
+                                   labels[b].cpu().numpy())
+        found.append(torch.from_numpy(np.asarray(target, np.float32))[None])
+        infos.append(info)
+    out = {**batch, "saliency_map": density, "target_map": torch.stack(found).to(image.device)}
+    for key in infos[0]:
+        out[key] = torch.tensor([float(info[key]) for info in infos], device=image.device)
+    return out
 
 
 def global_rng() -> np.random.Generator:

@@ -16,6 +16,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -96,8 +97,8 @@ def train(kind: str, name: str, data_dir: str | os.PathLike, out_dir: str | os.P
         except ValueError as exc:
             logger.info("no validation during training: %s", exc)
     cfg = model.config
-    steps = steps or int(getattr(cfg, "max_steps", 0) or DEFAULT_STEPS)
     batch_size = batch_size or int(getattr(cfg, "batch_size", 1))
+    steps = run_length(cfg, len(data), batch_size, steps, echo)
     every = max(steps // 10, 1)  # a loss line every tenth of the run, on a logged step
     log_every = min(log_every, every)
     every = -(-every // log_every) * log_every
@@ -112,6 +113,22 @@ def train(kind: str, name: str, data_dir: str | os.PathLike, out_dir: str | os.P
     validation = trainer.hooks[0].history[-1] if val_data is not None and trainer.hooks[0].history else {}
     return {"out_dir": str(out), "checkpoint": str(last), "step": trainer.step, "losses": losses,
             "validation": validation, "weights_info": model.weights_info}
+
+
+def run_length(config, n_items: int, batch_size: int, steps: int | None = None,
+               echo: Callable[[str], Any] = logger.info) -> int:
+    """Training steps: `steps` if given; else the config's `max_steps`; else its `max_epochs` (a
+    paper that counts epochs, e.g. SaGIM's 100) × ceil(n_items / batch_size), said in a line; else
+    DEFAULT_STEPS."""
+    if steps:
+        return int(steps)
+    if getattr(config, "max_steps", None):
+        return int(config.max_steps)
+    if getattr(config, "max_epochs", None):
+        found = int(config.max_epochs) * math.ceil(n_items / batch_size)
+        echo(f"{config.max_epochs} epochs of {n_items} items at batch {batch_size}: {found} steps")
+        return found
+    return DEFAULT_STEPS
 
 
 class LossLines(HookBase):

@@ -31,7 +31,7 @@ from torch import nn
 from models import losses, targets
 from models.backbones import VGGFeatures
 from models.base import Editor
-from models.data import TargetMapSamples
+from models.data import TargetMapSamples, targets_from_predictor
 from models.editors._layers import (PatchDiscriminator, ResidualBlock, check_target_maps,
                                     generator_then_discriminator_step,
                                     log_density_ratio, pad_to_multiple)
@@ -51,6 +51,9 @@ class FGTransformConfig:
     """Paper defaults (Gatys et al. §3.4, §7.1). Sizes are (height, width) in pixels.
 
     transform: which target maps `make_dataset` generates and the instance is trained on.
+    target_source: "predictor" (the paper: targets from DeepGaze's map of the input — here the
+    attached predictor's) or "human" (from the image's fixation map of a study).
+    max_steps: the paper's 150k iterations (§7.1.2).
     mask_blur_frac: σ of the Gaussian blur of the object mask for local shifts, as a fraction of
     the longer image side (the paper blurs the masks but gives no σ).
     batch_size: the paper's batch size (the trainer takes its own; this is the recorded default).
@@ -76,6 +79,8 @@ class FGTransformConfig:
     k_sh_range: tuple[float, float] = targets.LOCAL_SHIFT_RANGE
     k_sc_range: tuple[float, float] = targets.GLOBAL_SCALE_RANGE
     mask_blur_frac: float = 0.02
+    target_source: Literal["predictor", "human"] = "predictor"
+    max_steps: int = 150_000
 
 
 class FGTransformNet(nn.Module):
@@ -201,11 +206,13 @@ class FGTransform(Editor):
         return losses.lsgan_d(self.discriminator(image), self.discriminator(output.detach()))
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """One transformer step, then one discriminator step, on ``image`` and ``target_map``."""
-        return generator_then_discriminator_step(self, batch)
+        """One transformer step, then one discriminator step, on ``image`` and ``target_map`` (built
+        from the predictor's map of the image when the batch has none: `target_source`)."""
+        return generator_then_discriminator_step(self, targets_from_predictor(self.predictor, batch, self.make_target))
 
     def validation_step(self, batch: dict[str, Any]) -> dict[str, float]:
         """Mean KL(target ‖ predictor) in nats for the input (``kl_input``) and the output (``kl_output``)."""
+        batch = targets_from_predictor(self.predictor, batch, self.make_target)
         image, target_map = batch["image"], batch["target_map"]
         output = self.edit(image, target_map)
         return {"kl_input": float(losses.kl_saliency_loss(self.predictor.log_density(image), target_map)),
@@ -218,30 +225,24 @@ class FGTransform(Editor):
         return {"transformer": self.transformer, "discriminator": self.discriminator}
 
     def make_dataset(self, data_dir: str | os.PathLike, split: str | None = "train") -> TargetMapSamples:
-        """Every X/Y image with a fixation map (and, for local shifts, an object mask) at `image_size`.
+        """Every X/Y image (with an object mask for local shifts; with a fixation map when
+        `target_source` is "human") at `image_size`; targets by `make_target` (see `TargetMapSamples`)."""
+        height, width = self.config.image_size
+        min_objects = 1 if self.config.transform == "local_shift" else 0
+        return TargetMapSamples(data_dir, split, (width, height), self.make_target, min_objects,
+                                source=self.config.target_source)
 
-        Targets are drawn per item (Gatys §3.4.2): local_shift → log p_t = log p + k_sh·blur(M) for
-        one random object M, k_sh ~ U(k_sh_range); global_scale → log p_t = k_sc·log p, k_sc ~
-        U(k_sc_range). Items: ``image``, ``saliency_map``, ``target_map``, ``k_sh`` and ``mask_id``
-        or ``k_sc``, ``pair_id`` (see `TargetMapSamples`).
-        """
+    def make_target(self, rng: np.random.Generator, density: np.ndarray, labels: np.ndarray | None):
+        """One target drawn per image (Gatys §3.4.2) from its saliency `density`: local_shift →
+        log p_t = log p + k_sh·blur(M) for one random object M of `labels`, k_sh ~ U(k_sh_range);
+        global_scale → log p_t = k_sc·log p, k_sc ~ U(k_sc_range). Returns (target, {k_sh, mask_id}
+        or {k_sc})."""
         c = self.config
-        height, width = c.image_size
         if c.transform == "local_shift":
-            sigma = c.mask_blur_frac * max(height, width)
-
-            def make_target(rng: np.random.Generator, density: np.ndarray, labels: np.ndarray | None):
-                target, info = targets.sample_local_shift(rng, density, labels, sigma, c.k_sh_range)
-                return target, {"k_sh": info["k_sh"], "mask_id": info["mask_id"]}
-
-            min_objects = 1
-        else:
-
-            def make_target(rng: np.random.Generator, density: np.ndarray, labels: np.ndarray | None):
-                return targets.sample_global_scale(rng, density, c.k_sc_range)
-
-            min_objects = 0
-        return TargetMapSamples(data_dir, split, (width, height), make_target, min_objects)
+            sigma = c.mask_blur_frac * max(c.image_size)
+            target, info = targets.sample_local_shift(rng, density, labels, sigma, c.k_sh_range)
+            return target, {"k_sh": info["k_sh"], "mask_id": info["mask_id"]}
+        return targets.sample_global_scale(rng, density, c.k_sc_range)
 
 
 def chain_edit(editors: Sequence[Editor], image: torch.Tensor,

@@ -29,7 +29,7 @@ from torch import nn
 from models import losses, targets
 from models.backbones import VGGFeatures
 from models.base import Editor
-from models.data import TargetMapSamples
+from models.data import TargetMapSamples, targets_from_predictor
 from models.editors._layers import (PatchDiscriminator, ResidualBlock, check_target_maps,
                                     generator_then_discriminator_step,
                                     max_normalise, pad_to_multiple)
@@ -49,7 +49,10 @@ class SaGIMConfig:
     them; these are Gatys' style-transfer layers. reorder_factor: the extra random boost/damping
     U(low, high) on top of the exact swap of the most and least salient objects'
     (`targets.sagim_reorder`); guide_blur_frac: σ of the guiding map's Gaussian smoothing as a
-    fraction of the longer side (the paper smooths, σ not given).
+    fraction of the longer side (the paper smooths, σ not given). target_source: "predictor" (the
+    paper: the guide re-orders SalGAN's map of the input — here the attached predictor's) or
+    "human" (the image's fixation map). max_epochs: the paper's 100 epochs (§4.1); `gazelab train`
+    turns them into steps for the dataset at hand unless --steps is given.
     """
 
     PRESETS: ClassVar[dict[str, dict]] = {"tiny": {
@@ -73,6 +76,8 @@ class SaGIMConfig:
     batch_size: int = 1
     reorder_factor: tuple[float, float] = (1.0, 2.0)
     guide_blur_frac: float = 0.02
+    target_source: Literal["predictor", "human"] = "predictor"
+    max_epochs: int = 100
 
 
 class ManipulationNet(nn.Module):
@@ -179,11 +184,13 @@ class SaGIM(Editor):
         return losses.bce_gan_d(self.discriminator(image), self.discriminator(output.detach()))
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """One G step, then one D step, on ``image`` and ``target_map`` (the guiding density)."""
-        return generator_then_discriminator_step(self, batch)
+        """One G step, then one D step, on ``image`` and ``target_map`` (the guiding density, built
+        from the predictor's map of the image when the batch has none: `target_source`)."""
+        return generator_then_discriminator_step(self, targets_from_predictor(self.predictor, batch, self.make_target))
 
     def validation_step(self, batch: dict[str, Any]) -> dict[str, float]:
         """Mean BCE(E(·), S_g) of the input (``bce_input``) and of the manipulated output (``bce_output``)."""
+        batch = targets_from_predictor(self.predictor, batch, self.make_target)
         image, target_map = batch["image"], batch["target_map"]
         guide = max_normalise(target_map.float())
         output = self.edit(image, target_map)
@@ -197,21 +204,18 @@ class SaGIM(Editor):
         return {"generator": self.generator, "discriminator": self.discriminator}
 
     def make_dataset(self, data_dir: str | os.PathLike, split: str | None = "train") -> TargetMapSamples:
-        """Every X/Y image with a fixation map and at least 2 objects, at `image_size`, with a guiding map.
+        """Every X/Y image with at least 2 objects (and a fixation map when `target_source` is
+        "human") at `image_size`; guiding maps by `make_target` (see `TargetMapSamples`)."""
+        height, width = self.config.image_size
+        return TargetMapSamples(data_dir, split, (width, height), self.make_target, min_objects=2,
+                                source=self.config.target_source)
 
-        The guide is `targets.sagim_reorder` of the image's fixation density: its most and least
-        salient objects trade places (times U(reorder_factor)), then a Gaussian smoothing.
-        Items: ``image``, ``saliency_map``, ``target_map`` (the guiding density),
-        ``most_salient_id``, ``least_salient_id``, ``pair_id`` (see `TargetMapSamples`).
-        """
+    def make_target(self, rng: np.random.Generator, density: np.ndarray, labels: np.ndarray | None):
+        """The guide: `targets.sagim_reorder` of the saliency `density` — the most and least salient
+        objects of `labels` trade places (times U(reorder_factor)), then a Gaussian smoothing.
+        Returns (guide density, {most_salient_id, least_salient_id})."""
         c = self.config
-        height, width = c.image_size
-        sigma = c.guide_blur_frac * max(height, width)
-
-        def make_target(rng: np.random.Generator, density: np.ndarray, labels: np.ndarray | None):
-            found = targets.sagim_reorder(density, labels, rng, extra_factor=c.reorder_factor, blur_sigma_px=sigma)
-            return found.density, {"most_salient_id": found.most_salient_id,
-                                   "least_salient_id": found.least_salient_id}
-
-        return TargetMapSamples(data_dir, split, (width, height), make_target, min_objects=2)
+        sigma = c.guide_blur_frac * max(c.image_size)
+        found = targets.sagim_reorder(density, labels, rng, extra_factor=c.reorder_factor, blur_sigma_px=sigma)
+        return found.density, {"most_salient_id": found.most_salient_id, "least_salient_id": found.least_salient_id}
 

@@ -1,11 +1,14 @@
 """FGTransform (Gatys et al.) on the tiny preset with a random VGG and an in-test saliency predictor."""
 
+import math
+
 import pytest
 import torch
 
 from models.base import build_model
 from models.arrays import collate
-from models.editors.fgtransform import FGTransform, chain_edit, edit_chain
+from models.data import targets_from_predictor
+from models.editors.fgtransform import FGTransform, FGTransformConfig, chain_edit, edit_chain
 from support import target_map_editors
 from support.target_map_editors import H, W, blob, fixed_batch
 
@@ -59,8 +62,8 @@ def test_overfitting_a_fixed_batch_lowers_the_loss():
 
 
 @pytest.mark.parametrize("transform", ["local_shift", "global_scale"])
-def test_make_dataset_items(scene_dataset, transform):
-    editor = make_editor(transform=transform)
+def test_make_dataset_items_with_targets_from_human_maps(scene_dataset, transform):
+    editor = make_editor(transform=transform, target_source="human")
     data = editor.make_dataset(scene_dataset.path)
     assert len(data) == 12  # X and Y of 6 pairs
     torch.manual_seed(5)
@@ -79,6 +82,33 @@ def test_make_dataset_items(scene_dataset, transform):
     assert torch.equal(data[0]["target_map"], item["target_map"])  # drawn from the global torch RNG
     batch = collate([data[i] for i in range(3)])
     assert batch["target_map"].shape == (3, 1, H, W)
+
+
+@pytest.mark.parametrize("transform", ["local_shift", "global_scale"])
+def test_targets_come_from_the_predictors_map_of_the_input_by_default(scene_dataset, transform):
+    editor = make_editor(transform=transform)
+    assert editor.config.target_source == "predictor"
+    data = editor.make_dataset(scene_dataset.path)
+    item = data[0]
+    assert set(item) == {"image", "pair_id"} | ({"mask"} if transform == "local_shift" else set())
+    batch = collate([data[i] for i in range(3)])
+    torch.manual_seed(5)
+    found = targets_from_predictor(editor.predictor, batch, editor.make_target)
+    predicted = editor.predictor.density(batch["image"])
+    assert torch.allclose(found["saliency_map"], predicted)
+    assert found["target_map"].shape == (3, 1, H, W) and not torch.allclose(found["target_map"], predicted)
+    assert torch.allclose(found["target_map"].flatten(1).sum(1), torch.ones(3), atol=1e-4)
+    key, low, high = ("k_sh", -4, 4) if transform == "local_shift" else ("k_sc", 0.5, 2)
+    assert found[key].shape == (3,) and bool(((found[key] >= low) & (found[key] <= high)).all())
+    torch.manual_seed(5)
+    assert torch.equal(targets_from_predictor(editor.predictor, batch, editor.make_target)["target_map"],
+                       found["target_map"])
+    losses = editor.train_step(batch)
+    assert all(math.isfinite(float(v)) for v in losses.values())
+
+
+def test_paper_run_length_is_150k_iterations():
+    assert FGTransformConfig().max_steps == 150_000
 
 
 def test_chain_edit_applies_every_instance_in_order():

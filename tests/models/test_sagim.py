@@ -1,11 +1,14 @@
 """SaGIM (Chen et al.) on the tiny preset with a random VGG and an in-test saliency predictor."""
 
+import math
+
 import pytest
 import torch
 
 from models.base import build_model
 from models.arrays import collate
-from models.editors.sagim import SaGIM
+from models.data import targets_from_predictor
+from models.editors.sagim import SaGIM, SaGIMConfig
 from support import target_map_editors
 from support.target_map_editors import H, W, blob, fixed_batch
 
@@ -71,8 +74,8 @@ def test_overfitting_a_fixed_batch_lowers_the_loss():
     assert sum(float(step["loss"]) for step in history[-3:]) / 3 < 0.8 * float(history[0]["loss"])
 
 
-def test_make_dataset_items(scene_dataset):
-    editor = make_editor()
+def test_make_dataset_items_with_guides_from_human_maps(scene_dataset):
+    editor = make_editor(target_source="human")
     data = editor.make_dataset(scene_dataset.path)
     assert len(data) == 12  # X and Y of 6 pairs, each with 2–3 objects
     torch.manual_seed(5)
@@ -91,3 +94,29 @@ def test_make_dataset_items(scene_dataset):
     assert torch.equal(data[0]["target_map"], item["target_map"])  # drawn from the global torch RNG
     batch = collate([data[i] for i in range(3)])
     assert batch["target_map"].shape == (3, 1, H, W)
+
+
+def test_guides_reorder_the_predictors_map_of_the_input_by_default(scene_dataset):
+    editor = make_editor()
+    assert editor.config.target_source == "predictor"
+    data = editor.make_dataset(scene_dataset.path)
+    batch = collate([data[i] for i in range(2)])
+    assert set(batch) == {"image", "mask", "pair_id"}
+    found = targets_from_predictor(editor.predictor, batch, editor.make_target)
+    for b in range(2):  # the predictor's most and least salient objects trade places in the guide
+        labels = batch["mask"][b]
+        most, least = int(found["most_salient_id"][b]), int(found["least_salient_id"][b])
+        before, after = found["saliency_map"][b, 0], found["target_map"][b, 0]
+        assert before[labels == most].mean() > before[labels == least].mean()
+        assert after[labels == least].mean() > after[labels == most].mean()
+    assert all(math.isfinite(float(v)) for v in editor.train_step(batch).values())
+
+
+def test_paper_run_length_is_100_epochs_of_the_dataset_at_hand():
+    from models.runs import run_length
+
+    config, said = SaGIMConfig(), []
+    assert config.max_epochs == 100
+    assert run_length(config, n_items=12, batch_size=1, echo=said.append) == 1200
+    assert said == ["100 epochs of 12 items at batch 1: 1200 steps"]
+    assert run_length(config, 12, 1, steps=7) == 7  # --steps wins
