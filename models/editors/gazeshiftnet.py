@@ -63,7 +63,8 @@ class GazeShiftNetConfig:
     d_channels: int = 64
     d_layers: int = 3  # stride-2 convolutions per PatchGAN
     d_spectral_norm: bool = True  # hinge loss with spectral norm, after the paper's [32, 45]
-    lambda_attention: float = 2.5e4  # λ_s (eq. 6; §5 used 2e4 for the increase/decrease model)
+    lambda_attention: float = 2.5e4  # λ_s (eq. 6) at attention_reference_size; see `GazeShiftNet.attention_weight`
+    attention_reference_size: tuple[int, int] = (256, 256)  # (H, W) of the saliency map at which λ_s is eq. 6's
     lambda_latent: float = 1.0  # weight of L_r (not in the paper)
     lr: float = 1e-5  # G_E (and ENC), Adam
     d_lr: float = 1e-5
@@ -108,6 +109,21 @@ class GazeShiftNet(Editor):
 
     # -- the trainer's protocol ---------------------------------------------------------------------
 
+    @property
+    def attention_weight(self) -> float:
+        """λ_s / (H_ref·W_ref): the weight of the logged attention term, L_att · n_pixels.
+
+        Eq. 5 averages a softmax density over the mask, so its value scales with 1 / n_pixels of
+        the saliency map (≈ −1/(H·W) for a flat map) and a fixed λ_s would weigh it against the
+        GAN term 21× more at 48×64 than at 256×256. Training therefore uses L_att · n_pixels —
+        minus the mask's mean density in units of the uniform density (−1: as salient as a flat
+        map; −10: ten times that), the same at every size — with this weight, which equals eq. 6's
+        λ_s·L_att exactly where the map has `attention_reference_size` pixels (the paper gives no
+        training resolution; 256×256 is this config's default image_size).
+        """
+        height, width = self.config.attention_reference_size
+        return self.config.lambda_attention / (height * width)
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"g": self.optimizer_g, "d": self.optimizer_d}
 
@@ -139,10 +155,14 @@ class GazeShiftNet(Editor):
         self.optimizer_d.step()
 
         g_adv = losses.hinge_g(self.discriminator(fakes))
-        attention = {d: losses.softmax_attention_loss(self.predictor.log_density(edited[d]), mask)
-                     for d in self.directions}
+        # L_att · n_pixels: −(mean over m of the density in units of the uniform density), so that
+        # λ_s / reference_pixels weighs it as eq. 6 does at the reference size, at every size
+        attention = {}
+        for d in self.directions:
+            log_density = self.predictor.log_density(edited[d])
+            attention[d] = losses.softmax_attention_loss(log_density, mask) * log_density[0].numel()
         att = attention["increase"] - attention["decrease"] if self.config.decrease else attention["increase"]
-        g_loss = g_adv + self.config.lambda_attention * att
+        g_loss = g_adv + self.attention_weight * att
         out = {"d_hinge": d_loss.detach(), "g_hinge": g_adv.detach(), "attention": att.detach(),
                "attention_increase": attention["increase"].detach()}
         if self.config.decrease:
@@ -172,6 +192,19 @@ class GazeShiftNet(Editor):
         codes = self._latent_codes(image.shape[0], 1, z, None, image.device)
         raw = self.encoder(*self._encoder_inputs(image, mask), None if codes is None else codes[:, 0])
         return self._activate(raw[direction])
+
+    def recover_latent(self, image: torch.Tensor, mask: torch.Tensor, z: torch.Tensor,
+                       direction: str = "increase") -> torch.Tensor:
+        """ENC(G_E(image, mask, z)) (§5): the (B, z_dim) code read back from the predicted parameters.
+
+        image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) in [0, 1], z (B, z_dim). Training drives
+        mean |z − recover_latent(…)| (L_r) well below E|z| ≈ 0.8 when the edits depend on z.
+        """
+        if self.latent_encoder is None:
+            raise ValueError("this model has no latent z (z_dim = 0), so there is nothing to recover")
+        params = self.parameters_for(image, mask, direction, z=z)
+        flat = torch.cat([flatten_parameters(params["fg"]), flatten_parameters(params["bg"])], 1)
+        return self.latent_encoder({direction: flat})[direction]
 
     def edit(self, image: torch.Tensor, guidance: torch.Tensor, *, direction: str = "increase",
              strength: float = 1.0, z: torch.Tensor | None = None, samples: int = 1,
@@ -262,8 +295,11 @@ class ParameterEncoder(nn.Module):
 
     Stage k: concat(features, mask resized bilinearly to them, tiled z) → conv 3×3 stride 2 →
     LeakyReLU → conv 3×3 → LeakyReLU. Then global average pooling, two shared FC layers and
-    one two-layer FC head per (direction, region). The heads' last layers start small, so the
-    first edits are near the identity.
+    one two-layer FC head per (direction, region). Weights start He-normal for the LeakyReLU
+    (PyTorch's default init shrinks the signal ~√3× per layer: through the ten layers, a unit
+    change of z moved the raw outputs by ~1e-5, and ENC then took thousands of steps to recover
+    each z dimension in turn), biases 0; the heads' last layers are scaled by 0.01, so the first
+    edits are near the identity.
     """
 
     def __init__(self, channels, fc_width: int, z_dim: int, directions, n_raw: int):
@@ -280,11 +316,12 @@ class ParameterEncoder(nn.Module):
         self.heads = nn.ModuleDict()
         for direction in directions:
             for region in ("fg", "bg"):
-                head = nn.Sequential(nn.Linear(fc_width, fc_width), nn.LeakyReLU(0.2), nn.Linear(fc_width, n_raw))
-                with torch.no_grad():
-                    head[-1].weight.mul_(0.01)
-                    head[-1].bias.zero_()
-                self.heads[f"{direction}_{region}"] = head
+                self.heads[f"{direction}_{region}"] = nn.Sequential(
+                    nn.Linear(fc_width, fc_width), nn.LeakyReLU(0.2), nn.Linear(fc_width, n_raw))
+        _he_init(self)
+        with torch.no_grad():
+            for head in self.heads.values():
+                head[-1].weight.mul_(0.01)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor, z: torch.Tensor | None = None):
         x = image * 2 - 1
@@ -348,6 +385,14 @@ class MultiScaleDiscriminator(nn.Module):
                 x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
             scores.append(net(x))
         return scores
+
+
+def _he_init(module: nn.Module) -> None:
+    """He-normal weights (fan in, LeakyReLU 0.2) and zero biases on every conv and linear layer."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(layer.weight, a=0.2, nonlinearity="leaky_relu")
+            nn.init.zeros_(layer.bias)
 
 
 def _linear_decay(total_steps: int, decay_start: float):
