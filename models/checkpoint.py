@@ -6,7 +6,11 @@ A checkpoint is a `torch.save`d dict of plain types and tensors only (so it load
     format       1
     model_name   the registry name of the model (`model.name`)
     config       `config_to_dict(model.config)`
-    model        the model's state_dict (DDP wrappers removed)
+    model        the model's state_dict (DDP wrappers removed), less its frozen backbones
+    frozen       {module path: {"weights_info", "keys", "sha256"}}: the frozen parameters of each
+                 pretrained backbone (a `models.backbones` module) left out of `model`, the
+                 weights they are rebuilt from, and a digest of their values (see `model_state`)
+    precision    the trainer's {"mode": "bf16"|"fp16"|"fp32", "scaler": GradScaler state or None}
     optimizers   {name: optimizer.state_dict()}
     schedulers   {name: scheduler.state_dict()}
     step         optimisation steps done (train_step calls)
@@ -17,6 +21,7 @@ A checkpoint is a `torch.save`d dict of plain types and tensors only (so it load
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -25,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from models.config import config_to_dict
 
@@ -32,12 +38,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "FORMAT", "save_checkpoint", "read_checkpoint", "check_compatible", "load_model",
-    "rng_states", "restore_rng_states",
+    "model_state", "load_model_state", "frozen_backbones", "rng_states", "restore_rng_states",
 ]
 
 FORMAT = 1
 # Config fields that say how long a run is, not what it trains: a resumed run may extend them.
-RUN_LENGTH_KEYS = ("max_steps",)
+RUN_LENGTH_KEYS = ("max_steps", "max_epochs")
 
 
 def save_checkpoint(payload: dict, path: str | os.PathLike) -> Path:
@@ -90,6 +96,12 @@ def check_compatible(ckpt: dict, model: Any, source: str = "checkpoint") -> None
         raise ValueError(f"{source} holds model {ckpt['model_name']!r}, but the model to load into is {name!r}")
     config = {k: v for k, v in config_to_dict(model.config).items() if k not in RUN_LENGTH_KEYS}
     saved = {k: v for k, v in (ckpt.get("config") or {}).items() if k not in RUN_LENGTH_KEYS}
+    # A field added after the checkpoint was written is absent from it: the checkpoint was trained
+    # with that field's default behaviour, so a model at the default is the same model.
+    defaults = config_to_dict(type(model.config)())
+    for key in set(config) - set(saved):
+        if config[key] == defaults.get(key, object()):
+            saved[key] = config[key]
     if saved != config:
         keys = sorted(set(config) | set(saved or {}))
         diffs = [f"{k}: checkpoint {(saved or {}).get(k, '<missing>')!r} vs model {config.get(k, '<missing>')!r}"
@@ -104,8 +116,114 @@ def load_model(path: str | os.PathLike, model: Any) -> dict:
     """
     ckpt = read_checkpoint(path)
     check_compatible(ckpt, model, source=f"checkpoint {path}")
-    model.load_state_dict(ckpt["model"])
+    load_model_state(model, ckpt, source=f"checkpoint {path}")
     return ckpt
+
+
+def frozen_backbones(model: nn.Module) -> dict[str, nn.Module]:
+    """{module path: module} of the pretrained backbones in `model` — modules of `models.backbones`,
+    which record their weights in `weights_info` and rebuild them with `reload_weights` — that
+    have parameters which do not train (requires_grad False)."""
+    return {path: module for path, module in model.named_modules()
+            if type(module).__module__ == "models.backbones" and callable(getattr(module, "reload_weights", None))
+            and any(not p.requires_grad for p in module.parameters())}
+
+
+def model_state(model: nn.Module) -> tuple[dict, dict]:
+    """(`model.state_dict()` less the frozen parameters of its backbones, the record of them).
+
+    A frozen pretrained feature extractor (a perceptual loss's VGG) is most of some models' weights
+    but never changes: checkpoints record where it comes from instead (`weights_info`, e.g. the
+    ImageNet file or "random") and a SHA-256 of its values, and `load_model_state` rebuilds it.
+    """
+    state = model.state_dict()
+    record = {}
+    for path, module in frozen_backbones(model).items():
+        prefix = f"{path}." if path else ""
+        keys = [prefix + name for name, p in module.named_parameters() if not p.requires_grad]
+        record[path] = {"weights_info": dict(module.weights_info), "keys": keys,
+                        "sha256": _digest({key: state[key] for key in keys})}
+        for key in keys:
+            del state[key]
+    return state, record
+
+
+def load_model_state(model: nn.Module, ckpt: dict, source: str = "checkpoint", lazy: bool = False) -> None:
+    """Load `ckpt["model"]` into `model`, with the frozen backbones it left out rebuilt from their
+    recorded weights (a backbone whose weights already match is kept as it is).
+
+    `lazy`: rebuild a backbone that does not match only when it first runs (forward), so a model
+    used for something that never runs it (an editor's loss network, at edit time) loads without
+    those weights. Otherwise they are rebuilt now; `WeightsUnavailable` / `FileNotFoundError` if
+    their source is missing. ValueError if a rebuilt backbone differs from the one trained with,
+    or if the state's keys do not fit the model.
+    """
+    record = ckpt.get("frozen") or {}
+    modules = dict(model.named_modules())
+    left_out: set[str] = set()
+    for path, entry in record.items():
+        module = modules.get(path)
+        if module is None or not callable(getattr(module, "reload_weights", None)):
+            raise ValueError(f"{source} left out the frozen backbone {path!r} ({entry['weights_info']}), but "
+                             f"{type(model).__name__} has no backbone there to rebuild it in")
+        left_out.update(entry["keys"])
+        if _digest(_params(module, path, entry["keys"])) == entry["sha256"]:
+            continue
+        if lazy:
+            _rebuild_when_run(module, path, entry, source)
+        else:
+            _rebuild(module, path, entry, source)
+    missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+    lacking = sorted(set(missing) - left_out)
+    if lacking or unexpected:
+        raise ValueError(f"{source} does not fit {type(model).__name__}: missing keys {lacking[:6]}, "
+                         f"unexpected keys {sorted(unexpected)[:6]}")
+
+
+def _rebuild(module: nn.Module, path: str, entry: dict, source: str) -> None:
+    """Reload `module`'s recorded weights, keeping its trained parameters; check the frozen ones."""
+    from models.backbones import WeightsUnavailable
+
+    weights = entry["weights_info"]["source"]
+    trained = {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad}
+    try:
+        module.reload_weights(weights)
+    except (WeightsUnavailable, FileNotFoundError) as exc:  # say why the weights are needed
+        raise type(exc)(f"{source} leaves out the frozen backbone {path!r}, to be rebuilt from its weights "
+                        f"{weights!r}: {exc}") from exc
+    with torch.no_grad():
+        for name, value in trained.items():
+            module.get_parameter(name).copy_(value)
+    found = _digest(_params(module, path, entry["keys"]))
+    if found != entry["sha256"]:
+        raise ValueError(f"{source}: the frozen backbone {path!r} rebuilt from {weights!r} is not the one it was "
+                         f"trained with (SHA-256 {found[:12]}… vs {entry['sha256'][:12]}…): has the file "
+                         f"{entry['weights_info'].get('file') or weights!r} changed, or (random weights) torch's "
+                         "initialisation?")
+    logger.info("%s: frozen backbone %r rebuilt from %s", source, path, weights)
+
+
+def _rebuild_when_run(module: nn.Module, path: str, entry: dict, source: str) -> None:
+    def rebuild(mod, args):
+        _rebuild(mod, path, entry, source)
+        handle.remove()
+
+    handle = module.register_forward_pre_hook(rebuild)
+
+
+def _params(module: nn.Module, path: str, keys: list[str]) -> dict[str, torch.Tensor]:
+    prefix = f"{path}." if path else ""
+    return {key: module.get_parameter(key[len(prefix):]) for key in keys}
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, shapes, dtypes and bytes of `tensors` (on any device)."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        value = tensors[key].detach().cpu().contiguous()
+        digest.update(f"{key}{tuple(value.shape)}{value.dtype}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def rng_states() -> dict:

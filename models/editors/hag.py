@@ -72,7 +72,10 @@ class HAGConfig:
         trainable parameters) and the run exists to write the checkpoint the edit commands load.
     """
 
-    PRESETS: ClassVar[dict[str, dict]] = {"tiny": {"iterations": 20, "field_size": (6, 8)}}
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "tiny": {"iterations": 20, "field_size": (6, 8)},
+        "cpu": {"iterations": 40, "field_size": (8, 8)},  # the demo's size: a few seconds per image on 2 cores
+    }
 
     iterations: int = 100
     lr: float = 0.05

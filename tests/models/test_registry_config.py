@@ -120,3 +120,17 @@ def test_save_and_round_trip(tmp_path):
     assert yaml.safe_load(path.read_text())["image_size"] == [32, 24]
     assert load_config(ToyConfig, path) == cfg
     assert config_from_dict(ToyConfig, config_to_dict(cfg)) == cfg
+
+
+def test_a_checkpoint_from_before_a_config_field_existed_loads_at_that_fields_default():
+    from models.base import build_model
+    from models.checkpoint import check_compatible
+    from models.config import config_to_dict
+
+    model = build_model("predictor", "salg_detector", "tiny")
+    saved = config_to_dict(model.config)
+    older = {k: v for k, v in saved.items() if k != "aspp_rates"}  # as if aspp_rates came later
+    check_compatible({"model_name": "salg_detector", "config": older}, model)
+    changed = build_model("predictor", "salg_detector", "tiny", {"aspp_rates": (2, 4, 6)})
+    with pytest.raises(ValueError, match=r"aspp_rates: checkpoint .<missing>. vs model \[2, 4, 6\]"):
+        check_compatible({"model_name": "salg_detector", "config": older}, changed)
