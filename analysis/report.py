@@ -89,9 +89,13 @@ def _header(ev: Evaluation, exports) -> str:
 def _warnings(ev: Evaluation, exports) -> str:
     lines = []
     for method, info in ev.record["methods"].items():
-        if _random(info.get("weights_info")):
+        weights = info.get("weights_info") if isinstance(info.get("weights_info"), dict) else {}
+        if weights.get("random_backbone"):
             lines.append(f"{method} was trained with a random backbone (asked for explicitly): its numbers are not "
                          "comparable with pretrained runs.")
+        elif _random(weights):
+            lines.append(f"{method} was trained against a saliency predictor with a random backbone: its numbers "
+                         "are not comparable with pretrained runs.")
     predictor = ev.record.get("predictor") or {}
     if _random(predictor.get("weights_info")):
         lines.append("The measuring predictor has a random backbone: attention metrics are not comparable with "
