@@ -4,7 +4,10 @@ Layout (DESIGN.md §2)::
 
     DATASET/dataset.json, pairs.csv, images/, masks/, scenes/, maps/, fixations/
 
-`pairs.csv` holds one row per pair, paths relative to DATASET. It is rewritten atomically
+`pairs.csv` holds one row per pair, paths relative to DATASET, in the columns of §2
+(`PAIR_COLUMNS`), then any of `OPTIONAL_COLUMNS` that the dataset uses: `x_source_file` and
+`y_source_file`, the file names (no folder) a photo import read a row's X and Y (or target map)
+from — the photo importers' record of what is already in. It is rewritten atomically
 (temp file, fsync, rename) on every change, so a crash leaves the previous complete table.
 Files get the mode open() gives a new file (0666 & ~umask), like every other dataset file.
 """
@@ -27,6 +30,8 @@ PAIR_COLUMNS = [
     "x_image", "y_image", "x_mask", "y_mask", "scene",
     "x_map", "y_map", "n_observers_x", "n_observers_y", "kl_xy",
 ]
+# Written only by datasets that use them (after PAIR_COLUMNS); readers of §2 columns ignore them.
+OPTIONAL_COLUMNS = ["x_source_file", "y_source_file"]
 NUMERIC_COLUMNS = {"n_edited": "Int64", "n_observers_x": "Int64", "n_observers_y": "Int64", "kl_xy": "float64"}
 SPLITS = ("train", "val", "test")
 SOURCES = ("clevr", "photo", "single")
@@ -117,7 +122,15 @@ class Dataset:
         repeated = new["pair_id"][new["pair_id"].duplicated()].tolist()
         if clash or repeated:
             raise ValueError(f"pair ids already in {self.path}: {sorted(clash | set(repeated))[:10]}")
-        combined = new if self._pairs.empty else pd.concat([self._pairs, new], ignore_index=True)
+        if self._pairs.empty:
+            combined = new
+        else:  # both with the same columns: concat of an all-NA column is deprecated in pandas
+            old = self._pairs.copy()
+            for column in _columns_of(old) + _columns_of(new):
+                for part in (old, new):
+                    if column not in part.columns:
+                        part[column] = ""
+            combined = pd.concat([old, new[list(old.columns)]], ignore_index=True)
         self._write_pairs(combined)
 
     def update_pairs(self, rows: Iterable[dict[str, Any]] | pd.DataFrame) -> None:
@@ -125,15 +138,15 @@ class Dataset:
         updates = pd.DataFrame(list(rows) if not isinstance(rows, pd.DataFrame) else rows)
         if "pair_id" not in updates.columns:
             raise ValueError("update rows need a pair_id column")
-        unknown = [c for c in updates.columns if c not in PAIR_COLUMNS]
-        if unknown:
-            raise ValueError(f"unknown pairs.csv columns {unknown}; expected some of {PAIR_COLUMNS}")
+        _refuse_unknown_columns(updates)
         table = self._pairs.set_index("pair_id", drop=False)
         ids = updates["pair_id"].astype(str)
         missing = sorted(set(ids) - set(table.index))
         if missing:
             raise ValueError(f"pair ids not in {self.path}: {missing[:10]}")
         for column in updates.columns.drop("pair_id"):
+            if column not in table.columns:
+                table[column] = ""
             table.loc[ids.to_numpy(), column] = updates[column].to_numpy()
         self._write_pairs(_coerce(table.reset_index(drop=True)))
 
@@ -143,19 +156,7 @@ class Dataset:
         kind: image | mask | map (8-bit PNG) | map_npy (float32 density) | fixations | scene;
         side: x | y (ignored for scene).
         """
-        if kind not in KINDS:
-            raise ValueError(f"kind {kind!r} is not one of {KINDS}")
-        if side not in SIDES:
-            raise ValueError(f"side {side!r} is not one of {SIDES}")
-        relative = {
-            "image": f"images/{pair_id}_{side}.png",
-            "mask": f"masks/{pair_id}_{side}.png",
-            "map": f"maps/{pair_id}_{side}.png",
-            "map_npy": f"maps/{pair_id}_{side}.npy",
-            "fixations": f"fixations/{pair_id}_{side}.csv",
-            "scene": f"scenes/{pair_id}.json",
-        }[kind]
-        return self.path / relative
+        return self.path / relative_path(pair_id, kind, side)
 
     def validate(self, progress: bool = False) -> list[Problem]:
         """Every problem found: files, sizes, mask ids, densities, ids, splits, edit types."""
@@ -184,11 +185,28 @@ class Dataset:
         }
 
     def _write_pairs(self, table: pd.DataFrame) -> None:
-        _atomic_write(self.path / "pairs.csv", table[PAIR_COLUMNS].to_csv(index=False, lineterminator="\n"))
+        columns = _columns_of(table)
+        _atomic_write(self.path / "pairs.csv", table[columns].to_csv(index=False, lineterminator="\n"))
         self._pairs = table.reset_index(drop=True)
         self.meta["splits"] = {split: int((table["split"] == split).sum()) for split in SPLITS}
         self.meta["n_pairs"] = int(len(table))
         _atomic_write(self.path / "dataset.json", json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+
+
+def relative_path(pair_id: str, kind: str, side: str = "x") -> str:
+    """`Dataset.path_of` relative to the dataset folder, e.g. 'masks/000001_y.png'."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {KINDS}")
+    if side not in SIDES:
+        raise ValueError(f"side {side!r} is not one of {SIDES}")
+    return {
+        "image": f"images/{pair_id}_{side}.png",
+        "mask": f"masks/{pair_id}_{side}.png",
+        "map": f"maps/{pair_id}_{side}.png",
+        "map_npy": f"maps/{pair_id}_{side}.npy",
+        "fixations": f"fixations/{pair_id}_{side}.csv",
+        "scene": f"scenes/{pair_id}.json",
+    }[kind]
 
 
 def _empty_pairs() -> pd.DataFrame:
@@ -207,32 +225,41 @@ def _read_pairs(path: Path) -> pd.DataFrame:
     missing = [c for c in PAIR_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path} lacks columns {missing}")
-    return _coerce(table[PAIR_COLUMNS])
+    return _coerce(table[_columns_of(table)])
 
 
 def _normalise_rows(rows) -> pd.DataFrame:
     table = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     if table.empty:
         return _empty_pairs()
-    unknown = [c for c in table.columns if c not in PAIR_COLUMNS]
-    if unknown:
-        raise ValueError(f"unknown pairs.csv columns {unknown}; expected some of {PAIR_COLUMNS}")
+    _refuse_unknown_columns(table)
     if "pair_id" not in table.columns:
         raise ValueError("pair rows need a pair_id")
     for column in PAIR_COLUMNS:
         if column not in table.columns:
             table[column] = None
-    table = _coerce(table[PAIR_COLUMNS])
+    table = _coerce(table[_columns_of(table)])
     bad = [pid for pid in table["pair_id"] if not _PAIR_ID.match(pid)]
     if bad:
         raise ValueError(f"pair ids {bad[:5]} are not file-name safe; expected letters, digits, _ . -")
     return table
 
 
+def _refuse_unknown_columns(table: pd.DataFrame) -> None:
+    unknown = [c for c in table.columns if c not in PAIR_COLUMNS + OPTIONAL_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown pairs.csv columns {unknown}; expected some of {PAIR_COLUMNS + OPTIONAL_COLUMNS}")
+
+
+def _columns_of(table: pd.DataFrame) -> list[str]:
+    """The §2 columns, then the optional ones this table has."""
+    return PAIR_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in table.columns]
+
+
 def _coerce(table: pd.DataFrame) -> pd.DataFrame:
     """Text columns as str ('' for empty), numeric columns as nullable numbers."""
     table = table.copy()
-    for column in PAIR_COLUMNS:
+    for column in _columns_of(table):
         if column in NUMERIC_COLUMNS:
             values = pd.to_numeric(table[column].replace("", None), errors="coerce")
             table[column] = values.round() if NUMERIC_COLUMNS[column] == "Int64" else values

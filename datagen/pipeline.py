@@ -7,6 +7,7 @@ both images and masks); pairs.csv is updated from the main process as pairs fini
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -14,13 +15,13 @@ import os
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from tqdm import tqdm
 
-from datagen.dataset import Dataset
+from datagen.dataset import SUBDIRS, Dataset
 from datagen.generator_config import GeneratorConfig
 from datagen.worker import PAIR_FILES, PairOutcome, pair_id_of, pair_row, prepare_worker_process, render_pair
 
@@ -87,6 +88,10 @@ def generate(
     if recycle_every < 1:
         raise ValueError(f"recycle_every must be >= 1, got {recycle_every}")
     start = time.perf_counter()
+    config = as_rendered(config)
+    if ray_address is None:  # Ray renders on the cluster's nodes, whose devices this machine cannot see
+        check_render_device(config)
+    folder_existed, dataset_existed = Path(out).exists(), (Path(out) / "dataset.json").exists()
     dataset = open_for_generation(Path(out), config)
     summary = RunSummary(dataset.path, config.n_pairs)
     todo, adopted_rows = plan_resume(dataset, config, summary)
@@ -96,14 +101,58 @@ def generate(
         threads = config.render.threads or max(1, (os.cpu_count() or 1) // workers)
         job = config.with_threads(threads)
         runner = _ray_results if ray_address else _local_results
-        _collect(dataset, runner(job, dataset.path, todo, workers, ray_address, recycle_every, retries),
-                 summary, len(todo), progress, on_pair)
+        try:
+            _collect(dataset, runner(job, dataset.path, todo, workers, ray_address, recycle_every, retries),
+                     summary, len(todo), progress, on_pair)
+        except GenerationAborted:
+            if not dataset_existed:  # e.g. a Ray worker found no GPU before any pair was done
+                _remove_empty_dataset(dataset, remove_folder=not folder_existed)
+            raise
     summary.seconds = time.perf_counter() - start
     return summary
 
 
+def as_rendered(config: GeneratorConfig) -> GeneratorConfig:
+    """`config` with the sample count that is actually rendered: --preview caps the samples
+    (`RenderSettings.effective_samples`), and the scene files and dataset.json record what made
+    the images, so a scene file re-renders exactly."""
+    render = config.render
+    if render.effective_samples == render.samples:
+        return config
+    return replace(config, render=replace(render, samples=render.effective_samples))
+
+
+def check_render_device(config: GeneratorConfig) -> None:
+    """Refuse an explicit GPU (--device cuda/optix/hip) that Blender cannot find here, before
+    anything is written: the check runs Blender in a spawned process, as a worker would.
+    GenerationAborted names the device and what Blender found; 'auto' and 'cpu' pass."""
+    if config.render.device in ("auto", "cpu"):
+        return
+    context = multiprocessing.get_context("spawn")  # bpy must not be forked
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=prepare_worker_process) as pool:
+        problem = pool.submit(_device_problem, config.render.device).result()
+    if problem:
+        raise GenerationAborted(f"{problem}; nothing was written")
+
+
+def _device_problem(device: str) -> str | None:
+    """In a worker process: why Blender cannot render on `device`, or None if it can."""
+    try:
+        from datagen.blender.renderer import select_device  # imports bpy
+    except ImportError:
+        return None  # no Blender here: the workers report that themselves, pair by pair
+    from datagen.blender.settings import RenderDeviceError
+
+    try:
+        select_device(device)
+    except RenderDeviceError as exc:
+        return str(exc)
+    return None
+
+
 def open_for_generation(path: Path, config: GeneratorConfig) -> Dataset:
     """Create the dataset, or open it if its generator settings equal `config`'s (else ValueError)."""
+    config = as_rendered(config)
     if not (path / "dataset.json").exists():
         if path.exists() and any(p for p in path.iterdir() if not p.name.startswith(".")):
             raise ValueError(f"{path} exists, is not empty and holds no dataset.json; choose an empty or new folder")
@@ -248,6 +297,18 @@ def _ray_results(config, out: Path, todo, workers, address, recycle_every, retri
             ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
+
+
+def _remove_empty_dataset(dataset: Dataset, remove_folder: bool) -> None:
+    """Undo the creation of a dataset that holds no pair and no pair file (only empty folders
+    are removed, so a file a late worker wrote keeps its folder)."""
+    if len(dataset.pairs) or any(p.is_file() for sub in SUBDIRS for p in (dataset.path / sub).rglob("*")):
+        return
+    for name in ("pairs.csv", "dataset.json"):
+        (dataset.path / name).unlink(missing_ok=True)
+    for folder in [dataset.path / sub for sub in SUBDIRS] + ([dataset.path] if remove_folder else []):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _flatten(settings: dict, prefix: str = "") -> dict[str, Any]:

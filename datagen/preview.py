@@ -10,8 +10,12 @@ import numpy as np
 from datagen.dataset import Dataset
 
 TILE_WIDTH = 240
-CAPTION_HEIGHT = 34
 GAP = 6
+FONT, FONT_SCALE, FONT_THICKNESS = cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1
+LINE_HEIGHT = 15  # pixels from one caption baseline to the next
+MARGIN = 4  # pixels of white left and right of the caption text
+MAX_ID_LINES, MAX_EDIT_LINES = 2, 4  # longer captions end in "..."
+ELLIPSIS = "..."
 
 
 def contact_sheet(dataset_dir, out, n_pairs: int = 12, columns: int = 2, pair_ids=None) -> Path:
@@ -68,10 +72,57 @@ def _pair_tile(dataset: Dataset, row: dict) -> np.ndarray:
     scale = TILE_WIDTH / panels[0].shape[1]
     panels = [cv2.resize(p, (TILE_WIDTH, round(p.shape[0] * scale)), interpolation=cv2.INTER_AREA) for p in panels]
     body = np.concatenate([panels[0]] + [np.hstack([np.full((p.shape[0], 2, 3), 255, np.uint8), p]) for p in panels[1:]], axis=1)
-    caption = np.full((CAPTION_HEIGHT, body.shape[1], 3), 255, np.uint8)
-    cv2.putText(caption, f"{row['pair_id']} [{row['split']}]", (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(caption, edit, (4, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (40, 40, 160), 1, cv2.LINE_AA)
-    return np.vstack([body, caption])
+    return np.vstack([body, _caption(f"{row['pair_id']} [{row['split']}]", edit, body.shape[1])])
+
+
+def _caption(title: str, edit: str, width: int) -> np.ndarray:
+    """A white strip `width` pixels wide: the title in black, the edit in red under it, each
+    wrapped to the width (and cut with '...' beyond its line limit)."""
+    text_width = width - 2 * MARGIN
+    lines = [(line, (0, 0, 0)) for line in caption_lines(title, text_width, MAX_ID_LINES)]
+    lines += [(line, (40, 40, 160)) for line in caption_lines(edit, text_width, MAX_EDIT_LINES)]
+    caption = np.full((len(lines) * LINE_HEIGHT + MARGIN, width, 3), 255, np.uint8)
+    for k, (line, colour) in enumerate(lines):
+        baseline = (k + 1) * LINE_HEIGHT - 2
+        cv2.putText(caption, line, (MARGIN, baseline), FONT, FONT_SCALE, colour, FONT_THICKNESS, cv2.LINE_AA)
+    return caption
+
+
+def caption_lines(text: str, width: int, max_lines: int) -> list[str]:
+    """`text` as lines at most `width` pixels wide in the caption font: wrapped at spaces, a word
+    wider than a line broken inside it, and the last of `max_lines` lines ending in '...' when
+    more text did not fit."""
+    lines: list[str] = []
+    for word in text.split():
+        joined = f"{lines[-1]} {word}" if lines else word
+        if lines and _text_width(joined) <= width:
+            lines[-1] = joined
+            continue
+        while _text_width(word) > width:  # a word wider than a line: break it where it fills one
+            cut = max(1, _prefix_that_fits(word, width))
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    if len(lines) <= max_lines:
+        return lines
+    last = lines[max_lines - 1]
+    return lines[: max_lines - 1] + [last[: _prefix_that_fits(last, width - _text_width(ELLIPSIS))] + ELLIPSIS]
+
+
+def _text_width(text: str) -> int:
+    return cv2.getTextSize(text, FONT, FONT_SCALE, FONT_THICKNESS)[0][0]
+
+
+def _prefix_that_fits(text: str, width: int) -> int:
+    """The length of the longest prefix of `text` at most `width` pixels wide."""
+    low, high = 0, len(text)
+    while low < high:  # text widths grow with the prefix, so bisect
+        middle = (low + high + 1) // 2
+        if _text_width(text[:middle]) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _edit_of(dataset: Dataset, row: dict) -> tuple[str, dict[str, set[int]]]:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from datagen.dataset import EDIT_TYPES, SOURCES, SPLITS, Problem, _PAIR_ID
+from datagen.dataset import EDIT_TYPES, KINDS, SIDES, SOURCES, SPLITS, SUBDIRS, Problem, _PAIR_ID, relative_path
 
 if TYPE_CHECKING:
     from datagen.dataset import Dataset
@@ -23,6 +23,9 @@ REQUIRED_FILES = {
     "photo": ("x_image", "y_image"),
     "single": ("x_image",),
 }
+FILE_COLUMNS = ("x_image", "y_image", "x_mask", "y_mask", "scene", "x_map", "y_map")
+# Files no row lists get a line each up to this many, then one line with the count of the rest.
+MAX_UNLISTED_SHOWN = 20
 
 
 def validate_dataset(dataset: "Dataset", progress: bool = False) -> list[Problem]:
@@ -31,9 +34,55 @@ def validate_dataset(dataset: "Dataset", progress: bool = False) -> list[Problem
     problems: list[Problem] = []
     for pair_id in sorted(set(table["pair_id"][table["pair_id"].duplicated()])):
         problems.append(Problem(pair_id, "duplicate", "pair id appears more than once in pairs.csv"))
+    problems.extend(_duplicate_sources(table))
     rows = table.to_dict("records")
     for row in tqdm(rows, desc="validating", unit="pair", disable=not progress):
         problems.extend(_validate_row(dataset.path, row))
+    problems.extend(_unlisted_files(dataset.path, rows))
+    return problems
+
+
+def _duplicate_sources(table: pd.DataFrame) -> list[Problem]:
+    """Rows after the first that a photo import read from the same file stem (an import done twice)."""
+    if "x_source_file" not in table.columns:
+        return []
+    first: dict[tuple[str, str], str] = {}
+    problems = []
+    for pair_id, source, name in zip(table["pair_id"], table["source"], table["x_source_file"]):
+        if not name:
+            continue
+        key = (source, Path(name).stem)
+        if key in first:
+            problems.append(Problem(pair_id, "duplicate_source", f"imported from {name!r}, the same photo"
+                                    f" (file stem {key[1]!r}) as pair {first[key]}"))
+        else:
+            first[key] = pair_id
+    return problems
+
+
+def _unlisted_files(root: Path, rows: list[dict]) -> list[Problem]:
+    """Files under images/, masks/, maps/, scenes/, fixations/ that no row lists (e.g. left by an
+    aborted import or render). A row lists the files its columns name, and every file of its pair
+    id in the standard layout (a map's .png beside its .npy, the fixations behind a map).
+    Hidden files count only when they are leftover temporary files (`.NAME.tmp…`)."""
+    listed = set()
+    for row in rows:
+        listed.update(str(Path(row[c])) for c in FILE_COLUMNS if row[c])
+        listed.update(relative_path(row["pair_id"], kind, side) for kind in KINDS for side in SIDES)
+    unlisted = []
+    for sub in SUBDIRS:
+        for path in sorted((root / sub).rglob("*")):
+            name = path.name
+            if not path.is_file() or (name.startswith(".") and ".tmp" not in name):
+                continue
+            relative = str(path.relative_to(root))
+            if relative not in listed:
+                unlisted.append(relative)
+    problems = [Problem("", "unlisted", f"{rel} is a file that no pairs.csv row lists")
+                for rel in unlisted[:MAX_UNLISTED_SHOWN]]
+    if len(unlisted) > MAX_UNLISTED_SHOWN:
+        more = len(unlisted) - MAX_UNLISTED_SHOWN
+        problems.append(Problem("", "unlisted", f"{more} more files that no pairs.csv row lists"))
     return problems
 
 

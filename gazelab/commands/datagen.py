@@ -24,10 +24,12 @@ def group() -> None:
 @click.option("--properties", "properties_file", type=click.Path(dir_okay=False),
               help="JSON/YAML file extending CLEVR's shapes, colours, sizes and materials.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "optix", "hip"]),
-              help="Cycles device; an explicit GPU that is missing is an error, never a silent CPU fallback.")
+              help="Cycles device; an explicit GPU that is missing is an error (before anything is written),"
+                   " never a silent CPU fallback.")
 @click.option("--engine", default="CYCLES", show_default=True,
               type=click.Choice(["CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH"]), help="Blender render engine.")
-@click.option("--preview", is_flag=True, help="Draft quality (few samples) for a quick look.")
+@click.option("--preview", is_flag=True,
+              help="Draft quality for a quick look: at most 8 samples, recorded so in dataset.json and the scene files.")
 @click.option("--ray-address", default=None,
               help="Run workers as Ray tasks: 'local' starts a local instance, 'auto' joins a cluster, or an address.")
 @click.option("--recycle-every", default=50, show_default=True, type=click.IntRange(1),

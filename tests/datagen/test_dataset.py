@@ -104,3 +104,49 @@ def test_validate_duplicates_splits_and_edit_types(dataset):
     kinds = {(p.pair_id, p.kind) for p in problems}
     assert kinds == {("000000", "duplicate"), ("000000", "edit_type"), ("000002", "split")}
     assert any("holdout" in str(p) for p in problems)
+
+
+def test_source_file_columns_are_kept_only_where_used(dataset, write_pair):
+    header = (dataset.path / "pairs.csv").read_text().splitlines()[0]
+    assert header.split(",") == PAIR_COLUMNS  # a dataset without imports keeps the §2 header
+    row = write_pair(dataset.path, "photo1")
+    dataset.add_pairs([{**row, "x_source_file": "a b.jpg", "y_source_file": "a b.png"}])
+    header = (dataset.path / "pairs.csv").read_text().splitlines()[0].split(",")
+    assert header == PAIR_COLUMNS + ["x_source_file", "y_source_file"]
+    table = Dataset.open(dataset.path).pairs.set_index("pair_id")
+    assert table.loc["photo1", "x_source_file"] == "a b.jpg" and table.loc["000000", "x_source_file"] == ""
+    dataset.update_pairs([{"pair_id": "000000", "kl_xy": 0.5}])
+    reopened = Dataset.open(dataset.path)
+    assert reopened.pairs.set_index("pair_id").loc["photo1", "y_source_file"] == "a b.png"
+    assert reopened.validate() == []
+
+
+def test_validate_reports_files_that_no_row_lists(dataset):
+    strays = ["images/ghost_x.png", "masks/ghost_x.png", "maps/ghost_y.npy", "scenes/ghost.json",
+              "fixations/ghost_x.csv", "images/.ghost_y.png.tmp.png"]
+    for rel in strays:
+        (dataset.path / rel).write_bytes(b"left over")
+    (dataset.path / "fixations/000001_x.csv").write_text("participant_id,x,y,t_ms\n")  # a listed pair's
+    (dataset.path / "images/.DS_Store").write_bytes(b"")  # a file manager's, not debris
+    problems = Dataset.open(dataset.path).validate()
+    assert {(p.pair_id, p.kind) for p in problems} == {("", "unlisted")}
+    assert sorted(str(p) for p in problems) == sorted(
+        f"dataset: unlisted: {rel} is a file that no pairs.csv row lists" for rel in strays)
+
+
+def test_validate_counts_unlisted_files_beyond_a_limit(dataset):
+    from datagen.validation import MAX_UNLISTED_SHOWN
+
+    for k in range(MAX_UNLISTED_SHOWN + 7):
+        (dataset.path / f"images/ghost{k:03d}_x.png").write_bytes(b"")
+    problems = Dataset.open(dataset.path).validate()
+    assert len(problems) == MAX_UNLISTED_SHOWN + 1
+    assert str(problems[-1]) == "dataset: unlisted: 7 more files that no pairs.csv row lists"
+
+
+def test_validate_reports_a_photo_imported_twice(dataset, write_pair):
+    dataset.add_pairs([{**write_pair(dataset.path, pid), "source": "photo", "edit_type": "none", "x_source_file": name}
+                       for pid, name in (("a_b", "a_b.jpg"), ("a_b_2", "a_b.png"), ("c", "c.jpg"))])
+    problems = Dataset.open(dataset.path).validate()
+    assert [(p.pair_id, p.kind) for p in problems] == [("a_b_2", "duplicate_source")]
+    assert "a_b" in problems[0].message

@@ -12,7 +12,9 @@ import pytest
 
 from datagen.dataset import Dataset
 from datagen.generator_config import GeneratorConfig
-from datagen.pipeline import GenerationAborted, RunSummary, generate, open_for_generation, plan_resume
+from datagen.pipeline import (
+    GenerationAborted, RunSummary, check_render_device, generate, open_for_generation, plan_resume,
+)
 from datagen.sampling import sample_pair
 
 TINY = dict(width=64, height=48, samples=4, objects="3-5")
@@ -99,7 +101,71 @@ def test_cli_render_errors_exit_2(run_cli, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
+def test_an_aborted_run_removes_the_empty_dataset_it_created(tmp_path, monkeypatch):
+    """A fatal error before any pair (here a Ray worker without the requested GPU) leaves no folder
+    behind that this run made; an existing folder or dataset stays."""
+    from datagen.worker import PairOutcome
+
+    def no_gpu(config, out, todo, *args):
+        yield PairOutcome("000000", error="render device 'cuda' was requested but Blender found no CUDA device",
+                          fatal=True)
+
+    monkeypatch.setattr("datagen.pipeline._ray_results", no_gpu)
+    with pytest.raises(GenerationAborted, match="CUDA"):
+        generate(tmp_path / "new", _config(n_pairs=2, device="cuda"), ray_address="auto", progress=False)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GenerationAborted):
+        generate(tmp_path / "empty", _config(n_pairs=2, device="cuda"), ray_address="auto", progress=False)
+    assert list((tmp_path / "empty").iterdir()) == []
+    open_for_generation(tmp_path / "old", _config(n_pairs=2, device="cuda"))
+    with pytest.raises(GenerationAborted):
+        generate(tmp_path / "old", _config(n_pairs=2, device="cuda"), ray_address="auto", progress=False)
+    assert Dataset.open(tmp_path / "old").pairs.empty  # a dataset from before is kept
+
+
+def test_preview_records_the_samples_it_renders(tmp_path, monkeypatch):
+    """--preview caps the samples at 8: dataset.json (and the scene files, below) say 8, not the 64 asked."""
+    seen = []
+    monkeypatch.setattr("datagen.pipeline._local_results", lambda config, *args: iter(seen.append(config) or []))
+    generate(tmp_path / "p", _config(n_pairs=1, samples=64, preview=True), progress=False)
+    meta = json.loads((tmp_path / "p/dataset.json").read_text())
+    assert meta["settings"]["generator"]["render"]["samples"] == 8 and seen[0].render.samples == 8
+    # the same preview asked with other samples renders the same images: it resumes the dataset
+    open_for_generation(tmp_path / "p", _config(n_pairs=1, samples=32, preview=True))
+
+
 # --- with Blender -------------------------------------------------------------------------
+
+
+def _missing_gpu():
+    """A GPU backend Blender does not find here (skips when it finds all three)."""
+    for device in ("hip", "optix", "cuda"):
+        try:
+            check_render_device(_config(device=device))
+        except GenerationAborted:
+            return device
+    pytest.skip("Blender finds a HIP, an OptiX and a CUDA device here")
+
+
+@pytest.mark.blender
+def test_a_missing_gpu_is_refused_before_anything_is_written(run_cli, tmp_path):
+    pytest.importorskip("bpy")
+    device = _missing_gpu()
+    code, out, err = run_cli("datagen", "render", "--out", tmp_path / "ds", "--pairs", 2, "--width", 64,
+                             "--height", 48, "--device", device, "--quiet")
+    assert code == 2 and not (tmp_path / "ds").exists()
+    assert len(err.splitlines()) == 1 and f"render device {device!r} was requested" in err
+    assert "nothing was written" in err
+
+
+@pytest.mark.blender
+def test_a_preview_scene_file_records_the_samples_used(tmp_path):
+    pytest.importorskip("bpy")
+    summary = generate(tmp_path / "p", _config(n_pairs=1, samples=64, preview=True), progress=False)
+    assert summary.rendered == 1
+    record = _scene_files(tmp_path / "p")["000000.json"]
+    assert record["render"]["samples"] == 8 and record["render"]["preview"] is True
 
 
 def _scene_files(root):
@@ -176,6 +242,7 @@ def test_missing_gpu_is_an_error_not_a_cpu_fallback(tmp_path):
     pytest.importorskip("bpy")
     with pytest.raises(GenerationAborted, match="(?i)cuda"):
         generate(tmp_path / "gpu", _config(n_pairs=1, device="cuda"), progress=False)
+    assert not (tmp_path / "gpu").exists()
 
 
 @pytest.mark.blender

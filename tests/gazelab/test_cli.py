@@ -130,3 +130,30 @@ def test_score_command_reports_missing_counterparts_by_name(run_cli, tmp_path):
     assert code == 0 and "scored 2 images" in out and "skipping im1" in err
     code, _, err = run_cli(*args, "--skip-missing", "--metrics", "nss")
     assert code == 2 and "need --fixations" in err
+
+
+def test_import_pairs_again_after_new_photos_and_an_aborted_import(run_cli, tmp_path):
+    """The issue's sequence: 'a_b' imported; 'a b' added and imported; then an import that stops on a
+    pair of two sizes leaves no image behind; `dataset validate` names any file no row lists."""
+    def photos(stem, value, y_size=(16, 12)):
+        cv2.imwrite(str(tmp_path / "x" / f"{stem}.jpg"), np.full((12, 16, 3), value, np.uint8))
+        cv2.imwrite(str(tmp_path / "y" / f"{stem}.jpg"), np.full((y_size[1], y_size[0], 3), value, np.uint8))
+
+    (tmp_path / "x").mkdir(), (tmp_path / "y").mkdir()
+    args = ["datagen", "import-pairs", "--x-dir", tmp_path / "x", "--y-dir", tmp_path / "y", "--out", tmp_path / "ds"]
+    photos("a_b", 40)
+    assert run_cli(*args)[:2] == (0, f"imported 1 pairs (0 already there) into {tmp_path / 'ds'}\n")
+    photos("a b", 160)
+    assert run_cli(*args)[:2] == (0, f"imported 1 pairs (1 already there) into {tmp_path / 'ds'}\n")
+    table = Dataset.open(tmp_path / "ds").pairs
+    assert sorted(cv2.imread(str(tmp_path / "ds" / p))[0, 0, 0] for p in table["x_image"]) == [40, 160]
+    photos("m", 90), photos("zz", 90, y_size=(20, 12))
+    code, _, err = run_cli(*args)
+    assert code == 2 and "20x12" in err and len(err.splitlines()) == 1
+    images = sorted(p.name for p in (tmp_path / "ds/images").iterdir())
+    assert images == sorted(f"{pid}_{side}.png" for pid in table["pair_id"] for side in "xy")
+    code, out, _ = run_cli("dataset", "validate", tmp_path / "ds")
+    assert (code, out) == (0, f"ok: 2 pairs in {tmp_path / 'ds'} follow the dataset contract\n")
+    cv2.imwrite(str(tmp_path / "ds/images/m_x.png"), np.zeros((12, 16, 3), np.uint8))  # as an old import left it
+    code, out, err = run_cli("dataset", "validate", tmp_path / "ds")
+    assert code == 1 and out == "dataset: unlisted: images/m_x.png is a file that no pairs.csv row lists\n"
