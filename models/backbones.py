@@ -7,8 +7,10 @@ returns the activations of the requested layers by name: `conv{b}_{i}`, `relu{b}
 Weights are explicit: `"imagenet"` loads torchvision's IMAGENET1K_V1 checkpoint from the torch
 hub cache (`$TORCH_HOME/hub/checkpoints/`), downloading it only when the cache lacks it, and
 raises `WeightsUnavailable` (what is missing, where, how to get it) rather than falling back
-to a random backbone; `"random"` is an untrained backbone, on request only; anything else is a
-path to a local state_dict. `weights_info` records which, for checkpoints and reports.
+to a random backbone; `"random"` is an untrained backbone, on request only (torchvision's init
+drawn from a fixed seed, so the same every time); anything else is a path to a local state_dict.
+`weights_info` records which, for checkpoints and reports: a checkpoint leaves a frozen backbone
+out and rebuilds it from there with `reload_weights` (models/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Seconds to wait for download.pytorch.org (DNS + TCP) and for each stalled read while downloading.
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
+RANDOM_WEIGHTS_SEED = 0  # "random" weights: reproducible, so a checkpoint need not store them
 
 
 class WeightsUnavailable(RuntimeError):
@@ -126,9 +129,16 @@ class VGGFeatures(nn.Module):
     def extra_repr(self) -> str:
         return f"arch={self.arch}, layers={self.layers}, weights={self.weights_info['source']}"
 
+    def reload_weights(self, weights: str | os.PathLike, allow_download: bool = True) -> None:
+        """Load `weights` ("imagenet", "random" or a state_dict path, as in __init__) into the feature
+        stack in place (device and requires_grad kept) and record them in `weights_info`."""
+        self.weights_info = self._load_weights(weights, allow_download)
+
     def _load_weights(self, weights: str | os.PathLike, allow_download: bool) -> dict:
         if isinstance(weights, str) and weights == "random":
-            _init_like_torchvision(self.features)
+            with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left as it was
+                torch.manual_seed(RANDOM_WEIGHTS_SEED)
+                _init_like_torchvision(self.features)
             logger.info("%s backbone: random weights (explicitly requested)", self.arch)
             return {"arch": self.arch, "source": "random", "file": None}
         if isinstance(weights, str) and weights == "imagenet":

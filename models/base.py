@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.checkpoint import check_compatible, read_checkpoint
+from models.checkpoint import check_compatible, load_model_state, read_checkpoint
 from models.config import load_config
 from models.registry import EDITORS, PREDICTORS, Registry
 
@@ -203,10 +203,14 @@ def build_model(kind: str, name: str, preset: str = "paper", config: str | os.Pa
 
 
 def load_trained(path: str | os.PathLike, kind: str | None = None, device: str | torch.device = "cpu") -> nn.Module:
-    """The model saved in checkpoint `path`, in eval mode on `device`, without any pretrained downloads.
+    """The model saved in checkpoint `path`, in eval mode on `device`.
 
-    `kind` ("predictor" / "editor") checks what the checkpoint holds; a checkpoint of the other
-    kind, of an unknown model, or of a config the code cannot read raises ValueError saying so.
+    A frozen backbone the checkpoint left out (a loss network's VGG, `models.checkpoint.model_state`)
+    is rebuilt from its recorded weights when it first runs: editing with a model whose `edit`
+    never runs it needs no pretrained weights; otherwise they come from the torch hub cache (or a
+    download, or the recorded file), as when training. `kind` ("predictor" / "editor") checks what
+    the checkpoint holds; a checkpoint of the other kind, of an unknown model, or of a config the
+    code cannot read raises ValueError saying so.
     """
     ckpt = read_checkpoint(path)
     import_models()
@@ -221,7 +225,7 @@ def load_trained(path: str | os.PathLike, kind: str | None = None, device: str |
     config = load_config(cls.Config, ckpt.get("config") or {})
     model = cls(config, load_pretrained=False)
     check_compatible(ckpt, model, source=f"checkpoint {path}")
-    model.load_state_dict(ckpt["model"])
+    load_model_state(model, ckpt, source=f"checkpoint {path}", lazy=True)
     model.weights_info = ckpt.get("weights_info") or {}
     model.checkpoint_info = {"path": str(Path(path).resolve()), "step": int(ckpt.get("step", 0))}
     return model.to(device).eval()

@@ -16,15 +16,17 @@ _TB_NOTICE_GIVEN = False
 
 
 class RunLogs:
-    """The CSV logs `out_dir/<name>.csv` and, where the tensorboard package is installed,
-    `out_dir/tensorboard/`. Rows after `resumed_step` (left by a crashed run) are dropped on open."""
+    """The CSV logs `out_dir/<name>.csv` and, with `tensorboard` where the tensorboard package is
+    installed, `out_dir/tensorboard/`. Rows after `resumed_step` (left by a crashed run) are dropped on open."""
 
-    def __init__(self, out_dir: Path, resumed_step: int):
+    def __init__(self, out_dir: Path, resumed_step: int, tensorboard: bool = True):
         global _TB_NOTICE_GIVEN
         self.out_dir, self.resumed_step = Path(out_dir), resumed_step
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._writers: dict[str, _CsvLog] = {}
         self._tb = None
+        if not tensorboard:
+            return
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -1,4 +1,4 @@
-"""The training loop: devices, bf16, checkpoints, exact resume, logs, hooks, validation and DDP.
+"""The training loop: devices, mixed precision, checkpoints, exact resume, logs, hooks, validation and DDP.
 
 The trainer owns the loop and never a model's maths. A model it trains follows this protocol:
 
@@ -9,8 +9,10 @@ The trainer owns the loop and never a model's maths. A model it trains follows t
 
         def train_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
             '''One optimisation step on `batch` (tensors already on the model's device): the
-            model does its own zero_grad / backward / optimizer.step(), as many G and D steps
-            as its paper asks, and returns its losses as scalar tensors (or floats).'''
+            model does its own zero_grad, `amp.backward(loss)` and `amp.step(optimizer)`
+            (`from models import amp`; not loss.backward() / optimizer.step(), see below), as
+            many G and D steps as its paper asks, and returns its losses as scalar tensors (or
+            floats). Each optimizer steps at most once per train_step.'''
         def optimizers(self) -> dict[str, Optimizer]:
             '''Its optimisers, created once in __init__ (the same objects on every call).'''
         def schedulers(self) -> dict[str, LRScheduler]:            # optional
@@ -22,10 +24,15 @@ The trainer owns the loop and never a model's maths. A model it trains follows t
             by its DistributedDataParallel wrapper, so train_step must call them through
             `self.<name>(...)`. Networks without trainable parameters are left unwrapped.'''
 
-bf16: on CUDA (and only there) the trainer runs `train_step` and `validation_step` inside
-`torch.autocast("cuda", dtype=torch.bfloat16)`; the model's backward calls therefore run in that
-context too, which autocast allows (bf16 needs no GradScaler). A model that needs float32 for
-some part wraps it in `torch.autocast("cuda", enabled=False)`.
+Mixed precision (`models/amp.py`): on CUDA the trainer runs `train_step` and `validation_step`
+under autocast — bfloat16 where the GPU has it natively (`torch.cuda.is_bf16_supported(
+including_emulation=False)`), else float16 with a GradScaler; the log says which. float16 needs
+the model's cooperation: `amp.backward(loss)` scales the loss and `amp.step(optimizer)` unscales
+the gradients and skips a step with inf/NaN ones (the trainer updates the scale after
+train_step). Outside an fp16 step both are plain `loss.backward()` / `optimizer.step()`, so a
+model calls them always; an optimizer stepped directly during an fp16 step is an
+`AmpProtocolError`. The scaler's state is in checkpoints. A model that needs float32 for some
+part wraps it in `torch.autocast(device_type, enabled=False)`.
 
 Data: `train_data` is best a map-style dataset (`__len__` and `__getitem__` returning a dict of
 tensors and plain values). The trainer then batches it itself (`collate_fn`, by default
@@ -35,17 +42,28 @@ DistributedSampler (padded to ceil(len / world_size) per rank, rank r takes ever
 world_size-th index), cut into full batches only (one smaller batch if a rank holds fewer than
 batch_size samples). Step k (0-based) reads batch
 k mod that count of epoch k div it, so a resumed run reads exactly the batches the uninterrupted
-run would. Random augmentation inside `__getitem__` draws from the global generators, whose
-states checkpoints hold. An iterable (e.g. a DataLoader) is accepted too, but is replayed from its
-start on resume (logged), so resume is exact only with a map-style dataset.
+run would. Before reading a batch of epoch e the dataset's `set_epoch(e)` is called (where it has
+one), and the batch is read under python / numpy / torch-CPU generators seeded from (seed, rank,
+e, batch) — restored afterwards — so random augmentation in `__getitem__` gives the same batch
+with 0 or N `num_workers` and after a resume. Workers (`num_workers` > 0) persist across epochs
+and, on CUDA, pin batches' memory. An iterable (e.g. a DataLoader) is accepted too; pass p calls
+`set_epoch(p)` on it and on its sampler (a DistributedSampler) and dataset, but it is replayed
+from its start on resume (logged), so resume is exact only with a map-style dataset.
 
 Exact resume is guaranteed for a single process. Under DDP the checkpoint holds rank 0's RNG
 states, restored on every rank.
 
+Frozen backbones: the frozen parameters of a model's pretrained feature extractors (modules of
+`models.backbones`, e.g. a perceptual loss's VGG) are left out of checkpoints, which record their
+weights' source and digest instead; resume and `load_trained` rebuild them from it
+(`models.checkpoint.model_state`).
+
 Steps are counted from 1: `step` is the number of train_step calls done; checkpoints
 `out_dir/checkpoints/step_000100.pt` (the newest `keep_checkpoints`, default 3) and `last.pt`
 (a hard link to the newest), with `config.yaml` beside them; logs
-`out_dir/log.csv` (step, seconds since training began, losses, lr) and `out_dir/val.csv`.
+`out_dir/log.csv` (step, seconds since training began, losses, lr) and `out_dir/val.csv`; on rank 0
+the same numbers as TensorBoard scalars in `out_dir/tensorboard/` (`train/<loss>`, `train/lr`,
+`val/<metric>`; `tensorboard=False` turns them off).
 """
 
 from __future__ import annotations
@@ -57,6 +75,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,8 +85,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from models.checkpoint import (FORMAT, check_compatible, read_checkpoint, restore_rng_states, rng_states,
-                               save_checkpoint)
+from models.amp import Precision, choose_precision
+from models.checkpoint import (FORMAT, check_compatible, load_model_state, model_state, read_checkpoint,
+                               restore_rng_states, rng_states, save_checkpoint)
 from models.config import config_to_dict, save_config
 from models.arrays import collate
 from models.batching import batch_stream, iterate_batches, to_device
@@ -114,12 +134,18 @@ class Trainer:
         keep_checkpoints: the newest step_NNNNNN.pt files kept (older ones are deleted as new
             ones are written; 0 keeps all). last.pt is a hard link to the newest where the file
             system allows, so it costs no second copy.
-        device: 'auto', 'cpu', 'cuda' or 'cuda:N'. bf16: autocast to bfloat16, on CUDA only.
+        device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
+        bf16: mixed precision on CUDA (False: float32 everywhere; the same as precision="fp32").
+        precision: "auto" (bf16 on CUDA where the GPU has it natively, else fp16 with a GradScaler;
+            float32 on the CPU), or "bf16", "fp16", "fp32" to force one (on the CPU bf16 and fp16
+            run CPU autocast, for tests). See `models/amp.py`.
         seed: seeds python, numpy and torch (plus the rank) and the data order.
         hooks: extra HookBase objects, run after the built-in validation hook.
         resume: continue from out_dir/checkpoints/last.pt if it exists.
-        num_workers: DataLoader worker processes for map-style data (0: load in this process).
+        num_workers: DataLoader worker processes for map-style data (0: load in this process);
+            they persist across epochs and pin memory on CUDA.
         collate_fn: list of items → batch (default `models.data.collate`).
+        tensorboard: also write the logs as TensorBoard scalars under out_dir/tensorboard.
     """
 
     def __init__(self, model: nn.Module, train_data: Any, *, out_dir: str | os.PathLike, max_steps: int,
@@ -128,11 +154,15 @@ class Trainer:
                  device: str | torch.device = "auto", bf16: bool = True, seed: int = 0,
                  hooks: Sequence[HookBase] = (), progress: bool = True, resume: bool = False,
                  num_workers: int = 0, find_unused_parameters: bool = False, collate_fn: Any = None,
-                 keep_checkpoints: int = 3):
+                 keep_checkpoints: int = 3, precision: str = "auto", tensorboard: bool = True):
         for what, value in (("max_steps", max_steps), ("batch_size", batch_size), ("ckpt_every", ckpt_every),
                             ("log_every", log_every)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{what} must be an int >= 1, got {value!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+        if not bf16 and precision not in ("auto", "fp32"):
+            raise ValueError(f"bf16=False asks for float32 but precision={precision!r}; give one of them")
         if not isinstance(keep_checkpoints, int) or keep_checkpoints < 0:
             raise ValueError(f"keep_checkpoints must be an int >= 0 (0: keep all), got {keep_checkpoints!r}")
         if not callable(getattr(model, "train_step", None)) or not callable(getattr(model, "optimizers", None)):
@@ -143,14 +173,15 @@ class Trainer:
         self.max_steps, self.batch_size, self.shuffle = max_steps, batch_size, shuffle
         self.ckpt_every, self.log_every, self.seed = ckpt_every, log_every, seed
         self.keep_checkpoints = keep_checkpoints
-        self.progress, self.num_workers = progress, num_workers
+        self.progress, self.num_workers, self.tensorboard = progress, num_workers, bool(tensorboard)
         self.collate_fn = collate_fn or collate
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = resolve_device(device, self.local_rank)
-        self.bf16 = bool(bf16) and self.device.type == "cuda"
+        self.precision = Precision(choose_precision(precision if bf16 else "fp32", self.device), self.device)
+        logger.info("%s", self.precision.describe())
         self._owns_process_group = False
         if self.world_size > 1:
             self._init_distributed()
@@ -158,6 +189,7 @@ class Trainer:
         model.to(self.device)
         model.train()
         self.optimizers = dict(model.optimizers())
+        self.precision.watch(self.optimizers, getattr(model, "name", type(model).__name__))
         self.schedulers = dict(model.schedulers()) if callable(getattr(model, "schedulers", None)) else {}
         self._ddp: dict[str, tuple[nn.Module, nn.Module]] = {}
         if self.world_size > 1:
@@ -180,13 +212,18 @@ class Trainer:
             else:
                 logger.info("resume asked but %s holds no last.pt; starting from step 0", self.ckpt_dir)
 
+    @property
+    def bf16(self) -> bool:
+        """Whether train_step runs under bfloat16 autocast."""
+        return self.precision.mode == "bf16"
+
     # -- the loop ----------------------------------------------------------------------------------
 
     def train(self) -> dict[str, float]:
         """Run steps until `max_steps`; returns the last losses. Raises TrainingDiverged on NaN/inf."""
         self._start_step = self.step  # log rows after it (left by a crashed run) are dropped
         if self.rank == 0:
-            self._logs = RunLogs(self.out_dir, self._start_step)
+            self._logs = RunLogs(self.out_dir, self._start_step, tensorboard=self.tensorboard)
         for hook in self.hooks:
             hook.before_train()
         started = time.perf_counter()
@@ -197,7 +234,7 @@ class Trainer:
         try:
             while self.step < self.max_steps:
                 batch = to_device(next(batches), self.device)
-                with self._autocast():
+                with self.precision.train_step():
                     losses = self.model.train_step(batch)
                 values = self._loss_values(losses)
                 bad = {k: v for k, v in values.items() if not math.isfinite(v)}
@@ -208,8 +245,11 @@ class Trainer:
                         f"training diverged at step {self.step + 1}: "
                         + ", ".join(f"loss {k} = {v}" for k, v in bad.items()) + f"; {kept}"
                     )
-                for scheduler in self.schedulers.values():
-                    scheduler.step()
+                with warnings.catch_warnings():
+                    if self.precision.scaler is not None:  # a step fp16 skipped (inf/NaN gradients) still counts
+                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                    for scheduler in self.schedulers.values():
+                        scheduler.step()
                 self.step += 1
                 self.last_losses = values
                 for key, value in values.items():
@@ -233,6 +273,7 @@ class Trainer:
                 hook.after_train()
         finally:
             bar.close()
+            batches.close()  # ends the loader's worker processes
             if self._logs is not None:
                 self._logs.close()
                 self._logs = None
@@ -247,7 +288,7 @@ class Trainer:
         count = 0
         self.model.eval()
         try:
-            with self._unwrapped(), torch.no_grad(), self._autocast():
+            with self._unwrapped(), torch.no_grad(), self.precision.autocast():
                 for batch in iterate_batches(data, batch_size or self.batch_size, self.collate_fn):
                     for key, value in self.model.validation_step(to_device(batch, self.device)).items():
                         sums[key] = sums.get(key, 0.0) + float(value)
@@ -267,13 +308,15 @@ class Trainer:
         if self.rank != 0:
             return None
         with self._unwrapped():
-            model_state = self.model.state_dict()
+            state, frozen = model_state(self.model)
         info = getattr(self.model, "weights_info", None)
         payload = {
             "format": FORMAT,
             "model_name": getattr(self.model, "name", type(self.model).__name__),
             "config": config_to_dict(self.model.config),
-            "model": model_state,
+            "model": state,
+            "frozen": frozen,
+            "precision": self.precision.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "step": self.step,
@@ -300,7 +343,8 @@ class Trainer:
         return path
 
     def resume(self, path: str | os.PathLike | None = None) -> int:
-        """Restore model, optimisers, schedulers, step and RNG states from `path` (default last.pt).
+        """Restore model, optimisers, schedulers, loss scaler, step and RNG states from `path` (default
+        last.pt); frozen backbones the checkpoint left out are rebuilt from their recorded weights.
 
         Raises FileNotFoundError if there is none, ValueError if it is another model or config.
         Returns the step resumed from.
@@ -312,11 +356,14 @@ class Trainer:
             if set(ckpt[kind]) != set(mine):
                 raise ValueError(f"checkpoint {path} holds {kind} {sorted(ckpt[kind])}, the model has {sorted(mine)}")
         with self._unwrapped():
-            self.model.load_state_dict(ckpt["model"])
+            load_model_state(self.model, ckpt, source=f"checkpoint {path}")
         for key, optimizer in self.optimizers.items():
             optimizer.load_state_dict(ckpt["optimizers"][key])
         for key, scheduler in self.schedulers.items():
             scheduler.load_state_dict(ckpt["schedulers"][key])
+        saved = ckpt.get("precision") or {}
+        if not self.precision.load_state_dict(saved) and saved.get("mode", self.precision.mode) != self.precision.mode:
+            logger.warning("resuming in %s; the checkpoint trained in %s", self.precision.mode, saved["mode"])
         self.step = int(ckpt["step"])
         extra = ckpt.get("extra", {})
         self.elapsed_s = float(extra.get("elapsed_s", 0.0))
@@ -334,11 +381,6 @@ class Trainer:
         self._logs.write_row(log, row)
 
     # -- helpers -----------------------------------------------------------------------------------
-
-    def _autocast(self):
-        if self.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def _loss_values(self, losses: dict[str, Any]) -> dict[str, float]:
         """Losses as floats, averaged over DDP ranks (so every rank sees a NaN on any rank)."""
@@ -363,7 +405,7 @@ class Trainer:
         """Batches from step `self.step` on, forever (see the module docstring for the order)."""
         return batch_stream(self.train_data, self.step, batch_size=self.batch_size, world_size=self.world_size,
                             rank=self.rank, seed=self.seed, shuffle=self.shuffle, num_workers=self.num_workers,
-                            collate_fn=self.collate_fn)
+                            collate_fn=self.collate_fn, pin_memory=self.device.type == "cuda")
 
     @contextlib.contextmanager
     def _unwrapped(self):

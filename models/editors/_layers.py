@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models import amp
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -143,10 +145,10 @@ def generator_then_discriminator_step(editor, batch: dict[str, Any]) -> dict[str
     check_target_maps(image, target_map)
     found = editor.generator_losses(image, target_map)
     editor.optimizer_g.zero_grad(set_to_none=True)
-    found["loss"].backward()  # D's parameters get gradients too; zeroed before its own step (DDP-safe)
-    editor.optimizer_g.step()
+    amp.backward(found["loss"])  # D's parameters get gradients too; zeroed before its own step (DDP-safe)
+    amp.step(editor.optimizer_g)
     editor.optimizer_d.zero_grad(set_to_none=True)
     loss_d = editor.discriminator_loss(image, found["output"])
-    loss_d.backward()
-    editor.optimizer_d.step()
+    amp.backward(loss_d)
+    amp.step(editor.optimizer_d)
     return {**{k: v.detach() for k, v in found.items() if k != "output"}, "discriminator": loss_d.detach()}

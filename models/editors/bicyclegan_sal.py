@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from models import losses
+from models import amp, losses
 from models.base import Editor
 from models.editors._gan_nets import (MultiScalePatchDiscriminator, PairSamples, ResNetEncoder, UNetGenerator,
                                       check_pair_batch, conditioning_maps, init_weights, linear_decay, to_signed,
@@ -222,15 +222,15 @@ class BicycleGANSal(Editor):
         found = self.generator_losses(batch)
         self.optimizer_g.zero_grad(set_to_none=True)
         self.optimizer_e.zero_grad(set_to_none=True)
-        found["loss"].backward()  # D's parameters get gradients too; zeroed before their own step
-        self.optimizer_g.step()
-        self.optimizer_e.step()
+        amp.backward(found["loss"])  # D's parameters get gradients too; zeroed before their own step
+        amp.step(self.optimizer_g)
+        amp.step(self.optimizer_e)
         d_losses = self.discriminator_losses(batch, found["fake_encoded"], found["fake_random"])
         self.optimizer_d.zero_grad(set_to_none=True)
         self.optimizer_d2.zero_grad(set_to_none=True)
-        (d_losses["d"] + d_losses["d2"]).backward()
-        self.optimizer_d.step()
-        self.optimizer_d2.step()
+        amp.backward(d_losses["d"] + d_losses["d2"])
+        amp.step(self.optimizer_d)
+        amp.step(self.optimizer_d2)
         out = {key: value.detach() for key, value in found.items() if not key.startswith("fake_")}
         return {**out, **{key: value.detach() for key, value in d_losses.items()}}
 

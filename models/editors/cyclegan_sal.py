@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from models import losses
+from models import amp, losses
 from models.base import Editor
 from models.editors._gan_nets import (ImagePool, PairSamples, ResnetGenerator, check_pair_batch, conditioning_maps,
                                       init_weights, linear_decay, to_signed, to_unit)
@@ -185,12 +185,12 @@ class CycleGANSal(Editor):
         batch of ``x``, ``y`` (B, 3, H, W) in [0, 1] and ``x_map``, ``y_map`` (B, 1, H, W) densities."""
         found = self.generator_losses(batch)
         self.optimizer_g.zero_grad(set_to_none=True)
-        found["loss"].backward()  # D's parameters get gradients too; zeroed before their own step
-        self.optimizer_g.step()
+        amp.backward(found["loss"])  # D's parameters get gradients too; zeroed before their own step
+        amp.step(self.optimizer_g)
         d_losses = self.discriminator_losses(batch, found["fake_b"], found["fake_a"])
         self.optimizer_d.zero_grad(set_to_none=True)
-        (d_losses["d_a"] + d_losses["d_b"]).backward()
-        self.optimizer_d.step()
+        amp.backward(d_losses["d_a"] + d_losses["d_b"])
+        amp.step(self.optimizer_d)
         out = {key: value.detach() for key, value in found.items() if key not in ("fake_a", "fake_b")}
         return {**out, **{key: value.detach() for key, value in d_losses.items()}}
 

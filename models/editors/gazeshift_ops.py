@@ -28,8 +28,8 @@ from models.losses import gaussian_blur
 
 __all__ = [
     "OPERATIONS", "LUMA_WEIGHTS", "raw_size", "parameters_from_raw", "identity_parameters",
-    "interpolate_parameters", "flatten_parameters", "share_at_limits", "apply_parameters", "apply_chain", "sharpen", "expose",
-    "adjust_contrast", "apply_curve", "luminance", "sobel_magnitude", "soften_mask", "check_image",
+    "interpolate_parameters", "flatten_parameters", "share_at_limits", "apply_parameters", "apply_chain", "sharpen",
+    "expose", "adjust_contrast", "apply_curve", "luminance", "sobel_magnitude", "soften_mask", "check_image",
     "check_image_and_mask", "mask_from_guidance",
 ]
 
@@ -85,21 +85,18 @@ def flatten_parameters(params: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def share_at_limits(params: dict[str, torch.Tensor], margin: float = 0.05) -> torch.Tensor:
-    """(B,) share of a parameter set's entries within `margin` (a fraction of the range) of a bound.
+    """(B,) share of a set's sharpen, exposure and contrast within `margin` (a range fraction) of ±bound.
 
-    Bounds: ±2 (sharpen), ±3 (exposure), ±1 (contrast), 0 and 3 (every curve knot) — where
-    `parameters_from_raw`'s tanh and sigmoid saturate. 0 for the identity set; 1 when every entry
-    is pinned (a sign that the attention term overwhelms the GAN term).
+    Bounds ±2, ±3 stops, ±1, where `parameters_from_raw`'s tanh saturates: 0 for the identity set,
+    1 when all three are pinned (a sign that the attention term overwhelms the GAN term). Curve
+    knots are left out: each curve is normalised by its knots' sum, so a knot at a bound of
+    (0, 3) is no extreme edit by itself (all knots at 3 is the identity curve).
     """
     if not 0.0 < margin < 0.5:
         raise ValueError(f"margin must lie in (0, 0.5) (a fraction of each parameter's range), got {margin}")
-    pinned = []
-    for name, bound in (("sharpen", SHARPEN_RANGE), ("exposure", EXPOSURE_RANGE), ("contrast", CONTRAST_RANGE)):
-        pinned.append((params[name].abs() >= (1 - margin) * bound).float().reshape(-1, 1))
-    for name in ("tone", "color"):
-        knots = params[name].reshape(params[name].shape[0], -1)
-        pinned.append(((knots <= margin * KNOT_RANGE) | (knots >= (1 - margin) * KNOT_RANGE)).float())
-    return torch.cat(pinned, 1).mean(1)
+    bounds = {"sharpen": SHARPEN_RANGE, "exposure": EXPOSURE_RANGE, "contrast": CONTRAST_RANGE}
+    pinned = [(params[name].abs() >= (1 - margin) * bound).float() for name, bound in bounds.items()]
+    return torch.stack(pinned, 1).mean(1)
 
 
 def apply_parameters(image: torch.Tensor, mask: torch.Tensor, params: dict[str, dict[str, torch.Tensor]],

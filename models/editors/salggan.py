@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from models import losses
+from models import amp, losses
 from models.backbones import VGGFeatures
 from models.base import Editor
 from models.editors._layers import PatchDiscriminator, check_target_maps
@@ -256,14 +256,14 @@ class SalGGAN(Editor):
         found = self.forward_pass(batch)
         d_losses = self.discriminator_losses(found)
         self.optimizer_d.zero_grad(set_to_none=True)
-        sum(d_losses.values()).backward()
-        self.optimizer_d.step()
+        amp.backward(sum(d_losses.values()))
+        amp.step(self.optimizer_d)
         g_losses = self.generator_losses(found)
         self.optimizer_g.zero_grad(set_to_none=True)
         self.optimizer_e.zero_grad(set_to_none=True)
-        g_losses["loss"].backward()  # D's parameters get gradients too; zeroed before their own step
-        self.optimizer_g.step()
-        self.optimizer_e.step()
+        amp.backward(g_losses["loss"])  # D's parameters get gradients too; zeroed before their own step
+        amp.step(self.optimizer_g)
+        amp.step(self.optimizer_e)
         out = {key: value.detach() for key, value in g_losses.items() if key != "loss"}
         return {**out, "g_total": g_losses["loss"].detach(), **{k: v.detach() for k, v in d_losses.items()}}
 

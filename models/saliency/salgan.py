@@ -17,6 +17,24 @@ then the steps alternate one batch each, discriminator first (as SalGAN's code):
 BCE(D(I, S), 1) + BCE(D(I, Ŝ), 0), a G step on α·L_BCE + BCE(D(I, Ŝ), 1) with α = 1/20. AdaGrad,
 lr 3e-4, weight decay 1e-4, batch 32, 256×192 inputs. The step counter is a buffer, so a resumed
 run continues in the right phase.
+
+Random backbones (no ImageNet weights, e.g. offline): a random VGG16 is a poor feature extractor.
+Its deep features of different images are nearly alike — random ReLU layers pull every input
+towards the same activation pattern (Pearson correlation of relu5_3 activations between
+different 64×48 scenes 0.94, of relu1_2 0.37) — and four max-pools leave only a 3×4 grid at
+64×48 that no longer says where in each 16×16 cell an object is. Frozen up to conv5_1 with a
+trained decoder, SalGAN then predicts one map for every image (the former CPU preset: CC 0.72
+with each image's own map and 0.72 with other images'; predictions of different images
+correlate at 0.99). Training the whole VGG16 from scratch does not rescue it within a CPU
+budget: the 27-layer plain network (no skips) stays near the mean map for hundreds of steps
+(after 400 steps its maps of different images still correlate at 0.8; CC 0.22 with the own
+density, 0.16 with others'), with BCE or KL, AdaGrad or Adam, with or without batch norm.
+What learns from scratch is a shallower SalGAN, the "cpu" preset: `encoder_blocks` = 3 (VGG16
+conv1_1 … conv3_3, output stride 4), every layer trained, the mirrored decoder batch-normalised
+(`decoder_norm`), and the BCE stage only — the small discriminator never gets past chance at
+that size and budget, and its gradient, weighted 20× the content loss, undid what the BCE
+stage had learnt. On held-out synthetic scenes it recovers the generating density at CC ≈ 0.9
+(`benchmarks/bench_recovery.py`).
 """
 
 from __future__ import annotations
@@ -29,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import losses
+from models import amp, losses
 from models.backbones import VGGFeatures, vgg_layer_names
 from models.base import SaliencyPredictor, check_images, check_saliency_batch
 from models.registry import PREDICTORS
@@ -39,6 +57,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["SalGAN", "SalGANConfig", "SalGANGenerator", "SalGANDiscriminator"]
 
 VGG16_BLOCK_CONVS = (2, 2, 3, 3, 3)  # convolutions per VGG16 block; the decoder mirrors them
+VGG16_BLOCK_WIDTHS = (64, 128, 256, 512, 512)
 
 
 @dataclass
@@ -50,22 +69,34 @@ class SalGANConfig:
     trainable_encoder_from: first VGG16 conv layer that is trained; the ones before stay fixed
         (SalGAN: the last two groups, conv4_1 on; "conv1_1" trains the whole encoder, as the
         replication from scratch did).
-    decoder_channels: output channels of the decoder blocks mirroring VGG blocks 5, 4, 3, 2, 1.
+    encoder_blocks: how many VGG16 blocks the encoder keeps (SalGAN: all 5, conv1_1 … conv5_3;
+        3 ends at conv3_3, output stride 4 — what trains from a random backbone, see above).
+    decoder_channels: output channels of the decoder blocks mirroring the encoder's VGG blocks,
+        deepest first (SalGAN: blocks 5, 4, 3, 2, 1); one width per encoder block.
+    decoder_norm: "none" (SalGAN's) or "batch" (batch norm after each decoder convolution).
     disc_channels: the discriminator's conv widths conv1_1 (1×1), conv1_2, conv2_1, conv2_2,
         conv3_1, conv3_2; disc_hidden: its hidden fully connected widths (fc4, fc5).
     alpha: weight of the BCE content loss in the adversarial phase (L = α·L_BCE + L_adv).
     bce_downsample: average-pooling factor of both maps before the BCE (4: 64×48 maps).
-    bce_only_steps: steps of BCE-only pretraining (15 epochs of SALICON's 10,000 images at batch 32).
+    bce_only_steps: steps of BCE-only pretraining (15 epochs of SALICON's 10,000 images at batch 32);
+        at least the run's steps to train the BCE stage only.
     lr, weight_decay: AdaGrad's, the same for G and D.
     batch_size, max_steps: the run's defaults (`gazelab train`); 100 epochs as the replication.
     """
 
     PRESETS: ClassVar[dict[str, dict]] = {
-        # CPU-test sized; only conv5_3 is trained, as AdaGrad on blocks 4–5 (13 M weights) is slow on a CPU
-        # minutes on a laptop CPU (the demo): small input, last VGG block trained, a slim decoder
-        "cpu": {"input_size": (48, 64), "trainable_encoder_from": "conv5_1", "decoder_channels": (32, 32, 32, 16, 16),
-                "disc_channels": (3, 8, 16, 16, 16, 16), "disc_hidden": (16, 2), "bce_only_steps": 60, "lr": 3e-3,
-                "batch_size": 4, "max_steps": 80},
+        # Minutes on a laptop CPU from a random backbone (the demo; see the module docstring): VGG16 blocks 1–3
+        # trained from scratch, a slim batch-normalised decoder, the BCE stage only, the loss at the full
+        # 64×48 map as SalGAN's (its 256×192 inputs pooled by 4).
+        "cpu": {"input_size": (48, 64), "encoder_blocks": 3, "trainable_encoder_from": "conv1_1",
+                "decoder_channels": (32, 16, 16), "decoder_norm": "batch", "disc_channels": (3, 8, 16, 16, 16, 16),
+                "disc_hidden": (16, 2), "bce_downsample": 1, "bce_only_steps": 10**9, "lr": 3e-3,
+                "batch_size": 4, "max_steps": 400},
+        # Minutes on a CPU from ImageNet weights: the paper's network, its last VGG block fine-tuned (not
+        # checked offline, where no ImageNet weights exist; a random backbone here learns no image: see above).
+        "cpu_imagenet": {"input_size": (48, 64), "trainable_encoder_from": "conv5_1",
+                         "decoder_channels": (32, 32, 32, 16, 16), "disc_channels": (3, 8, 16, 16, 16, 16),
+                         "disc_hidden": (16, 2), "bce_only_steps": 60, "lr": 3e-3, "batch_size": 4, "max_steps": 80},
         "tiny": {"input_size": (24, 32), "backbone_weights": "random", "trainable_encoder_from": "conv5_3",
                  "decoder_channels": (8, 8, 8, 8, 8),
                  "disc_channels": (3, 8, 8, 8, 8, 8), "disc_hidden": (16, 2), "bce_only_steps": 3,
@@ -76,6 +107,8 @@ class SalGANConfig:
     backbone_weights: str = "imagenet"
     trainable_encoder_from: str = "conv4_1"
     decoder_channels: tuple[int, ...] = (512, 512, 256, 128, 64)
+    decoder_norm: str = "none"
+    encoder_blocks: int = 5
     disc_channels: tuple[int, ...] = (3, 32, 64, 64, 64, 64)
     disc_hidden: tuple[int, ...] = (100, 2)
     alpha: float = 1 / 20
@@ -90,28 +123,41 @@ class SalGANConfig:
 class SalGANGenerator(nn.Module):
     """(B, 3, H, W) images in [0, 1] → (B, 1, H, W) saliency *logits* (sigmoid gives the map).
 
-    Any H, W ≥ 16 work: the decoder upsamples to the sizes the encoder's pools saw.
+    Any H, W ≥ 2**(encoder_blocks − 1) work (16 for SalGAN's five blocks): the decoder upsamples to
+    the sizes the encoder's pools saw.
     """
 
-    def __init__(self, weights: str, trainable_from: str, decoder_channels: tuple[int, ...]):
+    def __init__(self, weights: str, trainable_from: str, decoder_channels: tuple[int, ...],
+                 decoder_norm: str = "none", encoder_blocks: int = 5):
         super().__init__()
+        if decoder_norm not in ("none", "batch"):
+            raise ValueError(f"decoder_norm = {decoder_norm!r}; expected 'none' (SalGAN's) or 'batch'")
+        if encoder_blocks not in range(1, 6):
+            raise ValueError(f"encoder_blocks = {encoder_blocks!r}; expected 1 … 5 VGG16 blocks (SalGAN: 5)")
+        last = f"relu{encoder_blocks}_{VGG16_BLOCK_CONVS[encoder_blocks - 1]}"
         names = vgg_layer_names("vgg16")
-        if not trainable_from.startswith("conv") or trainable_from not in names:
-            convs = [name for name in names if name.startswith("conv")]
-            raise ValueError(f"trainable_encoder_from = {trainable_from!r}; expected a VGG16 conv layer: "
-                             f"{', '.join(convs)}")
-        if len(decoder_channels) != 5 or min(decoder_channels) < 1:
-            raise ValueError(f"decoder_channels = {decoder_channels!r}; expected 5 positive widths (blocks 5 … 1)")
-        self.encoder = VGGFeatures("vgg16", layers=("relu5_3",), weights=weights, requires_grad=True)
+        used = names[: names.index(last) + 1]
+        if not trainable_from.startswith("conv") or trainable_from not in used:
+            convs = [name for name in used if name.startswith("conv")]
+            raise ValueError(f"trainable_encoder_from = {trainable_from!r}; expected a conv layer of the encoder's "
+                             f"VGG16 blocks: {', '.join(convs)}")
+        if len(decoder_channels) != encoder_blocks or min(decoder_channels) < 1:
+            raise ValueError(f"decoder_channels = {decoder_channels!r}; expected {encoder_blocks} positive widths "
+                             f"(blocks {encoder_blocks} … 1)")
+        self.last_layer = last
+        self.encoder = VGGFeatures("vgg16", layers=(last,), weights=weights, requires_grad=True)
         first_trained = names.index(trainable_from)  # layer names follow the feature stack's order
         for index, module in enumerate(self.encoder.features):
             if index < first_trained:
                 module.requires_grad_(False)
-        blocks, in_channels = [], 512
-        for n_convs, width in zip(reversed(VGG16_BLOCK_CONVS), decoder_channels):
+        blocks, in_channels = [], VGG16_BLOCK_WIDTHS[encoder_blocks - 1]
+        for n_convs, width in zip(reversed(VGG16_BLOCK_CONVS[:encoder_blocks]), decoder_channels):
             layers: list[nn.Module] = []
             for _ in range(n_convs):
-                layers += [nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU()]
+                if decoder_norm == "batch":
+                    layers += [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+                else:
+                    layers += [nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU()]
                 in_channels = width
             blocks.append(nn.Sequential(*layers))
         self.decoder = nn.ModuleList(blocks)
@@ -119,14 +165,15 @@ class SalGANGenerator(nn.Module):
         for module in self.decoder.modules():
             if isinstance(module, nn.Conv2d):  # He init, as torchvision's VGG: the signal keeps its scale
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[-2:]
         sizes = [(height, width)]
-        for _ in range(4):  # the sizes after VGG's four pools (floor division)
+        for _ in range(len(self.decoder) - 1):  # the sizes after the encoder's pools (floor division)
             sizes.append((sizes[-1][0] // 2, sizes[-1][1] // 2))
-        x = self.encoder(images)["relu5_3"]
+        x = self.encoder(images)[self.last_layer]
         for block, size in zip(self.decoder, reversed(sizes)):
             if tuple(x.shape[-2:]) != size:
                 x = F.interpolate(x, size=size, mode="nearest")
@@ -180,7 +227,8 @@ class SalGAN(SaliencyPredictor):
         super().__init__()
         self.config = config
         weights = config.backbone_weights if load_pretrained else "random"
-        self.generator = SalGANGenerator(weights, config.trainable_encoder_from, tuple(config.decoder_channels))
+        self.generator = SalGANGenerator(weights, config.trainable_encoder_from, tuple(config.decoder_channels),
+                                         config.decoder_norm, config.encoder_blocks)
         self.discriminator = SalGANDiscriminator(tuple(config.input_size), tuple(config.disc_channels),
                                                  tuple(config.disc_hidden))
         if config.bce_downsample < 1 or config.bce_only_steps < 0:
@@ -227,8 +275,8 @@ class SalGAN(SaliencyPredictor):
             self.optimizer_d.zero_grad(set_to_none=True)
             real, fake = self._discriminate(images, target, torch.sigmoid(logits))
             d_loss = losses.bce_gan_d(real, fake)
-            d_loss.backward()
-            self.optimizer_d.step()
+            amp.backward(d_loss)
+            amp.step(self.optimizer_d)
             with torch.no_grad():
                 bce = losses.bce_map_loss(logits, target, down, from_logits=True)
                 adv = losses.bce_gan_g(fake)
@@ -246,8 +294,8 @@ class SalGAN(SaliencyPredictor):
                 real, fake = self._discriminate(images, target, torch.sigmoid(logits))
                 adv = losses.bce_gan_g(fake)
             g_loss = bce
-        g_loss.backward()
-        self.optimizer_g.step()
+        amp.backward(g_loss)
+        amp.step(self.optimizer_g)
         d_loss = losses.bce_gan_d(real.detach(), fake.detach())
         return {"bce": bce.detach(), "adv": adv.detach(), "d": d_loss, "g": g_loss.detach()}
 
