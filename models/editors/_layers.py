@@ -6,6 +6,7 @@
   CycleGAN's generator); a 1×1 projection when the channel count changes.
 - `check_target_maps`: the ValueError checks of `edit(image, target_map)`.
 - `pad_to_multiple`, `max_normalise`, `log_density_ratio`: small tensor helpers.
+- `latent_codes`: the style codes z of an editor that samples (GazeShiftNet, SalG-GAN).
 
 Convolutions followed by InstanceNorm have no bias (the norm would cancel it) and the norms are
 affine, so every parameter receives a gradient.
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "PatchDiscriminator", "ResidualBlock", "check_target_maps", "pad_to_multiple", "max_normalise",
-    "log_density_ratio",
+    "log_density_ratio", "latent_codes",
 ]
 
 LOG_RATIO_FLOOR = -20.0  # log(p·H·W) below this (e^-20 of the uniform density) counts as zero mass
@@ -152,3 +153,19 @@ def generator_then_discriminator_step(editor, batch: dict[str, Any]) -> dict[str
     amp.backward(loss_d)
     amp.step(editor.optimizer_d)
     return {**{k: v.detach() for k, v in found.items() if k != "output"}, "discriminator": loss_d.detach()}
+
+
+def latent_codes(batch: int, samples: int, z_dim: int, z, seed, device) -> torch.Tensor:
+    """(batch, samples, z_dim) style codes: N(0, 1) draws (from `seed` when given, else the global
+    torch RNG), or `z` as given — (batch, z_dim) for one sample or (batch, samples, z_dim);
+    ValueError naming the shape otherwise."""
+    if z is None:
+        generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        return torch.randn(batch, samples, z_dim, generator=generator).to(device)
+    if isinstance(z, torch.Tensor) and samples == 1 and tuple(z.shape) == (batch, z_dim):
+        return z[:, None].to(device)
+    if isinstance(z, torch.Tensor) and tuple(z.shape) == (batch, samples, z_dim):
+        return z.to(device)
+    shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+    raise ValueError(f"z must be a ({batch}, {z_dim}) or ({batch}, {samples}, {z_dim}) tensor for {samples} "
+                     f"sample(s), got {shape}")

@@ -32,6 +32,7 @@ from models import amp, losses
 from models.base import Editor
 from models.editors.gazeshift_ops import (apply_parameters, check_image_and_mask, flatten_parameters,
                                          mask_from_guidance, parameters_from_raw, raw_size)
+from models.editors._layers import latent_codes
 from models.editors.gazeshift_data import GazeShiftSamples
 from models.registry import EDITORS
 
@@ -297,16 +298,7 @@ class GazeShiftNet(Editor):
             if z is not None:
                 raise ValueError("this model has no latent z (z_dim = 0); pass z=None")
             return None
-        if z is None:
-            generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-            return torch.randn(batch, samples, z_dim, generator=generator).to(device)
-        if isinstance(z, torch.Tensor) and samples == 1 and tuple(z.shape) == (batch, z_dim):
-            return z[:, None].to(device)
-        if isinstance(z, torch.Tensor) and tuple(z.shape) == (batch, samples, z_dim):
-            return z.to(device)
-        shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-        raise ValueError(f"z must be a ({batch}, {z_dim}) or ({batch}, {samples}, {z_dim}) tensor for {samples} "
-                         f"sample(s), got {shape}")
+        return latent_codes(batch, samples, z_dim, z, seed, device)
 
 
 class ParameterEncoder(nn.Module):

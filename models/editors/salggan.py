@@ -38,7 +38,7 @@ from torch.func import functional_call
 from models import amp, losses
 from models.backbones import VGGFeatures
 from models.base import Editor
-from models.editors._layers import PatchDiscriminator, check_target_maps
+from models.editors._layers import PatchDiscriminator, check_target_maps, latent_codes
 from models.editors.salggan_parts import (AttentionMaps, CueEncoder, MultiScaleDiscriminator, SalGGANSamples,
                                           SaliencyGuidedGenerator, attention_boxes, attention_maps, box_mask,
                                           check_batch, check_config, crop_patches)
@@ -426,14 +426,4 @@ class SalGGAN(Editor):
         return torch.cat(pair, 1)
 
     def _codes(self, batch: int, samples: int, z, seed, device) -> torch.Tensor:
-        z_dim = self.config.z_dim
-        if z is None:
-            generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-            return torch.randn(batch, samples, z_dim, generator=generator).to(device)
-        if isinstance(z, torch.Tensor) and samples == 1 and tuple(z.shape) == (batch, z_dim):
-            return z[:, None].to(device)
-        if isinstance(z, torch.Tensor) and tuple(z.shape) == (batch, samples, z_dim):
-            return z.to(device)
-        shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-        raise ValueError(f"z must be a ({batch}, {z_dim}) or ({batch}, {samples}, {z_dim}) tensor for {samples} "
-                         f"sample(s), got {shape}")
+        return latent_codes(batch, samples, self.config.z_dim, z, seed, device)
