@@ -10,8 +10,9 @@
 `with_controls` gives the per-image table of all three; `control_verdicts` says in words, per
 metric, whether the predictor beats each control: its per-image scores are better (in the
 metric's direction) by more than MIN_MARGIN on average, and a one-sided Wilcoxon signed-rank
-test of the paired differences (scipy) gives p < ALPHA — with 4 images or fewer no difference
-can reach that, and the verdict says the predictor does not beat the control.
+test of the paired differences (scipy) gives p < ALPHA. With fewer than MIN_IMAGES images no
+difference can reach that (the smallest one-sided p of n pairs is 1 / 2^n), and the verdict says
+there are too few images to tell instead of judging the predictor.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from analysis.scoring import score_many
 CENTRE_SIGMA_FRAC = 0.25
 MIN_MARGIN = 0.01
 ALPHA = 0.05
+MIN_IMAGES = 5  # 1 / 2^5 = 0.031 < ALPHA: the fewest paired images a Wilcoxon test can decide on
 LOWER_IS_BETTER = {"kld"}
 MODELS = ("predictor", "centre_bias", "shuffle")
 
@@ -79,7 +81,11 @@ def control_verdicts(table: pd.DataFrame) -> list[str]:
         means = {model: float(values[model].mean()) for model in MODELS}
         said = (f"{metric}: predictor {means['predictor']:.3f}, centre bias {means['centre_bias']:.3f}, "
                 f"other images' maps {means['shuffle']:.3f} —")
-        if beats["centre_bias"] is False and beats["shuffle"] is False:
+        n_images = int(values["predictor"].notna().sum())
+        if n_images < MIN_IMAGES:
+            lines.append(f"{said} too few images ({n_images}) to tell whether it beats the controls: a paired test "
+                         f"needs at least {MIN_IMAGES}.")
+        elif beats["centre_bias"] is False and beats["shuffle"] is False:
             lines.append(f"{said} it beats neither control: the predictor carries no image-specific information.")
         elif beats["shuffle"] is False:
             lines.append(f"{said} it scores as well against other images' maps as against its own: no image-specific "

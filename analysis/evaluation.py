@@ -12,7 +12,7 @@ reference row. Every output is scored as the 8-bit PNG it is saved as. The evalu
     per_image.csv           tidy: one row per (pair_id, method), every metric (analysis.eval_pairs.METRIC_INFO)
     summary.csv             per method and metric: n, mean, std over the pairs every method has
     set_metrics.csv         per method: FID against the reference images, or "unavailable: why"
-    predictor_check.csv     the predictor on X against the human maps, beside the centre bias and shuffle
+    predictor_check.csv     the predictor on X and Y against their human maps, beside the centre bias and shuffle
 
 Rerunning with the same --out continues: pairs already scored are kept, new methods are added; a
 method name given again with another source, or another dataset, split or predictor, is refused.
@@ -429,13 +429,16 @@ def _set_metrics(out: Path, methods, pairs, common, fid: bool, device: str, reco
 
 
 def _predictor_check(out: Path, pairs: list[PairInputs], saliency: _Saliency) -> dict:
-    """The predictor's maps of X against the human maps of X, beside the two controls."""
+    """The predictor's maps of the evaluated X and Y images against their human maps, beside the
+    two controls (the predictor's maps of Y are cached under maps/ground_truth_y/)."""
     from analysis.controls import control_verdicts, with_controls
 
-    items = [{"name": p.pair_id, "pred": saliency.density(REFERENCE, p.pair_id, p.x), "gt_map": p.x_human}
+    items = [{"name": f"{p.pair_id}/x", "pred": saliency.density(REFERENCE, p.pair_id, p.x), "gt_map": p.x_human}
              for p in pairs if p.x_human is not None]
+    items += [{"name": f"{p.pair_id}/y", "pred": saliency.density("ground_truth_y", p.pair_id, p.y), "gt_map": p.target}
+              for p in pairs if p.y is not None and p.target is not None]
     if len(items) < 2:
-        return {"status": f"not checked: {len(items)} evaluated pair(s) have a human map of X (the shuffle needs 2)"}
+        return {"status": f"not checked: {len(items)} evaluated image(s) have a human map (the shuffle needs 2)"}
     table = with_controls(items, metrics=["cc", "sim", "kld"], rng=0)
     table.to_csv(out / "predictor_check.csv", index=False)
     return {"status": "checked", "images": len(items), "verdicts": control_verdicts(table)}

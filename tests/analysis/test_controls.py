@@ -43,3 +43,9 @@ def test_a_predictor_that_knows_each_image_beats_both_controls():
 def test_the_shuffle_needs_two_images():
     with pytest.raises(ValueError, match="at least 2 images, got 1"):
         with_controls(_items(lambda gt: gt)[:1])
+
+
+def test_with_too_few_images_the_verdict_says_so_instead_of_judging():
+    table = with_controls(_items(lambda gt: gt)[:4], metrics=["cc"], rng=0)
+    (verdict,) = control_verdicts(table)
+    assert "too few images (4) to tell" in verdict and "no image-specific" not in verdict
