@@ -14,6 +14,8 @@ import bpy
 import bmesh  # noqa: I001 — bmesh and mathutils exist only once bpy is imported
 from mathutils import Matrix, Vector
 
+from datagen.blender.builders import EXPOSURE_LIT, GROUND_LINEAR_GREY, SUN_ANGLE, SUN_DIRECTION, SUN_STRENGTH, WORLD_LINEAR_GREY
+
 BLENDER_VERSION = bpy.app.version_string
 
 
@@ -29,16 +31,21 @@ class BareScript:
         scene.cycles.seed = settings.seed
         scene.cycles.use_denoising = settings.denoise
         scene.view_settings.view_transform = "Standard"
+        scene.view_settings.exposure = EXPOSURE_LIT
         scene.render.dither_intensity = 0.0
         scene.render.image_settings.file_format = "PNG"
         scene.render.image_settings.color_mode = "RGB"
         ground = bpy.data.meshes.new("ground")
         ground.from_pydata([(-100, -100, 0), (100, -100, 0), (100, 100, 0), (-100, 100, 0)], [], [(0, 1, 2, 3)])
-        ground.materials.append(_material("ground", (0.3, 0.3, 0.3), 0.6, 0.0))
+        ground.materials.append(_material("ground", (GROUND_LINEAR_GREY,) * 3, 0.6, 0.0))
         scene.collection.objects.link(bpy.data.objects.new("ground", ground))
         world = bpy.data.worlds.new("world")
-        world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.05, 0.05, 0.05, 1.0)
+        world.node_tree.nodes["Background"].inputs["Color"].default_value = (WORLD_LINEAR_GREY,) * 3 + (1.0,)
         scene.world = world
+        sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
+        sun.data.energy, sun.data.angle = SUN_STRENGTH, SUN_ANGLE
+        sun.rotation_euler = Vector(SUN_DIRECTION).to_track_quat("-Z", "Y").to_euler()
+        scene.collection.objects.link(sun)
         camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
         scene.collection.objects.link(camera)
         scene.camera = camera

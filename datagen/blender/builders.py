@@ -15,8 +15,25 @@ from datagen.scene import Camera, Light
 
 SHARP_ANGLE = math.radians(30.0)  # edges sharper than this stay crisp under smooth shading
 GROUND_SIZE = 200.0  # metres; the horizon of a camera ~10 m away at 5 m height lies inside it
-GROUND_LINEAR_GREY = 0.30  # ≈ sRGB 150: CLEVR's light grey floor under the Standard view
-WORLD_LINEAR_GREY = 0.05  # a dim grey sky: soft fill light and no black horizon
+# CLEVR's base_scene.blend camera range. A wider one (0.05–1000 m) costs Workbench's shadow
+# volumes their depth precision: the 200 m ground then shadows itself in a diamond mid-frame.
+CLIP_START, CLIP_END = 0.1, 100.0
+
+# The look (see tests' look checks and benchmarks/bench_look.py). The stage is lit like CLEVR's
+# base_scene.blend: the scene's three area lights (`placement.CLEVR_LIGHTS`, 1000/300/500 W, 12.7×
+# the 78.5/23.6/39.3 W bpy 5.0 reads from that file) plus a fixed sun that lights the floor evenly.
+# Exposure then scales the light so that a rubber object's median colour is about its listed sRGB
+# colour under the Standard view; the floor's albedo makes it CLEVR's mid grey (≈ sRGB 105 at the
+# top of the frame, 140 at the bottom, as CLEVR's own images measure).
+GROUND_LINEAR_GREY = 0.17  # albedo ≈ sRGB 115
+WORLD_LINEAR_GREY = 0.3  # a grey sky: fill in the shadows, something for metal to reflect
+SUN_DIRECTION = (-0.414, 0.195, -0.889)  # the way CLEVR's sun ("Area") shines: from high front-right
+SUN_ANGLE = 0.199  # radians, CLEVR's: soft-edged shadows
+# CLEVR's sun is 0.45 W/m² beside a 78.5 W key, 5.7 W/m² at our key's scale; 1.6× that evens the
+# floor (top band / bottom band 0.6 → 0.7 in sRGB) without flattening the objects' shading.
+SUN_STRENGTH = 9.0  # W/m²
+EXPOSURE_LIT = -1.9  # stops, for the physically lit engines (Cycles, EEVEE)
+EXPOSURE_WORKBENCH = 1.7  # stops; Workbench ignores the lights and shades with its studio light
 
 
 def primitive_mesh(primitive: str) -> bpy.types.Mesh:
@@ -80,7 +97,7 @@ def principled_material(
 
 
 def build_stage(scene: bpy.types.Scene) -> bpy.types.Object:
-    """A large light-grey, slightly rough ground plane at z = 0 and a dim grey world; returns the plane."""
+    """A large mid-grey, rough ground plane at z = 0, a grey world and CLEVR's sun; returns the plane."""
     mesh = bpy.data.meshes.new("gazelab_ground")
     half = GROUND_SIZE / 2
     mesh.from_pydata([(-half, -half, 0), (half, -half, 0), (half, half, 0), (-half, half, 0)], [], [(0, 1, 2, 3)])
@@ -96,14 +113,20 @@ def build_stage(scene: bpy.types.Scene) -> bpy.types.Object:
     background.inputs["Strength"].default_value = 1.0
     world.color = (WORLD_LINEAR_GREY,) * 3
     scene.world = world
+
+    sun = bpy.data.objects.new("gazelab_sun", bpy.data.lights.new("gazelab_sun", "SUN"))
+    sun.data.energy = SUN_STRENGTH
+    sun.data.angle = SUN_ANGLE
+    sun.rotation_mode = "QUATERNION"
+    sun.rotation_quaternion = Vector(SUN_DIRECTION).to_track_quat("-Z", "Y")  # a sun shines along its −Z
+    scene.collection.objects.link(sun)
     return ground
 
 
 def new_camera(scene: bpy.types.Scene) -> bpy.types.Object:
     camera = bpy.data.objects.new("gazelab_camera", bpy.data.cameras.new("gazelab_camera"))
     camera.data.sensor_fit = "AUTO"  # sensor width spans the larger image side, as Camera.project assumes
-    camera.data.clip_start = 0.05
-    camera.data.clip_end = 1000.0
+    camera.data.clip_start, camera.data.clip_end = CLIP_START, CLIP_END
     scene.collection.objects.link(camera)
     scene.camera = camera
     return camera

@@ -10,6 +10,10 @@ Decisions (see also `catalog.py`):
 - Colour management: Standard view transform, no look, no dither — CLEVR rendered with
   Blender's plain sRGB display transform; AgX desaturates its saturated primaries (cyan,
   yellow, blue) noticeably. Dither is off so that a pixel only changes when the render does.
+- Exposure: per engine, calibrated with the stage in `builders.py` so that a rubber object's
+  median colour is near its listed sRGB colour, the floor CLEVR's even mid grey and few pixels
+  clip (figures: `benchmarks/bench_look.py`). Cycles and EEVEE share one; Workbench, which shades
+  with its studio light instead of the scene's lights, has its own.
 - Masks: Cycles' Object Index pass of the same render; EEVEE/Workbench, which lack that
   pass, get a second flat-colour Workbench render of the same objects (see `outputs.py`).
 - Persistent data stays off: it measured no faster on CLEVR-sized scenes (CPU).
@@ -265,7 +269,8 @@ class Renderer:
             scene.render.threads = settings.threads
         scene.view_settings.view_transform = "Standard"
         scene.view_settings.look = "None"
-        scene.view_settings.exposure = 0.0
+        lit = settings.engine != "BLENDER_WORKBENCH"
+        scene.view_settings.exposure = builders.EXPOSURE_LIT if lit else builders.EXPOSURE_WORKBENCH
         scene.view_settings.gamma = 1.0
         samples = settings.effective_samples
         if settings.engine == "CYCLES":

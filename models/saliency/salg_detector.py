@@ -51,13 +51,15 @@ class SalGDetectorConfig:
     aspp_channels, aspp_rates: ASPP branch width and the dilation rates of its 3×3 branches.
     decoder_channels: widths of the three deconvolution blocks.
     lr, betas, weight_decay: Adam's. batch_size, max_steps: the run's defaults (`gazelab train`).
+    decay_start: the learning rate stays `lr` until decay_start·max_steps, then falls linearly to 0
+        at max_steps (1.0, the default: constant, as the paper states no schedule).
     """
 
     PRESETS: ClassVar[dict[str, dict]] = {
         # Minutes on a laptop CPU: growth rate 12, slim ASPP and decoder, Adam at 10× the paper's lr for a
         # short run; 96×72 inputs (48×64 lost ~0.05 CC on benchmarks/bench_recovery.py's 96×72 scenes)
         "cpu": {"input_size": (72, 96), "growth_rate": 12, "aspp_channels": 48, "decoder_channels": (48, 32, 16),
-                "lr": 1e-3, "batch_size": 4, "max_steps": 800},
+                "lr": 1e-3, "decay_start": 0.5, "batch_size": 4, "max_steps": 800},
         "tiny": {"input_size": (24, 32), "growth_rate": 4, "aspp_channels": 8, "decoder_channels": (8, 8, 8),
                  "batch_size": 2, "max_steps": 20},
     }
@@ -75,6 +77,7 @@ class SalGDetectorConfig:
     weight_decay: float = 0.0
     batch_size: int = 16
     max_steps: int = 20000
+    decay_start: float = 1.0
 
 
 class SalGDetectorNet(nn.Module):
@@ -152,6 +155,11 @@ class SalGDetector(SaliencyPredictor):
         self.detector = SalGDetectorNet(config)
         self.optimizer = torch.optim.Adam(self.detector.parameters(), lr=config.lr, betas=tuple(config.betas),
                                           weight_decay=config.weight_decay)
+        if not 0 <= config.decay_start <= 1 or config.max_steps < 1:
+            raise ValueError(f"decay_start = {config.decay_start} must be in [0, 1] and max_steps = "
+                             f"{config.max_steps} >= 1")
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _linear_decay(config.max_steps,
+                                                                                         config.decay_start))
         self.weights_info = {"backbone": None, "random_backbone": False,
                              "init": "from scratch (the SalG-GAN detector has no pretrained backbone)"}
 
@@ -178,8 +186,23 @@ class SalGDetector(SaliencyPredictor):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"detector": self.optimizer}
 
+    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        return {"detector": self.scheduler}
+
     def networks(self) -> dict[str, nn.Module]:
         return {"detector": self.detector}
+
+
+def _linear_decay(total_steps: int, decay_start: float):
+    """LambdaLR factor: 1 until decay_start·total_steps, then linearly to 0 at total_steps (0 after)."""
+    start = decay_start * total_steps
+
+    def factor(step: int) -> float:
+        if step <= start or total_steps <= start:
+            return 1.0
+        return max(0.0, (total_steps - step) / (total_steps - start))
+
+    return factor
 
 
 class _DenseLayer(nn.Module):

@@ -1,4 +1,4 @@
-"""Real bpy renders at 64×48 with few samples (marker `blender`); skipped where bpy is missing."""
+"""Real bpy renders at 64×48 (the look checks at 128×96) with few samples (marker `blender`); skipped where bpy is missing."""
 from __future__ import annotations
 
 import glob
@@ -13,9 +13,19 @@ bpy = pytest.importorskip("bpy")
 cv2 = pytest.importorskip("cv2")
 
 from datagen.blender.catalog import half_extent, resting_z  # noqa: E402
+from datagen.blender.look import (  # noqa: E402
+    chart_scene,
+    clipped_share,
+    delta_e_2000,
+    floor_brightness,
+    object_colors,
+    srgb_to_lab,
+)
 from datagen.blender.renderer import Renderer, select_device  # noqa: E402
 from datagen.blender.settings import RenderDeviceError, RenderSettings  # noqa: E402
 from datagen.blender.visibility import check_visibility, min_visible_pixels, visible_pixels  # noqa: E402
+from datagen.placement import CLEVR_LIGHTS  # noqa: E402
+from datagen.properties import Properties  # noqa: E402
 from datagen.scene import Camera, Light, Scene, SceneObject  # noqa: E402
 
 pytestmark = pytest.mark.blender
@@ -23,6 +33,7 @@ pytestmark = pytest.mark.blender
 WIDTH, HEIGHT = 64, 48
 RGB = {"red": (173, 35, 35), "blue": (42, 75, 215), "green": (29, 105, 20), "yellow": (255, 238, 51), "cyan": (41, 208, 208)}
 FAST = RenderSettings(samples=8, denoise=True, seed=7)
+LOOK_SIZE = (128, 96)  # the colour chart's 8 large objects keep ≥ 100 interior pixels each
 
 
 def make_object(object_id: int, shape: str, color: str, x: float, y: float, radius: float = 0.7, material: str = "rubber") -> SceneObject:
@@ -206,6 +217,49 @@ def test_eevee_masks_match_the_cycles_object_index_pass(scene_x, tmp_path):
         result, image, mask = render(renderer, scene_x, tmp_path, "eevee")
     assert result.device == "opengl" and image.shape == (HEIGHT, WIDTH, 3) and image.std() > 5
     assert np.mean(mask == cycles_mask) > 0.99  # Cycles jitters its first sample within the pixel filter
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        FAST,
+        RenderSettings(engine="BLENDER_WORKBENCH", samples=1),
+        pytest.param(RenderSettings(engine="BLENDER_EEVEE", samples=4), marks=pytest.mark.slow),
+    ],
+    ids=["cycles", "workbench", "eevee"],
+)
+def test_rubber_colours_floor_and_clipping_look_like_clevr(settings, tmp_path):
+    chart = chart_scene(Properties.clevr().colors, CLEVR_LIGHTS, LOOK_SIZE)
+    with Renderer(settings) as renderer:
+        _, image, mask = render(renderer, chart, tmp_path, "chart")
+    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    colors = object_colors(rgb, mask)
+    errors = {o.color: round(delta_e_2000(srgb_to_lab(colors[o.mask_id]), srgb_to_lab(o.rgb)), 1) for o in chart.objects}
+    floor = floor_brightness(rgb, mask)
+    # Calibrated: mean ΔE00 ≈ 6, worst ≈ 11 (position-dependent), floor ≈ 102/142/123 (Workbench
+    # 113/116/114), 0.3 % clipped. Before: mean ΔE00 13 (Cycles) and 16 (Workbench), worst 27–30;
+    # Cycles' floor 46 top / 231 bottom with 14 % of pixels clipped.
+    assert np.mean(list(errors.values())) < 8 and max(errors.values()) < 15, errors
+    assert 95 < floor.mean < 150 and floor.top > 0.65 * floor.bottom, floor
+    assert clipped_share(rgb) < 0.01
+
+
+@pytest.mark.parametrize("camera", [(7.48, -6.51, 5.34), (7.98, -7.01, 4.84), (6.98, -6.01, 5.84)])
+def test_workbench_shows_no_shadow_without_objects(camera, tmp_path):
+    """Workbench once drew the ground's own shadow, a diamond mid-frame (a too wide clip range)."""
+    empty = Scene(objects=(), camera=Camera(location=camera), lights=CLEVR_LIGHTS, image_size=LOOK_SIZE)
+    with Renderer(RenderSettings(engine="BLENDER_WORKBENCH", samples=1)) as renderer:
+        _, image, _ = render(renderer, empty, tmp_path, "empty")
+    grey = image.astype(float).mean(axis=2)
+    assert np.ptp(grey) < 8, (grey.min(), grey.max())  # the diamond was 15 levels darker
+
+
+def test_a_fresh_renderer_reproduces_an_image_exactly(scene_x, tmp_path):
+    with Renderer(FAST) as renderer:
+        _, first, first_mask = render(renderer, scene_x, tmp_path, "first")
+    with Renderer(FAST) as renderer:
+        _, again, again_mask = render(renderer, scene_x, tmp_path, "again")
+    assert np.array_equal(first, again) and np.array_equal(first_mask, again_mask)
 
 
 def test_a_closed_or_replaced_renderer_refuses_to_render(scene_x, tmp_path):
