@@ -14,7 +14,9 @@ import bpy
 import bmesh  # noqa: I001 — bmesh and mathutils exist only once bpy is imported
 from mathutils import Matrix, Vector
 
-from datagen.blender.builders import EXPOSURE_LIT, GROUND_LINEAR_GREY, SUN_ANGLE, SUN_DIRECTION, SUN_STRENGTH, WORLD_LINEAR_GREY
+from datagen.blender.builders import (
+    EXPOSURE_LIT, GROUND_LINEAR_GREY, SUN_ANGLE, SUN_DIRECTION, SUN_STRENGTH, WORLD_LINEAR_GREY,
+)
 
 BLENDER_VERSION = bpy.app.version_string
 

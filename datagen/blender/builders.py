@@ -29,10 +29,11 @@ GROUND_LINEAR_GREY = 0.17  # albedo ≈ sRGB 115
 WORLD_LINEAR_GREY = 0.3  # a grey sky: fill in the shadows, something for metal to reflect
 SUN_DIRECTION = (-0.414, 0.195, -0.889)  # the way CLEVR's sun ("Area") shines: from high front-right
 SUN_ANGLE = 0.199  # radians, CLEVR's: soft-edged shadows
-# CLEVR's sun is 0.45 W/m² beside a 78.5 W key, 5.7 W/m² at our key's scale; 1.6× that evens the
-# floor (top band / bottom band 0.6 → 0.7 in sRGB) without flattening the objects' shading.
+# CLEVR's sun is 0.45 W/m² beside a 78.5 W key, 5.7 W/m² at our key's scale. With 9 and the grey
+# world the floor's top band is 0.72 of its bottom band in sRGB (CLEVR's 0.74; 0.60 with 5.7 and a
+# black world) and the objects keep their shading.
 SUN_STRENGTH = 9.0  # W/m²
-EXPOSURE_LIT = -1.9  # stops, for the physically lit engines (Cycles, EEVEE)
+EXPOSURE_LIT = -1.9  # stops, for the physically lit engines (Cycles, EEVEE); the world 0.3 shows as 0.08
 EXPOSURE_WORKBENCH = 1.7  # stops; Workbench ignores the lights and shades with its studio light
 
 
