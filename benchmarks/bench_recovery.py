@@ -32,7 +32,6 @@ import os
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -85,6 +84,7 @@ def main() -> None:
     print(f"recovery benchmark: {'rendered' if args.render else 'synthetic'} scenes {width}x{height}, "
           f"{n_train} training + {n_test} held-out pairs, {observers} simulated observers per image, "
           f"{torch.get_num_threads()} torch threads; random backbones (no ImageNet weights offline)")
+    began = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
@@ -105,8 +105,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     best = max(results, key=lambda n: results[n]["cc"])
-    print(f"best: {best} ({results[best]['steps']} steps, random backbone)" if results[best]["random_backbone"]
-          else f"best: {best} ({results[best]['steps']} steps, trained from scratch)")
+    start = "from a random VGG16 backbone" if results[best]["random_backbone"] else "from scratch"
+    print(f"best: {best} ({results[best]['steps']} steps {start}); whole benchmark {time.perf_counter() - began:.0f} s")
     print(f"recovery CC={results[best]['cc']:.2f} centre={results[best]['centre_cc']:.2f} "
           f"shuffle={results[best]['shuffle_cc']:.2f}")
 
@@ -117,7 +117,8 @@ def main() -> None:
 def synthetic_dataset(data_dir: Path, n_train: int, n_test: int, size: tuple[int, int], seed: int) -> dict:
     """Write `n_train` + `n_test` synthetic pairs (split train / test) into a new gazelab dataset
     at `data_dir`; returns {(pair_id, side): (scene side, split)} for the observers."""
-    dataset = Dataset.create(data_dir, "recovery-synthetic", seed=seed, image_size=list(size), generator="bench_recovery")
+    dataset = Dataset.create(data_dir, "recovery-synthetic", seed=seed, image_size=list(size),
+                             generator="bench_recovery")
     rng = np.random.default_rng(seed)
     rows, truth = [], {}
     for index in range(n_train + n_test):

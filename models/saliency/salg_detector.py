@@ -158,8 +158,10 @@ class SalGDetector(SaliencyPredictor):
         if not 0 <= config.decay_start <= 1 or config.max_steps < 1:
             raise ValueError(f"decay_start = {config.decay_start} must be in [0, 1] and max_steps = "
                              f"{config.max_steps} >= 1")
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _linear_decay(config.max_steps,
-                                                                                         config.decay_start))
+        # No scheduler at a constant rate: runs from before decay_start existed resume as they were.
+        self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, _linear_decay(config.max_steps,
+                                                                                          config.decay_start))
+                          if config.decay_start < 1 else None)
         self.weights_info = {"backbone": None, "random_backbone": False,
                              "init": "from scratch (the SalG-GAN detector has no pretrained backbone)"}
 
@@ -187,7 +189,7 @@ class SalGDetector(SaliencyPredictor):
         return {"detector": self.optimizer}
 
     def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return {"detector": self.scheduler}
+        return {} if self.scheduler is None else {"detector": self.scheduler}
 
     def networks(self) -> dict[str, nn.Module]:
         return {"detector": self.detector}

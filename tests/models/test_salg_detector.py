@@ -7,8 +7,8 @@ from torch import nn
 
 from analysis.controls import control_verdicts, with_controls
 from models import backbones
-from models.base import build_model, load_trained
 from models.arrays import collate
+from models.base import build_model, load_trained
 from models.registry import PREDICTORS
 from models.saliency.salg_detector import SalGDetector
 from models.trainer import Trainer
@@ -120,6 +120,20 @@ def test_cpu_preset_learns_image_specific_saliency():
     # each map matches its own image's density, not another image's
     assert means["predictor"] > 0.7 and means["predictor"] > means["shuffle"] + 0.5, means
     assert control_verdicts(table)[0].endswith("it beats both controls."), control_verdicts(table)
+
+
+def test_learning_rate_falls_linearly_to_zero_from_decay_start():
+    model = make_model(decay_start=0.5, max_steps=4, lr=1e-3)
+    rates = []
+    for _ in range(4):  # as the trainer does: one scheduler step after each train_step
+        model.train_step(peaked_batch())
+        model.schedulers()["detector"].step()
+        rates.append(model.optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 0.0])
+    assert make_model("paper").schedulers() == {}  # constant: the paper states no schedule
+    assert make_model("cpu").config.decay_start == 0.5
+    with pytest.raises(ValueError, match="decay_start = 1.5"):
+        make_model(decay_start=1.5)
 
 
 def test_bad_inputs_raise_value_errors():

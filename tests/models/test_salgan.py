@@ -9,9 +9,9 @@ from torch import nn
 
 from analysis.controls import control_verdicts, with_controls
 from models import backbones
+from models.arrays import collate
 from models.backbones import WeightsUnavailable
 from models.base import build_model, load_trained, optimizer_state_follows_parameters
-from models.arrays import collate
 from models.registry import PREDICTORS
 from models.saliency.salgan import SalGAN
 from models.trainer import Trainer
