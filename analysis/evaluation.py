@@ -564,7 +564,7 @@ def _now() -> str:
 
 def _summary_lines(summary: pd.DataFrame, missing: dict) -> list[str]:
     lines = []
-    headline = ["l1_y", "lpips_x", "sal_increase", "kld_target", "seconds"]
+    headline = ["l1_x", "l1_y", "lpips_x", "sal_increase", "kld_target", "seconds"]
     for method, part in summary.groupby("method", sort=False):
         shown = part[part["metric"].isin(headline) & (part["n"] > 0)]
         text = ", ".join(f"{r.metric} {r.mean:.4g}" for r in shown.itertuples())

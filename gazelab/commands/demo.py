@@ -22,7 +22,7 @@ DEMO_SAMPLES = 16
 OBSERVERS = 7  # the SalG-GAN paper's subjects per image
 EXPERIMENT = "demo"
 PREDICTOR, EDITOR = "salgan", "gazeshiftnet"
-MODEL_PRESET = "cpu"  # each model's CPU-sized preset: SalGAN 400 steps from scratch, GazeShiftNet 80
+MODEL_PRESET = "cpu"  # each model's CPU-sized preset: SalGAN 400 steps from scratch, GazeShiftNet 300
 
 
 @click.command("demo")
