@@ -333,6 +333,31 @@ def test_presets_follow_the_paper():
         make_model(attention_reference_size=(0, 256))
 
 
+def test_masks_of_too_little_saliency_train_no_decrease():
+    """§5's filter: a mask darker than the rest (below the uniform density under a luminance
+    predictor) leaves the decrease term; a bright one stays."""
+    image, mask = fixed_batch()
+    image[0, :, 4:12, 6:16] = 0.9  # item 0: its masked box bright (salient)
+    image[1, :, 4:12, 6:16] = 0.1  # item 1: dark (less than a flat map's density)
+    outputs = {}
+    for name, threshold, rows in (("filtered", 1.0, [0, 1]), ("bright alone", 0.0, [0]),
+                                  ("dark alone", 1.0, [1])):
+        model = make_model(z_dim=0, lr=0.0, d_lr=0.0, decrease_min_saliency=threshold)
+        model.attach_predictor(LuminanceSaliency())
+        outputs[name] = model.train_step({"image": image[rows], "mask": mask[rows]})
+    filtered, bright, dark = outputs["filtered"], outputs["bright alone"], outputs["dark alone"]
+    assert float(filtered["decrease_kept"]) == 0.5
+    assert float(filtered["attention_decrease"]) == pytest.approx(float(bright["attention_decrease"]), rel=1e-5)
+    assert float(filtered["attention_decrease"]) < -1  # the bright box, denser than a flat map
+    assert "decrease_kept" not in bright  # threshold 0: every mask trains both directions
+    assert float(dark["decrease_kept"]) == 0.0 and float(dark["attention_decrease"]) == 0.0
+    assert math.isfinite(float(dark["g_total"]))
+    assert load_config(GazeShiftNetConfig, None, "paper_bidirectional").decrease_min_saliency == 1.0
+    assert load_config(GazeShiftNetConfig, None, "paper").decrease_min_saliency == 0.0
+    with pytest.raises(ValueError, match=r"decrease_min_saliency = -0.5"):
+        make_model(decrease_min_saliency=-0.5)
+
+
 def scenes(count: int, seed: int, height: int = 24, width: int = 32):
     """Three random-coloured 6×8 boxes on a grey ground per image; the mask is the last box drawn."""
     generator = torch.Generator().manual_seed(seed)
