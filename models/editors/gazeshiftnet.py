@@ -50,12 +50,12 @@ class GazeShiftNetConfig:
 
     Presets: "paper" (the defaults) is the main model of §3 — increase only, λ_s = 2.5e4, 37,500
     steps of batch 4. "paper_bidirectional" is §5's increase/decrease model: "we trained this model
-    for double the amount of time, with hyper-parameter λ_s = 2 × 10^4" ; its other change, "we had to
-    discard from the training set all masks where the average computational saliency was too
-    small", is `decrease_min_saliency`, at a threshold of ours since the paper gives none). "paper_stochastic" is
-    §5's multi-style model, z ∈ R^10 (the paper gives it no λ_s or length of its own). "cpu" and
-    "tiny" train both directions and a 3-d z, so that every head is exercised; their λ_s means
-    what it means at 256×256 (see `GazeShiftNet.attention_weight`).
+    for double the amount of time, with hyper-parameter λ_s = 2 × 10^4"; its other change, "we had
+    to discard from the training set all masks where the average computational saliency was too
+    small", is `decrease_min_saliency`, at a threshold of ours (the paper gives none).
+    "paper_stochastic" is §5's multi-style model, z ∈ R^10 (the paper gives it no λ_s or length of
+    its own). "cpu" and "tiny" train both directions and a 3-d z, so that every head is exercised;
+    their λ_s means what it means at 256×256 (see `GazeShiftNet.attention_weight`).
     """
 
     PRESETS: ClassVar[dict[str, dict]] = {
