@@ -199,7 +199,7 @@ class GazeShiftNet(Editor):
         attention, kept = {}, None
         for d in self.directions:
             log_density = self.predictor.log_density(edited[d])
-            per_mask = losses.softmax_attention_loss(log_density, mask, reduction="none") * log_density[0].numel()
+            per_mask = -_mask_density(log_density, mask)
             if d == "decrease" and self.config.decrease_min_saliency > 0:
                 kept = self._salient_enough(image, mask)
                 attention[d] = (per_mask * kept).sum() / kept.sum().clamp(min=1)
@@ -299,8 +299,7 @@ class GazeShiftNet(Editor):
     def _salient_enough(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B,) float: 1 where the mask's mean density in the unedited image, in units of the
         uniform density, reaches `decrease_min_saliency`."""
-        log_density = self.predictor.log_density(image)
-        mean_density = -losses.softmax_attention_loss(log_density, mask, reduction="none") * log_density[0].numel()
+        mean_density = _mask_density(self.predictor.log_density(image), mask)
         return (mean_density >= self.config.decrease_min_saliency).to(mean_density.dtype)
 
     def _activate(self, raw: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
@@ -444,6 +443,11 @@ def _linear_decay(total_steps: int, decay_start: float):
     """LambdaLR factor: 1 until decay_start·total, then linearly to 0 at total (0 after)."""
     start = decay_start * total_steps
     return lambda step: 1.0 if step <= start else max(0.0, (total_steps - step) / max(total_steps - start, 1e-12))
+
+
+def _mask_density(log_density: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,) mean density inside each mask in units of the uniform density: −L_att (eq. 5) · n_pixels."""
+    return -losses.softmax_attention_loss(log_density, mask, reduction="none") * log_density[0].numel()
 
 
 def _check_config(config: GazeShiftNetConfig) -> None:

@@ -5,13 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from analysis.controls import control_verdicts, with_controls
 from models import backbones
 from models.arrays import collate
 from models.base import build_model, load_trained
 from models.registry import PREDICTORS
 from models.saliency.salg_detector import SalGDetector
 from models.trainer import Trainer
+from support.saliency_data import held_out_check
 
 HEIGHT, WIDTH = 24, 32
 
@@ -83,43 +83,12 @@ def test_overfits_a_fixed_batch():
     assert sum(kl[-5:]) / 5 < 0.4 * kl[0], kl
 
 
-def bright_object_set(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n images (3, 24, 32) in [0, 1] where saliency follows the image: a textured grey ground with one
-    bright yellow 4×4 square and two dim ones at random places; each density (1, 24, 32) a Gaussian
-    (σ 2.5 px) at the bright square, plus a floor. (As in test_salgan.py: each test file builds its data.)"""
-    generator = torch.Generator().manual_seed(seed)
-    ys, xs = torch.meshgrid(torch.arange(HEIGHT) + 0.5, torch.arange(WIDTH) + 0.5, indexing="ij")
-    images = 0.35 + 0.08 * torch.rand(n, 3, HEIGHT, WIDTH, generator=generator)
-    maps = []
-    for index in range(n):
-        for k in range(3):
-            x0 = int(torch.randint(0, WIDTH - 4, (1,), generator=generator))
-            y0 = int(torch.randint(0, HEIGHT - 4, (1,), generator=generator))
-            colour = torch.tensor([0.95, 0.9, 0.3]) if k == 0 else 0.2 + 0.2 * torch.rand(3, generator=generator)
-            images[index, :, y0 : y0 + 4, x0 : x0 + 4] = colour.view(3, 1, 1)
-            if k == 0:
-                centre = (x0 + 2, y0 + 2)
-        density = torch.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * 2.5**2)) + 1e-3
-        maps.append(density / density.sum())
-    return images, torch.stack(maps)[:, None]
-
-
 def test_cpu_preset_learns_image_specific_saliency():
     model = make_model("cpu", input_size=(HEIGHT, WIDTH))
-    train_x, train_maps = bright_object_set(64, seed=1)
-    test_x, test_maps = bright_object_set(12, seed=2)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(40):
-        index = torch.randint(0, len(train_x), (8,), generator=generator)
-        model.train_step({"x": train_x[index], "x_map": train_maps[index]})
-    with torch.no_grad():
-        predicted = model.eval().density(test_x)[:, 0].numpy()
-    items = [{"name": f"{i:02d}", "pred": predicted[i], "gt_map": test_maps[i, 0].numpy()} for i in range(len(test_x))]
-    table = with_controls(items, metrics=["cc"], rng=0)
-    means = table.groupby("model")["cc"].mean()
+    means, verdicts = held_out_check(model)
     # each map matches its own image's density, not another image's
     assert means["predictor"] > 0.7 and means["predictor"] > means["shuffle"] + 0.5, means
-    assert control_verdicts(table)[0].endswith("it beats both controls."), control_verdicts(table)
+    assert verdicts[0].endswith("it beats both controls."), verdicts
 
 
 def test_learning_rate_falls_linearly_to_zero_from_decay_start():
