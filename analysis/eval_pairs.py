@@ -12,6 +12,7 @@ metric does not apply; a pair never gets a made-up value.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ METRIC_INFO = {
 
 @dataclass
 class PairInputs:
-    """One pair: images (H, W, 3) float64 in [0, 1]; labels int arrays (0 background); maps densities."""
+    """One pair: images (H, W, 3) uint8 RGB as stored; labels int arrays (0 background); maps densities."""
 
     pair_id: str
     source: str
@@ -81,15 +82,15 @@ def read_pairs(data_dir, split: str | None) -> list[PairInputs]:
 
 
 def read_rgb(path) -> np.ndarray:
-    """An image file as (H, W, 3) float64 RGB in [0, 1]; ValueError if it cannot be read."""
+    """An image file as (H, W, 3) uint8 RGB (the metrics' convention); ValueError if it cannot be read."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot read image {path}: missing or not an image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float64) / 255.0
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def pair_metrics(pair: PairInputs, output: np.ndarray, before=None, after=None) -> tuple[dict, dict]:
-    """The per-image metrics of `output` ((H, W, 3) in [0, 1]) for `pair`.
+    """The per-image metrics of `output` ((H, W, 3) uint8 RGB, as saved) for `pair`.
 
     before / after: saliency maps (densities, the image's shape) of X and of the output, from one
     predictor or from human maps; without them only the image distances are scored. Returns
@@ -131,6 +132,16 @@ def pair_metrics(pair: PairInputs, output: np.ndarray, before=None, after=None) 
     else:
         skipped.update(dict.fromkeys(("sagim_c1", "sagim_c2"), f"X has {n_objects} object(s); C1/C2 need 2"))
     return values, skipped
+
+
+def pixel_digest(image: np.ndarray) -> str:
+    """SHA-256 of an image's pixels (uint8 RGB (H, W, 3)) and size, hex: the same for the same
+    picture whatever file format or encoder stored it. Evaluations and study exports record it,
+    so a report can tell when a study showed other images than those evaluated under a name."""
+    array = np.ascontiguousarray(image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"pixel_digest needs a uint8 RGB image (H, W, 3), got {array.dtype} {array.shape}")
+    return hashlib.sha256(f"{array.shape[0]}x{array.shape[1]}x3:".encode() + array.tobytes()).hexdigest()
 
 
 def region_box(region: np.ndarray) -> tuple[int, int, int, int]:

@@ -13,6 +13,14 @@ reference row. Every output is scored as the 8-bit PNG it is saved as. The evalu
     summary.csv             per method and metric: n, mean, std over the pairs every method has
     set_metrics.csv         per method: FID against the reference images, or "unavailable: why"
     predictor_check.csv     the predictor on X and Y against their human maps, beside the centre bias and shuffle
+    outputs.csv             per method and pair: the pixel digest of the output scored (`eval_pairs.pixel_digest`),
+                            which `gazelab report` matches against a study's stimuli.csv
+
+Images are uint8 RGB everywhere (`analysis.image_metrics`' convention): every metric sees the
+8-bit image a reader of the PNG sees. The local diversity score is measured, as SalG-GAN's paper
+does, inside the attention boxes B_a (`analysis.attention_boxes.salggan_boxes` of the predictor's
+map of X and the pair's target map); `local_ds_region="edited-box"` measures it in the bounding
+box of the edited objects instead (named so in evaluation.json and the report).
 
 Rerunning with the same --out continues: pairs already scored are kept, new methods are added; a
 method name given again with another source, or another dataset, split or predictor, is refused.
@@ -37,15 +45,23 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from analysis.eval_pairs import METRIC_INFO, PairInputs, pair_metrics, read_pairs, read_rgb, region_box, resize_density
+from analysis.attention_boxes import salggan_boxes
+from analysis.eval_pairs import (METRIC_INFO, PairInputs, pair_metrics, pixel_digest, read_pairs, read_rgb,
+                                 region_box, resize_density)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MethodSpec", "parse_methods", "discover_runs", "evaluate", "REFERENCE"]
+__all__ = ["MethodSpec", "parse_methods", "discover_runs", "evaluate", "REFERENCE", "LOCAL_DS_REGIONS"]
 
 REFERENCE = "input"  # the unedited X, scored like a method
+# Where the local diversity score is measured: SalG-GAN's attention boxes B_a (its paper's), or the
+# bounding box of the edited objects.
+LOCAL_DS_REGIONS = {"attention-boxes": "SalG-GAN's attention boxes B_a of the predictor's map of X and the target map",
+                    "edited-box": "the bounding box of the edited objects (not the paper's definition)"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_FORMAT = 1
+_FORMAT = 2
+# Format 1 evaluations fed LPIPS, diversity and FID [0, 1] images read as [-1, 1]; they are not continued.
+_IMAGE_CONVENTION = "uint8 RGB as saved; LPIPS sees [-1, 1], FID's Inception [0, 1]"
 
 
 @dataclass(frozen=True)
@@ -91,30 +107,35 @@ def discover_runs(runs_dir) -> list[MethodSpec]:
 
 
 def evaluate(data_dir, methods: list[MethodSpec], out_dir, *, predictor=None, split: str = "test",
-             device: str = "auto", samples: int = 1, fid: bool = True, lpips_net: str = "alex", progress: bool = True,
-             echo: Callable[[str], Any] = logger.info, _random_weights_for_tests: bool = False) -> dict:
+             device: str = "auto", samples: int = 1, fid: bool = True, lpips_net: str = "alex",
+             local_ds_region: str = "attention-boxes", progress: bool = True, echo: Callable[[str], Any] = logger.info,
+             _random_weights_for_tests: bool = False) -> dict:
     """Evaluate `methods` on the pairs of `split` ("all": every pair) of the dataset at `data_dir`
     into `out_dir` (module docstring). `predictor`: a saliency predictor checkpoint for the
     attention-shift metrics (without one only the image metrics are scored). `samples`: outputs per
-    input for the diversity scores (editors that sample). Returns the evaluation.json dict."""
+    input for the diversity scores (editors that sample). `local_ds_region`: a key of
+    LOCAL_DS_REGIONS. Returns the evaluation.json dict."""
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
+    if local_ds_region not in LOCAL_DS_REGIONS:
+        raise ValueError(f"local_ds_region {local_ds_region!r}: expected one of {sorted(LOCAL_DS_REGIONS)}")
     _check_unique(methods)
     if any(m.name == REFERENCE for m in methods):
         raise ValueError(f"the method name {REFERENCE!r} is reserved for the unedited input; choose another")
     out = Path(out_dir)
     pairs = read_pairs(data_dir, None if split == "all" else split)
     methods = [MethodSpec(REFERENCE, "input")] + list(methods)
-    record = _start_record(out, data_dir, split, predictor, samples, methods, len(pairs))
+    record = _start_record(out, data_dir, split, predictor, samples, methods, len(pairs), local_ds_region)
     echo(f"evaluating {len(methods) - 1} method(s) and the unedited input on {len(pairs)} pairs of split {split} "
          f"into {out}")
     saliency = _Saliency(predictor, device, out / "maps", record) if predictor else None
-    lpips = _Lpips(lpips_net, device, _random_weights_for_tests)
+    lpips = _Lpips(lpips_net, device, local_ds_region, _random_weights_for_tests)
     for method in methods:
         scorer = _MethodScorer(method, pairs, out, saliency, lpips, samples, device, record, progress)
         scorer.run(echo)
     table = _per_image_table(out, methods, pairs)
     table.to_csv(out / "per_image.csv", index=False)
+    _output_digests(out, methods, table).to_csv(out / "outputs.csv", index=False)
     common, missing = _coverage(table, methods, pairs, out)
     record["missing"] = missing
     record["common_pairs"] = len(common)
@@ -165,7 +186,7 @@ class _MethodScorer:
         info["skipped_metrics"] = {metric: dict(reasons) for metric, reasons in sorted(self.skipped.items())}
 
     def _outputs(self, todo: list[str]):
-        """(pair_id, images (K, H, W, 3) float in [0, 1] as saved, seconds) or (pair_id, None, reason)."""
+        """(pair_id, images (K, H, W, 3) uint8 as saved, seconds) or (pair_id, None, reason)."""
         if self.method.kind == "input":
             for pair_id in todo:
                 yield pair_id, self._save(pair_id, self.pairs[pair_id].x[None]), math.nan
@@ -200,7 +221,7 @@ class _MethodScorer:
             if images is None:
                 yield pair_id, None, seconds
                 continue
-            yield pair_id, self._save(pair_id, images), seconds
+            yield pair_id, self._save(pair_id, _to_uint8(images)), seconds
 
     def _split(self) -> str | None:
         return None if self.record["split"] == "all" else self.record["split"]
@@ -229,15 +250,14 @@ class _MethodScorer:
         return np.concatenate([images[0][None], stacked]) if sample_files else stacked, math.nan
 
     def _save(self, pair_id: str, images: np.ndarray) -> np.ndarray:
-        """Write the output (and its samples when K > 1) as 8-bit PNGs; return them as saved."""
-        quantised = np.clip(images * 255 + 0.5, 0, 255).astype(np.uint8)
-        _write_png(self.folder / f"{pair_id}.png", quantised[0])
-        if len(quantised) > 1:
+        """Write the uint8 output (and its samples when K > 1) as PNGs; return [output, *samples]."""
+        _write_png(self.folder / f"{pair_id}.png", images[0])
+        if len(images) > 1:
             (self.folder / "samples").mkdir(exist_ok=True)
-            for k, image in enumerate(quantised, start=1):
+            for k, image in enumerate(images, start=1):
                 _write_png(self.folder / "samples" / f"{pair_id}_{k}.png", image)
-            return np.concatenate([quantised[:1], quantised]).astype(np.float64) / 255.0
-        return quantised.astype(np.float64) / 255.0
+            return np.concatenate([images[:1], images])
+        return images
 
     def _score(self, pair_id: str, images, seconds) -> None:
         pair = self.pairs[pair_id]
@@ -252,7 +272,7 @@ class _MethodScorer:
         values, skipped = pair_metrics(pair, output, before, after)
         values.update(self.lpips.regions(output, pair, skipped))
         if len(images) > 2:  # images[0] is the output, images[1:] its samples
-            values.update(self.lpips.diversity(images[1:], pair, skipped))
+            values.update(self.lpips.diversity(images[1:], pair, before, skipped))
         values["seconds"] = seconds
         for metric, reason in skipped.items():
             self.skipped[metric][reason] += 1
@@ -276,7 +296,7 @@ class _Saliency:
         path = self.folder / method / f"{pair_id}.npy"
         if path.is_file():
             return np.load(path).astype(np.float64)
-        density = resize_density(self.predict(image.astype(np.float32)), image.shape[:2])
+        density = resize_density(self.predict(image.astype(np.float32) / 255.0), image.shape[:2])
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp.npy")
         np.save(tmp, density.astype(np.float32))
@@ -287,12 +307,13 @@ class _Saliency:
 class _Lpips:
     """LPIPS fidelity to X (full, background, foreground) and the diversity scores; or why not."""
 
-    def __init__(self, net: str, device: str, random_weights: bool):
+    def __init__(self, net: str, device: str, local_ds_region: str, random_weights: bool):
         from analysis import image_metrics
 
         self.metrics, self.net, self.random = image_metrics, net, random_weights
+        self.local_ds_region = local_ds_region
         self.device = "cpu" if device == "auto" else device
-        probe = np.zeros((32, 32, 3), np.float32)  # learn once whether the weights are there
+        probe = np.zeros((32, 32, 3), np.uint8)  # learn once whether the weights are there
         result = image_metrics.lpips_regions(probe, probe, net=net, device=self.device,
                                              _random_weights_for_tests=random_weights)
         self.unavailable: str | None = result.reason if isinstance(result, image_metrics.Unavailable) else None
@@ -302,7 +323,7 @@ class _Lpips:
         if self._skip(names.values(), skipped):
             return {}
         try:
-            result = self.metrics.lpips_regions(output.astype(np.float32), pair.x.astype(np.float32), pair.region,
+            result = self.metrics.lpips_regions(output, pair.x, pair.region,
                                                 net=self.net, device=self.device, _random_weights_for_tests=self.random)
         except ValueError as exc:  # an image too small for the network
             skipped.update(dict.fromkeys(names.values(), str(exc)))
@@ -315,18 +336,20 @@ class _Lpips:
             skipped.update({names["background"]: pair.region_note, names["foreground"]: pair.region_note})
         return {names[region]: float(value) for region, value in result.items()}
 
-    def diversity(self, samples: np.ndarray, pair: PairInputs, skipped: dict) -> dict:
+    def diversity(self, samples: np.ndarray, pair: PairInputs, before, skipped: dict) -> dict:
+        """The diversity score of the samples, and the local one inside `local_boxes`' boxes.
+        before: the predictor's density of X (None without a predictor)."""
         if self._skip(("lpips_diversity", "lpips_local_diversity"), skipped):
             return {}
-        images = [s.astype(np.float32) for s in samples]
+        images = list(samples)
         options = {"net": self.net, "device": self.device, "_random_weights_for_tests": self.random}
         try:
             values = {"lpips_diversity": self.metrics.diversity_score(images, **options)}
-            if pair.region is not None:
-                values["lpips_local_diversity"] = self.metrics.diversity_score(
-                    images, boxes=[region_box(pair.region)], **options)
+            boxes, why_not = self.local_boxes(pair, before)
+            if boxes:
+                values["lpips_local_diversity"] = self.metrics.diversity_score(images, boxes=boxes, **options)
             else:
-                skipped["lpips_local_diversity"] = pair.region_note
+                skipped["lpips_local_diversity"] = why_not
         except ValueError as exc:  # an image too small for the network
             skipped.update(dict.fromkeys(("lpips_diversity", "lpips_local_diversity"), str(exc)))
             return {}
@@ -335,6 +358,15 @@ class _Lpips:
             self._skip(values, skipped)
             return {}
         return {k: float(v) for k, v in values.items()}
+
+    def local_boxes(self, pair: PairInputs, before) -> tuple[list, str | None]:
+        """(boxes of the local DS, None) or ([], why there are none) for `pair`."""
+        if self.local_ds_region == "edited-box":
+            return ([region_box(pair.region)], None) if pair.region is not None else ([], pair.region_note)
+        if before is None or pair.target is None:
+            return [], "local DS on B_a needs --predictor (S_x) and the pair's target map (S_y)"
+        boxes = salggan_boxes(before, pair.target)
+        return (boxes, None) if boxes else ([], "B_a is empty: X's map and the target map do not differ enough")
 
     def describe(self) -> dict:
         if self.unavailable:
@@ -416,7 +448,7 @@ def _set_metrics(out: Path, methods, pairs, common, fid: bool, device: str, reco
             row["note"] = f"needs at least 2 images per set, the methods share {len(chosen)} pair(s)"
         else:
             images = [read_rgb(out / "outputs" / method.name / f"{p.pair_id}.png") for p in chosen]
-            value = image_metrics.fid([i.astype(np.float32) for i in images], [r.astype(np.float32) for r in reference],
+            value = image_metrics.fid(images, reference,
                                       device="cpu" if device == "auto" else device, _random_weights_for_tests=random)
             if isinstance(value, image_metrics.Unavailable):
                 row["note"] = str(value)
@@ -433,10 +465,10 @@ def _predictor_check(out: Path, pairs: list[PairInputs], saliency: _Saliency) ->
     two controls (the predictor's maps of Y are cached under maps/ground_truth_y/)."""
     from analysis.controls import control_verdicts, with_controls
 
-    items = [{"name": f"{p.pair_id}/x", "pred": saliency.density(REFERENCE, p.pair_id, p.x), "gt_map": p.x_human}
-             for p in pairs if p.x_human is not None]
-    items += [{"name": f"{p.pair_id}/y", "pred": saliency.density("ground_truth_y", p.pair_id, p.y), "gt_map": p.target}
-              for p in pairs if p.y is not None and p.target is not None]
+    items = [{"name": f"{p.pair_id}/x", "scene": p.pair_id, "pred": saliency.density(REFERENCE, p.pair_id, p.x),
+              "gt_map": p.x_human} for p in pairs if p.x_human is not None]
+    items += [{"name": f"{p.pair_id}/y", "scene": p.pair_id, "pred": saliency.density("ground_truth_y", p.pair_id, p.y),
+               "gt_map": p.target} for p in pairs if p.y is not None and p.target is not None]
     if len(items) < 2:
         return {"status": f"not checked: {len(items)} evaluated image(s) have a human map (the shuffle needs 2)"}
     table = with_controls(items, metrics=["cc", "sim", "kld"], rng=0)
@@ -447,13 +479,29 @@ def _predictor_check(out: Path, pairs: list[PairInputs], saliency: _Saliency) ->
 # ---------------------------------------------------------------- state and files
 
 
+def _output_digests(out: Path, methods: list[MethodSpec], table: pd.DataFrame) -> pd.DataFrame:
+    """method, pair_id, pixel_sha256 of every scored output (the PNG under outputs/METHOD/)."""
+    rows = []
+    for method in methods:
+        for pair_id in sorted(table.loc[table["method"] == method.name, "pair_id"]):
+            image = read_rgb(out / "outputs" / method.name / f"{pair_id}.png")
+            rows.append({"method": method.name, "pair_id": pair_id, "pixel_sha256": pixel_digest(image)})
+    return pd.DataFrame(rows, columns=["method", "pair_id", "pixel_sha256"])
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+    """An editor's float outputs in [0, 1] rounded to the uint8 image that is saved and scored."""
+    return np.clip(np.asarray(images, np.float64) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _start_record(out: Path, data_dir, split: str, predictor, samples: int, methods: list[MethodSpec],
-                  n_pairs: int) -> dict:
+                  n_pairs: int, local_ds_region: str) -> dict:
     """evaluation.json: a new one, or the one there after checking that this run continues it."""
     path = out / "evaluation.json"
     data = str(Path(data_dir).resolve())
     settings = {"data": data, "split": split, "samples": samples,
-                "predictor_checkpoint": str(Path(predictor).resolve()) if predictor else None}
+                "predictor_checkpoint": str(Path(predictor).resolve()) if predictor else None,
+                "local_ds_region": local_ds_region, "image_convention": _IMAGE_CONVENTION}
     record: dict[str, Any] = {"format": _FORMAT, **settings, "started": _now(), "methods": {}}
     if path.is_file():
         previous = json.loads(path.read_text())

@@ -10,9 +10,13 @@ reason says which file is missing and how to get it. The keyword `_random_weight
 builds the same networks untrained so that tests reach the code paths offline; such results
 carry `random_weights=True` and print as meaningless.
 
-Images: HxWx3 RGB, either uint8 (0-255), float in [-1, 1], or the path of an image file (read
-with OpenCV, any 8-bit format it reads). torch is imported inside functions only, and each
-network is built once per (network, device) and cached.
+Images, one convention for every entry point here and in `analysis.fidelity`: HxWx3 RGB uint8
+(0-255), as saved in an 8-bit image file, or the path of such a file (read with OpenCV, any
+8-bit format it reads). A float array is refused with a ValueError that says how to convert it,
+never read by guessing its range from the dtype (a [0, 1] image read as [-1, 1] gives LPIPS
+values ~10x too small). Inside, each network gets the scale it was trained on: lpips [-1, 1],
+pytorch-fid's Inception [0, 1]. torch is imported inside functions only, and each network is
+built once per (network, device) and cached.
 """
 from __future__ import annotations
 
@@ -84,8 +88,8 @@ def fid(images_a, images_b, *, device="cpu", batch_size: int = 50, weights=None,
     covariances are singular and the value is also inaccurate (logged as a warning). SciPy's
     matrix square root of the 2048x2048 product takes ~10 s on two CPU cores (15-35 s when singular).
 
-    images_a, images_b: sequences (or an (N, H, W, 3) array) of images, >= 2 per set (the
-    covariance needs them); sizes may differ. weights: the path of the FID Inception
+    images_a, images_b: sequences (or an (N, H, W, 3) uint8 array) of uint8 RGB images or image
+    paths, >= 2 per set (the covariance needs them); sizes may differ. weights: the path of the FID Inception
     state_dict; None looks in $TORCH_HOME/hub/checkpoints/ (where pytorch-fid caches it).
     """
     count_a, count_b = _count(images_a, "images_a"), _count(images_b, "images_b")
@@ -96,24 +100,36 @@ def fid(images_a, images_b, *, device="cpu", batch_size: int = 50, weights=None,
     model = _inception(device, weights, _random_weights_for_tests)
     if isinstance(model, Unavailable):
         return model
-    from pytorch_fid.fid_score import calculate_frechet_distance
-    from scipy.linalg import LinAlgWarning
-
-    stats = [_inception_statistics(model, images, name, device, batch_size, progress)
-             for images, name in ((images_a, "images_a"), (images_b, "images_b"))]
+    features = [_inception_features(model, images, name, device, batch_size, progress)
+                for images, name in ((images_a, "images_a"), (images_b, "images_b"))]
     if min(count_a, count_b) <= _FID_DIMS:
         logger.warning("FID from %d and %d images: covariances of %d-d features from so few images are singular, "
                        "so the value is inaccurate and biased; use more than %d images per set",
                        count_a, count_b, _FID_DIMS, _FID_DIMS)
+    return MetricValue(frechet_distance(*features), _random_weights_for_tests)
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """The Fréchet distance between Gaussians fitted to two sets of feature vectors ((N, D)
+    arrays, N >= 2 each): |μ_a − μ_b|² + Tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½), means and covariances with
+    ddof = 1, the square root by pytorch-fid's `calculate_frechet_distance` (which regularises a
+    singular product and drops a negligible imaginary part). FID is this on Inception pool3 features."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+    from scipy.linalg import LinAlgWarning
+
+    a, b = (np.asarray(f, np.float64) for f in (features_a, features_b))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"features have shapes {a.shape} and {b.shape}; expected (N, D) arrays of one D, N >= 2")
+    stats = [(f.mean(axis=0), np.cov(f, rowvar=False)) for f in (a, b)]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()) as printed:
         # pytorch-fid 0.3.0 passes sqrtm's `disp`, deprecated in SciPy 1.16 (removed in 1.18).
         warnings.filterwarnings("ignore", message="The `disp` argument is deprecated", category=DeprecationWarning)
-        # Said once above, with the reason, instead of SciPy's generic warning.
+        # `fid` says it once, with the reason, instead of SciPy's generic warning.
         warnings.filterwarnings("ignore", message="Matrix is singular", category=LinAlgWarning)
         distance = calculate_frechet_distance(*stats[0], *stats[1])
     if printed.getvalue().strip():  # pytorch-fid prints when it regularises a singular product
         logger.warning("pytorch-fid: %s", printed.getvalue().strip())
-    return MetricValue(float(distance), _random_weights_for_tests)
+    return float(distance)
 
 
 def lpips_distance(image_a, image_b, *, net: str = "alex", mask=None, region: str = "full", device="cpu",
@@ -129,8 +145,9 @@ def lpips_distance(image_a, image_b, *, net: str = "alex", mask=None, region: st
     effect (about 0.1% at 32 px, less at larger sizes). Deep layers see far beyond a pixel, so a
     change in the foreground also raises the background's distance a little.
 
-    net: "alex" or "vgg". mask: HxW at the image size, bool or integer (nonzero = foreground,
-    e.g. an instance-id mask); required for region "foreground" or "background".
+    image_a, image_b: uint8 RGB (H, W, 3) or image paths. net: "alex" or "vgg". mask: HxW at the
+    image size, bool or integer (nonzero = foreground, e.g. an instance-id mask); required for
+    region "foreground" or "background".
     """
     _check_net(net)
     a, b = _load_rgb(image_a, "image_a"), _load_rgb(image_b, "image_b")
@@ -183,7 +200,7 @@ def diversity_score(samples, *, net: str = "alex", boxes=None, n_pairs: int | No
     uniformly without replacement with numpy's default_rng(seed). With `boxes`, SalG-GAN's local
     DS: each pair's LPIPS map is averaged inside the union of the boxes only.
 
-    samples: >= 2 images of one size. boxes: (x0, y0, x1, y1) in image pixels (x right, y down);
+    samples: >= 2 uint8 RGB images (or paths) of one size. boxes: (x0, y0, x1, y1) in image pixels (x right, y down);
     a pixel (row, col) is inside when its centre (col + 0.5, row + 0.5) is. net: as in
     `lpips_distance`.
     """
@@ -310,8 +327,8 @@ def _seeded_torch():
         yield
 
 
-def _inception_statistics(model, images, name: str, device, batch_size: int, progress: bool):
-    """Mean (2048,) and covariance (2048, 2048) of the pool3 features of `images`."""
+def _inception_features(model, images, name: str, device, batch_size: int, progress: bool) -> np.ndarray:
+    """(N, 2048) float64 pool3 features of `images` (uint8 RGB, fed to the network in [0, 1])."""
     import torch
 
     features = []
@@ -321,8 +338,7 @@ def _inception_statistics(model, images, name: str, device, batch_size: int, pro
         with torch.inference_mode():
             pooled = model(tensor.to(device))[0]
         features.append(pooled.squeeze(3).squeeze(2).cpu().numpy().astype(np.float64))
-    features = np.concatenate(features)
-    return features.mean(axis=0), np.cov(features, rowvar=False)
+    return np.concatenate(features)
 
 
 def _lpips_model(net: str, device, random_weights: bool):
@@ -414,7 +430,7 @@ def _count(images, name: str) -> int:
 
 
 def _load_rgb(image, name: str) -> np.ndarray:
-    """An HxWx3 image as uint8 or float32 in [-1, 1], read from a file if given a path."""
+    """An HxWx3 uint8 RGB image, read from a file if given a path; ValueError for anything else."""
     if isinstance(image, (str, os.PathLike)):
         pixels = cv2.imread(str(image), cv2.IMREAD_COLOR)
         if pixels is None:
@@ -423,24 +439,31 @@ def _load_rgb(image, name: str) -> np.ndarray:
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{name} has shape {array.shape}; expected an RGB image (height, width, 3)")
+    return require_uint8(array, name)
+
+
+def require_uint8(array: np.ndarray, name: str) -> np.ndarray:
+    """`array` itself when its dtype is uint8; otherwise ValueError naming it, its dtype and range,
+    and how to convert. gazelab's image metrics take 8-bit RGB (0-255) only (module docstring)."""
     if array.dtype == np.uint8:
         return array
-    if array.dtype.kind != "f":
-        raise ValueError(f"{name} has dtype {array.dtype}; expected uint8 (0-255) or float in [-1, 1]")
-    array = array.astype(np.float32, copy=False)
-    if not np.isfinite(array).all() or array.min() < -1.0 or array.max() > 1.0:
-        raise ValueError(f"{name} has values in [{array.min()}, {array.max()}]; float images must lie in [-1, 1]")
-    return array
+    if array.dtype.kind == "f" and array.size:
+        low, high = float(np.nanmin(array)), float(np.nanmax(array))
+        hint = ("; for an image in [0, 1] use np.round(image * 255).astype(np.uint8), for one in [-1, 1] "
+                "np.round((image + 1) * 127.5).astype(np.uint8)")
+        raise ValueError(f"{name} is {array.dtype} with values in [{low:.4g}, {high:.4g}]; expected uint8 RGB "
+                         f"(0-255), as saved in an 8-bit image file{hint}")
+    raise ValueError(f"{name} has dtype {array.dtype}; expected uint8 RGB (0-255), as saved in an 8-bit image file")
 
 
 def _to_signed(image: np.ndarray) -> np.ndarray:
-    """float32 in [-1, 1] (what lpips expects)."""
-    return image.astype(np.float32) / 127.5 - 1.0 if image.dtype == np.uint8 else image
+    """uint8 → float32 in [-1, 1] (what lpips expects: its `im2tensor`'s 0-255 / 127.5 - 1)."""
+    return image.astype(np.float32) / 127.5 - 1.0
 
 
 def _to_unit(image: np.ndarray) -> np.ndarray:
-    """float32 in [0, 1] (what pytorch-fid's Inception expects)."""
-    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else (image + 1.0) / 2.0
+    """uint8 → float32 in [0, 1] (what pytorch-fid's Inception expects; it scales to [-1, 1] itself)."""
+    return image.astype(np.float32) / 255.0
 
 
 def _same_size_batches(images, name: str, batch_size: int):

@@ -22,12 +22,15 @@ import click
 @click.option("--samples", default=1, show_default=True, type=click.IntRange(1),
               help="Outputs per input for the diversity scores (editors that sample styles).")
 @click.option("--lpips-net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True)
+@click.option("--local-ds-region", type=click.Choice(["attention-boxes", "edited-box"]), default="attention-boxes",
+              show_default=True, help="Where the local diversity score is measured: SalG-GAN's attention boxes B_a "
+                                      "(its paper's; needs --predictor) or the edited objects' bounding box.")
 @click.option("--fid/--no-fid", default=True, show_default=True, help="FID of each method's outputs.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Evaluation folder (an existing one is continued).")
-def evaluate_command(data_dir, method_args, runs_dir, predictor_ckpt, split, samples, lpips_net, fid, device,
-                     out_dir) -> None:
+def evaluate_command(data_dir, method_args, runs_dir, predictor_ckpt, split, samples, lpips_net, local_ds_region, fid,
+                     device, out_dir) -> None:
     """Run or read each method's edits of a dataset split and score them all the same way."""
     from analysis.evaluation import discover_runs, evaluate, parse_methods
 
@@ -37,7 +40,8 @@ def evaluate_command(data_dir, method_args, runs_dir, predictor_ckpt, split, sam
     if not methods:
         raise click.UsageError("give at least one method: --methods NAME=CKPT (or NAME=DIR) or --runs DIR")
     record = evaluate(data_dir, methods, out_dir, predictor=predictor_ckpt, split=split, device=device,
-                      samples=samples, fid=fid, lpips_net=lpips_net, echo=click.echo)
+                      samples=samples, fid=fid, lpips_net=lpips_net, local_ds_region=local_ds_region,
+                      echo=click.echo)
     for line in record.get("predictor_check", {}).get("verdicts", []):
         click.echo(f"  predictor check: {line}")
     click.echo(f"per-image metrics: {out_dir}/per_image.csv; means: {out_dir}/summary.csv")

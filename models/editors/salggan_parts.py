@@ -18,17 +18,15 @@ docstring says.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from torch import nn
 from torchvision.ops import roi_align
 
+from analysis.attention_boxes import attention_boxes as boxes_of
 from models.data import TrainingItems
 from models.editors._layers import PatchDiscriminator, check_target_maps, pad_to_multiple
 
@@ -86,52 +84,15 @@ def attention_maps(source: torch.Tensor, target: torch.Tensor, alpha: float, bet
 
 def attention_boxes(difference: torch.Tensor, *, threshold: float = 0.5, min_difference: float = 0.1,
                     link_px: int = 1, min_pixels: int = 1, margin_px: int = 0, max_boxes: int = 4) -> list[list[Box]]:
-    """Density-based boxes B_a of the regions where attention changes, per image.
-
-    difference: (B, 1, H, W) S_d in [0, 1]. Per image:
-    1. core pixels: S_d ≥ max(threshold · max S_d, min_difference); an image whose S_d never
-       reaches `min_difference` has no box (its attention does not change).
-    2. clustering, DBSCAN-like with single linkage: core pixels at most `link_px` apart
-       (Chebyshev distance, pixels) fall in one cluster — connected components (8-neighbourhood)
-       of the core pixels dilated by ⌈(link_px − 1) / 2⌉ px; `link_px` = 1 is plain 8-connectivity.
-    3. clusters of fewer than `min_pixels` core pixels are noise and dropped.
-    4. each cluster's bounding box, grown by `margin_px` on every side and clipped to the image;
-       the `max_boxes` clusters of largest S_d mass are kept, in that order.
-    Returns per image a list of (x0, y0, x1, y1) boxes (x1, y1 exclusive), as
-    `analysis.image_metrics.diversity_score` takes them.
-    """
+    """Density-based boxes B_a of the regions where attention changes, per image of a (B, 1, H, W)
+    S_d in [0, 1]: `analysis.attention_boxes.attention_boxes` on each image (the rule and its
+    arguments are documented there; evaluation's local DS draws its boxes with the same code).
+    Returns per image a list of (x0, y0, x1, y1) boxes (x1, y1 exclusive)."""
     if difference.ndim != 4 or difference.shape[1] != 1:
         raise ValueError(f"difference must be a (B, 1, H, W) map, got shape {tuple(difference.shape)}")
     maps = difference.detach().float().cpu().numpy()[:, 0]
-    radius = max(0, math.ceil((int(link_px) - 1) / 2))
-    eight = np.ones((3, 3), bool)
-    out: list[list[Box]] = []
-    for d in maps:
-        height, width = d.shape
-        peak = float(d.max())
-        if peak < min_difference:
-            out.append([])
-            continue
-        core = d >= max(threshold * peak, min_difference)
-        linked = ndimage.binary_dilation(core, np.ones((2 * radius + 1,) * 2, bool)) if radius else core
-        labels, _ = ndimage.label(linked, eight)
-        labels = np.where(core, labels, 0)
-        found = []
-        for index, region in enumerate(ndimage.find_objects(labels), start=1):
-            if region is None:
-                continue
-            members = labels[region] == index
-            if int(members.sum()) < min_pixels:
-                continue
-            rows, cols = np.nonzero(members)
-            y0, x0 = region[0].start + int(rows.min()), region[1].start + int(cols.min())
-            y1, x1 = region[0].start + int(rows.max()) + 1, region[1].start + int(cols.max()) + 1
-            box = (max(0, x0 - margin_px), max(0, y0 - margin_px), min(width, x1 + margin_px),
-                   min(height, y1 + margin_px))
-            found.append((float(d[region][members].sum()), box))
-        found.sort(key=lambda item: -item[0])
-        out.append([box for _, box in found[:max_boxes]])
-    return out
+    return [boxes_of(d, threshold=threshold, min_difference=min_difference, link_px=link_px, min_pixels=min_pixels,
+                     margin_px=margin_px, max_boxes=max_boxes) for d in maps]
 
 
 def box_mask(boxes: list[list[Box]], shape: tuple[int, int], device=None) -> torch.Tensor:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from analysis.controls import centre_bias, control_verdicts, with_controls
+from analysis.controls import centre_bias, control_verdicts, shuffle_partners, with_controls
 from analysis.fixations import fixation_map
 
 
@@ -49,3 +49,38 @@ def test_with_too_few_images_the_verdict_says_so_instead_of_judging():
     table = with_controls(_items(lambda gt: gt)[:4], metrics=["cc"], rng=0)
     (verdict,) = control_verdicts(table)
     assert "too few images (4) to tell" in verdict and "no image-specific" not in verdict
+
+
+def test_shuffle_partners_are_never_from_the_same_scene_and_are_seeded():
+    items = _items(lambda gt: gt)
+    for item in items:  # three scenes of two images each, like the X and Y of three pairs
+        item["scene"] = f"pair{int(item['name'][2:]) // 2}"
+    scenes = {item["name"]: item["scene"] for item in items}
+    for seed in range(20):
+        table = with_controls(items, metrics=["cc"], rng=seed)
+        shuffle = table[table["model"] == "shuffle"]
+        assert all(scenes[name] != scenes[partner] for name, partner in zip(shuffle["name"], shuffle["partner"]))
+        assert sorted(shuffle["partner"]) == sorted(scenes)  # a permutation: each image is a partner once
+    again = with_controls(items, metrics=["cc"], rng=7)
+    assert again["partner"].tolist() == with_controls(items, metrics=["cc"], rng=7)["partner"].tolist()
+    partners = [shuffle_partners(["a", "a", "b", "b", "c", "c"], np.random.default_rng(s)) for s in range(30)]
+    assert len({tuple(p) for p in partners}) > 5  # drawn, not one fixed rotation
+
+
+def test_a_control_that_cannot_be_scored_is_not_beaten():
+    items = _items(lambda gt: gt)
+    for item in items[:4]:
+        item["scene"] = "one"  # 4 of 6 images of one scene: no pairing across scenes exists
+    table = with_controls(items, metrics=["cc"], rng=0)
+    assert table.loc[table["model"] == "shuffle", "cc"].isna().all()
+    assert shuffle_partners(["one"] * 4 + ["two", "three"], 0) is None
+    (verdict,) = control_verdicts(table)
+    assert "beats both" not in verdict and "not checked against the shuffle" in verdict
+    assert "other scenes' maps not scored" in verdict
+
+
+def test_the_verdict_names_the_control_that_was_not_beaten():
+    rng = np.random.default_rng(1)
+    items = _items(lambda gt: centre_bias(gt.shape) * 0.5 + rng.random(gt.shape) * 1e-6)  # a centre bias, near enough
+    (verdict,) = control_verdicts(with_controls(items, metrics=["cc"], rng=0))
+    assert "beats both" not in verdict and ("does not beat a centre bias" in verdict or "neither" in verdict)
