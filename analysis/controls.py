@@ -105,39 +105,55 @@ def shuffle_partners(scenes: list[str], rng) -> list[int] | None:
     return partners.tolist()
 
 
+def control_tests(table: pd.DataFrame) -> pd.DataFrame:
+    """Per metric in `table` (from `with_controls`): n (images the predictor was scored on), the
+    mean of the predictor and of each control, and per control (centre_bias, shuffle) the one-sided
+    Wilcoxon signed-rank p of the paired per-image differences (predictor better; scipy, NaN when
+    the control was not scored or every difference is 0) and `beats_…`: True, False, or None when
+    the control was not scored (never counted as beaten)."""
+    metrics = [c for c in table.columns if c not in ("model", "name", "partner")]
+    rows = []
+    for metric in metrics:
+        values = {model: table[table["model"] == model].set_index("name")[metric] for model in MODELS}
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        row = {"metric": metric, "better": "lower" if sign < 0 else "higher",
+               "n": int(values["predictor"].notna().sum()),
+               **{model: float(values[model].mean()) if values[model].notna().any() else np.nan for model in MODELS}}
+        for control in ("centre_bias", "shuffle"):
+            diff = (sign * (values["predictor"] - values[control])).dropna().to_numpy()
+            row[f"p_{control}"] = _one_sided_p(diff)
+            row[f"beats_{control}"] = None if diff.size == 0 else _better(diff, row[f"p_{control}"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def control_verdicts(table: pd.DataFrame) -> list[str]:
     """Per metric in `table` (from `with_controls`), one sentence: whether the predictor beats
     the centre bias and the shuffle, with the means; a control that was not scored is said so
     and is not beaten."""
-    metrics = [c for c in table.columns if c not in ("model", "name", "partner")]
     lines = []
-    for metric in metrics:
-        values = {model: table[table["model"] == model].set_index("name")[metric] for model in MODELS}
-        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-        beats = {}
-        for control in ("centre_bias", "shuffle"):
-            diff = sign * (values["predictor"] - values[control]).dropna()
-            beats[control] = None if diff.empty else _better(diff.to_numpy())
-        means = {model: _mean(values[model]) for model in MODELS}
-        said = (f"{metric}: predictor {means['predictor']}, centre bias {means['centre_bias']}, "
+    for row in control_tests(table).to_dict("records"):
+        beats = {control: row[f"beats_{control}"] for control in ("centre_bias", "shuffle")}
+        means = {model: "not scored" if np.isnan(row[model]) else f"{row[model]:.3f}" for model in MODELS}
+        said = (f"{row['metric']}: predictor {means['predictor']}, centre bias {means['centre_bias']}, "
                 f"other scenes' maps {means['shuffle']} —")
-        n_images = int(values["predictor"].notna().sum())
         unscored = [CONTROL_NAMES[c] for c, beaten in beats.items() if beaten is None]
-        lost = [CONTROL_NAMES[c] for c, beaten in beats.items() if beaten is False]
-        if n_images < MIN_IMAGES:
-            lines.append(f"{said} too few images ({n_images}) to tell whether it beats the controls: a paired test "
+        unscored_note = (f" ({' and '.join(unscored)} not scored: "
+                         f"{'no pairing of different scenes exists' if 'the shuffle' in unscored else 'no values'})"
+                         if unscored else "")
+        if row["n"] < MIN_IMAGES:
+            lines.append(f"{said} too few images ({row['n']}) to tell whether it beats the controls: a paired test "
                          f"needs at least {MIN_IMAGES}.")
-        elif len(lost) == 2:
+        elif beats["centre_bias"] is False and beats["shuffle"] is False:
             lines.append(f"{said} it beats neither control: the predictor carries no image-specific information.")
         elif beats["shuffle"] is False:
             lines.append(f"{said} it does not beat the shuffle: it scores as well against other scenes' maps as "
-                         "against its own, so no image-specific information.")
+                         f"against its own, so no image-specific information{unscored_note}.")
         elif beats["centre_bias"] is False:
-            lines.append(f"{said} it does not beat a centre bias.")
+            lines.append(f"{said} it does not beat a centre bias{unscored_note}.")
         elif unscored:
-            lines.append(f"{said} not checked against {' and '.join(unscored)} (not scored: "
-                         f"{'no pairing of different scenes exists' if 'the shuffle' in unscored else 'no values'}); "
-                         "a control that was not scored is not beaten.")
+            lines.append(f"{said} not checked against {' and '.join(unscored)}{unscored_note}; a control that was not "
+                         "scored is not beaten.")
         else:
             lines.append(f"{said} it beats both controls.")
     return lines
@@ -155,14 +171,16 @@ def _plain(item: dict) -> dict:
     return {k: v for k, v in item.items() if k != "scene"}
 
 
-def _mean(values: pd.Series) -> str:
-    return "not scored" if values.isna().all() else f"{float(values.mean()):.3f}"
-
-
-def _better(diff: np.ndarray) -> bool:
-    """Whether paired differences (positive = predictor better) show the predictor better."""
+def _one_sided_p(diff: np.ndarray) -> float:
+    """One-sided Wilcoxon signed-rank p of paired differences (positive = predictor better)."""
     from scipy.stats import wilcoxon
 
-    if float(diff.mean()) <= MIN_MARGIN or not np.any(diff != 0):
-        return False
-    return bool(wilcoxon(diff, alternative="greater").pvalue < ALPHA)
+    if diff.size == 0 or not np.any(diff != 0):
+        return np.nan
+    return float(wilcoxon(diff, alternative="greater").pvalue)
+
+
+def _better(diff: np.ndarray, p: float) -> bool:
+    """Whether paired differences (positive = predictor better) show the predictor better: by more
+    than MIN_MARGIN on average and p < ALPHA."""
+    return bool(float(diff.mean()) > MIN_MARGIN and np.isfinite(p) and p < ALPHA)

@@ -4,29 +4,25 @@
 
 The page embeds every figure (PNG data URIs), so it can be mailed or attached as one file:
 warnings first (random backbones, a predictor that beats no control, unavailable metrics,
-methods missing images), then the papers' tables (`analysis.report_tables`), a qualitative grid
-(input, its map, the target, each method's output and its map), box plots of fidelity and
-realism, GazeShiftNet Fig. 5's fidelity-vs-attention scatter, each study's statistics, and the
-provenance (dataset, checkpoints, predictor, software). The tables' CSVs go beside it.
+methods missing images), then the papers' tables (`analysis.report_tables`), the figures
+(`analysis.report_figures`: a qualitative grid of input, target and outputs with their density maps, box
+plots of fidelity and realism, GazeShiftNet Fig. 5's fidelity-vs-attention scatter), each study's
+statistics, and the provenance (dataset, checkpoints, predictor, software). The tables' CSVs go beside it.
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from analysis.evaluation import REFERENCE
+from analysis.report_figures import figures_html
 from analysis.report_tables import (Evaluation, Table, ablation_tables, consistency_table, gatys_table,
                                     gazeshiftnet_table1, ground_truth_table, human_attention, load_evaluation,
-                                    missing_line, preference_table, rating_tables, sagim_table1, salggan_table1)
-
-GRID_PAIRS = 4
+                                    missing_line, predictor_check_table, preference_table, rating_tables,
+                                    sagim_table1, salggan_table1)
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.4}
@@ -35,7 +31,8 @@ table{border-collapse:collapse;margin:.5em 0;font-size:.9em} th,td{border:1px so
 th{background:#f0f0f0} td:first-child,th:first-child{text-align:left}
 .caption{color:#555;font-size:.9em} .notes{color:#555;font-size:.85em;margin:.2em 0 1em 1em}
 .warning{background:#fff4e0;border-left:4px solid #e69500;padding:.5em 1em;margin:.4em 0}
-img{max-width:100%} code{background:#f4f4f4;padding:0 .2em} dl.prov dt{font-weight:bold;margin-top:.4em}
+img{max-width:100%} figure{margin:1em 0} figcaption{color:#555;font-size:.9em;max-width:70em}
+code{background:#f4f4f4;padding:0 .2em} dl.prov dt{font-weight:bold;margin-top:.4em}
 """
 
 
@@ -49,18 +46,20 @@ def build_report(eval_dir, out_dir, studies=()) -> Path:
     exports = [_read_study(folder, ev) for folder in studies]
     human = _human_attention(exports, ev)
     sections = [_header(ev, exports), _warnings(ev, exports)]
+    check = predictor_check_table(ev)
     tables = [salggan_table1(ev), gazeshiftnet_table1(ev), sagim_table1(ev), *ablation_tables(ev),
-              gatys_table(ev, human), ground_truth_table(ev)]
+              gatys_table(ev, human), ground_truth_table(ev), *([check] if check is not None else [])]
     absent = _absent_tables(tables, exports)
     sections.append("<h2>Tables</h2>" + ("<ul class=notes id=not-shown>" + "".join(f"<li>{_e(line)}</li>" for line in
                                                                                  absent) + "</ul>" if absent else "")
                     + "".join(_table_html(t) for t in tables))
     sections.append(_figures(ev, exports, human))
-    for export in exports:
+    for export, name in zip(exports, _study_names(exports)):
         study_tables = _study_tables(export, ev)
-        tables += study_tables
-        sections.append(f"<h2>Study: {_e(export.experiment or export.folder.name)}</h2>" + _qc_html(export)
-                        + "".join(_table_html(t) for t in study_tables))
+        sections.append(f"<h2>Study: {_e(name)}</h2>" + _qc_html(export) + "".join(_table_html(t) for t in study_tables))
+        for table in study_tables:  # named per study: two studies' tables never overwrite each other's CSV
+            if not table.frame.empty:
+                table.frame.to_csv(out / f"study_{_slug(name)}_{_slug(table.title)}.csv", index=False)
     sections.append(_provenance(ev, exports))
     for table in tables:
         if not table.frame.empty:
@@ -117,6 +116,7 @@ def _warnings(ev: Evaluation, exports) -> str:
     for export in exports:
         if export.dropped_summary != "no responses dropped":
             lines.append(f"Study {export.experiment}: {export.dropped_summary}.")
+        lines += _method_identity(export, ev)
     if not lines:
         return ""
     return "<h2>Read this first</h2>" + "".join(f"<div class=warning>{_e(line)}</div>" for line in lines)
@@ -153,12 +153,7 @@ def _table_html(table: Table) -> str:
 
 
 def _figures(ev: Evaluation, exports, human: pd.DataFrame | None) -> str:
-    parts = ["<h2>Figures</h2>", "<h3>Qualitative results</h3>", _img(_grid(ev), "qualitative grid")]
-    ratings = _ratings(exports)
-    parts += ["<h3>Fidelity and realism</h3>", _img(_box_plots(ev, ratings), "box plots")]
-    parts += ["<h3>Fidelity against attention shift (GazeShiftNet Fig. 5, left)</h3>",
-              _img(_scatter(ev, ratings, human), "fidelity vs attention")]
-    return "".join(parts)
+    return figures_html(ev, _ratings(exports), human)
 
 
 def _study_tables(export, ev: Evaluation) -> list[Table]:
@@ -166,10 +161,10 @@ def _study_tables(export, ev: Evaluation) -> list[Table]:
 
     responses, tables = export.responses, []
     if (responses["task"] == "choose_best").any():
-        tables.append(preference_table(preference_shares(responses)))
+        tables.append(preference_table(preference_shares(responses, method_order=ev.methods), ev.methods))
     if (responses["task"] == "rate").any():
-        tables.append(rating_tables(*rating_summary(responses)))
-    consistency = consistency_table(responses)
+        tables += rating_tables(*rating_summary(responses, method_order=ev.methods))
+    consistency = consistency_table(responses, ev)
     if consistency is not None:
         tables.append(consistency)
     if not tables:
@@ -177,6 +172,19 @@ def _study_tables(export, ev: Evaluation) -> list[Table]:
                             f"{sorted(responses['task'].unique())}: no statistic of this report applies.",
                             pd.DataFrame()))
     return tables
+
+
+def _study_names(exports) -> list[str]:
+    """Each study section's name: its experiment and the export's folder, with as many trailing
+    folder names as tell the studies apart (every pilot's experiment is called 'pilot')."""
+    folders = [export.folder.resolve().parts for export in exports]
+    names: list[str] = []
+    for depth in range(2, max((len(parts) for parts in folders), default=0) + 2):
+        names = [f"{export.experiment or '(no experiment name)'} — {'/'.join(parts[-depth:]).lstrip('/')}"
+                 for export, parts in zip(exports, folders)]
+        if len(set(names)) == len(names):
+            return names
+    return names
 
 
 def _qc_html(export) -> str:
@@ -222,100 +230,6 @@ def _provenance(ev: Evaluation, exports) -> str:
     return f"<h2 id=provenance>Provenance</h2><dl class=prov>{body}</dl>"
 
 
-# ---------------------------------------------------------------- figures
-
-
-def _grid(ev: Evaluation) -> bytes:
-    """Rows: up to GRID_PAIRS pairs; columns: input, its map, target map, each method's output (and map)."""
-    plt = _pyplot()
-
-    from analysis.eval_pairs import read_rgb
-
-    methods = ev.edited_methods
-    common = sorted(set.intersection(*[set(ev.per_image.loc[ev.per_image["method"] == m, "pair_id"])
-                                       for m in ev.methods]))[:GRID_PAIRS]
-    maps = ev.folder / "maps"
-    with_maps = maps.is_dir()
-    columns = ["input"] + (["input map", "target (Y map)"] if with_maps else [])
-    for method in methods:
-        columns += [method] + ([f"{method} map"] if with_maps else [])
-    fig, axes = plt.subplots(max(len(common), 1), len(columns), figsize=(1.9 * len(columns), 1.6 * max(len(common), 1)),
-                             squeeze=False)
-    data = Path(ev.record["data"])
-    for row, pair_id in enumerate(common):
-        cells = [read_rgb(ev.folder / "outputs" / REFERENCE / f"{pair_id}.png")]
-        if with_maps:
-            cells += [_map_or_none(maps / REFERENCE / f"{pair_id}.npy"), _map_or_none(data / "maps" / f"{pair_id}_y.npy")]
-        for method in methods:
-            cells.append(read_rgb(ev.folder / "outputs" / method / f"{pair_id}.png"))
-            if with_maps:
-                cells.append(_map_or_none(maps / method / f"{pair_id}.npy"))
-        for col, cell in enumerate(cells):
-            ax = axes[row][col]
-            ax.set_xticks([]), ax.set_yticks([])
-            if cell is None:
-                ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
-            else:
-                ax.imshow(cell, cmap="magma" if cell.ndim == 2 else None)
-            if row == 0:
-                ax.set_title(columns[col], fontsize=7)
-        axes[row][0].set_ylabel(pair_id, fontsize=7)
-    return _png(fig)
-
-
-def _box_plots(ev: Evaluation, ratings: pd.DataFrame | None) -> bytes:
-    plt = _pyplot()
-
-    metric = "lpips_x" if ev.has("lpips_x") else "l1_x"
-    panels = [(f"fidelity: {metric} to the input (lower = closer)",
-               {m: ev.per_image.loc[ev.per_image["method"] == m, metric].dropna() for m in ev.edited_methods})]
-    for block in ("fidelity", "realism"):
-        if ratings is not None and (ratings["block"] == block).any():
-            part = ratings[ratings["block"] == block]
-            panels.append((f"{block} rating per image (human, higher = better)",
-                           {m: g["rating"] for m, g in part.groupby("method")}))
-    if len(panels) == 1:
-        panels.append(("realism: needs a rating study (studyweb/examples/gazeshiftnet_ratings.yaml)", {}))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False)
-    for ax, (title, groups) in zip(axes[0], panels):
-        groups = {m: v for m, v in groups.items() if len(v)}
-        if groups:
-            ax.boxplot(list(groups.values()), tick_labels=list(groups), showmeans=True)
-            ax.tick_params(axis="x", labelsize=7, rotation=20)
-        else:
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(title, fontsize=8)
-    return _png(fig)
-
-
-def _scatter(ev: Evaluation, ratings: pd.DataFrame | None, human: pd.DataFrame | None) -> bytes:
-    plt = _pyplot()
-
-    if human is not None and len(human):
-        x_label, xs = "relative attention increase (human maps)", human.groupby("method")["dp_obj_rel"].mean()
-    else:
-        x_label, xs = "relative saliency increase (predictor)", pd.Series(
-            {m: ev.mean(m, "sal_increase_rel")[0] for m in ev.edited_methods})
-    if ratings is not None and (ratings["block"] == "fidelity").any():
-        y_label, ys = "fidelity rating (human)", ratings[ratings["block"] == "fidelity"].groupby("method")["rating"].mean()
-    else:
-        metric = "lpips_x" if ev.has("lpips_x") else "l1_x"
-        y_label, ys = f"fidelity: 1 - {metric} to the input", pd.Series(
-            {m: 1 - ev.mean(m, metric)[0] for m in ev.edited_methods})
-    fig, ax = plt.subplots(figsize=(4.8, 3.6))
-    shown = 0
-    for method in ev.edited_methods:
-        x, y = xs.get(method, math.nan), ys.get(method, math.nan)
-        if np.isfinite(x) and np.isfinite(y):
-            ax.scatter([x], [y])
-            ax.annotate(method, (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
-            shown += 1
-    if not shown:
-        ax.text(0.5, 0.5, "no method has both measures", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel(x_label, fontsize=8), ax.set_ylabel(y_label, fontsize=8)
-    return _png(fig)
-
-
 # ---------------------------------------------------------------- helpers
 
 
@@ -328,7 +242,45 @@ def _read_study(folder, ev: Evaluation):
     if ids and not ids & known:
         raise ValueError(f"study export {folder} ({export.experiment}) is about pairs {sorted(ids)[:5]}, none of which "
                          f"the evaluation {ev.folder} scored; is it an export of another experiment?")
+    _method_identity(export, ev)
     return export
+
+
+def _method_identity(export, ev: Evaluation) -> list[str]:
+    """Check that each method's images in the study (stimuli.csv) are the images the evaluation
+    scored under that name (outputs.csv), by pixel digest; 'original' images against the input.
+    ValueError naming the method and pairs when they differ; returns warnings for what could not
+    be checked (an older export or evaluation, a study method that was not evaluated)."""
+    stimuli_file, outputs_file = export.folder / "stimuli.csv", ev.folder / "outputs.csv"
+    if not stimuli_file.is_file() or not outputs_file.is_file():
+        missing = stimuli_file if not stimuli_file.is_file() else outputs_file
+        return [f"Study {export.experiment}: its methods' images could not be matched to the evaluated ones ({missing} "
+                "is missing: export or evaluate again with this version)."]
+    stimuli = pd.read_csv(stimuli_file, dtype=str, keep_default_na=False)
+    stimuli = stimuli.apply(lambda column: column.str.replace(r"^'", "", regex=True))
+    outputs = pd.read_csv(outputs_file, dtype=str, keep_default_na=False)
+    scored = {(row.method, row.pair_id): row.pixel_sha256 for row in outputs.itertuples()}
+    evaluated = set(outputs["method"])
+    differ: dict[str, list[str]] = {}
+    not_evaluated = set()
+    for row in stimuli.itertuples():
+        if row.method == "original" and row.side not in ("x", ""):
+            continue  # the ground-truth Y is not an evaluated method
+        method = REFERENCE if row.method == "original" else row.method
+        if method not in evaluated:
+            not_evaluated.add(row.method)
+            continue
+        digest = scored.get((method, row.pair_id))
+        if digest is not None and row.pixel_sha256 and row.pixel_sha256 != digest:
+            differ.setdefault(row.method, []).append(row.pair_id)
+    if differ:
+        said = "; ".join(f"{method}: pair(s) {', '.join(sorted(pairs)[:5])}{' …' if len(pairs) > 5 else ''}"
+                         for method, pairs in sorted(differ.items()))
+        raise ValueError(f"study export {export.folder} ({export.experiment}) showed other images than the evaluation "
+                         f"{ev.folder} scored under the same method name ({said}); is a method folder mislabelled? "
+                         "Evaluate the images the study showed, or name the methods alike in both")
+    return [f"Study {export.experiment}: method {method} was not evaluated, so its study results stand beside no "
+            "computational metric." for method in sorted(not_evaluated)]
 
 
 def _human_attention(exports, ev: Evaluation) -> pd.DataFrame | None:
@@ -338,40 +290,13 @@ def _human_attention(exports, ev: Evaluation) -> pd.DataFrame | None:
 
 
 def _ratings(exports) -> pd.DataFrame | None:
-    """Per-image mean rating per (block, method) of the rate tasks: the box plots' distributions."""
-    frames = []
-    for export in exports:
-        rows = export.responses[export.responses["task"] == "rate"]
-        if len(rows):
-            frames.append(rows.groupby(["block", "method", "pair_id"], as_index=False)["rating"].mean())
+    """Per-image mean rating per (block, question, method) of the rate tasks (`study_stats.
+    per_image_ratings`: no catch, practice or invalid rows): the box plots' distributions."""
+    from analysis.study_stats import per_image_ratings
+
+    frames = [per_image_ratings(export.responses) for export in exports]
+    frames = [frame for frame in frames if len(frame)]
     return pd.concat(frames, ignore_index=True) if frames else None
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _map_or_none(path: Path):
-    return np.load(path) if path.is_file() else None
-
-
-def _png(fig) -> bytes:
-    plt = _pyplot()
-
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def _img(data: bytes, alt: str) -> str:
-    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
 
 
 def _random(info) -> bool:

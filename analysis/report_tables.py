@@ -12,14 +12,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from analysis.evaluation import REFERENCE
-
-# A study's fixation maps: BubbleView's 25 px at 640 px wide, scaled by the image width (the
-# default of studyweb.maps when a study sets neither sigma_px nor px_per_degree).
-HUMAN_SIGMA_PX_AT_640 = 25.0
+from analysis.study_attention import MIN_OBSERVERS, human_attention  # noqa: F401 (human_attention: the report's)
 
 
 @dataclass
@@ -168,28 +164,36 @@ def ablation_tables(ev: Evaluation) -> list[Table]:
 
 def gatys_table(ev: Evaluation, human: pd.DataFrame | None = None) -> Table:
     """Gatys et al.'s effect sizes: Δp_obj (absolute, relative) and the fixation-entropy change, mean
-    with a 95% bootstrap interval per method — from the predictor's maps and, given `human`
-    (per-image rows method, pair_id, dp_obj, dp_obj_rel, entropy_change_bits), from human maps."""
+    with a 95% bootstrap interval over images per method — from the predictor's maps and, given
+    `human` (per-image rows condition, method, pair_id, side, dp_obj, dp_obj_rel,
+    entropy_change_bits: `human_attention`), from human maps per (condition, method)."""
     from analysis.study_stats import attention_change
 
     sources = [("predictor", ev.per_image)] + ([("human", human)] if human is not None and len(human) else [])
     rows, notes = [], []
     for source, table in sources:
+        by = [c for c in ("condition", "method") if c in table.columns]
         for metric, label in (("dp_obj", "Δp_obj"), ("dp_obj_rel", "Δp_obj relative"),
                               ("entropy_change_bits", "Δ entropy (bits)")):
             if metric not in table.columns:
                 continue
-            values = table[["method", "pair_id", metric]].dropna().rename(columns={metric: "value"})
+            keys = [*by, "pair_id"] + (["side"] if "side" in table.columns else [])
+            values = table[[*keys, metric]].dropna(subset=[metric]).rename(columns={metric: "value"})
             values = values[values["method"] != REFERENCE]
             if values.empty:
                 continue
-            for r in attention_change(values, n_resamples=2000).itertuples():
-                rows.append({"Maps": source, "Measure": label, "Method": r.method, "n": r.n, "mean": _number(r.mean, 3),
-                             "95% CI": "–" if math.isnan(r.ci_low) else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"})
+            for r in attention_change(values, n_resamples=2000, by=by).to_dict("records"):
+                rows.append({"Maps": source, "Measure": label, "Condition": r.get("condition", ""),
+                             "Method": r["method"], "images": r["n"], "mean": _number(r["mean"], 3),
+                             "95% CI": _interval(r["ci_low"], r["ci_high"], 3)})
     if not rows:
         notes.append("no Δp_obj: " + _why_absent(ev, "dp_obj", "needs --predictor and object masks of the edit"))
     if human is None:
         notes.append("human maps: give a CodeCharts or BubbleView study export of the edited images (--study)")
+    notes.append("Unit of analysis: the image (one change per image and method: the map of the edited version "
+                 "against the map of the original); percentile bootstrap over images, 2000 resamples. Human maps "
+                 "are grouped by (condition, method): a design with conditions (Gatys' blocks) names its versions "
+                 "in condition.")
     return Table("Gatys et al. effect sizes", "Change in the probability to fixate the edited objects and in "
                  "fixation entropy, with percentile-bootstrap 95% intervals.", pd.DataFrame(rows), notes)
 
@@ -203,93 +207,145 @@ def ground_truth_table(ev: Evaluation) -> Table:
                  "to Y than it.", pd.DataFrame(rows), notes)
 
 
+def predictor_check_table(ev: Evaluation) -> Table | None:
+    """The measuring predictor against its controls, per metric: mean of the predictor, the centre
+    bias and the shuffle on the evaluated X and Y images with human maps, n, the one-sided Wilcoxon
+    p of each comparison and the verdict (None when the evaluation had no predictor)."""
+    from analysis.controls import ALPHA, MIN_MARGIN, control_tests
+
+    check = ev.record.get("predictor_check") or {}
+    if not ev.record.get("predictor"):
+        return None
+    name = ev.record["predictor"].get("name", "predictor")
+    if ev.predictor_check is None or check.get("status") != "checked":
+        return Table("Predictor check", f"{name} against the centre bias and the shuffle.", pd.DataFrame(),
+                     [check.get("status", "not checked")])
+    tests = control_tests(ev.predictor_check)
+    verdicts = dict(zip(tests["metric"], check.get("verdicts", [])))
+    rows = [{"Metric": f"{r['metric']} ({'↓' if r['better'] == 'lower' else '↑'})", "n": r["n"],
+             name: _number(r["predictor"], 3), "centre bias": _number(r["centre_bias"], 3),
+             "shuffle": _number(r["shuffle"], 3), "p vs centre (Wilcoxon, one-sided)": _p(r["p_centre_bias"]),
+             "p vs shuffle (Wilcoxon, one-sided)": _p(r["p_shuffle"]),
+             "beats": _beats(r["beats_centre_bias"], r["beats_shuffle"])} for r in tests.to_dict("records")]
+    notes = [verdicts[m] for m in tests["metric"] if m in verdicts]
+    notes.append(f"Unit of analysis: the image ({len(ev.predictor_check['name'].unique())} evaluated X and Y images "
+                 "with a human map). Shuffle: each image's prediction against the human map of an image of another "
+                 f"pair (a seeded derangement). Beaten: mean better by more than {MIN_MARGIN} and p < {ALPHA}.")
+    return Table("Predictor check", f"{name}, which measures every attention metric above, against a centre bias "
+                 "and against other scenes' maps (the shuffle): scores on the evaluated images' human maps.",
+                 pd.DataFrame(rows), notes)
+
+
+def _beats(centre, shuffle) -> str:
+    said = {True: "yes", False: "no", None: "not scored"}
+    return f"centre: {said[centre]}, shuffle: {said[shuffle]}"
+
+
 # ---------------------------------------------------------------- studies
 
 
-def preference_table(shares: pd.DataFrame) -> Table:
-    """SalG-GAN Table 2: preference (%) per method and question, with Wilson intervals and the test."""
-    frame = shares.assign(cell=[f"{s * 100:.1f}% [{lo * 100:.0f}, {hi * 100:.0f}]"
-                                for s, lo, hi in zip(shares["share"], shares["ci_low"], shares["ci_high"])])
-    wide = frame.pivot_table(index="method", columns="question", values="cell", aggfunc="first").reset_index()
-    notes = []
-    for (block, question), group in shares.groupby(["block", "question"]):
-        r = group.iloc[0]
-        notes.append(f"{block}/{question}: {int(r['n_trials'])} trials; all methods equally preferred? "
-                     f"chi-square p = {r['chi2_p']:.3g}, exact p = {r['exact_p']:.3g} ({r['exact_method']})"
-                     + (" — small expected counts: read the exact p" if r["small_counts"] else ""))
-    return Table("SalG-GAN Table 2 (user study)", "Preference (%) with Wilson 95% intervals: the share of trials "
-                 "showing a method in which it was picked.", wide.rename(columns={"method": "Method"}), notes)
+def preference_table(shares: pd.DataFrame, method_order=None) -> Table:
+    """SalG-GAN Table 2: preference (%) per method (rows, in `method_order` then as shown) and
+    (block, question) (columns, every one, in the order they were answered), with cluster-bootstrap
+    intervals; below, the trials and the p of the test that names itself in the notes."""
+    columns = list(dict.fromkeys(zip(shares["block"], shares["question"])))
+    present = list(dict.fromkeys(shares["method"]))
+    methods = [m for m in dict.fromkeys(method_order or []) if m in present]
+    methods += [m for m in present if m not in methods]
+    labels = {key: f"{key[0]} / {key[1]}" if key[0] else str(key[1]) for key in columns}
+    if len(set(labels.values())) < len(labels):
+        raise ValueError(f"two (block, question) columns print alike: {sorted(labels.values())}")
+    cells = {(r["block"], r["question"], r["method"]): r for r in shares.to_dict("records")}
+    rows, notes = [], []
+    for method in methods:
+        row = {"Method": method}
+        for key in columns:
+            r = cells.get((*key, method))
+            row[labels[key]] = "not shown" if r is None else (
+                f"{_number(r['share'] * 100, 1)}% {_interval(r['ci_low'] * 100, r['ci_high'] * 100, 1)}")
+        rows.append(row)
+    trials, tests = {"Method": "trials"}, {"Method": "p (all shown candidates equally likely)"}
+    for key in columns:
+        first = shares[(shares["block"] == key[0]) & (shares["question"] == key[1])].iloc[0]
+        trials[labels[key]] = str(int(first["n_trials"]))
+        short = "exact multinomial" if first["test"].startswith("exact") else "MC conditional"
+        tests[labels[key]] = f"{_p(first['p'])} ({short})" if not math.isnan(first["p"]) else "–"
+        notes.append(f"{labels[key]}: {int(first['n_trials'])} trials by {int(first['n_participants'])} participants"
+                     f" on {int(first['n_images'])} images; interval: {first['interval']}; test: {first['test']}.")
+    notes.append("Unit of analysis: the trial's pick, with participants and images as clusters: intervals resample "
+                 "whole participants and images; the test draws each trial's pick among the candidates that trial "
+                 "showed (valid when trials show different subsets; exact only where every trial showed one set).")
+    return Table("SalG-GAN Table 2 (user study)", "Preference (%): the share of the trials showing a method in "
+                 "which it was picked, with 95% cluster-bootstrap intervals.", pd.DataFrame(rows + [trials, tests]),
+                 notes)
 
 
-def rating_tables(per_method: pd.DataFrame, pairwise: pd.DataFrame) -> Table:
-    frame = per_method.assign(**{"median [q1, q3]": [f"{m:g} [{a:g}, {b:g}]" for m, a, b in
-                                                     zip(per_method["median"], per_method["q1"], per_method["q3"])]})
-    frame = frame[["block", "question", "method", "n", "mean", "median [q1, q3]"]].round({"mean": 3})
-    notes = [f"{r.block}: {r.method_a} vs {r.method_b}: P({r.method_a} rated higher) = {r.prob_a_higher:.2f}, "
-             f"Mann-Whitney p = {r.p:.3g}, Holm-adjusted {r.p_holm:.3g}" for r in pairwise.itertuples()]
-    return Table("Ratings (GazeShiftNet fidelity / realism)", "Rating per method; pairwise two-sided Mann-Whitney "
-                 "tests with Holm correction per block.", frame, notes)
+def rating_tables(per_method: pd.DataFrame, pairwise: pd.DataFrame, models: pd.DataFrame) -> list[Table]:
+    """GazeShiftNet's fidelity / realism ratings (`study_stats.rating_summary`): the ratings per
+    method, and every pairwise comparison on per-image means and in the mixed model."""
+    summary = pd.DataFrame({"Block": per_method["block"], "Question": per_method["question"],
+                            "Method": per_method["method"], "ratings": per_method["n"],
+                            "participants": per_method["n_participants"], "images": per_method["n_images"],
+                            "mean of per-image means": [_number(v, 3) for v in per_method["image_mean"]],
+                            "median [q1, q3] of ratings": [f"{_number(m, 2)} {_interval(a, b, 2)}" for m, a, b in
+                                                           zip(per_method["median"], per_method["q1"],
+                                                               per_method["q3"])]})
+    compared = pd.DataFrame({
+        "Block": pairwise["block"], "Question": pairwise["question"],
+        "A vs B": [f"{a} vs {b}" for a, b in zip(pairwise["method_a"], pairwise["method_b"])],
+        "images (A / B)": [f"{a} / {b}" for a, b in zip(pairwise["n_images_a"], pairwise["n_images_b"])],
+        "per-image test": ["Wilcoxon, paired" if t.startswith("Wilcoxon") else "Mann-Whitney" for t in pairwise["test"]],
+        "P(A higher)": [_number(v, 2) for v in pairwise["prob_a_higher"]],
+        "p": [_p(v) for v in pairwise["p"]], "p (Holm)": [_p(v) for v in pairwise["p_holm"]],
+        "mixed model A − B": [_pm(e, s, 3) for e, s in zip(pairwise["mixed_estimate"], pairwise["mixed_se"])],
+        "p (mixed)": [_p(v) for v in pairwise["mixed_p"]], "p (mixed, Holm)": [_p(v) for v in pairwise["mixed_p_holm"]]})
+    notes = [f"per-image tests: {t}" for t in dict.fromkeys(pairwise["test"])]
+    for m in models.to_dict("records"):
+        fit = ("no mixed model" if math.isnan(m["var_residual"]) else
+               f"mixed model on {m['n_ratings']} ratings ({'converged' if m['converged'] else 'DID NOT CONVERGE'}): "
+               f"variance participant {_number(m['var_participant'], 3)}, image {_number(m['var_image'], 3)}, "
+               f"residual {_number(m['var_residual'], 3)}")
+        notes.append(f"{m['block']} / {m['question']}: {m['n_participants']} participants, {m['n_images']} images; "
+                     f"{fit}" + (f" — {m['note']}" if m["note"] else ""))
+    notes.append("Unit of analysis: the image — each image's ratings of a method are averaged first and methods "
+                 "compared across images (Wilcoxon signed-rank paired by image where both methods were rated on the "
+                 "same images, else Mann-Whitney U); the mixed model (statsmodels MixedLM, REML) uses every rating "
+                 "with random intercepts for participant and image, Wald p of the contrast ± its standard error. "
+                 "Holm over the pairs of each block and question.")
+    return [Table("Ratings (GazeShiftNet fidelity / realism)", "Ratings per method: per-image means (the papers' "
+                  "unit) and the ratings' median and quartiles.", summary, []),
+            Table("Rating comparisons", "Every pair of methods per block and question: on per-image means, and in a "
+                  "mixed model with participant and image as random effects.", compared, notes)]
 
 
-def human_attention(responses: pd.DataFrame, ev: Evaluation) -> pd.DataFrame:
-    """Per (method, pair_id) of a CodeCharts / BubbleView export of edited images: Δp_obj (absolute,
-    relative) and the entropy change of the human map of the method's output against the human map
-    of the original, in the edited objects' region of the evaluated dataset."""
-    from analysis import attention_shift as shift
-    from analysis.eval_pairs import read_pairs
-    from analysis.fixations import fixation_map
+def consistency_table(responses: pd.DataFrame, ev: Evaluation, max_images: int = 20, n_splits: int = 10,
+                      seed: int = 0) -> Table | None:
+    """Inter-observer consistency of a CodeCharts / BubbleView export (`study_attention.
+    consistency_curve` on the evaluated dataset's images): split-half CC and NSS by observers per
+    half and the CC projected to all observers, averaged over the displayed images with most
+    observers. None without clicks on images."""
+    from analysis.study_attention import consistency_curve
+    from analysis.study_stats import has_flattened
 
-    clicks = responses[responses["task"].isin(["codecharts", "bubbleview"]) & responses[["x", "y"]].notna().all(axis=1)
-                       & ~responses["valid"].isin([False])]
-    if clicks.empty:
-        return pd.DataFrame(columns=["method", "pair_id", "dp_obj", "dp_obj_rel", "entropy_change_bits"])
-    split = ev.record["split"]
-    pairs = {p.pair_id: p for p in read_pairs(ev.record["data"], None if split == "all" else split)}
-    original = clicks["method"].isna() | clicks["method"].isin(["", "original"])
-    rows = []
-    for pair_id, group in clicks[clicks["pair_id"].isin(list(pairs))].groupby("pair_id"):
-        pair = pairs[pair_id]
-        if pair.region is None:
-            continue
-        shape = pair.x.shape[:2]
-        sigma = HUMAN_SIGMA_PX_AT_640 * shape[1] / 640
-        before_points = group[original.loc[group.index]][["x", "y"]].to_numpy(float)
-        if len(before_points) == 0:
-            continue
-        before = fixation_map(before_points, shape, sigma)
-        for method, part in group[~original.loc[group.index]].groupby("method"):
-            after = fixation_map(part[["x", "y"]].to_numpy(float), shape, sigma)
-            change, relative = shift.delta_p_object(before, after, pair.region)
-            rows.append({"method": method, "pair_id": pair_id, "dp_obj": change, "dp_obj_rel": relative,
-                         "entropy_change_bits": shift.entropy_change(before, after)})
-    return pd.DataFrame(rows, columns=["method", "pair_id", "dp_obj", "dp_obj_rel", "entropy_change_bits"])
-
-
-def consistency_table(responses: pd.DataFrame, max_images: int = 20) -> Table | None:
-    """Inter-observer consistency: split-half CC and NSS against observers per half, averaged over
-    the images (up to `max_images`, those with most observers) of a CodeCharts / BubbleView export."""
-    from analysis.study_stats import fixations_by_participant, has_flattened, split_half_consistency
-
-    clicks = responses[responses["task"].isin(["codecharts", "bubbleview"]) & responses[["x", "y"]].notna().all(axis=1)]
-    if clicks.empty:
+    curve, observers = consistency_curve(responses, ev.record["data"], max_images, n_splits, seed)
+    if observers.empty:
         return None
-    keys = clicks.assign(method=clicks["method"].fillna("")).groupby(["pair_id", "side", "method"])["participant_id"]
-    chosen = keys.nunique().sort_values(ascending=False)
-    chosen = chosen[chosen >= 4].head(max_images)
-    if chosen.empty:
+    if curve.empty:
         return Table("Inter-observer consistency", "", pd.DataFrame(),
-                     ["no image has 4 or more observers: too few to measure consistency"])
-    curves = []
-    for (pair_id, side, method), _ in chosen.items():
-        points = fixations_by_participant(clicks, pair_id, side, method or None)
-        extent = np.concatenate(list(points.values()))
-        shape = (int(extent[:, 1].max()) + 1, int(extent[:, 0].max()) + 1)  # at least the clicked area
-        sigma = HUMAN_SIGMA_PX_AT_640 * shape[1] / 640
-        curves.append(split_half_consistency(points, shape, max(sigma, 1.0), n_splits=10))
-    curve = pd.concat(curves).groupby("n_per_half", as_index=False)[["cc_mean", "nss_mean"]].mean()
-    flattened, why = has_flattened(curve)
-    return Table("Inter-observer consistency", f"Split-half CC and NSS over {len(curves)} image(s), by observers per "
-                 "half: were enough people asked?", curve.round(3), [why])
+                     [f"no image has {MIN_OBSERVERS} or more observers (at most {int(observers.max())}): too few to "
+                      "measure consistency"])
+    shown = observers[observers >= MIN_OBSERVERS].head(max_images)
+    frame = pd.DataFrame({"observers per half": curve["n_per_half"], "images": curve["images"],
+                          "split-half CC": [_number(v, 3) for v in curve["cc_mean"]],
+                          "split-half NSS": [_number(v, 3) for v in curve["nss_mean"]],
+                          "CC projected to all observers": [_number(v, 3) for v in curve["cc_full"]]})
+    notes = [has_flattened(curve)[1],
+             f"observers per image: {int(shown.min())}–{int(shown.max())}; CC projected with Spearman-Brown, "
+             "k r / (1 + (k − 1) r), k = the image's observers / observers per half ('–' where r ≤ 0)",
+             "Unit of analysis: the displayed image (pair, side, condition, method), practice, sentinel and catch "
+             f"rows left out; maps of the image's size in the evaluated dataset; {n_splits} random splits per size."]
+    return Table("Inter-observer consistency", f"Split-half CC and NSS over {int(curve['images'].max())} image(s), "
+                 "by observers per half: were enough people asked?", frame, notes)
 
 
 def missing_line(name: str, needs: str) -> str:
@@ -299,14 +355,41 @@ def missing_line(name: str, needs: str) -> str:
 # ---------------------------------------------------------------- helpers
 
 
-def _number(value: float, digits: int) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def _pm(mean: float, std: float, digits: int = 2) -> str:
-    if math.isnan(mean):
+def _number(value, digits: int) -> str:
+    """`value` with `digits` decimals: '–' for None or NaN, '∞' / '-∞' for infinities (the PSNR of
+    a perfect output), never a negative zero ('-0.000' prints '0.000')."""
+    if value is None:
         return "–"
-    return f"{mean:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}")
+    value = float(value)
+    if math.isnan(value):
+        return "–"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _pm(mean, std, digits: int = 2) -> str:
+    """'mean ± std' through `_number`; the mean alone where std is NaN or the mean infinite."""
+    if mean is None or math.isnan(float(mean)):
+        return "–"
+    if math.isinf(float(mean)) or std is None or not math.isfinite(float(std)):
+        return _number(mean, digits)
+    return f"{_number(mean, digits)} ± {_number(std, digits)}"
+
+
+def _interval(low, high, digits: int) -> str:
+    """'[low, high]' through `_number`; '–' when either end is missing."""
+    if low is None or high is None or math.isnan(float(low)) or math.isnan(float(high)):
+        return "–"
+    return f"[{_number(low, digits)}, {_number(high, digits)}]"
+
+
+def _p(value) -> str:
+    """A p-value with 3 decimals, '<0.001' below, '–' when missing."""
+    if value is None or math.isnan(float(value)):
+        return "–"
+    return "<0.001" if value < 0.001 else _number(value, 3)
 
 
 def _set_metric_notes(ev: Evaluation, metric: str, label: str) -> list[str]:

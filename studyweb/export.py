@@ -32,11 +32,14 @@ import logging
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from analysis.eval_pairs import pixel_digest
 from studyweb.db import Click, Event, Experiment, FixationMap, Participant, Response, Stimulus, Trial
+from studyweb.experiments import stimulus_image_path
 from studyweb.maps import current_maps
 
 log = logging.getLogger(__name__)
@@ -122,9 +125,10 @@ def export_to_dataset(session: Session, experiment: Experiment, dataset_dir=None
 def export_csv(session: Session, experiment: Experiment, out_dir) -> dict[str, Path]:
     """Tidy CSVs of the experiment in `out_dir`: participants.csv (with QC's verdict and reason),
     trials.csv, clicks.csv (x, y in image pixels, t_ms since trial start), events.csv (payload
-    as JSON) and responses.csv (DESIGN.md §2: `response_rows`); one row per record, ids to join
-    on, text escaped as in the module doc. Simulated and imported participants are labelled in
-    the `source` column."""
+    as JSON), responses.csv (DESIGN.md §2: `response_rows`) and stimuli.csv (every image shown:
+    `stimulus_rows`, with the digest of its pixels); one row per record, ids to join on, text
+    escaped as in the module doc. Simulated and imported participants are labelled in the
+    `source` column."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     in_experiment = select(Participant.id).where(Participant.experiment_id == experiment.id)
@@ -163,7 +167,24 @@ def export_csv(session: Session, experiment: Experiment, out_dir) -> dict[str, P
                                          _with_qc(session, experiment, participants))}
     written.update({name: write_csv(out / f"{name}.csv", columns, result) for name, (columns, result) in tables.items()})
     written["responses"] = write_csv(out / "responses.csv", RESPONSE_COLUMNS, response_rows(session, experiment))
+    written["stimuli"] = write_csv(out / "stimuli.csv", STIMULUS_COLUMNS, stimulus_rows(session, experiment))
     return written
+
+
+STIMULUS_COLUMNS = ["stimulus_id", "pair_id", "side", "method", "width", "height", "pixel_sha256", "image"]
+
+
+def stimulus_rows(session: Session, experiment: Experiment):
+    """The rows of stimuli.csv: each image of the experiment with `analysis.eval_pairs.pixel_digest`
+    of its file as it is now (the file participants were served; empty when it cannot be read), so
+    `gazelab report` can check that a method's images are the ones its evaluation scored."""
+    stimuli = session.scalars(select(Stimulus).where(Stimulus.experiment_id == experiment.id).order_by(Stimulus.id))
+    for stimulus in stimuli:
+        path = stimulus_image_path(stimulus)
+        pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        digest = pixel_digest(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)) if pixels is not None else None
+        yield [stimulus.id, stimulus.pair_id, stimulus.side, stimulus.method or "original", stimulus.width,
+               stimulus.height, digest, str(path)]
 
 
 # DESIGN.md §2: one row per questionnaire or CodeCharts response.

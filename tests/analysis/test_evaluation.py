@@ -8,6 +8,8 @@ from analysis import fidelity
 from analysis.evaluation import MethodSpec, evaluate, parse_methods
 from analysis.report import build_report
 
+W, H = 40, 32  # the size of the conftest dataset's images
+
 def test_folder_methods_are_scored_per_image_with_gaps_named_and_means_over_the_common_pairs(data, outputs, tmp_path):
     out = tmp_path / "eval"
     methods = parse_methods([f"oracle={outputs['oracle']}", f"dim={outputs['dim']}"])
@@ -114,3 +116,46 @@ def test_evaluate_and_report_from_the_command_line(run_cli, data, outputs, tmp_p
     assert code == 2 and err.startswith("gazelab: error:") and "NAME=CHECKPOINT" in err and "Traceback" not in err
     code, _, err = run_cli("evaluate", "--data", data, "--out", tmp_path / "e3")
     assert code == 2 and "give at least one method" in err
+
+
+def _stimuli(folder, rows):
+    pd.DataFrame(rows, columns=["stimulus_id", "pair_id", "side", "method", "width", "height", "pixel_sha256",
+                                "image"]).to_csv(folder / "stimuli.csv", index=False)
+
+
+def test_report_refuses_a_study_whose_method_images_differ_from_the_evaluated_ones(data, outputs, study_export,
+                                                                                    tmp_path):
+    from analysis.eval_pairs import pixel_digest, read_rgb
+
+    evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), tmp_path / "eval", fid=False, progress=False)
+    digests = pd.read_csv(tmp_path / "eval/outputs.csv").set_index(["method", "pair_id"])["pixel_sha256"]
+    assert digests[("oracle", "p0")] == pixel_digest(read_rgb(outputs["oracle"] / "p0.png"))
+    assert digests[("input", "p0")] == pixel_digest(read_rgb(data / "images/p0_x.png"))
+    study = study_export(tmp_path / "study", "sgit", ["p0", "p1"])
+    same = [[1, "p0", "x", "oracle", W, H, digests[("oracle", "p0")], "a.png"],
+            [2, "p0", "x", "original", W, H, digests[("input", "p0")], "b.png"],
+            [3, "p0", "x", "dim", W, H, "0" * 64, "c.png"]]
+    _stimuli(study, same)
+    page = build_report(tmp_path / "eval", tmp_path / "report", studies=[study]).read_text()
+    assert "method dim was not evaluated" in page
+    _stimuli(study, same + [[4, "p1", "x", "oracle", W, H, digests[("input", "p1")], "d.png"]])  # X shown as oracle
+    with pytest.raises(ValueError, match=r"showed other images than the evaluation .* \(oracle: pair\(s\) p1\)"):
+        build_report(tmp_path / "eval", tmp_path / "report", studies=[study])
+    (study / "stimuli.csv").unlink()
+    page = build_report(tmp_path / "eval", tmp_path / "report", studies=[study]).read_text()
+    assert "could not be matched to the evaluated ones" in page
+
+
+def test_the_report_always_shows_the_predictor_check_table(data, outputs, centre_bias, tmp_path):
+    import html as html_lib
+
+    evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), tmp_path / "eval", predictor=centre_bias,
+             fid=False, progress=False, split="all")
+    check = pd.read_csv(tmp_path / "eval/predictor_check.csv", keep_default_na=False)
+    shuffle = check[check["model"] == "shuffle"]
+    assert all(name.split("/")[0] != partner.split("/")[0] for name, partner in zip(shuffle["name"], shuffle["partner"]))
+    page = html_lib.unescape(build_report(tmp_path / "eval", tmp_path / "report").read_text())
+    assert "Predictor check" in page and "p vs shuffle (Wilcoxon, one-sided)" in page
+    assert "Unit of analysis: the image (10 evaluated X and Y images" in page
+    table = pd.read_csv(tmp_path / "report/predictor_check.csv")
+    assert list(table["n"]) == [10, 10, 10] and table["Metric"].str.startswith(("cc", "sim", "kld")).all()

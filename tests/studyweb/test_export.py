@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import update
 
+from analysis.eval_pairs import pixel_digest
 from analysis.metrics import kld
 from datagen.dataset import Dataset
 from studyweb import db
@@ -95,6 +96,11 @@ def test_export_csv_is_tidy(session, experiment, tmp_path):
     assert len(trials) == 6 and set(trials["pair_id"]) == {"p0", "p1"}
     assert len(clicks) == 18 and {"x", "y", "t_ms", "participant_id"} <= set(clicks.columns)
     assert list(events["kind"]) == ["resize", "resize"] and events["payload"][0] == '{"w": 800}'
+    stimuli = pd.read_csv(paths["stimuli"], keep_default_na=False)
+    assert len(stimuli) == len(experiment.stimuli) and set(stimuli["method"]) == {"original"}
+    for row in stimuli.itertuples():  # the digest of the pixels of the file each stimulus is served from
+        image = cv2.cvtColor(cv2.imread(row.image), cv2.COLOR_BGR2RGB)
+        assert row.pixel_sha256 == pixel_digest(image) and (row.height, row.width) == image.shape[:2]
 
 
 def add_participants(session, experiment, clicks_by_label, n=1):
