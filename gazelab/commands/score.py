@@ -71,6 +71,8 @@ def command(pred_dir, gt_dir, fixations_csv, baseline_path, metrics, skip_missin
     for stem in stems:
         items.append({
             "name": stem,
+            # A dataset's maps are PAIRID_x / PAIRID_y: the two sides of a pair are one scene for the shuffle.
+            "scene": stem[:-2] if stem.endswith(("_x", "_y")) else stem,
             "pred": load_map(preds[stem]),
             "gt_map": load_map(gts[stem]),
             "fixations": points.get(stem),
@@ -91,7 +93,7 @@ def command(pred_dir, gt_dir, fixations_csv, baseline_path, metrics, skip_missin
         control_table = with_controls(items, metrics=checked, rng=np.random.default_rng(seed))
         control_out = out.with_name(f"{out.stem}.controls.csv")
         control_table.to_csv(control_out, index=False)
-        click.echo(f"controls (centre bias, other images' maps) -> {control_out}")
+        click.echo(f"controls (centre bias, other scenes' maps) -> {control_out}")
         for line in control_verdicts(control_table):
             click.echo(f"  {line}")
 

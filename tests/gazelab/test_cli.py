@@ -117,7 +117,7 @@ def test_score_command_writes_one_row_per_image(run_cli, tmp_path):
     assert code == 0 and list(pd.read_csv(tmp_path / "maps_only.csv").columns) == ["name", "cc", "kld"]
     controls = pd.read_csv(tmp_path / "maps_only.controls.csv")  # the honest checks, scored alongside
     assert sorted(set(controls["model"])) == ["centre_bias", "predictor", "shuffle"] and len(controls) == 9
-    assert "controls (centre bias, other images' maps)" in out and out.count("  cc: predictor") == 1
+    assert "controls (centre bias, other scenes' maps)" in out and out.count("  cc: predictor") == 1
 
 
 def test_score_command_reports_missing_counterparts_by_name(run_cli, tmp_path):
