@@ -39,6 +39,7 @@ METRIC_INFO = {
     "cc_mask": ("CC of the output's map and the region", "higher"),
     "dp_obj": ("change in the probability to fixate the region (Gatys)", "higher"),
     "dp_obj_rel": ("relative change in the probability to fixate the region", "higher"),
+    "p_obj_x": ("probability to fixate the region in X (Gatys' p_obj of the original)", None),
     "entropy_change_bits": ("change of fixation entropy, bits", None),
     "kld_target": ("saliency KLD, target map || output's map, nats", "lower"),
     "sagim_c1": ("SaGIM C1: least salient object of X now above the most salient", "higher"),
@@ -114,10 +115,10 @@ def pair_metrics(pair: PairInputs, output: np.ndarray, before=None, after=None) 
         change, relative = shift.delta_p_object(before, after, pair.region)
         values.update(sal_increase=shift.saliency_increase(before, after, pair.region), sal_increase_rel=increase,
                       wfbeta=shift.weighted_fbeta(after, pair.region), cc_mask=shift.cc_to_mask(after, pair.region),
-                      dp_obj=change, dp_obj_rel=relative)
+                      dp_obj=change, dp_obj_rel=relative, p_obj_x=shift.fixation_probability(before, pair.region))
     else:
         skipped.update(dict.fromkeys(("sal_increase", "sal_increase_rel", "wfbeta", "cc_mask", "dp_obj",
-                                      "dp_obj_rel"), pair.region_note or "no region"))
+                                      "dp_obj_rel", "p_obj_x"), pair.region_note or "no region"))
     if pair.target is not None:
         values["kld_target"] = shift.saliency_kld(pair.target, after)
     else:

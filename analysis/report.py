@@ -56,7 +56,8 @@ def build_report(eval_dir, out_dir, studies=()) -> Path:
     sections.append(_figures(ev, exports, human))
     for export, name in zip(exports, _study_names(exports)):
         study_tables = _study_tables(export, ev)
-        sections.append(f"<h2>Study: {_e(name)}</h2>" + _qc_html(export) + "".join(_table_html(t) for t in study_tables))
+        sections.append(f"<h2>Study: {_e(name)}</h2>" + _qc_html(export)
+                        + "".join(_table_html(t) for t in study_tables))
         for table in study_tables:  # named per study: two studies' tables never overwrite each other's CSV
             if not table.frame.empty:
                 table.frame.to_csv(out / f"study_{_slug(name)}_{_slug(table.title)}.csv", index=False)

@@ -12,10 +12,15 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis.evaluation import REFERENCE
 from analysis.study_attention import MIN_OBSERVERS, human_attention  # noqa: F401 (human_attention: the report's)
+from analysis.table_format import interval as _interval
+from analysis.table_format import number as _number
+from analysis.table_format import p_value as _p
+from analysis.table_format import plus_minus as _pm
 
 
 @dataclass
@@ -173,7 +178,7 @@ def gatys_table(ev: Evaluation, human: pd.DataFrame | None = None) -> Table:
     rows, notes = [], []
     for source, table in sources:
         by = [c for c in ("condition", "method") if c in table.columns]
-        for metric, label in (("dp_obj", "Δp_obj"), ("dp_obj_rel", "Δp_obj relative"),
+        for metric, label in (("dp_obj", "Δp_obj"), ("dp_obj_rel", "Δp_obj relative: mean of per-image ratios (paper)"),
                               ("entropy_change_bits", "Δ entropy (bits)")):
             if metric not in table.columns:
                 continue
@@ -186,16 +191,55 @@ def gatys_table(ev: Evaluation, human: pd.DataFrame | None = None) -> Table:
                 rows.append({"Maps": source, "Measure": label, "Condition": r.get("condition", ""),
                              "Method": r["method"], "images": r["n"], "mean": _number(r["mean"], 3),
                              "95% CI": _interval(r["ci_low"], r["ci_high"], 3)})
+        rows += _relative_variants(table, by, source)
     if not rows:
         notes.append("no Δp_obj: " + _why_absent(ev, "dp_obj", "needs --predictor and object masks of the edit"))
     if human is None:
         notes.append("human maps: give a CodeCharts or BubbleView study export of the edited images (--study)")
+    notes.append("Δp_obj relative: Gatys et al. (§5.3) average the per-image ratios Δp_obj / p_obj(original) "
+                 "(their +43% / −22%), which images with a small p_obj(original) can dominate; the median of the "
+                 "ratios and the ratio of means (mean Δp_obj / mean p_obj(original)) are given beside it.")
     notes.append("Unit of analysis: the image (one change per image and method: the map of the edited version "
                  "against the map of the original); percentile bootstrap over images, 2000 resamples. Human maps "
                  "are grouped by (condition, method): a design with conditions (Gatys' blocks) names its versions "
                  "in condition.")
     return Table("Gatys et al. effect sizes", "Change in the probability to fixate the edited objects and in "
                  "fixation entropy, with percentile-bootstrap 95% intervals.", pd.DataFrame(rows), notes)
+
+
+def _relative_variants(table: pd.DataFrame, by: list[str], source: str) -> list[dict]:
+    """Rows of the relative Δp_obj's other two readings per group: the median of the per-image
+    ratios and the ratio of means, each with a percentile bootstrap interval over images (scipy,
+    images resampled with their Δp_obj and p_obj(original) together)."""
+    from scipy import stats
+
+    if not {"dp_obj", "dp_obj_rel", "p_obj_x"} <= set(table.columns):
+        return []
+    values = table[table["method"] != REFERENCE].dropna(subset=["dp_obj", "p_obj_x"])
+    rows = []
+    for key, group in values.groupby(by, sort=True):
+        key = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        ratios = group["dp_obj_rel"].dropna().to_numpy(float)
+        change, before = group["dp_obj"].to_numpy(float), group["p_obj_x"].to_numpy(float)
+        variants = [("Δp_obj relative: median of per-image ratios", ratios, lambda r, axis=-1: np.median(r, axis=axis),
+                     False),
+                    ("Δp_obj relative: ratio of means", (change, before),
+                     lambda c, b, axis=-1: c.mean(axis=axis) / b.mean(axis=axis), True)]
+        for label, data, statistic, paired in variants:
+            data = data if paired else (data,)
+            n = len(data[0])
+            if n == 0 or (paired and before.mean() <= 0):
+                continue
+            estimate = float(statistic(*data))
+            low = high = estimate if n >= 2 else math.nan  # every image alike: so is every resample
+            if n >= 2 and np.ptp(np.stack(data)) > 0:
+                result = stats.bootstrap(data, statistic, paired=paired, vectorized=True, method="percentile",
+                                         confidence_level=0.95, n_resamples=2000, rng=0)
+                low, high = result.confidence_interval
+            rows.append({"Maps": source, "Measure": label, "Condition": key.get("condition", ""),
+                         "Method": key.get("method", ""), "images": n, "mean": _number(estimate, 3),
+                         "95% CI": _interval(low, high, 3)})
+    return rows
 
 
 def ground_truth_table(ev: Evaluation) -> Table:
@@ -290,21 +334,27 @@ def rating_tables(per_method: pd.DataFrame, pairwise: pd.DataFrame, models: pd.D
                             "median [q1, q3] of ratings": [f"{_number(m, 2)} {_interval(a, b, 2)}" for m, a, b in
                                                            zip(per_method["median"], per_method["q1"],
                                                                per_method["q3"])]})
+    failed = {(m["block"], m["question"]) for m in models.to_dict("records")
+              if not m["converged"] and not math.isnan(m["var_residual"])}
+    mark = ["†" if key in failed else "" for key in zip(pairwise["block"], pairwise["question"])]
     compared = pd.DataFrame({
         "Block": pairwise["block"], "Question": pairwise["question"],
         "A vs B": [f"{a} vs {b}" for a, b in zip(pairwise["method_a"], pairwise["method_b"])],
         "images (A / B)": [f"{a} / {b}" for a, b in zip(pairwise["n_images_a"], pairwise["n_images_b"])],
-        "per-image test": ["Wilcoxon, paired" if t.startswith("Wilcoxon") else "Mann-Whitney" for t in pairwise["test"]],
+        "per-image test": ["Wilcoxon, paired" if t.startswith("Wilcoxon") else "Mann-Whitney"
+                           for t in pairwise["test"]],
         "P(A higher)": [_number(v, 2) for v in pairwise["prob_a_higher"]],
         "p": [_p(v) for v in pairwise["p"]], "p (Holm)": [_p(v) for v in pairwise["p_holm"]],
-        "mixed model A − B": [_pm(e, s, 3) for e, s in zip(pairwise["mixed_estimate"], pairwise["mixed_se"])],
-        "p (mixed)": [_p(v) for v in pairwise["mixed_p"]], "p (mixed, Holm)": [_p(v) for v in pairwise["mixed_p_holm"]]})
+        "mixed model A − B": [_pm(e, s, 3) + x
+                              for e, s, x in zip(pairwise["mixed_estimate"], pairwise["mixed_se"], mark)],
+        "p (mixed)": [_p(v) + x for v, x in zip(pairwise["mixed_p"], mark)],
+        "p (mixed, Holm)": [_p(v) + x for v, x in zip(pairwise["mixed_p_holm"], mark)]})
     notes = [f"per-image tests: {t}" for t in dict.fromkeys(pairwise["test"])]
+    notes += ["† the mixed model did not converge: read its numbers with care (note below)"] if failed else []
     for m in models.to_dict("records"):
         fit = ("no mixed model" if math.isnan(m["var_residual"]) else
-               f"mixed model on {m['n_ratings']} ratings ({'converged' if m['converged'] else 'DID NOT CONVERGE'}): "
-               f"variance participant {_number(m['var_participant'], 3)}, image {_number(m['var_image'], 3)}, "
-               f"residual {_number(m['var_residual'], 3)}")
+               f"mixed model on {m['n_ratings']} ratings: variance participant {_number(m['var_participant'], 3)}, "
+               f"image {_number(m['var_image'], 3)}, residual {_number(m['var_residual'], 3)}")
         notes.append(f"{m['block']} / {m['question']}: {m['n_participants']} participants, {m['n_images']} images; "
                      f"{fit}" + (f" — {m['note']}" if m["note"] else ""))
     notes.append("Unit of analysis: the image — each image's ratings of a method are averaged first and methods "
@@ -353,43 +403,6 @@ def missing_line(name: str, needs: str) -> str:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _number(value, digits: int) -> str:
-    """`value` with `digits` decimals: '–' for None or NaN, '∞' / '-∞' for infinities (the PSNR of
-    a perfect output), never a negative zero ('-0.000' prints '0.000')."""
-    if value is None:
-        return "–"
-    value = float(value)
-    if math.isnan(value):
-        return "–"
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    text = f"{value:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
-
-
-def _pm(mean, std, digits: int = 2) -> str:
-    """'mean ± std' through `_number`; the mean alone where std is NaN or the mean infinite."""
-    if mean is None or math.isnan(float(mean)):
-        return "–"
-    if math.isinf(float(mean)) or std is None or not math.isfinite(float(std)):
-        return _number(mean, digits)
-    return f"{_number(mean, digits)} ± {_number(std, digits)}"
-
-
-def _interval(low, high, digits: int) -> str:
-    """'[low, high]' through `_number`; '–' when either end is missing."""
-    if low is None or high is None or math.isnan(float(low)) or math.isnan(float(high)):
-        return "–"
-    return f"[{_number(low, digits)}, {_number(high, digits)}]"
-
-
-def _p(value) -> str:
-    """A p-value with 3 decimals, '<0.001' below, '–' when missing."""
-    if value is None or math.isnan(float(value)):
-        return "–"
-    return "<0.001" if value < 0.001 else _number(value, 3)
 
 
 def _set_metric_notes(ev: Evaluation, metric: str, label: str) -> list[str]:

@@ -2,32 +2,38 @@
 
 `read_export` reads one experiment's export and keeps the responses the statistics use (QC-kept
 participants, no catch questions); `preference_shares` (choose_best: SalG-GAN Table 2),
-`rating_summary` (rate: GazeShiftNet Fig. 5), `attention_change` (per-method bootstrap means),
-`split_half_consistency` (were enough people asked?) and `qc_summary` work on it. Questions are
-grouped by (block, question): a design's blocks may ask the same question id (GazeShiftNet's
-fidelity and realism blocks both ask "score"). Rows with valid == False are left out.
+`rating_summary` (rate: GazeShiftNet Fig. 5), `attention_change` (bootstrap means over images),
+`fixations_by_participant` (one image's CodeCharts / BubbleView points, for
+`split_half_consistency`) and `qc_summary` work on it; `analysis.study_rows` chooses the rows.
+Questions are grouped by (block, question): a design's blocks may ask the same question id
+(GazeShiftNet's fidelity and realism blocks both ask "score"). Invalid, practice and catch rows
+are left out.
 
-A table from more than one experiment is refused, never averaged over. The tests come from the
-libraries that already do them: Wilson intervals and the chi-square from scipy
-(`binomtest(...).proportion_ci`, `chisquare`), Mann-Whitney from scipy, Holm's correction from
-statsmodels (`multipletests`).
+Every participant answers on many images and every image is answered by many participants, so
+answers are not independent: the tests come from `analysis.repeated_measures` (per-image means,
+a mixed model with participant and image as random effects, cluster-bootstrap intervals, a
+conditional test of preferences) and from scipy and statsmodels underneath. A table from more
+than one experiment is refused, never averaged over.
 """
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.special import gammaln
 
-from analysis.fixations import fixation_map
-from analysis.metrics import cc, nss
+from analysis.observer_consistency import has_flattened, spearman_brown, split_half_consistency
+from analysis.repeated_measures import (attention_change, choice_test, cluster_bootstrap_shares, compare_per_image,
+                                        holm, mixed_model)
+from analysis.study_rows import (CATCH_QUESTION, filled, flag, image_clicks, image_keys, one_experiment, ordered,
+                                 task_rows)
+
+__all__ = ["StudyExport", "read_export", "preference_shares", "rating_summary", "per_image_ratings",
+           "attention_change", "image_clicks", "fixations_by_participant", "qc_summary", "holm",
+           "split_half_consistency", "spearman_brown", "has_flattened"]
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +42,14 @@ RESPONSE_COLUMNS = ["experiment", "participant_id", "source", "block", "trial_id
                     "valid", "rt_ms", "created_at"]
 PARTICIPANT_COLUMNS = ["id", "source", "status", "qc_status", "qc_reason"]
 NUMBER_COLUMNS = {"participant_id", "trial_id", "rating", "x", "y", "rt_ms", "id"}
+# True/False columns of the export (DESIGN.md §2: valid, and the extra is_practice, is_catch, correct).
+FLAG_COLUMNS = ("valid", "is_practice", "is_catch", "correct")
 SOURCES = ("human", "simulated", "imported")
 TASKS = ("choose_best", "rate", "pick_region", "describe", "codecharts", "bubbleview")
 QC_STATUSES = ("kept", "excluded", "no data")
-CATCH_QUESTION = "catch"
 # A choose_best catch trial asks for the image identical to the input: its right answer is
 # the candidate of method "original" (studyweb.questionnaire_study._catch_spec).
 CATCH_ANSWER = "original"
-# The exact multinomial test enumerates every outcome up to this many; beyond, Monte Carlo.
-MAX_ENUMERATED = 200_000
 
 
 @dataclass
@@ -84,7 +89,7 @@ def read_export(folder, experiment: str | None = None, sources=None, only_kept: 
     responses = _read_table(folder / "responses.csv", RESPONSE_COLUMNS)
     participants = _read_table(folder / "participants.csv", PARTICIPANT_COLUMNS)
     where = folder / "responses.csv"
-    responses, experiment = _one_experiment(responses, experiment, where)
+    responses, experiment = one_experiment(responses, experiment, where)
     for column, allowed in (("source", SOURCES), ("task", TASKS)):
         _check_values(responses[column], allowed, f"{where} column {column}")
     _check_values(participants["qc_status"], QC_STATUSES, f"{folder / 'participants.csv'} column qc_status")
@@ -97,7 +102,7 @@ def read_export(folder, experiment: str | None = None, sources=None, only_kept: 
         raise ValueError(f"{where} has responses of participant(s) {unknown[:10]} that are not in"
                          f" {folder / 'participants.csv'}; are the two files from the same export?")
     qc = participants.set_index("id")[["qc_status", "qc_reason"]]
-    is_catch = responses["question"] == CATCH_QUESTION
+    is_catch = responses["question"].eq(CATCH_QUESTION) | flag(responses, "is_catch")
     catch = _with_pass(responses[is_catch], responses)
     rest = responses[~is_catch]
     keep = rest["participant_id"].map(qc["qc_status"]).eq("kept") if only_kept else pd.Series(True, rest.index)
@@ -109,186 +114,138 @@ def read_export(folder, experiment: str | None = None, sources=None, only_kept: 
     return export
 
 
-def preference_shares(responses: pd.DataFrame, task: str = "choose_best", seed: int = 0,
-                      n_draws: int = 100_000) -> pd.DataFrame:
-    """Per (block, question, method) of a choose_best study: n_chosen, n_shown (trials that
-    showed it), share = n_chosen / n_shown with its Wilson 95% interval (ci_low, ci_high), and
-    chance = its expected share if every shown candidate were equally likely. Per (block,
-    question), on each of its rows: n_trials and goodness-of-fit tests of "every method equally
-    preferred", expected counts following how often each method was shown (Σ over trials of
-    1 / candidates shown): chi2, chi2_p (scipy.stats.chisquare), small_counts (an expected count
-    < 5: trust exact_p, not chi2_p), exact_p and exact_method. The exact test enumerates every
-    outcome and sums those at most as probable as the one observed (the exact multinomial test)
-    when every trial showed the same methods and there are at most MAX_ENUMERATED outcomes;
-    otherwise it is Monte Carlo (`n_draws` draws with `seed`, each trial a uniform pick among its
-    own candidates; p = share of draws with a chi-square statistic at least the observed)."""
-    rows = _task_rows(responses, task, ["shown_methods", "choice"])
+def preference_shares(responses: pd.DataFrame, task: str = "choose_best", seed: int = 0, n_draws: int = 100_000,
+                      n_resamples: int = 2000, method_order=None) -> pd.DataFrame:
+    """Per (block, question, method) of a choose_best study, blocks and questions in the order
+    they were answered, methods in `method_order` (then as first shown): n_chosen, n_shown
+    (trials that showed it), share = n_chosen / n_shown with a 95% percentile cluster-bootstrap
+    interval (ci_low, ci_high; `repeated_measures.cluster_bootstrap_shares` over participants
+    and, where every row names its pair_id, images; NaN with fewer than 2 participants), and
+    chance = its expected share if every shown candidate were equally likely. On each row of a
+    (block, question): n_trials, n_participants, n_images, interval (how the interval was made),
+    and the test of "each trial's pick is uniform among the candidates it showed"
+    (`repeated_measures.choice_test`): statistic (chi-square discrepancy), p and test (the exact
+    multinomial test only where every trial showed the same set; else the Monte Carlo
+    conditional test, `n_draws` draws with `seed`)."""
+    rows = task_rows(responses, task, ["shown_methods", "choice", "participant_id"])
     shown = rows["shown_methods"].fillna("").astype(str).str.split("|")
     bad = rows[[not s or "" in s or c not in s for s, c in zip(shown, rows["choice"])]]
     if not bad.empty:
         raise ValueError(f"{len(bad)} {task} response(s) have a choice that is not among shown_methods (e.g."
                          f" trial {bad['trial_id'].iloc[0]}: choice {bad['choice'].iloc[0]!r}, shown"
                          f" {bad['shown_methods'].iloc[0]!r}); expected the chosen method and the |-joined candidates")
+    images = image_keys(rows) if "pair_id" in rows.columns and filled(rows["pair_id"]).all() else None
     out = []
-    for (block, question), group in rows.groupby(["block", "question"], sort=True):
+    for (block, question), group in rows.groupby(["block", "question"], sort=False):
         sets = [frozenset(shown[i]) for i in group.index]
-        methods = sorted(set().union(*sets))
-        n_shown = np.array([sum(m in s for s in sets) for m in methods])
-        expected = np.array([sum(1 / len(s) for s in sets if m in s) for m in methods])
-        chosen = group["choice"].value_counts().reindex(methods, fill_value=0).to_numpy()
-        test = _goodness_of_fit(chosen, expected, Counter(sets), methods, seed, n_draws)
-        for m, k, n, e in zip(methods, chosen, n_shown, expected):
-            low, high = stats.binomtest(int(k), int(n)).proportion_ci(0.95, method="wilson")
+        methods = ordered([m for i in group.index for m in shown[i]], method_order)
+        shown_matrix = np.array([[m in s for m in methods] for s in sets], dtype=float)
+        chosen_matrix = np.array([[c == m for m in methods] for c in group["choice"]], dtype=float)
+        n_shown, chosen = shown_matrix.sum(axis=0), chosen_matrix.sum(axis=0)
+        expected = (shown_matrix / shown_matrix.sum(axis=1, keepdims=True)).sum(axis=0)
+        test = choice_test(chosen, Counter(sets), methods, seed, n_draws)
+        clusters = [pd.factorize(group["participant_id"])[0]]
+        n_images = 0
+        if images is not None:
+            clusters.append(pd.factorize(images[group.index])[0])
+            n_images = int(clusters[1].max()) + 1
+        over = " over participants" + (" and images" if images is not None else " (no pair_id: images unknown)")
+        if clusters[0].max() + 1 < 2:
+            low = high = np.full(len(methods), np.nan)
+            interval = "no interval: one participant"
+        else:
+            low, high = cluster_bootstrap_shares(chosen_matrix, shown_matrix, clusters, n_resamples, seed)
+            interval = f"95% percentile cluster bootstrap{over} ({n_resamples} resamples, seed {seed})"
+        for m, k, n, e, lo, hi in zip(methods, chosen, n_shown, expected, low, high):
             out.append({"block": block, "question": question, "method": m, "n_chosen": int(k), "n_shown": int(n),
-                        "share": k / n, "ci_low": low, "ci_high": high, "chance": e / n, "n_trials": len(group),
-                        **test})
+                        "share": k / n, "ci_low": lo, "ci_high": hi, "chance": e / n, "n_trials": len(group),
+                        "n_participants": int(clusters[0].max()) + 1, "n_images": n_images, "interval": interval,
+                        "statistic": test["statistic"], "p": test["p"], "test": test["test"]})
     return pd.DataFrame(out)
 
 
-def rating_summary(responses: pd.DataFrame, task: str = "rate") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per_method, pairwise) of a rate study, per (block, question). per_method: n, mean,
-    median, q1, q3 (quartiles, linear interpolation) of the rating per method. pairwise: for
-    every pair of methods, n_a, n_b, u (Mann-Whitney U of a, scipy.stats.mannwhitneyu, two-sided,
-    its default method: exact without ties and small samples, else normal with tie correction),
-    prob_a_higher = u / (n_a n_b) = P(a's rating > b's) + ½ P(equal), p, and p_holm (Holm over
-    the pairs of that block and question)."""
-    rows = _task_rows(responses, task, ["method", "rating"])
-    missing = rows[rows["rating"].isna() | rows["method"].isna() | rows["method"].eq("")]
-    if not missing.empty:
-        raise ValueError(f"{len(missing)} {task} response(s) have no rating or no method (e.g. trial"
-                         f" {missing['trial_id'].iloc[0]}); expected a score and the rated method")
+def rating_summary(responses: pd.DataFrame, task: str = "rate",
+                   method_order=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(per_method, pairwise, models) of a rate study, per (block, question) in answer order,
+    methods in `method_order` (then as first rated). An image is a (pair_id, side).
+
+    per_method: n (ratings), n_participants, n_images, mean (of the ratings), image_mean (mean of
+    the per-image means), median, q1, q3 (of the ratings, linear interpolation).
+    pairwise, for every pair of methods: the per-image comparison (`repeated_measures.
+    compare_per_image`: test, n_images_a, n_images_b, mean_a, mean_b, prob_a_higher, statistic,
+    p, p_holm over the pairs of that block and question) and the mixed model's contrast
+    (mixed_estimate = a − b, mixed_se, mixed_p, mixed_p_holm).
+    models: one row per (block, question): n_ratings, n_participants, n_images, the mixed model's
+    var_participant, var_image, var_residual, converged, note (`repeated_measures.mixed_model`).
+    ValueError naming the trial when a rating, its method or its pair_id is missing."""
+    rows = task_rows(responses, task, ["method", "rating", "participant_id", "pair_id"])
+    for column, what in (("rating", "a score"), ("method", "the rated method"), ("pair_id", "the rated image")):
+        missing = rows[~filled(rows[column])]
+        if not missing.empty:
+            raise ValueError(f"{len(missing)} {task} response(s) have no {column} (e.g. block"
+                             f" {missing['block'].iloc[0]!r}, question {missing['question'].iloc[0]!r}, trial"
+                             f" {missing['trial_id'].iloc[0]}); expected {what} on every rating")
+    rows = rows.assign(image=image_keys(rows))
     keys = ["block", "question", "method"]
-    rating = rows.groupby(keys, sort=True)["rating"]
-    per_method = pd.concat({"n": rating.size(), "mean": rating.mean(), "median": rating.median(),
-                            "q1": rating.quantile(0.25), "q3": rating.quantile(0.75)}, axis=1).reset_index()
-    pairs = []
-    for (block, question), group in rows.groupby(["block", "question"], sort=True):
-        by_method = {m: g["rating"].to_numpy(float) for m, g in group.groupby("method", sort=True)}
+    rating = rows.groupby(keys, sort=False)["rating"]
+    image_means = rows.groupby([*keys, "image"], sort=False)["rating"].mean()
+    per_method = pd.concat({"n": rating.size(), "n_participants": rows.groupby(keys, sort=False)["participant_id"]
+                            .nunique(), "n_images": rows.groupby(keys, sort=False)["image"].nunique(),
+                            "mean": rating.mean(), "image_mean": image_means.groupby(level=keys, sort=False).mean(),
+                            "median": rating.median(), "q1": rating.quantile(0.25), "q3": rating.quantile(0.75)},
+                           axis=1).reset_index()
+    group_rank = {key: i for i, key in enumerate(dict.fromkeys(zip(rows["block"], rows["question"])))}
+    method_rank = {m: i for i, m in enumerate(ordered(rows["method"], method_order))}
+    rank = [(group_rank[b, q], method_rank[m]) for b, q, m in zip(*(per_method[c] for c in keys))]
+    per_method = per_method.iloc[sorted(range(len(rank)), key=rank.__getitem__)].reset_index(drop=True)
+    pairs, models = [], []
+    for (block, question), group in rows.groupby(["block", "question"], sort=False):
+        methods = ordered(group["method"], method_order)
+        means = {m: g.groupby("image")["rating"].mean() for m, g in group.groupby("method")}
+        model = mixed_model(group.rename(columns={"rating": "value", "participant_id": "participant"}), methods)
+        contrasts = {(r["method_a"], r["method_b"]): r for r in model.contrasts.to_dict("records")}
         found = []
-        for a, b in itertools.combinations(by_method, 2):
-            result = stats.mannwhitneyu(by_method[a], by_method[b], alternative="two-sided")
-            n_a, n_b = len(by_method[a]), len(by_method[b])
-            found.append({"block": block, "question": question, "method_a": a, "method_b": b, "n_a": n_a,
-                          "n_b": n_b, "u": float(result.statistic), "prob_a_higher": result.statistic / (n_a * n_b),
-                          "p": float(result.pvalue)})
-        for row, adjusted in zip(found, holm([r["p"] for r in found])):
-            row["p_holm"] = adjusted
+        for a, b in [(a, b) for i, a in enumerate(methods) for b in methods[i + 1:]]:
+            fit = contrasts.get((a, b), {})
+            found.append({"block": block, "question": question, "method_a": a, "method_b": b,
+                          **compare_per_image(means[a], means[b]), "mixed_estimate": fit.get("estimate", np.nan),
+                          "mixed_se": fit.get("se", np.nan), "mixed_p": fit.get("p", np.nan)})
+        _add_holm(found, "p", "p_holm")
+        _add_holm(found, "mixed_p", "mixed_p_holm")
         pairs.extend(found)
-    columns = ["block", "question", "method_a", "method_b", "n_a", "n_b", "u", "prob_a_higher", "p", "p_holm"]
-    return per_method, pd.DataFrame(pairs, columns=columns)
+        models.append({"block": block, "question": question, "n_ratings": len(group),
+                       "n_participants": group["participant_id"].nunique(), "n_images": group["image"].nunique(),
+                       "var_participant": model.var_participant, "var_image": model.var_image,
+                       "var_residual": model.var_residual, "converged": model.converged, "note": model.note})
+    columns = ["block", "question", "method_a", "method_b", "test", "n_images_a", "n_images_b", "mean_a", "mean_b",
+               "prob_a_higher", "statistic", "p", "p_holm", "mixed_estimate", "mixed_se", "mixed_p", "mixed_p_holm"]
+    return per_method, pd.DataFrame(pairs, columns=columns), pd.DataFrame(models)
 
 
-def holm(p_values) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1) in the input's order:
-    statsmodels' multipletests(method="holm"), the same as R's p.adjust(method="holm");
-    ValueError for a p-value outside [0, 1]."""
-    p = np.asarray(p_values, dtype=float)
-    if p.size == 0:
-        return p
-    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
-        raise ValueError(f"p-values must be in [0, 1], got {p.tolist()[:10]}")
-    from statsmodels.stats.multitest import multipletests
-
-    return multipletests(p, method="holm")[1]
-
-
-def attention_change(per_image: pd.DataFrame, seed: int = 0, n_resamples: int = 9999) -> pd.DataFrame:
-    """Mean per method of per-image values (e.g. Δp_obj of the human maps; columns method,
-    pair_id, value) with a percentile bootstrap 95% interval (scipy.stats.bootstrap, `seed`):
-    columns method, n, mean, ci_low, ci_high (NaN for a method with a single image: no interval).
-    ValueError on a missing column, a NaN value or a (method, pair_id) given twice."""
-    _require(per_image, ["method", "pair_id", "value"], "per_image")
-    if per_image["value"].isna().any():
-        raise ValueError(f"per_image has {int(per_image['value'].isna().sum())} NaN value(s); expected one number"
-                         " per (method, pair_id)")
-    twice = per_image[per_image.duplicated(["method", "pair_id"], keep=False)]
-    if not twice.empty:
-        raise ValueError(f"per_image has (method, pair_id) {twice[['method', 'pair_id']].iloc[0].tolist()} more"
-                         " than once; expected one value per image and method")
-    out = []
-    for method, group in per_image.groupby("method", sort=True):
-        values = group["value"].to_numpy(float)
-        low = high = math.nan
-        if len(values) >= 2:
-            result = stats.bootstrap((values,), np.mean, method="percentile", confidence_level=0.95,
-                                     n_resamples=n_resamples, rng=seed)
-            low, high = result.confidence_interval
-        out.append({"method": method, "n": len(values), "mean": values.mean(), "ci_low": low, "ci_high": high})
-    return pd.DataFrame(out, columns=["method", "n", "mean", "ci_low", "ci_high"])
-
-
-def split_half_consistency(points_by_participant: dict, shape: tuple[int, int], sigma_px: float,
-                           n_splits: int = 20, seed: int = 0, counts=None) -> pd.DataFrame:
-    """Inter-observer consistency of one image: for n observers per half (`counts`, default
-    1 … half of those available), `n_splits` random pairs of disjoint halves; a fixation map of
-    each half (analysis.fixations.fixation_map, `sigma_px` pixels, `shape` (height, width)) and
-    cc(map_a, map_b) and the NSS of one half's map at the other half's points (both ways,
-    averaged). points_by_participant: {participant: (N, 2) (x, y) image pixels}; points outside
-    the image are dropped and a participant left with none is not counted (logged). Columns
-    n_per_half, n_observers (= 2 n), cc_mean, cc_std, nss_mean, nss_std, n_splits."""
-    height, width = (int(v) for v in shape)
-    points = {}
-    for participant, value in points_by_participant.items():
-        array = np.asarray(value, dtype=float).reshape(-1, 2) if np.size(value) else np.empty((0, 2))
-        inside = (array[:, 0] >= 0) & (array[:, 0] < width) & (array[:, 1] >= 0) & (array[:, 1] < height)
-        if inside.any():
-            points[participant] = array[inside]
-    if len(points) < len(points_by_participant):
-        log.warning("%d participant(s) have no point in the %dx%d image and are not counted",
-                    len(points_by_participant) - len(points), width, height)
-    if len(points) < 2:
-        raise ValueError(f"split-half consistency needs at least 2 participants with points in the image, got"
-                         f" {len(points)}")
-    ids = list(points)
-    counts = list(range(1, len(ids) // 2 + 1)) if counts is None else [int(n) for n in counts]
-    if not counts or min(counts) < 1 or max(counts) > len(ids) // 2:
-        raise ValueError(f"counts must be observers per half in 1..{len(ids) // 2} ({len(ids)} participants), got"
-                         f" {counts}")
-    rng = np.random.default_rng(seed)
-    out = []
-    for n in counts:
-        ccs, nsss = [], []
-        for _ in range(n_splits):
-            order = rng.permutation(len(ids))
-            half_a = np.concatenate([points[ids[i]] for i in order[:n]])
-            half_b = np.concatenate([points[ids[i]] for i in order[n:2 * n]])
-            map_a, map_b = fixation_map(half_a, shape, sigma_px), fixation_map(half_b, shape, sigma_px)
-            ccs.append(cc(map_a, map_b))
-            nsss.append((nss(map_a, half_b) + nss(map_b, half_a)) / 2)
-        out.append({"n_per_half": n, "n_observers": 2 * n, "cc_mean": np.mean(ccs), "cc_std": np.std(ccs),
-                    "nss_mean": np.mean(nsss), "nss_std": np.std(nsss), "n_splits": n_splits})
-    return pd.DataFrame(out)
-
-
-def has_flattened(curve: pd.DataFrame, min_gain: float = 0.01) -> tuple[bool, str]:
-    """(whether the split-half CC curve has flattened, the reason in words): flattened when its
-    last step (between the last two observer counts) adds less than `min_gain` CC."""
-    if len(curve) < 2:
-        return False, (f"only {len(curve)} observer count(s) on the curve: too few participants to tell whether"
-                       " it has flattened; ask more people")
-    (n0, cc0), (n1, cc1) = curve[["n_per_half", "cc_mean"]].iloc[-2:].itertuples(index=False)
-    gain = cc1 - cc0
-    step = f"going from {n0} to {n1} observers per half changed the split-half CC by {gain:+.3f}"
-    if gain < min_gain:
-        return True, f"flattened: {step} (< {min_gain}); more observers would change the map little"
-    return False, f"still rising: {step} (>= {min_gain}); more observers would still change the map"
+def per_image_ratings(responses: pd.DataFrame, task: str = "rate") -> pd.DataFrame:
+    """The mean rating of each image per (block, question, method): columns block, question,
+    method, pair_id, side, rating; catch, practice and invalid rows left out. Empty without
+    ratings."""
+    columns = ["block", "question", "method", "pair_id", "side", "rating"]
+    if not (responses["task"] == task).any():
+        return pd.DataFrame(columns=columns)
+    rows = task_rows(responses, task, ["method", "rating", "pair_id", "side"]).dropna(subset=["rating"])
+    rows = rows.assign(side=rows["side"].fillna("").astype(str))
+    return rows.groupby(columns[:-1], sort=False, as_index=False)["rating"].mean()[columns]
 
 
 def fixations_by_participant(responses: pd.DataFrame, pair_id: str, side: str, method: str | None = None,
                              condition: str | None = None) -> dict:
-    """{participant_id: (N, 2) (x, y) image pixels} of the valid codecharts / bubbleview responses
-    on one image (pair_id, side, and where given its method and condition), for
-    `split_half_consistency`."""
-    _require(responses, ["task", "participant_id", "pair_id", "side", "method", "condition", "x", "y", "valid"],
-             "responses")
-    _one_experiment(responses, None, "responses")
-    keep = (responses["task"].isin(["codecharts", "bubbleview"]) & ~responses["valid"].isin([False])
-            & responses["pair_id"].eq(pair_id) & responses["side"].eq(side) & responses[["x", "y"]].notna().all(axis=1))
+    """{participant_id: (N, 2) (x, y) image pixels} of the `image_clicks` on one image (pair_id,
+    side, and where given its method and condition), for `split_half_consistency`."""
+    if "experiment" in responses.columns:
+        one_experiment(responses, None, "responses")
+    rows = image_clicks(responses)
+    keep = rows["pair_id"].eq(pair_id) & rows["side"].eq(side)
     for column, value in (("method", method), ("condition", condition)):
         if value is not None:
-            keep &= responses[column].eq(value)
-    rows = responses[keep]
-    return {p: g[["x", "y"]].to_numpy(float) for p, g in rows.groupby("participant_id", sort=True)}
+            keep &= rows[column].eq(value)
+    return {p: g[["x", "y"]].to_numpy(float) for p, g in rows[keep].groupby("participant_id", sort=True)}
 
 
 def qc_summary(export: StudyExport) -> dict:
@@ -307,8 +264,8 @@ def qc_summary(export: StudyExport) -> dict:
 
 
 def _read_table(path: Path, required: list[str]) -> pd.DataFrame:
-    """A CSV of studyweb's export: text unescaped (one leading '), numbers as floats, valid as
-    True/False/None, empty text cells as ''."""
+    """A CSV of studyweb's export: text unescaped (one leading '), numbers as floats, the
+    FLAG_COLUMNS there as True/False/None, empty text cells as ''."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; expected studyweb's export (responses.csv, participants.csv)")
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -324,30 +281,16 @@ def _read_table(path: Path, required: list[str]) -> pd.DataFrame:
             raise ValueError(f"{path} column {column} has {table[column][bad].iloc[0]!r} on line"
                              f" {int(np.argmax(bad.to_numpy())) + 2}; expected a number")
         table[column] = values
-    if "valid" in table.columns:
-        flags = {"True": True, "False": False, "": None}
-        _check_values(table["valid"], tuple(flags), f"{path} column valid")
-        table["valid"] = table["valid"].map(flags).astype(object)
+    flags = {"True": True, "False": False, "": None}
+    for column in set(FLAG_COLUMNS) & set(table.columns):
+        _check_values(table[column], tuple(flags), f"{path} column {column}")
+        table[column] = table[column].map(flags).astype(object)
     for column in ("participant_id", "id"):
         if column in table.columns:
             if table[column].isna().any():
                 raise ValueError(f"{path} column {column} has empty cells; expected a participant id on every row")
             table[column] = table[column].astype(np.int64)
     return table
-
-
-def _one_experiment(responses: pd.DataFrame, experiment: str | None, where) -> tuple[pd.DataFrame, str | None]:
-    """The rows of one experiment; ValueError when several are there and `experiment` names none."""
-    counts = responses["experiment"].value_counts(dropna=False)
-    if experiment is not None:
-        if experiment not in counts.index:
-            raise ValueError(f"{where} has no responses of experiment {experiment!r}; it has {sorted(counts.index)}")
-        return responses[responses["experiment"] == experiment], experiment
-    if len(counts) > 1:
-        listed = ", ".join(f"{name!r} ({n} rows)" for name, n in counts.items())
-        raise ValueError(f"{where} mixes responses of {len(counts)} experiments: {listed}; statistics are per"
-                         " experiment, so say which one (experiment=...)")
-    return responses, (counts.index[0] if len(counts) else None)
 
 
 def _chosen_sources(responses: pd.DataFrame, sources, where) -> pd.DataFrame:
@@ -372,75 +315,17 @@ def _with_pass(catch: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
     return catch.assign(passed=passed.astype(bool))
 
 
-def _task_rows(responses: pd.DataFrame, task: str, columns: list[str]) -> pd.DataFrame:
-    """The non-catch, not-invalid rows of `task`, block '' where empty; ValueError when there are
-    none, a column is missing or the rows come from several experiments."""
-    _require(responses, ["task", "question", "block", "trial_id", *columns], "responses")
-    if "experiment" in responses.columns:
-        _one_experiment(responses, None, "responses")
-    rows = responses[(responses["task"] == task) & (responses["question"] != CATCH_QUESTION)]
-    if "valid" in rows.columns:
-        rows = rows[~rows["valid"].isin([False])]
-    if rows.empty:
-        raise ValueError(f"no valid {task} responses (tasks present: {sorted(set(responses['task']))})")
-    return rows.assign(block=rows["block"].fillna("").astype(str))
-
-
-def _goodness_of_fit(chosen: np.ndarray, expected: np.ndarray, sets: Counter, methods: list[str], seed: int,
-                     n_draws: int) -> dict:
-    """chi2, chi2_p, small_counts, exact_p, exact_method of `chosen` against `expected` counts."""
-    if len(methods) < 2:
-        return {"chi2": math.nan, "chi2_p": math.nan, "small_counts": False, "exact_p": math.nan,
-                "exact_method": "one method shown: nothing to compare"}
-    chi = stats.chisquare(chosen, expected)
-    n, k = int(chosen.sum()), len(methods)
-    outcomes = math.comb(n + k - 1, k - 1)
-    if len(sets) == 1 and outcomes <= MAX_ENUMERATED:
-        exact_p, how = _enumerated_p(chosen, expected / n), f"enumerated ({outcomes} outcomes)"
-    else:
-        exact_p = _monte_carlo_p(float(chi.statistic), expected, sets, methods, seed, n_draws)
-        how = f"Monte Carlo ({n_draws} draws, seed {seed})"
-    return {"chi2": float(chi.statistic), "chi2_p": float(chi.pvalue), "small_counts": bool((expected < 5).any()),
-            "exact_p": exact_p, "exact_method": how}
-
-
-def _enumerated_p(chosen: np.ndarray, probs: np.ndarray) -> float:
-    """Exact multinomial test: the total probability of the outcomes no more probable than `chosen`."""
-    n, k = int(chosen.sum()), len(chosen)
-    bars = np.array(list(itertools.combinations(range(n + k - 1), k - 1)), dtype=np.int64).reshape(-1, k - 1)
-    edges = np.column_stack([np.full(len(bars), -1), bars, np.full(len(bars), n + k - 1)])
-    outcomes = np.diff(edges, axis=1) - 1  # stars and bars: every way to split n choices over k methods
-
-    def log_pmf(x):
-        return gammaln(n + 1) - gammaln(x + 1).sum(axis=-1) + (x * np.log(probs)).sum(axis=-1)
-
-    observed = log_pmf(chosen.astype(float))
-    logs = log_pmf(outcomes.astype(float))
-    return float(min(1.0, np.exp(logs[logs <= observed + 1e-9]).sum()))
-
-
-def _monte_carlo_p(statistic: float, expected: np.ndarray, sets: Counter, methods: list[str], seed: int,
-                   n_draws: int) -> float:
-    """Share of simulated studies (each trial a uniform pick among its candidates) whose chi-square
-    statistic is at least `statistic`, with the observed study counted among them."""
-    rng = np.random.default_rng(seed)
-    index = {m: i for i, m in enumerate(methods)}
-    simulated = np.zeros((n_draws, len(methods)))
-    for members, count in sorted(sets.items(), key=lambda item: sorted(item[0])):
-        members = sorted(members)
-        simulated[:, [index[m] for m in members]] += rng.multinomial(count, np.full(len(members), 1 / len(members)),
-                                                                     size=n_draws)
-    drawn = ((simulated - expected) ** 2 / expected).sum(axis=1)
-    return float((1 + np.sum(drawn >= statistic - 1e-9)) / (n_draws + 1))
-
-
-def _require(table: pd.DataFrame, columns: list[str], name: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{name} lacks the column(s) {missing}; it has {list(table.columns)}")
-
-
 def _check_values(values: pd.Series, allowed, where: str) -> None:
     unknown = sorted(set(values) - set(allowed), key=str)
     if unknown:
         raise ValueError(f"{where} has {unknown[:5]}; expected one of {list(allowed)}")
+
+
+def _add_holm(rows: list[dict], column: str, adjusted: str) -> None:
+    """rows[i][adjusted] = Holm over the rows' non-NaN `column` (NaN stays NaN)."""
+    present = [i for i, r in enumerate(rows) if not np.isnan(r[column])]
+    values = holm([rows[i][column] for i in present])
+    for r in rows:
+        r[adjusted] = np.nan
+    for i, value in zip(present, values):
+        rows[i][adjusted] = float(value)
