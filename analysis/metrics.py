@@ -9,9 +9,13 @@ Each docstring names the variant (the MIT benchmark's MATLAB code, cvzoya/salien
 - Reference shape: the ground-truth or fixation map's; with points and no map, the
   prediction's own. Other sizes are resized to it bilinearly (cv2 INTER_LINEAR; the MIT
   code's MATLAB imresize is bicubic with antialiasing, so resized scores differ slightly).
-- float64 throughout (AUC-Judd ranks a float32 map as float32, which is exact). Bad input
-  raises ValueError naming the argument, the problem and what was expected; degenerate
-  inputs that MIT leaves as NaN get documented values (constant map: NSS 0, CC 0, AUCs 0.5).
+- Every sum, product, quotient and logarithm runs in float64. A float32 map is read as it
+  is, without a float64 copy: the passes over a map go through blocks of `_BLOCK` values,
+  converted as they are read, so a result equals that of the float64 copy up to the order of
+  summation (about 1e-15 relative); AUC-Judd only compares values, in the map's own dtype,
+  which is exact. Bad input raises ValueError naming the argument, the problem and what was
+  expected; degenerate inputs that MIT leaves as NaN get documented values (constant map:
+  NSS 0, CC 0, AUCs 0.5).
 """
 from __future__ import annotations
 
@@ -22,6 +26,10 @@ import numpy as np
 EPS = 2.2204e-16
 # Bucket count of AUC-Judd's one-pass counting (`_count_at_least`).
 _BUCKETS = 1 << 16
+# Values per block of the float64 passes over a map (numpy's own buffer size): 64 KB
+# temporaries that malloc reuses, where whole-map float64 temporaries (2.4 MB at 640x480) come
+# back from the kernel page by page on every call, which took most of the metrics' time.
+_BLOCK = 8192
 
 
 def nss(saliency_map, fixations) -> float:
@@ -32,13 +40,17 @@ def nss(saliency_map, fixations) -> float:
     counts each fixated pixel once. A constant map carries no information: returns 0.0.
     Returns a z-score (standard deviations above the map's mean); any real-valued map.
     """
-    values, shape = _prediction(saliency_map, "saliency_map", fixations)
+    values, shape = _prediction(saliency_map, "saliency_map", fixations, keep_float32=True)
     rows, cols = _fixation_indices(fixations, shape, "fixations")
     if values.max() == values.min():
         return 0.0
-    values, mean, centred = _centred(values)
-    std = np.sqrt(np.dot(centred, centred) / centred.size)
-    return float(np.mean(values[rows, cols] - mean) / std)
+    values, mean = _centring(values)
+    squares = 0.0
+    for (block,) in _blocks(values):
+        centred = np.subtract(block, mean, dtype=np.float64)
+        squares += np.dot(centred, centred)
+    at_fixations = np.subtract(values[rows, cols], mean, dtype=np.float64)
+    return float(at_fixations.mean() / np.sqrt(squares / values.size))
 
 
 def cc(map_a, map_b) -> float:
@@ -48,17 +60,19 @@ def cc(map_a, map_b) -> float:
     maps. If either map is constant (no variance) returns 0.0. Clipped to [-1, 1] against
     rounding.
     """
-    b = _as_map(map_b, "map_b")
-    a = _resized(_as_map(map_a, "map_a"), b.shape)
+    b = _as_map(map_b, "map_b", keep_float32=True)
+    a = _resized(_as_map(map_a, "map_a", keep_float32=True), b.shape)
     if a.max() == a.min() or b.max() == b.min():
         return 0.0
-    da, db = _centred(a)[2], _centred(b)[2]
-    # Unit vectors first: the product of the two squared norms underflows for maps of tiny values
-    # (1e-95² · 1e-95² = 0), where each norm alone (BLAS nrm2 scales as it goes) does not.
-    na, nb = np.linalg.norm(da), np.linalg.norm(db)
-    if na == 0 or nb == 0:
-        return 0.0
-    r = np.dot(da / na, db / nb)
+    (a, mean_a), (b, mean_b) = _centring(a), _centring(b)
+    aa = bb = ab = 0.0
+    for block_a, block_b in _blocks(a, b):
+        da = np.subtract(block_a, mean_a, dtype=np.float64)
+        db = np.subtract(block_b, mean_b, dtype=np.float64)
+        aa, bb, ab = aa + np.dot(da, da), bb + np.dot(db, db), ab + np.dot(da, db)
+    # Square roots first: the product aa * bb underflows for maps of tiny values (1e-95² ·
+    # 1e-95² = 0); each alone stays above 1e-201 as `_centring` keeps the range above 1e-100.
+    r = ab / (np.sqrt(aa) * np.sqrt(bb))
     return float(np.clip(r, -1.0, 1.0))
 
 
@@ -70,10 +84,14 @@ def sim(map_a, map_b) -> float:
     which also min-max rescales each map before sum-normalising (a different value when a
     map's minimum is above 0); we do not. Both maps must be >= 0 with a positive sum.
     """
-    b = _as_map(map_b, "map_b")
-    a = _resized(_as_map(map_a, "map_a"), b.shape)
-    a, b = a / _mass(a, "map_a"), b / _mass(b, "map_b")
-    return float(np.minimum(a, b, out=a).sum())
+    b = _as_map(map_b, "map_b", keep_float32=True)
+    a = _resized(_as_map(map_a, "map_a", keep_float32=True), b.shape)
+    mass_a, mass_b = _mass(a, "map_a"), _mass(b, "map_b")
+    total = 0.0
+    for block_a, block_b in _blocks(a, b):
+        da = np.divide(block_a, mass_a, dtype=np.float64)
+        total += np.minimum(da, np.divide(block_b, mass_b, dtype=np.float64), out=da).sum()
+    return float(total)
 
 
 def kld(pred, gt) -> float:
@@ -83,15 +101,19 @@ def kld(pred, gt) -> float:
     Variant: MIT KLdiv.m: sum(g * log(EPS + g / (p + EPS))), EPS = 2.2204e-16, both maps
     sum-normalised; `pred` is resized to `gt`'s shape. Both must be >= 0 with a positive sum.
     """
-    g = _as_map(gt, "gt")
-    p = _resized(_as_map(pred, "pred"), g.shape)
-    g, p = g / _mass(g, "gt"), p / _mass(p, "pred")
-    # In place: g * log(EPS + g / (p + EPS)) without more image-sized temporaries.
-    p += EPS
-    np.divide(g, p, out=p)
-    p += EPS
-    np.log(p, out=p)
-    return float(np.dot(g.ravel(), p.ravel()))
+    g = _as_map(gt, "gt", keep_float32=True)
+    p = _resized(_as_map(pred, "pred", keep_float32=True), g.shape)
+    g_mass, p_mass = _mass(g, "gt"), _mass(p, "pred")
+    total = 0.0
+    for block_g, block_p in _blocks(g, p):
+        g_density = np.divide(block_g, g_mass, dtype=np.float64)
+        term = np.divide(block_p, p_mass, dtype=np.float64)
+        # In place: log(EPS + g / (p + EPS)) in one temporary.
+        term += EPS
+        np.divide(g_density, term, out=term)
+        term += EPS
+        total += np.dot(g_density, np.log(term, out=term))
+    return float(total)
 
 
 def auc_judd(saliency_map, fixations) -> float:
@@ -129,7 +151,7 @@ def auc_borji(saliency_map, fixations, n_splits: int = 100, step: float = 0.1, r
     the map but not to every increasing one (the thresholds are fixed on the [0, 1] scale).
     rng: numpy Generator, int seed or None (fresh entropy).
     """
-    values, shape = _prediction(saliency_map, "saliency_map", fixations)
+    values, shape = _prediction(saliency_map, "saliency_map", fixations, keep_float32=True)
     values = values.ravel()
     positives = values[_fixated_pixels(fixations, shape, "fixations")]
     n_splits, step, generator = _split_args(n_splits, step, rng)
@@ -146,7 +168,7 @@ def sauc(saliency_map, fixations, other_fixations, n_splits: int = 100, step: fl
     once; every split draws min(N, that many) of them without replacement. Map normalised to
     [0, 1] as in `auc_borji` (a constant map scores 0.5).
     """
-    values, shape = _prediction(saliency_map, "saliency_map", fixations)
+    values, shape = _prediction(saliency_map, "saliency_map", fixations, keep_float32=True)
     values = values.ravel()
     positives = values[_fixated_pixels(fixations, shape, "fixations")]
     others = _fixated_pixels(other_fixations, shape, "other_fixations")
@@ -165,11 +187,13 @@ def info_gain(pred_density, baseline_density, fixations) -> float:
     sum-normalising and we do not (that would zero each map's least likely pixel). The baseline
     is resized to the reference shape like the prediction.
     """
-    p, shape = _prediction(pred_density, "pred_density", fixations)
-    b = _resized(_as_map(baseline_density, "baseline_density"), shape)
+    p, shape = _prediction(pred_density, "pred_density", fixations, keep_float32=True)
+    b = _resized(_as_map(baseline_density, "baseline_density", keep_float32=True), shape)
     p_total, b_total = _mass(p, "pred_density"), _mass(b, "baseline_density")
     rows, cols = _fixation_indices(fixations, shape, "fixations")
-    return float(np.mean(np.log2(EPS + p[rows, cols] / p_total) - np.log2(EPS + b[rows, cols] / b_total)))
+    p_at = np.divide(p[rows, cols], p_total, dtype=np.float64)
+    b_at = np.divide(b[rows, cols], b_total, dtype=np.float64)
+    return float(np.mean(np.log2(EPS + p_at) - np.log2(EPS + b_at)))
 
 
 METRICS = {
@@ -182,7 +206,8 @@ METRICS = {
 
 
 def _as_map(value, name: str, keep_float32: bool = False) -> np.ndarray:
-    """A finite real 2-D array as float64 (float32 kept if asked), or ValueError naming `name`."""
+    """A finite real 2-D array as float64 (float32 kept if asked: then every computation on it
+    must ask for float64 itself), or ValueError naming `name`."""
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{name} has dtype {array.dtype}; expected a real-valued 2-D map")
@@ -205,25 +230,24 @@ def _mass(values: np.ndarray, name: str) -> float:
     low = values.min()
     if low < 0:
         raise ValueError(f"{name} has negative values (min {low:.4g}); expected a density >= 0")
-    total = values.sum()
+    total = values.sum(dtype=np.float64)
     if total <= 0:
         raise ValueError(f"{name} is all zeros (shape {values.shape}); expected a density with a positive sum")
     return float(total)
 
 
 def _resized(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """`values` if of `shape`, else resized to it bilinearly in float64."""
     if values.shape == tuple(shape):
         return values
-    return cv2.resize(values, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(values.astype(np.float64, copy=False), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def _prediction(saliency_map, name: str, fixations, keep_float32=False) -> tuple[np.ndarray, tuple[int, int]]:
     """The validated map resized to the reference shape (a fixation map's, else its own)."""
     values = _as_map(saliency_map, name, keep_float32)
     shape = _reference_shape(fixations, values.shape)
-    if values.shape != shape:
-        values = _resized(values.astype(np.float64, copy=False), shape)
-    return values, shape
+    return _resized(values, shape), shape
 
 
 def _reference_shape(fixations, map_shape) -> tuple[int, int]:
@@ -269,20 +293,32 @@ def _fixation_indices(fixations, shape, name: str) -> tuple[np.ndarray, np.ndarr
 
 
 def _fixated_pixels(fixations, shape, name: str) -> np.ndarray:
-    """Flat indices of the distinct fixated pixels."""
+    """Flat indices of the distinct fixated pixels, ascending."""
     rows, cols = _fixation_indices(fixations, shape, name)
-    return np.unique(rows * shape[1] + cols)
+    flat, n_pixels = rows * shape[1] + cols, shape[0] * shape[1]
+    if 16 * flat.size < n_pixels:
+        return np.unique(flat)
+    # Many points (sAUC's pool of other images): marking pixels beats sorting the points.
+    fixated = np.zeros(n_pixels, bool)
+    fixated[flat] = True
+    return np.flatnonzero(fixated)
 
 
-def _centred(values: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-    """(values, their mean, values - mean flattened), all divided by the value range first
-    when that range is tiny or huge, so the squares neither underflow nor overflow."""
+def _blocks(*maps: np.ndarray):
+    """Aligned flat slices of `_BLOCK` values of maps of one shape, one tuple per block."""
+    flat = [m.ravel() for m in maps]
+    return (tuple(f[start:start + _BLOCK] for f in flat) for start in range(0, flat[0].size, _BLOCK))
+
+
+def _centring(values: np.ndarray) -> tuple[np.ndarray, float]:
+    """(values, their float64 mean), the values first divided by their range when that is
+    tiny or huge (float64 maps only), so squares of centred values neither underflow nor
+    overflow."""
     with np.errstate(over="ignore"):
-        spread = values.max() - values.min()
+        spread = float(values.max()) - float(values.min())
     if not 1e-100 < spread < 1e100:
-        values = values / (spread if np.isfinite(spread) else np.abs(values).max())
-    mean = values.mean()
-    return values, mean, (values - mean).ravel()
+        values = np.divide(values, spread if np.isfinite(spread) else float(np.abs(values).max()), dtype=np.float64)
+    return values, float(values.mean(dtype=np.float64))
 
 
 def _split_args(n_splits, step, rng) -> tuple[int, float, np.random.Generator]:
@@ -334,17 +370,32 @@ def _split_auc(positives, negatives, step: float, low: float, high: float) -> fl
     """MIT's fixed-step ROC area averaged over splits; negatives is (n_splits, M). Values are
     min-max normalised by the map's range (low, high); a constant map becomes all zeros.
     Thresholds above a split's maximum (which MIT omits) only add points at (0, 0)."""
-    if high > low:  # as MIT: (S - min) / (max - min)
-        positives, negatives = (positives - low) / (high - low), (negatives - low) / (high - low)
+    low, high = float(low), float(high)
+    if high > low:  # as MIT: (S - min) / (max - min), in float64 whatever the map's dtype
+        positives = np.subtract(positives, low, dtype=np.float64) / (high - low)
+        negatives = np.subtract(negatives, low, dtype=np.float64) / (high - low)
     else:
-        positives, negatives = np.zeros_like(positives), np.zeros_like(negatives)
-    thresholds = step * np.arange(int(np.floor(1.0 / step + 1e-9)), -1, -1)
-    tp = (positives[:, None] >= thresholds).mean(axis=0)
-    fp = (negatives[..., None] >= thresholds).mean(axis=1)
+        positives, negatives = np.zeros(positives.shape), np.zeros(negatives.shape)
+    thresholds = step * np.arange(int(np.floor(1.0 / step + 1e-9)) + 1)
+    # The curve runs from the highest threshold down: reversed columns.
+    tp = _fraction_at_least(positives[None, :], thresholds)[0, ::-1]
+    fp = _fraction_at_least(negatives, thresholds)[:, ::-1]
     tp = np.concatenate([[0.0], tp, [1.0]])
     fp = np.pad(fp, ((0, 0), (1, 0)), constant_values=0.0)
     fp = np.pad(fp, ((0, 0), (0, 1)), constant_values=1.0)
     return float(_trapezoid(fp, tp).mean())
+
+
+def _fraction_at_least(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(rows, thresholds) fractions of each row of `values` that are >= each of the ascending
+    `thresholds`: one binary search per value rather than a comparison per value and threshold."""
+    n_rows, n_values = values.shape
+    width = thresholds.size + 1
+    # thresholds[:k] <= v < thresholds[k:]: v is >= exactly the first k thresholds.
+    k = np.searchsorted(thresholds, values, side="right")
+    counts = np.bincount((k + width * np.arange(n_rows)[:, None]).ravel(), minlength=n_rows * width)
+    below = np.cumsum(counts.reshape(n_rows, width), axis=1)[:, :-1]
+    return (n_values - below) / n_values
 
 
 def _trapezoid(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -38,10 +38,11 @@ def score(pred, gt_map=None, fixations=None, metrics=None, other_fixations=None,
         missing = [n for n in _NEEDS[metric] if not given[n]]
         if missing:
             raise ValueError(f"metric {metric!r} needs {' and '.join(missing)}, which was not given")
-    pred = _as_map(pred, "pred")
+    # float32 maps stay float32 (the metrics compute in float64 as they read them).
+    pred = _as_map(pred, "pred", keep_float32=True)
     density_needed = {"sim", "kld", "info_gain"} & set(metrics)
     if gt_map is not None:
-        gt_map = _as_map(gt_map, "gt_map")
+        gt_map = _as_map(gt_map, "gt_map", keep_float32=True)
         if {"sim", "kld"} & density_needed:
             _mass(gt_map, "gt_map")
         pred = _resized(pred, gt_map.shape)
@@ -50,7 +51,7 @@ def score(pred, gt_map=None, fixations=None, metrics=None, other_fixations=None,
     if density_needed:
         _mass(pred, "pred")
     if "info_gain" in metrics:
-        _mass(_as_map(baseline, "baseline"), "baseline")
+        _mass(_as_map(baseline, "baseline", keep_float32=True), "baseline")
     inputs.update(gt_map=gt_map)
     random = {"rng": _generator(rng)}
     return {m: METRICS[m](pred, *(inputs[n] for n in _NEEDS[m]), **(random if m in ("auc_borji", "sauc") else {}))

@@ -6,17 +6,21 @@
 One run, one set of random data (each map has 50-200 fixations, partly clustered):
 (a) `analysis.fixations.fixation_map` against scipy.ndimage.gaussian_filter on the same count
     image (np.add.at), same sigma, zero padding, kernel cut at 4 sigma: ratio scipy / ours.
-(b) each metric's total time over all maps; AUC-Judd and AUC-Borji also against a plain
+(b) each metric's total time over all maps, and all of them beside a numpy baseline (a float64
+    sum of each prediction and of its ground truth); AUC-Judd and AUC-Borji also against a plain
     loop over thresholds written as MIT's MATLAB code does it (speed-up = loop / ours), and
     the largest difference between the two results.
 (c) all eight metrics on all maps in one `score_many` call.
 (d) each `analysis.attention_shift` metric per image (fixation map as before, prediction as
     after, a random rectangle as the mask), against a plain numpy pass over the same two maps
     (ratio = metric / numpy reference).
-(e) each `analysis.fidelity` image distance (L1, MSE, PSNR, SSIM) per RGB image pair of the
-    map size, and `gazelab evaluate`'s whole per-image pass (`analysis.eval_pairs.pair_metrics`
+(e) each `analysis.fidelity` image distance (L1, MSE, PSNR, SSIM) per uint8 RGB image pair of
+    the map size, and `gazelab evaluate`'s whole per-image pass (`analysis.eval_pairs.pair_metrics`
     with maps), against a plain numpy mean absolute difference of the same two images.
-Ratios, not absolute times, are the comparable numbers (DESIGN.md §6).
+A summary ends the run: the two timed goals of issue 20 (all eight metrics on 500 maps of 480x640
+in <= 10 s; the per-image evaluation pass in <= 100 ms), each beside its numpy baseline of the same
+run. The goals hold for an idle 2-core machine; on a busy one, compare the ratios to the baseline
+(DESIGN.md §6), which the load slows alike.
 """
 from __future__ import annotations
 
@@ -36,6 +40,10 @@ from analysis import scoring
 
 # MIT's sAUC draws its negatives from the fixations of this many other images.
 N_OTHER_IMAGES = 10
+# Issue 20's goals on an idle 2-core machine: all eight metrics (score_many) on 500 maps of
+# 480x640, and the per-image evaluation pass (pair_metrics) on 480x640 images.
+GOAL_METRICS_S_PER_500_MAPS = 10.0
+GOAL_PAIR_METRICS_MS = 100.0
 
 
 def main(argv=None) -> int:
@@ -95,6 +103,7 @@ def main(argv=None) -> int:
         "auc_borji": lambda i: auc_borji_loop(preds[i], binary[i], rng=args.seed + i),
     }
     indices = list(range(args.n_maps))
+    _, t_numpy = _timed(lambda i: numpy_reference(preds[i], gts[i]), indices, "numpy", repeat)
     rows, means = [], {}
     for name, call in calls.items():
         values, seconds = _timed(call, indices, name, repeat)
@@ -107,6 +116,9 @@ def main(argv=None) -> int:
         rows.append(row)
     print(f"\n(b) metrics, total over {args.n_maps} maps (loop = per-threshold reference as in MIT's code)")
     _table(["metric", "ours s", "ms / map", "loop s", "speed-up", "max |diff|"], rows)
+    t_each = sum(float(r[1]) for r in rows)
+    print(f"    all {len(rows)}: {t_each:.2f} s, {t_each / t_numpy:.0f}x the numpy baseline "
+          f"(a float64 sum of each map and of its ground truth: {t_numpy:.3f} s)")
 
     # (c) everything in one pass
     items = [(f"map{i:04d}", preds[i], gts[i], points[i]) for i in indices]
@@ -118,11 +130,24 @@ def main(argv=None) -> int:
     print(f"    total {seconds:.2f} s, {1e3 * seconds / args.n_maps:.1f} ms / map")
     _table(["metric", "mean (b)", "mean (c)"],
            [[m, f"{means[m]:.4f}", f"{table[m].mean():.4f}"] for m in mt.METRICS])
+    t_all = seconds
 
     # (d) attention-shift metrics
     attention_shift_section(gts, preds, shape, rng, repeat)
     # (e) image distances and the evaluation's per-image pass
-    image_distance_section(gts, preds, shape, rng, repeat, n_images=min(args.n_maps, 50))
+    t_pair, t_pair_numpy = image_distance_section(gts, preds, shape, rng, repeat, n_images=min(args.n_maps, 50))
+
+    area = args.height * args.width / (480 * 640)
+    goal_s, goal_ms = GOAL_METRICS_S_PER_500_MAPS * args.n_maps / 500 * area, GOAL_PAIR_METRICS_MS * area
+    print(f"\nsummary ({args.height}x{args.width}; goals for an idle 2-core machine, scaled to this run's map count "
+          "and size; ratio = time / the numpy baseline of this run)")
+    _table(["what", "time", "goal", "met", "x numpy", "numpy baseline"], [
+        [f"all {len(mt.METRICS)} metrics on {args.n_maps} maps (c)", f"{t_all:.2f} s", f"<= {goal_s:.2f} s",
+         "yes" if t_all <= goal_s else "no", f"{t_all / t_numpy:.0f}x", f"{t_numpy:.3f} s (float64 sums of the maps)"],
+        ["per-image evaluation pass (e)", f"{t_pair:.1f} ms", f"<= {goal_ms:.0f} ms",
+         "yes" if t_pair <= goal_ms else "no", f"{t_pair / t_pair_numpy:.1f}x",
+         f"{t_pair_numpy:.2f} ms (mean |a - b| in [0, 1])"],
+    ])
     return 0
 
 
@@ -255,20 +280,22 @@ def attention_shift_section(befores, afters, shape, rng, repeat) -> None:
     _table(["metric", "ms / image", "x numpy", "mean"], rows)
 
 
-def image_distance_section(befores, afters, shape, rng, repeat, n_images: int) -> None:
+def image_distance_section(befores, afters, shape, rng, repeat, n_images: int) -> tuple[float, float]:
     """(e): `analysis.fidelity` per image pair and `pair_metrics` (every per-image metric of an
-    evaluation, maps included) against a plain numpy mean |a - b| of the same images."""
+    evaluation, maps included) on uint8 RGB images (the metrics' convention) against a plain numpy
+    mean |a - b| of the same images in [0, 1]. Returns (pair_metrics, numpy) in ms per image."""
     from analysis import fidelity
     from analysis.eval_pairs import PairInputs, pair_metrics
 
-    images = [rng.random((*shape, 3)) for _ in range(n_images)]
-    edits = [np.clip(image + rng.normal(0, 0.05, image.shape), 0, 1) for image in images]
+    images = [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for _ in range(n_images)]
+    edits = [np.clip(np.round(image + rng.normal(0, 12.0, image.shape)), 0, 255).astype(np.uint8) for image in images]
     masks = [_random_rectangle(rng, shape) for _ in images]
     pairs = [PairInputs(str(i), "clevr", "recolor", images[i], images[(i + 1) % n_images],
                         _random_labels(rng, shape, masks[i]), masks[i], None, befores[i] / befores[i].sum(), None)
              for i in range(n_images)]
     indices = list(range(n_images))
-    _, t_reference = _timed(lambda i: float(np.abs(edits[i] - images[i]).mean()), indices, "numpy", repeat)
+    _, t_reference = _timed(lambda i: float(np.abs(edits[i] / 255.0 - images[i] / 255.0).mean()), indices, "numpy",
+                            repeat)
     calls = {
         "l1": lambda i: fidelity.l1(edits[i], images[i]),
         "mse": lambda i: fidelity.mse(edits[i], images[i]),
@@ -276,14 +303,16 @@ def image_distance_section(befores, afters, shape, rng, repeat, n_images: int) -
         "ssim": lambda i: fidelity.ssim(edits[i], images[i]),
         "pair_metrics (all)": lambda i: len(pair_metrics(pairs[i], edits[i], befores[i], afters[i])[0]),
     }
-    rows = []
+    rows, ms_per_image = [], {}
     for name, call in calls.items():
         values, seconds = _timed(call, indices, name, repeat)
+        ms_per_image[name] = 1e3 * seconds / n_images
         rows.append([name, f"{1e3 * seconds / n_images:.3f}", f"{seconds / t_reference:.1f}x",
                      f"{np.mean(np.asarray(values, np.float64)):.4f}"])
-    print(f"\n(e) image distances per image pair ({n_images} RGB pairs of {shape[0]}x{shape[1]}; numpy reference: "
-          f"mean |a - b|, {1e3 * t_reference / n_images:.3f} ms / image)")
+    print(f"\n(e) image distances per image pair ({n_images} uint8 RGB pairs of {shape[0]}x{shape[1]}; numpy "
+          f"reference: mean |a - b| in [0, 1], {1e3 * t_reference / n_images:.3f} ms / image)")
     _table(["metric", "ms / image", "x numpy", "mean (pair_metrics: metrics per image)"], rows)
+    return ms_per_image["pair_metrics (all)"], 1e3 * t_reference / n_images
 
 
 def numpy_reference(before, after) -> float:

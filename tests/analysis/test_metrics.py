@@ -267,6 +267,82 @@ def test_auc_borji_matches_the_mit_loop_on_random_maps(seed):
     assert mt.auc_borji(values, mask, n_splits=20, rng=seed) == pytest.approx(expected, abs=1e-12)
 
 
+def mit_sauc_loop(saliency_map, fixation_map, other_map, n_splits, step, seed):
+    """MIT AUC_shuffled.m: negatives drawn from the other images' fixated pixels as sauc draws
+    them (a random subset of min(N, M) per split), a loop over splits and thresholds."""
+    s = np.asarray(saliency_map, np.float64)
+    s = ((s - s.min()) / (s.max() - s.min())).ravel()
+    s_fix = s[fixation_map.ravel() > 0]
+    others = np.flatnonzero(other_map)
+    n_neg = min(len(s_fix), len(others))
+    generator = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(n_splits):
+        cur = s[others[generator.choice(len(others), n_neg, replace=False)]]
+        thresholds = step * np.arange(int(np.floor(max(s_fix.max(), cur.max()) / step + 1e-9)), -1, -1)
+        tp = np.concatenate([[0], [np.sum(s_fix >= t) / len(s_fix) for t in thresholds], [1]])
+        fp = np.concatenate([[0], [np.sum(cur >= t) / n_neg for t in thresholds], [1]])
+        aucs.append(np.sum(np.diff(fp) * (tp[1:] + tp[:-1]) / 2))
+    return np.mean(aucs)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sauc_matches_the_mit_loop_with_few_and_many_other_fixations(seed):
+    rng = np.random.default_rng(seed)
+    values = rng.random((20, 30)).astype(np.float32 if seed % 2 else np.float64)
+    mask = rng.random((20, 30)) < 0.1
+    mask[0, 0] = True
+    # Few other fixated pixels (sorted out one by one) and many (marked on a map): one result.
+    for share in (0.05, 0.6):
+        others = rng.random((20, 30)) < share
+        others[1, 1] = True
+        expected = mit_sauc_loop(values, mask, others, n_splits=20, step=0.1, seed=seed)
+        assert mt.sauc(values, mask, others, n_splits=20, rng=seed) == pytest.approx(expected, abs=1e-12)
+        points = np.repeat(_centres(others), 2, axis=0)  # repeats count once
+        assert mt.sauc(values, mask, points, n_splits=20, rng=seed) == pytest.approx(expected, abs=1e-12)
+
+
+# ---------------------------------------------------------------- against whole-map float64 numpy
+
+# Maps larger than one block of the metrics' float64 passes (8192 values), of a size that is not
+# a multiple of it; the float32 maps are compared with float64 arithmetic on the same values.
+BLOCKED_SHAPE = (131, 97)
+
+
+def _reference_values(pred, gt, points, baseline):
+    """NSS, CC, SIM, KLD and information gain as their definitions read, on whole float64 maps."""
+    p, g, b = (np.asarray(m, np.float64) for m in (pred, gt, baseline))
+    rows, cols = np.floor(points[:, 1]).astype(int), np.floor(points[:, 0]).astype(int)
+    pn, gn, bn = p / p.sum(), g / g.sum(), b / b.sum()
+    return {
+        "nss": np.mean(((p - p.mean()) / p.std())[rows, cols]),
+        "cc": np.corrcoef(p.ravel(), g.ravel())[0, 1],
+        "sim": np.minimum(pn, gn).sum(),
+        "kld": np.sum(gn * np.log(EPS + gn / (pn + EPS))),
+        "info_gain": np.mean(np.log2(EPS + pn[rows, cols]) - np.log2(EPS + bn[rows, cols])),
+    }
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_blocked_float64_passes_equal_whole_map_numpy(dtype, offset):
+    rng = np.random.default_rng(int(offset) + (dtype == np.float32))
+    smooth = cv2.GaussianBlur(rng.random(BLOCKED_SHAPE), (0, 0), 4)
+    pred = (offset + smooth + 0.1 * rng.random(BLOCKED_SHAPE)).astype(dtype)
+    gt = (offset + cv2.GaussianBlur(rng.random(BLOCKED_SHAPE), (0, 0), 6)).astype(dtype)
+    baseline = rng.random(BLOCKED_SHAPE).astype(dtype) + 0.5
+    points = rng.random((60, 2)) * BLOCKED_SHAPE[::-1]
+    expected = _reference_values(pred, gt, points, baseline)
+    got = {"nss": mt.nss(pred, points), "cc": mt.cc(pred, gt), "sim": mt.sim(pred, gt), "kld": mt.kld(pred, gt),
+           "info_gain": mt.info_gain(pred, baseline, points)}
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=1e-11, abs=1e-14), name
+    # Resized first (bilinear, float64), then the same.
+    small = cv2.resize(pred.astype(np.float64), (40, 30), interpolation=cv2.INTER_AREA).astype(dtype)
+    resized = cv2.resize(small.astype(np.float64), BLOCKED_SHAPE[::-1], interpolation=cv2.INTER_LINEAR)
+    assert mt.cc(small, gt) == pytest.approx(_reference_values(resized, gt, points, baseline)["cc"], rel=1e-11)
+    assert mt.kld(small, gt) == pytest.approx(_reference_values(resized, gt, points, baseline)["kld"], rel=1e-11)
+
 # ---------------------------------------------------------------- input forms and resizing
 
 
