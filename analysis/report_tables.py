@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.evaluation import REFERENCE
+from analysis.evaluation import LOCAL_DS_REGIONS, REFERENCE
 from analysis.study_attention import MIN_OBSERVERS, human_attention  # noqa: F401 (human_attention: the report's)
 from analysis.table_format import interval as _interval
 from analysis.table_format import number as _number
@@ -92,6 +92,9 @@ def salggan_table1(ev: Evaluation) -> Table:
     if not ev.has("lpips_local_diversity"):
         notes.append("Local DS: " + _why_absent(ev, "lpips_local_diversity",
                                                 "needs several samples per input (--samples K) and LPIPS weights"))
+    else:
+        region = ev.record.get("local_ds_region", "edited-box")  # evaluations before the option used the edited box
+        notes.append(f"Local DS: LPIPS between samples inside {LOCAL_DS_REGIONS.get(region, region)}.")
     if not ev.has("kld_target"):
         notes.append("Saliency KLD: " + _why_absent(ev, "kld_target", "needs --predictor and target (Y) maps"))
     return Table("SalG-GAN Table 1", "FID, local DS and saliency KLD (KL(target ‖ achieved), nats), mean ± std.",

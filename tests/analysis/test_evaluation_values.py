@@ -103,6 +103,10 @@ def test_local_ds_is_measured_in_salggans_attention_boxes_by_default(data, sampl
         samples = [_rgb(sampler / f"samples/{pair_id}_{k}.png") for k in (1, 2, 3)]
         expected = np.mean([reference_lpips(a, b)[inside].mean() for a, b in itertools.combinations(samples, 2)])
         assert table.loc[("sampler", pair_id), "lpips_local_diversity"] == pytest.approx(expected, rel=1e-5)
+    from analysis.report import build_report
+
+    page = build_report(out, tmp_path / "report").read_text()
+    assert "Local DS: LPIPS between samples inside SalG-GAN&#x27;s attention boxes B_a" in page
 
 
 def test_fid_features_through_evaluate_equal_pytorch_fids_own_pipeline(data, outputs, tmp_path, monkeypatch):
