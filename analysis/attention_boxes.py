@@ -23,6 +23,7 @@ Box = tuple[int, int, int, int]
 # SalG-GAN's defaults (models.editors.salggan.SalGGANConfig); the fractions scale with the image.
 SAF_ALPHA = 10.0
 SAF_BETA = 0.5
+ATTENTION_THRESHOLD = 0.1  # |SAF(S_y) − SAF(S_x)| below this is no change: S_d exactly 0 there
 BOX_THRESHOLD = 0.5
 BOX_MIN_DIFFERENCE = 0.1
 BOX_LINK = 0.04  # fraction of the short side
@@ -42,12 +43,15 @@ def saliency_adjustment(saliency, alpha: float = SAF_ALPHA, beta: float = SAF_BE
     return np.zeros_like(squashed) if span <= 1e-6 else (squashed - low) / span
 
 
-def difference_map(source, target, alpha: float = SAF_ALPHA, beta: float = SAF_BETA) -> np.ndarray:
-    """S_d = |SAF(target) − SAF(source)|, (H, W) in [0, 1]: where attention should change."""
+def difference_map(source, target, alpha: float = SAF_ALPHA, beta: float = SAF_BETA,
+                   threshold: float = ATTENTION_THRESHOLD) -> np.ndarray:
+    """S_d = |SAF(target) − SAF(source)|, (H, W) in [0, 1]: where attention should change; exactly 0
+    where it is below `threshold` (the maps agree), as SalG-GAN's attention module computes it."""
     s, t = _map(source, "source"), _map(target, "target")
     if s.shape != t.shape:
         raise ValueError(f"source has shape {s.shape} but target {t.shape}; expected maps of one size")
-    return np.abs(saliency_adjustment(t, alpha, beta) - saliency_adjustment(s, alpha, beta))
+    difference = np.abs(saliency_adjustment(t, alpha, beta) - saliency_adjustment(s, alpha, beta))
+    return np.where(difference < threshold, 0.0, difference)
 
 
 def attention_boxes(difference, *, threshold: float = BOX_THRESHOLD, min_difference: float = BOX_MIN_DIFFERENCE,

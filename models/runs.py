@@ -196,7 +196,8 @@ def edit_image(ckpt: str | os.PathLike, image: str | os.PathLike, out: str | os.
 
     Guidance: `mask` (a label or binary image; `object_id` picks one label) for mask editors,
     `target_map` (.npy density or an image) for target-map editors. `options` (strength, samples,
-    direction, seed, …) go to the editor's `edit`; one it does not take → ValueError.
+    direction, seed, sx, …) go to the editor's `edit`; one it does not take → ValueError. A lone
+    image has no measured saliency map, so sx="measured" → ValueError (use `edit_dataset`).
     """
     suffix = Path(out).suffix.lower()
     if suffix and suffix not in IMAGE_SUFFIXES:  # refused before the editor runs, not after
@@ -204,7 +205,7 @@ def edit_image(ckpt: str | os.PathLike, image: str | os.PathLike, out: str | os.
     editor = load_editor_for_editing(ckpt, name, device, predictor_ckpt)
     picture = read_image(image)
     guidance = _guidance(editor, picture, mask, target_map, object_id, source=str(image))
-    edited = _run_edit(editor, picture, guidance, options)
+    edited = _run_edit(editor, picture, guidance, options, where=f"the image {image}")
     paths = _write_edits(edited, Path(out))
     info = {"editor": editor.name, "checkpoint": str(ckpt), "image": str(image), "mask": _str(mask),
             "target_map": _str(target_map), "object_id": object_id, "options": options, "outputs": paths,
@@ -220,7 +221,8 @@ def edit_dataset(ckpt: str | os.PathLike, data_dir: str | os.PathLike, out_dir: 
 
     Mask editors get the pair's edited objects (the scene's edit) or, failing that, the object
     `select_gazeshift_mask` picks; target-map editors get the pair's Y fixation map as the target
-    (X should draw attention the way Y does).
+    (X should draw attention the way Y does). With the option sx="measured" (SalG-GAN) the
+    editor's S_x is the pair's X fixation map (ValueError naming a pair that has none).
     """
     editor = load_editor_for_editing(ckpt, name, device, predictor_ckpt)
     pairs = PairDataset(data_dir, split=split, sides=("x", "y"), require_maps=False)
@@ -234,7 +236,9 @@ def edit_dataset(ckpt: str | os.PathLike, data_dir: str | os.PathLike, out_dir: 
         if guidance is None:
             logger.warning("pair %s: no guidance (%s) for %s; skipped", item["pair_id"], editor.guidance, editor.name)
             continue
-        paths = _write_edits(_run_edit(editor, picture, guidance, options), out / f"{item['pair_id']}.png")
+        edited = _run_edit(editor, picture, guidance, options, measured=_measured_map(item),
+                           where=f"pair {item['pair_id']}")
+        paths = _write_edits(edited, out / f"{item['pair_id']}.png")
         rows.append({"pair_id": item["pair_id"], "outputs": ";".join(paths)})
     if not rows:
         raise ValueError(f"no pair of split {split!r} in {data_dir} had the guidance {editor.name} needs ({editor.guidance})")
@@ -271,11 +275,12 @@ def iter_pair_edits(editor, data_dir: str | os.PathLike, split: str | None, *, s
             need = "an object mask of the edited objects" if editor.guidance == "mask" else "a target map (the Y map)"
             yield item["pair_id"], None, f"no guidance: {editor.name} needs {need}"
             continue
+        measured, where = _measured_map(item), f"pair {item['pair_id']}"
         if not warmed:  # lazy initialisation (cuDNN autotuning, allocator) is not the method's cost
-            _run_edit(editor, picture, guidance, options)
+            _run_edit(editor, picture, guidance, options, measured=measured, where=where)
             warmed = True
         start = time.perf_counter()
-        edited = _run_edit(editor, picture, guidance, options)
+        edited = _run_edit(editor, picture, guidance, options, measured=measured, where=where)
         seconds = time.perf_counter() - start
         images = edited[0] if edited.ndim == 5 else edited
         yield item["pair_id"], images.clamp(0, 1).numpy().transpose(0, 2, 3, 1).astype(np.float32), seconds
@@ -402,7 +407,17 @@ def _pair_guidance(editor, item: dict, index: int) -> np.ndarray | None:
     return np.asarray(chosen, np.float32)
 
 
-def _run_edit(editor, picture: np.ndarray, guidance: np.ndarray, options: dict) -> torch.Tensor:
+def _measured_map(item: dict) -> np.ndarray | None:
+    """The pair's human fixation map of X, (H, W) density, or None."""
+    saliency = item.get("x_map")
+    return None if saliency is None else saliency[0].numpy()
+
+
+def _run_edit(editor, picture: np.ndarray, guidance: np.ndarray, options: dict, *, measured: np.ndarray | None = None,
+              where: str = "the image") -> torch.Tensor:
+    """editor.edit on one (H, W, 3) picture → (1, 3, H, W) or (1, K, 3, H, W) float32 on the CPU.
+    With the option sx="measured", `measured` (the (H, W) density S_x of `where`) goes to the
+    editor as its source_map."""
     accepted = inspect.signature(editor.edit).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     given = {k: v for k, v in options.items() if v is not None}
@@ -413,6 +428,11 @@ def _run_edit(editor, picture: np.ndarray, guidance: np.ndarray, options: dict) 
     device = next(editor.parameters()).device
     image_t = torch.from_numpy(np.ascontiguousarray(picture.transpose(2, 0, 1)))[None].float().to(device)
     guide_t = torch.from_numpy(np.ascontiguousarray(guidance))[None, None].float().to(device)
+    if given.get("sx") == "measured":
+        if measured is None:
+            raise ValueError(f"--sx measured: {where} has no measured saliency map of X (a dataset pair's x_map); "
+                             "edit pairs that have one, or use --sx predicted")
+        given["source_map"] = torch.from_numpy(np.ascontiguousarray(measured))[None, None].float().to(device)
     with torch.no_grad(), _too_small_for(editor, picture):
         return editor.edit(image_t, guide_t, **given).float().cpu()
 

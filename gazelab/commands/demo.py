@@ -2,10 +2,12 @@
 
 Stages: render a small paired dataset → a BubbleView experiment on SQLite → the study server
 in a background thread → simulated participants (7 per image) through its HTTP API → fixation
-maps → export into the dataset → validate → contact sheet → train a saliency predictor (SalGAN)
-on the maps → train GazeShiftNet with it → evaluate its edits (`gazelab evaluate`, the predictor
-checked against the centre bias and shuffle controls) → the HTML report (`gazelab report`). The models use CPU-sized presets
-and random VGG backbones (no network here for ImageNet weights), chosen explicitly and reported.
+maps → export into the dataset → validate → contact sheet → train two saliency predictors (SalGAN,
+SalG-GAN's detector) on the training pairs' maps → train GazeShiftNet against SalGAN → evaluate its
+edits of the held-out pairs (`gazelab evaluate`) under the detector, which it never saw, and under
+SalGAN, each predictor checked against the centre bias and shuffle controls → the HTML report
+(`gazelab report`). The models use CPU-sized presets and a random VGG backbone for SalGAN (no
+network here for ImageNet weights), chosen explicitly and reported.
 """
 from __future__ import annotations
 
@@ -14,14 +16,17 @@ from pathlib import Path
 
 import click
 
-# The predictor check scores the X image of every pair; its one-sided Wilcoxon test needs at least 5
-# images to reach p < 0.05 at all, and a dozen to survive an image or two where a control wins.
-DEMO_PAIRS = 12
+# 16 pairs, 4 of them held out (the seeded split puts pairs 1, 5, 11 and 13 in test): the models train
+# on 12, and the predictor check and the evaluation score the 4 held-out pairs' 8 images (a one-sided
+# Wilcoxon test needs at least 5 to reach p < 0.05 at all).
+DEMO_PAIRS = 16
+DEMO_SPLITS = "0.75,0,0.25"
 DEMO_SIZE = (160, 120)
 DEMO_SAMPLES = 16
 OBSERVERS = 7  # the SalG-GAN paper's subjects per image
 EXPERIMENT = "demo"
 PREDICTOR, EDITOR = "salgan", "gazeshiftnet"
+JUDGE = "salg_detector"  # a second predictor on the same maps, which the editor never trained against
 MODEL_PRESET = "cpu"  # each model's CPU-sized preset: SalGAN 400 steps from scratch, GazeShiftNet 300
 
 
@@ -44,7 +49,8 @@ def command(out, n_pairs, workers, train_steps) -> None:
     dataset_dir = out / "dataset"
     width, height = DEMO_SIZE
     click.echo(f"[1/8] rendering {n_pairs} pairs at {width}x{height}, {DEMO_SAMPLES} samples into {dataset_dir}")
-    config = GeneratorConfig.from_options(n_pairs, width=width, height=height, samples=DEMO_SAMPLES, seed=0)
+    config = GeneratorConfig.from_options(n_pairs, width=width, height=height, samples=DEMO_SAMPLES, seed=0,
+                                          splits=DEMO_SPLITS)
     summary = generate(dataset_dir, config, workers=workers)
     for line in summary.lines():
         click.echo(f"      {line}")
@@ -86,7 +92,9 @@ def command(out, n_pairs, workers, train_steps) -> None:
 
 
 def _train_evaluate_report(out: Path, dataset_dir: Path, steps: int | None) -> Path:
-    """Stages 6–8: SalGAN on the exported maps, GazeShiftNet with it, its edits evaluated and reported."""
+    """Stages 6–8: SalGAN and SalG-GAN's detector on the exported maps of the training pairs,
+    GazeShiftNet guided by SalGAN, its edits of the held-out pairs evaluated under the detector (a
+    predictor it never saw: attention, not optimisation) and under SalGAN, and reported."""
     from analysis.evaluation import MethodSpec, evaluate
     from analysis.report import build_report
     from models.runs import train
@@ -96,21 +104,46 @@ def _train_evaluate_report(out: Path, dataset_dir: Path, steps: int | None) -> P
     echo = lambda line: click.echo(f"      {line}")  # noqa: E731
     common = {"preset": MODEL_PRESET, "overrides": {"backbone_weights": "random"}, "device": "cpu",
               "progress": False, "echo": echo, "steps": steps}
-    click.echo(f"[6/8] training the saliency predictor {PREDICTOR} on the maps ({MODEL_PRESET} preset, random VGG16 "
-               "backbone on purpose: the demo must not depend on downloading ImageNet weights)")
+    click.echo(f"[6/8] training the saliency predictors {PREDICTOR} and {JUDGE} on the training pairs' maps "
+               f"({MODEL_PRESET} presets; SalGAN with a random VGG16 backbone on purpose: the demo must not depend on "
+               "downloading ImageNet weights)")
     predictor = train("predictor", PREDICTOR, dataset_dir, runs / PREDICTOR, **common)
-    click.echo(f"[7/8] training the editor {EDITOR} guided by it")
+    judge = train("predictor", JUDGE, dataset_dir, runs / JUDGE, **{**common, "overrides": {}})
+    click.echo(f"[7/8] training the editor {EDITOR} guided by {PREDICTOR}")
     editor = train("editor", EDITOR, dataset_dir, runs / EDITOR, predictor_ckpt=predictor["checkpoint"], **common)
-    split = "test" if "test" in set(_split_column(dataset_dir)) else "all"
+    splits = set(_split_column(dataset_dir))
+    split = "test" if {"test", "train"} <= splits else "all"
     click.echo(f"[8/8] evaluating its edits of split {split}"
-               f"{' (no test pairs in so small a dataset)' if split == 'all' else ''} and writing the report")
-    evaluation = out / "evaluation"
-    shutil.rmtree(evaluation, ignore_errors=True)  # the demo evaluates afresh each run
-    record = evaluate(dataset_dir, [MethodSpec(EDITOR, "checkpoint", editor["checkpoint"])], evaluation,
-                      predictor=predictor["checkpoint"], split=split, device="cpu", progress=False, echo=echo)
-    for line in record.get("predictor_check", {}).get("verdicts", []):
-        echo(f"predictor check: {line}")
-    return build_report(evaluation, out / "report")
+               f"{' (no held-out pairs in so small a dataset: in-sample)' if split == 'all' else ' (held out)'} "
+               f"under {JUDGE}, which it never saw, and under {PREDICTOR}, and writing the report")
+    method = [MethodSpec(EDITOR, "checkpoint", editor["checkpoint"])]
+    evaluations = {}
+    for name, checkpoint, folder in ((JUDGE, judge["checkpoint"], out / "evaluation"),
+                                     (PREDICTOR, predictor["checkpoint"], out / f"evaluation_{PREDICTOR}")):
+        shutil.rmtree(folder, ignore_errors=True)  # the demo evaluates afresh each run
+        evaluations[name] = evaluate(dataset_dir, method, folder, predictor=checkpoint, split=split, device="cpu",
+                                     progress=False, echo=lambda line: None)
+        for line in evaluations[name]["predictor_check"].get("verdicts", []) or [
+                evaluations[name]["predictor_check"].get("status", "")]:
+            echo(f"predictor check ({name}): {line}")
+    for name, folder in ((JUDGE, out / "evaluation"), (PREDICTOR, out / f"evaluation_{PREDICTOR}")):
+        echo(f"{EDITOR} under {name}: {_headline(folder)}")
+    return build_report(out / "evaluation", out / "report")
+
+
+def _headline(folder: Path) -> str:
+    """The editor's attention gain and edit size from an evaluation's per-image table."""
+    import pandas as pd
+
+    table = pd.read_csv(folder / "per_image.csv", dtype={"pair_id": str})
+    edits = table[table["method"] == EDITOR]
+    parts = [f"{len(edits)} images"]
+    if "dp_obj" in edits:
+        gained = edits["dp_obj"].dropna()
+        parts.append(f"in-mask fixation probability up on {int((gained > 0).sum())} of {len(gained)} "
+                     f"(mean Δp_obj {gained.mean():+.3f})")
+    parts.append(f"mean |edit − input| {edits['l1_x'].mean():.3f}")
+    return ", ".join(parts)
 
 
 def _split_column(dataset_dir: Path) -> list[str]:

@@ -134,6 +134,9 @@ def predict(ckpt: str, images: str, out_dir: str, device: str) -> None:
 @click.option("--direction", type=click.Choice(["increase", "decrease"]), default=None,
               help="Draw attention to the object or away from it (gazeshiftnet).")
 @click.option("--seed", type=int, default=None, help="Seed for sampled edit styles.")
+@click.option("--sx", type=click.Choice(["predicted", "measured"]), default=None,
+              help="salggan: the source saliency map S_x — predicted by its detector from X (default) or measured, "
+                   "the pair's human map of X (with --data).")
 @click.option("--predictor", "predictor_ckpt", default=None, type=click.Path(dir_okay=False),
               help="Saliency predictor for editors that use one while editing (salggan, cyclegan_sal, "
                    "bicyclegan_sal, hag) [default: the one the editor was trained with].")
@@ -141,11 +144,11 @@ def predict(ckpt: str, images: str, out_dir: str, device: str) -> None:
 @_DEVICE
 def edit(name: str, ckpt: str, image: str | None, mask: str | None, object_id: int | None, target_map: str | None,
          data_dir: str | None, split: str, strength: float | None, samples: int | None, direction: str | None,
-         seed: int | None, predictor_ckpt: str | None, out: str, device: str) -> None:
+         seed: int | None, sx: str | None, predictor_ckpt: str | None, out: str, device: str) -> None:
     """Edit images with the trained editor NAME, guided by a mask or a target saliency map."""
     from models.runs import describe_weights, edit_dataset, edit_image
 
-    options = {"strength": strength, "samples": samples, "direction": direction, "seed": seed}
+    options = {"strength": strength, "samples": samples, "direction": direction, "seed": seed, "sx": sx}
     options = {k: v for k, v in options.items() if v is not None}
     if (image is None) == (data_dir is None):
         raise click.UsageError("give exactly one of --image IN or --data DIR")

@@ -17,8 +17,18 @@ their image — reals (X, S_x) and (Y, S_y), fakes (Ŷ_s, S_y) and (Ŷ_u, S_y); 
 distance outside S_d between Ŷ and X (eq. 5, Johnson et al.'s relu2_2 feature loss); λ_img
 |Ŷ_s − Y|; λ_local |Ŷ_s − Y| inside B_a; λ_KL KL(Q(z|Y) ‖ N(0, 1)) (eq. 6); λ_sal
 KL(S_y ‖ SalD(Ŷ)) (eq. 7, see `SalGGANConfig`); λ_cycle |X − G(Ŷ_u, …)| (eq. 8); λ_cue
-|ẑ_u − z_u|. SalD is the attached saliency predictor (the paper's is `salg_detector`), frozen:
-it scores Ŷ for L_sal and gives S_x at edit time (and in training where a row has no X map).
+|ẑ_u − z_u|; and, not in the paper, λ_mix Σ(C_1×1 − identity)² (see below). SalD is the
+attached saliency predictor (the paper's is `salg_detector`), frozen: it scores Ŷ for L_sal and
+gives S_x in training where a row has no X map.
+
+The invariant: S_d is exactly 0 where the adjusted maps differ by less than
+`attention_threshold` (`salggan_parts.attention_maps` says why SAF alone leaves almost no exact
+zeros), and there Ŷ = X bit for bit, whatever C_1×1 has learnt (`SaliencyGuidedGenerator`).
+
+S_x at edit time (`edit`'s ``sx``, `gazelab edit --sx`): "predicted" (the default; the paper's
+footnote 1: at test time S_x comes from the saliency detector), SalD's map of X, or "measured",
+a given ``source_map`` (with `gazelab edit --data`, the pair's human map of X). Evaluation
+passes neither, so it scores the predicted S_x.
 
 The paper gives no loss weights, widths or training settings; `SalGGANConfig` says where each
 default comes from. `ABLATIONS` maps the Table 3 variants to config overrides.
@@ -53,7 +63,7 @@ ABLATIONS: dict[str, dict[str, bool]] = {
     "no_spath": {"supervised_path": False},  # w/o S-path
     "no_upath": {"unsupervised_path": False},  # w/o U-path
     "no_dl": {"local_discriminator": False},  # w/o D_L
-    "no_sald": {"saliency_loss": False},  # w/o SalD: no L_sal (S_x at edit time still comes from the predictor)
+    "no_sald": {"saliency_loss": False},  # w/o SalD: no L_sal (S_x at edit time still predicted by default)
     "e_no_sal": {"encoder_attention": False},  # E w/o sal: E sees Y, not Y·S_d
     "d_no_sal": {"discriminator_condition": False},  # D w/o sal: D_G and D_L see images only
     "g_no_sal": {"generator_attention": False},  # G w/o sal: the U-Net sees S_y instead of S_p, S_m
@@ -74,7 +84,10 @@ class SalGGANConfig:
     (= λ_img), λ_cont 1 on VGG16 relu2_2 (Johnson et al. [17]'s content layer, the paper's
     D_VGG), λ_sal 1 (the weight of the KL saliency loss in Gatys et al., papers/002),
     local_size 64 (D_L's patches), max_steps, and the attention-module values: SAF's
-    θ_α = 10 and θ_β = 0.5 (of the map's peak), and the box clustering (see
+    θ_α = 10 and θ_β = 0.5 (of the map's peak), the change threshold attention_threshold τ = 0.1
+    (S_d := 0 where |SAF(S_y) − SAF(S_x)| < τ; at most box_min_difference, so B_a is unchanged;
+    0 is the paper's module), λ_mix_identity 1 (Σ of squared differences of C_1×1's 18 weights
+    and 3 biases from the identity blend), and the box clustering (see
     `salggan_parts.attention_boxes`): core pixels at ≥ box_threshold of the peak S_d and
     ≥ box_min_difference, linked within box_link, clusters of ≥ box_min_area (fraction of the
     image) kept, grown by box_margin, at most max_boxes. L_sal is KL(S_y ‖ SalD(Ŷ)), the
@@ -83,6 +96,10 @@ class SalGGANConfig:
     lists it among the minimised networks.
 
     The booleans supervised_path … generator_attention switch the Table 3 variants (`ABLATIONS`).
+
+    Checkpoints saved before attention_threshold and lambda_mix_identity existed load at 0.1 and
+    1, so they edit with the invariant (S_d loses its sub-0.1 fringe, where their Ŷ was already
+    within 0.1·|Unet − X| of X, plus C's drift); attention_threshold: 0 gives their old S_d back.
     """
 
     PRESETS: ClassVar[dict[str, dict]] = {
@@ -104,6 +121,7 @@ class SalGGANConfig:
     content_layers: tuple[str, ...] = ("relu2_2",)
     saf_alpha: float = 10.0
     saf_beta: float = 0.5
+    attention_threshold: float = 0.1
     box_threshold: float = 0.5
     box_min_difference: float = 0.1
     box_link: float = 0.04
@@ -129,6 +147,7 @@ class SalGGANConfig:
     lambda_sal: float = 1.0
     lambda_cycle: float = 10.0
     lambda_cue: float = 0.5
+    lambda_mix_identity: float = 1.0
     supervised_path: bool = True
     unsupervised_path: bool = True
     local_discriminator: bool = True
@@ -167,14 +186,15 @@ class _Pass:
 class SalGGAN(Editor):
     """The SalG-GAN editor; see the module docstring.
 
-    `edit(image, target_map, samples=K, seed=…)`: (B, 3, H, W) images in [0, 1] and (B, 1, H, W)
-    target densities → (B, 3, H, W) in [0, 1], or (B, K, 3, H, W) for K > 1 diverse translations.
+    `edit(image, target_map, samples=K, seed=…, sx=…)`: (B, 3, H, W) images in [0, 1] and
+    (B, 1, H, W) target densities → (B, 3, H, W) in [0, 1], or (B, K, 3, H, W) for K > 1 diverse
+    translations.
     """
 
     name = "salggan"
     Config = SalGGANConfig
     guidance = "target_map"
-    needs_predictor_at_edit = True  # S_x comes from SalD at edit time
+    needs_predictor_at_edit = True  # S_x comes from SalD at edit time unless sx="measured"
 
     def __init__(self, config: SalGGANConfig, *, load_pretrained: bool = True):
         super().__init__()
@@ -203,7 +223,8 @@ class SalGGAN(Editor):
 
     def attention(self, source_map: torch.Tensor, target_map: torch.Tensor) -> AttentionMaps:
         """The attention module on (B, 1, H, W) source and target saliency maps (see `salggan_parts`)."""
-        return attention_maps(source_map, target_map, self.config.saf_alpha, self.config.saf_beta)
+        c = self.config
+        return attention_maps(source_map, target_map, c.saf_alpha, c.saf_beta, c.attention_threshold)
 
     def boxes(self, difference: torch.Tensor) -> list[list[tuple[int, int, int, int]]]:
         """B_a per image of a (B, 1, H, W) S_d, with the config's clustering parameters scaled to its size."""
@@ -221,20 +242,28 @@ class SalGGAN(Editor):
         return self.generator(image, self._condition(maps), maps.difference, z)
 
     def edit(self, image: torch.Tensor, target_map: torch.Tensor, *, samples: int = 1, seed: int | None = None,
-             z: torch.Tensor | None = None, source_map: torch.Tensor | None = None) -> torch.Tensor:
+             z: torch.Tensor | None = None, sx: Literal["predicted", "measured"] = "predicted",
+             source_map: torch.Tensor | None = None) -> torch.Tensor:
         """Translate every image towards its target saliency map, `samples` times with different z.
 
         image: (B, 3, H, W) in [0, 1], any size. target_map: (B, 1, H, W) densities (sum 1).
-        source_map: (B, 1, H, W) density S_x of the image; None predicts it with the attached
-        predictor (SalD). z: (B, z_dim) or (B, samples, z_dim) latent cues; None draws them from
-        N(0, 1) with `seed` (else the global torch RNG). Returns (B, 3, H, W) in [0, 1], or
+        sx: where S_x comes from — "predicted", the attached predictor's (SalD's) map of the image
+        (the paper's test time), or "measured", `source_map`, a (B, 1, H, W) density (a human
+        map of the image); ValueError if sx is "measured" without a source_map or "predicted"
+        with one. z: (B, z_dim) or (B, samples, z_dim) latent cues; None draws them from N(0, 1)
+        with `seed` (else the global torch RNG). Returns (B, 3, H, W) in [0, 1], or
         (B, samples, 3, H, W) when samples > 1.
         """
         check_target_maps(image, target_map)
         if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
             raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+        if sx not in ("predicted", "measured"):
+            raise ValueError(f"sx = {sx!r}; expected 'predicted' (SalD's map of X) or 'measured' (a given source_map)")
+        if (sx == "measured") != (source_map is not None):
+            raise ValueError("sx='measured' needs the measured S_x as source_map" if source_map is None else
+                             "a source_map was given with sx='predicted'; pass sx='measured' to edit with it")
         with torch.no_grad():
-            if source_map is None:
+            if sx == "predicted":
                 source_map = self.predictor.log_density(image).exp()
             else:
                 check_target_maps(image, source_map, "source_map")
@@ -336,6 +365,8 @@ class SalGGAN(Editor):
             original = self.vgg(keep * found.x[rows_fake])
         terms["content"] = losses.content_loss(self.vgg(keep * translated), original)
         weights["content"] = c.lambda_content
+        terms["mix_identity"] = getattr(self.generator, "module", self.generator).mix_drift()  # DDP unwrapped
+        weights["mix_identity"] = c.lambda_mix_identity
         if c.saliency_loss:
             terms["saliency"] = losses.kl_saliency_loss(self.predictor.log_density(translated),
                                                         found.target_density[rows_fake])

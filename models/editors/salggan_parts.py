@@ -1,12 +1,14 @@
 """SalG-GAN's parts (Jiang et al., CVPR 2021, papers/000 §3.2), used by `models.editors.salggan`.
 
 - `attention_maps`: the saliency-based attention module. SAF(S) = Norm(sigmoid(θ_α·(S − θ_β)))
-  (eq. 1) of the source map S_x and the target map S_y, then the additive map
-  S_p = max(SAF(S_y) − SAF(S_x), 0), the subtractive map S_m = max(SAF(S_x) − SAF(S_y), 0) and
-  the difference map S_d = |SAF(S_y) − SAF(S_x)| = S_p + S_m, all (B, 1, H, W) in [0, 1].
+  (eq. 1) of the source map S_x and the target map S_y, their change Δ = SAF(S_y) − SAF(S_x)
+  set to 0 where |Δ| < τ (the threshold, see there), then the additive map S_p = max(Δ, 0), the
+  subtractive map S_m = max(−Δ, 0) and the difference map S_d = |Δ| = S_p + S_m, all
+  (B, 1, H, W) in [0, 1].
 - `attention_boxes`: the density-based boxes B_a of the salient change regions (see there).
 - `crop_patches`, `box_mask`: the boxes as resized patches (D_L's input) and as a pixel mask.
-- `SaliencyGuidedGenerator`: eq. 2, Ŷ = C_1×1(S_d·Unet(X, S_p, S_m, z) ⊕ (1 − S_d)·X).
+- `SaliencyGuidedGenerator`: eq. 2, Ŷ = C_1×1(S_d·Unet(X, S_p, S_m, z) ⊕ (1 − S_d)·X) where
+  S_d > 0 and Ŷ = X exactly where S_d = 0.
 - `CueEncoder`: the saliency cue encoder E (5 convolutions, FC heads for μ and log σ²).
 - `MultiScaleDiscriminator`: D_G, PatchGANs at several scales; D_L is one `PatchDiscriminator`.
 
@@ -71,13 +73,25 @@ def saliency_adjustment(saliency: torch.Tensor, alpha: float, beta: float) -> to
     return torch.where(flat, torch.zeros_like(squashed), (squashed - low) / torch.where(flat, 1.0, span))
 
 
-def attention_maps(source: torch.Tensor, target: torch.Tensor, alpha: float, beta: float) -> AttentionMaps:
+def attention_maps(source: torch.Tensor, target: torch.Tensor, alpha: float, beta: float,
+                   threshold: float = 0.0) -> AttentionMaps:
     """The attention module on (B, 1, H, W) source and target saliency maps (densities or any
     non-negative scale); see the module docstring. S_p and S_m are disjoint (one of them is 0 at
-    every pixel) and S_d is 0 wherever the two adjusted maps agree."""
+    every pixel) and S_d is exactly 0 wherever the two adjusted maps differ by less than
+    `threshold` (in SAF units, [0, 1]: a fraction of the adjusted maps' full range).
+
+    Why a threshold: SAF's min–max normalisation maps only each map's minimum to exactly 0, so
+    two maps that agree on the background (both near 0 there) still differ by ~1e-3 at almost
+    every pixel; without it S_d is exactly 0 on a tiny share of the image and "outside S_d, Ŷ = X"
+    holds almost nowhere. Values at or above it are kept as they are (not shrunk), so the boxes
+    B_a, whose core pixels need S_d ≥ box_min_difference, are those of the unthresholded map
+    (`analysis.attention_boxes.difference_map`, evaluation's twin) whenever threshold ≤
+    box_min_difference. threshold = 0 is the paper's module unchanged.
+    """
     adjusted_source = saliency_adjustment(source, alpha, beta)
     adjusted_target = saliency_adjustment(target, alpha, beta)
     change = adjusted_target - adjusted_source
+    change = torch.where(change.abs() >= threshold, change, torch.zeros_like(change))
     return AttentionMaps(source=_max_normalised(source), target=_max_normalised(target),
                          additive=change.clamp_min(0), subtractive=(-change).clamp_min(0), difference=change.abs())
 
@@ -158,15 +172,22 @@ class UNet(nn.Module):
 
 
 class SaliencyGuidedGenerator(nn.Module):
-    """G (eq. 2): Ŷ = C_1×1(S_d·Unet(X, condition, z) ⊕ (1 − S_d)·X).
+    """G (eq. 2): Ŷ = C_1×1(S_d·Unet(X, condition, z) ⊕ (1 − S_d)·X) where S_d > 0, Ŷ = X where S_d = 0.
 
     forward(image (B, 3, H, W) in [0, 1], condition (B, condition_channels, H, W) in [0, 1] —
     S_p and S_m, or S_y for "G w/o sal" —, difference (B, 1, H, W) S_d in [0, 1], z (B, z_dim))
-    → (B, 3, H, W), nominally [0, 1] (not clamped). Any H, W: the U-Net input is padded to a
-    multiple of 2**depth and its output cropped back. z is tiled over the pixels and
-    concatenated to the U-Net's input (BicycleGAN's "add to input"); the U-Net sees the image in
-    [−1, 1] and gives [0, 1]. C_1×1 starts as the plain sum of the two halves, so the untrained
-    G is the residual blend S_d·Unet + (1 − S_d)·X.
+    → (B, 3, H, W), nominally [0, 1] (not clamped), float32 or wider where the image is. Any H, W:
+    the U-Net input is padded to a multiple of 2**depth and its output cropped back. z is tiled
+    over the pixels and concatenated to the U-Net's input (BicycleGAN's "add to input"); the
+    U-Net sees the image in [−1, 1] and gives [0, 1].
+
+    C_1×1 starts as the identity of the blend — the plain sum of the two halves, no bias — so the
+    untrained G is the residual blend S_d·Unet + (1 − S_d)·X; `mix_drift` (a loss term) holds it
+    there. Where S_d = 0, eq. 2 gives C(0 ⊕ X), which is X only while C is that identity; rather
+    than trust a penalty, the output there is X itself, bit for bit (a select, not a blend, so
+    X passes exactly under bf16 autocast too). Eq. 2 is unchanged wherever S_d > 0 — C stays
+    learnt, as in the paper — and the penalty keeps the two sides of S_d's edge close. The
+    alternative Ŷ = X + S_d·(C(…) − X) would also be exact but gates the U-Net twice.
     """
 
     def __init__(self, condition_channels: int, z_dim: int, depth: int = 8, channels: int = 64,
@@ -186,7 +207,14 @@ class SaliencyGuidedGenerator(nn.Module):
         tiled = z.to(inputs.dtype)[:, :, None, None].expand(-1, -1, *inputs.shape[-2:])
         translated = (self.unet(torch.cat([inputs, tiled], 1))[..., :height, :width] + 1) / 2
         gate = difference.to(translated.dtype)
-        return self.mix(torch.cat([gate * translated, (1 - gate) * image.to(translated.dtype)], 1))
+        mixed = self.mix(torch.cat([gate * translated, (1 - gate) * image.to(translated.dtype)], 1))
+        return torch.where(difference > 0, mixed, image)  # promotes a bf16 mix to the image's dtype
+
+    def mix_drift(self) -> torch.Tensor:
+        """Σ (C_1×1's weights and bias − the blend identity [I | I], 0)², a 0-d tensor (0 at init)."""
+        eye = torch.eye(3, device=self.mix.weight.device, dtype=self.mix.weight.dtype)
+        identity = torch.cat([eye, eye], 1)[:, :, None, None]
+        return (self.mix.weight - identity).square().sum() + self.mix.bias.square().sum()
 
 
 class CueEncoder(nn.Module):
@@ -325,6 +353,10 @@ def check_config(config: Any) -> None:
          _patch_size(c.local_size, c.local_layers) >= 1, "D_L's patches give no score: larger patches or fewer layers"),
         (f"max_boxes = {c.max_boxes}", c.max_boxes >= 1, ">= 1"),
         (f"box_threshold = {c.box_threshold}", 0 < c.box_threshold <= 1, "in (0, 1]"),
+        (f"attention_threshold = {c.attention_threshold} with box_min_difference = {c.box_min_difference}",
+         0 <= c.attention_threshold <= min(c.box_min_difference, 1),
+         "in [0, box_min_difference], so B_a stays that of the unthresholded S_d (evaluation's)"),
+        (f"lambda_mix_identity = {c.lambda_mix_identity}", c.lambda_mix_identity >= 0, ">= 0"),
         (f"max_steps = {c.max_steps}", c.max_steps >= 1, ">= 1"),
     ) if not ok]
     if problems:

@@ -257,7 +257,7 @@ def test_gradients_reach_every_trainable_parameter():
 
 
 def test_attention_loss_goes_down_when_overfitting_a_fixed_batch():
-    model = make_model(z_dim=0, max_steps=100)  # no LR decay within the 20 steps
+    model = make_model(z_dim=0, max_steps=100, lambda_fidelity=0.0)  # the attention term alone, no LR decay
     image, mask = fixed_batch()
     history = [model.train_step({"image": image, "mask": mask}) for _ in range(20)]
     assert all(math.isfinite(float(v)) for h in history for v in h.values())
@@ -307,7 +307,7 @@ def test_attention_term_weighs_the_same_at_every_image_size():
     terms = {}
     for predictor in (FlatSaliency(), LuminanceSaliency()):
         for name, (x, m) in {"small": (image, mask), "big": (big_image, big_mask)}.items():
-            model = make_model(z_dim=0, decrease=False, lr=0.0, d_lr=0.0)
+            model = make_model(z_dim=0, decrease=False, lr=0.0, d_lr=0.0, lambda_fidelity=0.0)
             model.attach_predictor(predictor)
             out = model.train_step({"image": x, "mask": m})
             terms[predictor.name, name] = (float(out["attention"]), float(out["g_total"] - out["g_hinge"]))
@@ -317,6 +317,28 @@ def test_attention_term_weighs_the_same_at_every_image_size():
     small, big = terms["luminance_saliency", "small"], terms["luminance_saliency", "big"]
     assert small[0] < -1.5
     assert big == pytest.approx(small, rel=0.02)  # the same scene at twice the size (eq. 5 alone: a quarter)
+
+
+def test_the_fidelity_prior_is_the_mean_background_change_weighted_into_the_generator_loss():
+    image, mask = fixed_batch()
+    model = make_model(lr=0.0, d_lr=0.0)  # tiny preset: both directions, z, lambda_fidelity 50
+    assert model.config.lambda_fidelity == 50.0
+    torch.manual_seed(5)
+    params, _ = model._predict_all(image, mask)  # the same z as the step below draws
+    with torch.no_grad():
+        changes = [(ops.apply_parameters(image, mask, params[d], 1.0, mask_blur_px=model._blur_px(image)) - image).abs()
+                   for d in model.directions]
+    background = (1 - mask).expand_as(image).bool()
+    expected = torch.stack([change[background].mean() for change in changes]).mean()  # equal bg per image here
+    torch.manual_seed(5)
+    out = model.train_step({"image": image, "mask": mask})
+    assert float(out["fidelity_bg"]) == pytest.approx(float(expected), rel=1e-4)
+    paper = make_model(lr=0.0, d_lr=0.0, lambda_fidelity=0.0)
+    torch.manual_seed(5)
+    assert "fidelity_bg" not in paper.train_step({"image": image, "mask": mask})  # the paper's objective
+    assert load_config(GazeShiftNetConfig, None, "paper").lambda_fidelity == 0.0
+    with pytest.raises(ValueError, match=r"lambda_fidelity = -1"):
+        make_model(lambda_fidelity=-1)
 
 
 def test_presets_follow_the_paper():

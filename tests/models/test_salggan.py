@@ -66,6 +66,35 @@ def test_attention_maps_split_one_changed_region_into_additive_and_subtractive_p
     assert float(maps.target.max()) == 1 and float(maps.source.max()) == 1  # D's max-normalised conditions
 
 
+def test_the_threshold_makes_s_d_exactly_zero_where_the_maps_agree():
+    # realistic maps: fixation-like blobs with a floor, and a smooth predictor-like S_x; where both
+    # lie below a tenth of their peak, SAF leaves ~1e-3 differences that only the threshold zeroes
+    from analysis.attention_boxes import salggan_boxes
+
+    size = (96, 128)
+    source = blob(30, 40, size, 8.0) + blob(60, 100, size, 12.0) + 0.3 * blob(48, 64, size, 40.0)
+    target = blob(70, 30, size, 8.0) + blob(60, 100, size, 12.0)
+    source, target = source / source.sum(), target / target.sum()
+    agree = ((source / source.max() < 0.1) & (target / target.max() < 0.1))[0, 0]
+    assert float(agree.float().mean()) > 0.4
+    paper = attention_maps(source, target, 10.0, 0.5)
+    assert float((paper.difference == 0).float().mean()) < 0.01  # the floor: exact zeros almost nowhere
+    maps = attention_maps(source, target, 10.0, 0.5, threshold=0.1)
+    s_d = maps.difference[0, 0]
+    assert bool((s_d[agree] == 0).all())
+    assert float((s_d == 0).float().mean()) > 0.7 and float(s_d.max()) > 0.9  # the change regions stay
+    kept = paper.difference[0, 0] >= 0.1
+    assert torch.equal(s_d[kept], paper.difference[0, 0][kept]) and bool((s_d[~kept] == 0).all())  # kept, not shrunk
+    torch.testing.assert_close(maps.difference, maps.additive + maps.subtractive, rtol=0, atol=0)
+    editor = make_editor(image_size=size)
+    assert editor.config.attention_threshold == 0.1
+    torch.testing.assert_close(editor.attention(source, target).difference, maps.difference)
+    # threshold <= box_min_difference: the model's B_a are evaluation's (analysis.attention_boxes)
+    assert editor.boxes(maps.difference)[0] == salggan_boxes(source[0, 0].numpy(), target[0, 0].numpy())
+    with pytest.raises(ValueError, match="attention_threshold = 0.2 with box_min_difference = 0.1"):
+        make_editor(attention_threshold=0.2)
+
+
 def test_saf_sharpens_with_alpha_and_shifts_with_beta():
     from models.editors.salggan_parts import saliency_adjustment
 
@@ -148,24 +177,72 @@ def test_paper_preset_architecture():
     assert len(editor.discriminator_global.nets) == 3 and editor.discriminator_local is not None
 
 
-def test_outside_the_difference_map_the_output_is_the_mixed_input():
+def test_outside_the_difference_map_the_output_is_the_input_whatever_c_has_learnt():
     editor = make_editor()
     a, b = (slice(2, 8), slice(2, 10)), (slice(14, 20), slice(20, 28))
     source, target = box_density(*a), box_density(*b)
     image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(2))
+    generator = editor.generator
+    assert float(generator.mix_drift().detach()) == 0  # C_1×1 starts at the blend identity
     with torch.no_grad():
-        editor.generator.mix.weight.copy_(torch.randn(3, 6, 1, 1))
-        editor.generator.mix.bias.copy_(torch.randn(3))
-        out = editor.translate(image, target, torch.randn(1, editor.config.z_dim), source)
-        expected = editor.generator.mix(torch.cat([torch.zeros_like(image), image], 1))
-        for parameter in editor.generator.unet.parameters():
+        generator.mix.weight.copy_(torch.randn(3, 6, 1, 1))  # far from it
+        generator.mix.bias.copy_(torch.randn(3))
+        z = torch.randn(1, editor.config.z_dim)
+        out = editor.translate(image, target, z, source)
+        maps = editor.attention(source, target)
+        unet = generator.unet(torch.cat([image * 2 - 1, maps.additive, maps.subtractive,
+                                         z[:, :, None, None].expand(-1, -1, H, W)], 1))
+        d = maps.difference
+        eq2 = generator.mix(torch.cat([d * (unet + 1) / 2, (1 - d) * image], 1))
+        for parameter in generator.unet.parameters():
             parameter.add_(torch.randn_like(parameter))
-        other = editor.translate(image, target, torch.randn(1, editor.config.z_dim), source)
-    outside = (editor.attention(source, target).difference == 0).expand_as(out)
+        other = editor.translate(image, target, z, source)
+    drift = float(generator.mix_drift().detach())
+    with torch.no_grad():
+        expected = (generator.mix.weight[:, :, 0, 0] - torch.cat([torch.eye(3)] * 2, 1)).square().sum()
+        assert drift == pytest.approx(float(expected + generator.mix.bias.square().sum()))
+    outside = (d == 0).expand_as(out)
     assert int(outside.sum()) > 0.5 * out.numel()
-    torch.testing.assert_close(out[outside], expected[outside], rtol=0, atol=1e-6)
-    torch.testing.assert_close(other[outside], out[outside], rtol=0, atol=1e-6)
+    assert torch.equal(out[outside], image[outside]) and torch.equal(other[outside], image[outside])
+    torch.testing.assert_close(out[~outside], eq2[~outside])  # eq. 2 itself inside S_d
     assert not torch.allclose(other[~outside], out[~outside])  # the U-Net acts inside S_d only
+
+
+def test_the_exact_invariant_holds_after_a_few_training_steps(shifted_dataset, tmp_path):
+    editor = make_editor()
+    data = editor.make_dataset(shifted_dataset.path)
+    Trainer(editor, data, out_dir=tmp_path, max_steps=4, batch_size=2, device="cpu", progress=False).train()
+    logged = pd.read_csv(tmp_path / "log.csv")
+    assert "mix_identity" in logged and float(logged["mix_identity"].iloc[-1]) > 0  # C has moved: nothing trivial
+    assert float(editor.generator.mix_drift().detach()) > 0
+    editor.eval()
+    batch = collate([data[i] for i in range(len(data))])
+    x, source, target = batch["x"], batch["x_map"], batch["y_map"]
+    for sx, s_x in (("measured", source), ("predicted", editor.predictor.log_density(x).exp().detach())):
+        options = {"source_map": source} if sx == "measured" else {}
+        out = editor.edit(x, target, seed=0, sx=sx, **options)
+        s_d = editor.attention(s_x, target).difference
+        outside = (s_d == 0).expand_as(out)
+        assert float((out - x).abs()[outside].max()) <= 1e-6, sx
+        assert not torch.allclose(out[~outside], x[~outside])  # the edit acts inside S_d
+    agree = (source / source.flatten(1).amax(1).view(-1, 1, 1, 1) < 0.1) & (
+        target / target.flatten(1).amax(1).view(-1, 1, 1, 1) < 0.1)
+    s_d = editor.attention(source, target).difference
+    assert float(agree.float().mean()) > 0.3 and bool((s_d[agree] == 0).all())
+    assert float((s_d == 0).float().mean()) > 0.5
+
+
+def test_the_mix_identity_term_pulls_c_back_to_the_identity():
+    batch = fixed_batch()
+    drift = {}
+    for weight in (0.0, 100.0):
+        editor = make_editor(lambda_mix_identity=weight, lr=2e-3)
+        terms = editor.generator_losses(editor.forward_pass(batch))
+        assert float(terms["mix_identity"].detach()) == 0
+        for _ in range(5):
+            editor.train_step(batch)
+        drift[weight] = float(editor.generator.mix_drift().detach())
+    assert drift[100.0] < 0.5 * drift[0.0]
 
 
 # -- training -----------------------------------------------------------------------------------------
@@ -185,7 +262,7 @@ def test_gradients_reach_g_e_and_both_discriminators():
     assert all(p.grad is None for net in (editor.generator, editor.encoder) for p in net.parameters())
     g_losses = editor.generator_losses(editor.forward_pass(batch))
     assert set(g_losses) == {"loss", "adversarial_global", "adversarial_local", "content", "saliency", "img", "local",
-                             "kl", "cycle", "cue"}
+                             "kl", "cycle", "cue", "mix_identity"}
     g_losses["loss"].backward()
     for net in (editor.generator, editor.encoder):
         for name, parameter in net.named_parameters():
@@ -311,14 +388,23 @@ def test_samples_are_diverse_and_seeded():
     z = torch.randn(2, 3, editor.config.z_dim)
     torch.testing.assert_close(editor.edit(batch["x"], batch["y_map"], samples=3, z=z)[:, 1],
                                editor.edit(batch["x"], batch["y_map"], z=z[:, 1]))
-    given = editor.edit(batch["x"], batch["y_map"], seed=0, source_map=batch["x_map"])
+    given = editor.edit(batch["x"], batch["y_map"], seed=0, sx="measured", source_map=batch["x_map"])
     assert not torch.equal(given, editor.edit(batch["x"], batch["y_map"], seed=0))  # S_x given, not predicted
+    with pytest.raises(ValueError, match="sx='measured' needs the measured S_x as source_map"):
+        editor.edit(batch["x"], batch["y_map"], sx="measured")
+    with pytest.raises(ValueError, match="source_map was given with sx='predicted'"):
+        editor.edit(batch["x"], batch["y_map"], source_map=batch["x_map"])
+    with pytest.raises(ValueError, match="sx = 'human'"):
+        editor.edit(batch["x"], batch["y_map"], sx="human")
     with pytest.raises(ValueError, match="samples"):
         editor.edit(batch["x"], batch["y_map"], samples=0)
     with pytest.raises(ValueError, match="z must be"):
         editor.edit(batch["x"], batch["y_map"], z=torch.zeros(2, 1))
     with pytest.raises(ValueError, match="not a density"):
         editor.edit(batch["x"], 2 * batch["y_map"])
+    editor._predictor = []  # "measured" needs no predictor
+    assert torch.equal(given, editor.edit(batch["x"], batch["y_map"], seed=0, sx="measured",
+                                          source_map=batch["x_map"]))
 
 
 # -- data, checkpoints, the CLI -----------------------------------------------------------------------
@@ -423,6 +509,36 @@ def test_cli_trains_the_detector_then_salggan_and_edits_a_dataset(shifted_datase
     assert code == 0, err
     assert "6 edited images" in out
     assert len(list((tmp_path / "edits").glob("*_2.png"))) == 6
+    ckpt = tmp_path / "run/checkpoints/last.pt"
+    code, out, err = run_cli("edit", "salggan", "--ckpt", ckpt, "--data", data, "--split", "train", "--sx", "measured",
+                             "--seed", 0, "--out", tmp_path / "measured", "--device", "cpu")
+    assert code == 0, err
+    assert "6 edited images" in out and '"sx": "measured"' in (tmp_path / "measured/edits.json").read_text()
+    code, out, err = run_cli("edit", "salggan", "--ckpt", ckpt, "--image", data / "images/000000_x.png",
+                             "--target-map", data / "maps/000000_y.npy", "--sx", "measured", "--out",
+                             tmp_path / "one.png", "--device", "cpu")
+    assert code != 0 and "--sx measured: the image" in err and "has no measured saliency map" in err
+    assert "Traceback" not in err
+
+
+def test_sx_measured_names_a_pair_without_an_x_map_and_other_editors_refuse_sx(tmp_path, write_pair):
+    from models.runs import iter_pair_edits
+
+    ds = Dataset.create(tmp_path / "ds", "no-x-map", seed=1)
+    lacking = write_pair(ds.path, "p1")
+    lacking.update(x_map="", n_observers_x=0)  # a target (Y's map) but no human map of X
+    (ds.path / "maps/p1_x.npy").unlink()
+    ds.add_pairs([write_pair(ds.path, "p0"), lacking])
+    editor = make_editor()
+    measured = iter_pair_edits(editor, ds.path, None, options={"sx": "measured", "seed": 0})
+    assert next(measured)[0] == "p0"
+    with pytest.raises(ValueError, match="--sx measured: pair p1 has no measured saliency map of X"):
+        next(measured)
+    edited = {pair: out for pair, out, _ in iter_pair_edits(editor, ds.path, None, options={"seed": 0})}
+    assert edited["p1"].shape == (1, 12, 16, 3)  # the default, predicted S_x, needs no X map
+    other = target_map_editors.make_editor("cyclegan_sal")
+    with pytest.raises(ValueError, match="the editor cyclegan_sal takes no option sx"):
+        next(iter_pair_edits(other, ds.path, None, options={"sx": "predicted"}))
 
 
 @pytest.mark.gpu
