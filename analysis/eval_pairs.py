@@ -27,6 +27,10 @@ from analysis import fidelity
 METRIC_INFO = {
     "l1_x": ("mean |output - X|, [0, 1] (edit size)", None),
     "mse_x": ("mean squared difference to X, [0, 1] (SaGIM's MSE)", None),
+    "ssim_x_bg": ("SSIM to X, background (outside the edited objects)", "higher"),
+    "ssim_x_fg": ("SSIM to X, foreground (the edited objects)", None),
+    "l1_x_bg": ("mean |output - X| outside the edited objects, [0, 1]", "lower"),
+    "l1_x_fg": ("mean |output - X| inside the edited objects, [0, 1] (edit size there)", None),
     "lpips_x": ("LPIPS to X, full image", "lower"),
     "lpips_x_bg": ("LPIPS to X, background (outside the edited objects)", "lower"),
     "lpips_x_fg": ("LPIPS to X, foreground (the edited objects)", None),
@@ -48,6 +52,9 @@ METRIC_INFO = {
     "lpips_local_diversity": ("local DS: LPIPS between samples inside the region's box", "higher"),
     "seconds": ("run time per image, s", "lower"),
 }
+
+
+REGION_FIDELITY = ("ssim_x_bg", "ssim_x_fg", "l1_x_bg", "l1_x_fg")
 
 
 @dataclass
@@ -102,6 +109,10 @@ def pair_metrics(pair: PairInputs, output: np.ndarray, before=None, after=None) 
                          f"expected the input's {pair.x.shape[1]}×{pair.x.shape[0]}")
     values: dict[str, float] = {"l1_x": fidelity.l1(output, pair.x), "mse_x": fidelity.mse(output, pair.x)}
     skipped: dict[str, str] = {}
+    if pair.region is not None:
+        values.update(region_fidelity(output, pair.x, pair.region, skipped))
+    else:
+        skipped.update(dict.fromkeys(REGION_FIDELITY, pair.region_note or "no region"))
     if pair.y is not None:
         values.update(l1_y=fidelity.l1(output, pair.y), psnr_y=fidelity.psnr(output, pair.y),
                       ssim_y=fidelity.ssim(output, pair.y))
@@ -133,6 +144,36 @@ def pair_metrics(pair: PairInputs, output: np.ndarray, before=None, after=None) 
     else:
         skipped.update(dict.fromkeys(("sagim_c1", "sagim_c2"), f"X has {n_objects} object(s); C1/C2 need 2"))
     return values, skipped
+
+
+def region_fidelity(output: np.ndarray, x: np.ndarray, region: np.ndarray, skipped: dict | None = None) -> dict:
+    """SSIM and L1 of `output` to the input `x` (uint8 RGB, one size) inside the edited region
+    (bool (H, W): fg) and outside it (bg): {ssim_x_bg, ssim_x_fg, l1_x_bg, l1_x_fg}.
+
+    SSIM: `fidelity.ssim_map` (one map per image) averaged over the side's pixels, those within 5 px
+    of the image border included (their windows reflected at the edge, as scikit-image's full map),
+    so a region at the border is not lost; a pixel near the region's outline has a window that
+    reaches 5 px across it. L1: mean |output - x| / 255 over the side's pixels and channels. A side
+    without pixels (a region covering the whole image) is left out and named in `skipped`."""
+    similarity = fidelity.ssim_map(output, x)  # checks the images
+    region = np.asarray(region, bool)
+    if region.shape != similarity.shape:
+        raise ValueError(f"region has shape {region.shape}; expected the image's {similarity.shape}")
+    channels = cv2.absdiff(output, x)
+    difference = channels[..., 0].astype(np.uint16)  # the sum over channels, 0-765 (10x np.sum(axis=2)'s speed)
+    difference += channels[..., 1]
+    difference += channels[..., 2]
+    values = {}
+    for side, inside in (("bg", ~region), ("fg", region)):
+        count = int(inside.sum())
+        if count == 0:
+            if skipped is not None:
+                why = "the edited objects cover the whole image" if side == "bg" else "empty region"
+                skipped.update({f"ssim_x_{side}": why, f"l1_x_{side}": why})
+            continue
+        values[f"ssim_x_{side}"] = float(similarity[inside].mean())
+        values[f"l1_x_{side}"] = float(difference[inside].sum(dtype=np.int64)) / (count * 3 * 255.0)
+    return values
 
 
 def pixel_digest(image: np.ndarray) -> str:

@@ -11,7 +11,10 @@ reference row. Every output is scored as the 8-bit PNG it is saved as. The evalu
     metrics/METHOD.jsonl    per-image rows as they are scored: what a rerun resumes from
     per_image.csv           tidy: one row per (pair_id, method), every metric (analysis.eval_pairs.METRIC_INFO)
     summary.csv             per method and metric: n, mean, std over the pairs every method has
-    set_metrics.csv         per method: FID against the reference images, or "unavailable: why"
+    set_metrics.csv         per method and set-level metric: FID against the reference images, and realism_c2st
+                            (the held-out accuracy of a classifier telling the method's outputs from the
+                            unedited X of the same pairs, `analysis.realism`, with its 95% interval, n_test
+                            and p); a value, or a note saying why there is none
     predictor_check.csv     the predictor on X and Y against their human maps, beside the centre bias and shuffle
     outputs.csv             per method and pair: the pixel digest of the output scored (`eval_pairs.pixel_digest`),
                             which `gazelab report` matches against a study's stimuli.csv
@@ -107,14 +110,14 @@ def discover_runs(runs_dir) -> list[MethodSpec]:
 
 
 def evaluate(data_dir, methods: list[MethodSpec], out_dir, *, predictor=None, split: str = "test",
-             device: str = "auto", samples: int = 1, fid: bool = True, lpips_net: str = "alex",
+             device: str = "auto", samples: int = 1, fid: bool = True, c2st: bool = True, lpips_net: str = "alex",
              local_ds_region: str = "attention-boxes", progress: bool = True, echo: Callable[[str], Any] = logger.info,
              _random_weights_for_tests: bool = False) -> dict:
     """Evaluate `methods` on the pairs of `split` ("all": every pair) of the dataset at `data_dir`
     into `out_dir` (module docstring). `predictor`: a saliency predictor checkpoint for the
     attention-shift metrics (without one only the image metrics are scored). `samples`: outputs per
-    input for the diversity scores (editors that sample). `local_ds_region`: a key of
-    LOCAL_DS_REGIONS. Returns the evaluation.json dict."""
+    input for the diversity scores (editors that sample). `c2st`: the realism C2ST of each method
+    against X. `local_ds_region`: a key of LOCAL_DS_REGIONS. Returns the evaluation.json dict."""
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     if local_ds_region not in LOCAL_DS_REGIONS:
@@ -141,8 +144,9 @@ def evaluate(data_dir, methods: list[MethodSpec], out_dir, *, predictor=None, sp
     record["common_pairs"] = len(common)
     summary = _summary(table[table["pair_id"].isin(common)], methods)
     summary.to_csv(out / "summary.csv", index=False)
-    _set_metrics(out, methods, pairs, common, fid, device, record, _random_weights_for_tests).to_csv(
-        out / "set_metrics.csv", index=False)
+    set_metrics = pd.concat([_set_metrics(out, methods, pairs, common, fid, device, record, _random_weights_for_tests),
+                             _c2st_rows(out, methods, pairs, common, c2st, device)], ignore_index=True)
+    set_metrics[[c for c in set_metrics.columns if c != "note"] + ["note"]].to_csv(out / "set_metrics.csv", index=False)
     if saliency is not None:
         record["predictor_check"] = _predictor_check(out, pairs, saliency)
     record["lpips"] = lpips.describe()
@@ -458,6 +462,37 @@ def _set_metrics(out: Path, methods, pairs, common, fid: bool, device: str, reco
                                f"biased upwards at {len(chosen)} images: compare only at equal set sizes")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _c2st_rows(out: Path, methods, pairs, common, c2st: bool, device: str) -> pd.DataFrame:
+    """realism_c2st of each method: its outputs against the unedited X of the common pairs
+    (`analysis.realism.realism_c2st`, seed 0, pair-aware split): one row per method, the held-out
+    accuracy with ci_low, ci_high, n_test and p_value, or a note saying why there is none."""
+    from analysis import realism
+
+    chosen = [p for p in pairs if p.pair_id in set(common)]
+    rows = []
+    for method in methods:
+        row = {"method": method.name, "metric": "realism_c2st", "n_images": len(chosen),
+               "reference": "input X of the same pairs", "value": math.nan, "note": ""}
+        if method.kind == "input":
+            row["note"] = "the reference"
+        elif not c2st:
+            row["note"] = "not computed (--no-c2st)"
+        elif len(chosen) < realism.MIN_PAIRS:
+            row["note"] = f"needs at least {realism.MIN_PAIRS} pairs, the methods share {len(chosen)}"
+        else:
+            images = [read_rgb(out / "outputs" / method.name / f"{p.pair_id}.png") for p in chosen]
+            result = realism.realism_c2st(images, [p.x for p in chosen], seed=0,
+                                          device="cpu" if device == "auto" else device)
+            row.update(value=result.accuracy, ci_low=result.ci_low, ci_high=result.ci_high, n_test=result.n_test,
+                       p_value=result.p_value,
+                       note=f"held-out accuracy of a small CNN telling outputs from X at {realism.C2ST_SIZE}×"
+                            f"{realism.C2ST_SIZE} px (seed 0; {result.n_train} training, {result.n_test} held-out "
+                            "images, pairs kept on one side); 0.5 = indistinguishable")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["method", "metric", "n_images", "reference", "value", "ci_low", "ci_high",
+                                       "n_test", "p_value", "note"])
 
 
 def _predictor_check(out: Path, pairs: list[PairInputs], saliency: _Saliency) -> dict:

@@ -16,7 +16,11 @@ needed, so these work offline for every method:
   from the border (whose windows lie inside the image) — per channel, then the mean over
   channels, in [-1, 1], 1 = identical: scikit-image's `structural_similarity(..., gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False, data_range=255)`, computed with OpenCV's filters (~4x faster;
-  the tests hold it to scikit-image within 1e-9).
+  the tests hold it to scikit-image within 1e-9);
+- `ssim_map`: the per-pixel SSIM (the mean over channels) that `ssim` averages, every pixel included:
+  those within 5 px of the border use windows reflected at the edge, as scikit-image's `full=True`
+  map does — `ssim` is its mean over the pixels at least 5 from the border. Averaged over a region's
+  pixels it gives the SSIM of a region (`analysis.eval_pairs`' ssim_x_bg / ssim_x_fg).
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import numpy as np
 
 from analysis.image_metrics import require_uint8
 
-__all__ = ["l1", "mse", "psnr", "ssim", "as_rgb_uint8"]
+__all__ = ["l1", "mse", "psnr", "ssim", "ssim_map", "as_rgb_uint8"]
 
 # Wang et al. 2004 as scikit-image implements them: σ 1.5 cut at 3.5 σ (radius 5, 11 taps).
 _SSIM_SIGMA, _SSIM_RADIUS = 1.5, 5
@@ -57,23 +61,39 @@ def psnr(image, reference) -> float:
 
 def ssim(image, reference) -> float:
     """SSIM of Wang et al. 2004 (module docstring) of two uint8 RGB images, mean over the three
-    channels, in [-1, 1]. Images smaller than the 11×11 Gaussian window raise ValueError."""
+    channels, in [-1, 1]: the mean of `ssim_map` over the pixels at least 5 from the border (whose
+    windows lie inside the image). Images smaller than the 11×11 Gaussian window raise ValueError."""
+    similarity = ssim_map(image, reference)
+    radius = _SSIM_RADIUS
+    return float(similarity[radius:-radius, radius:-radius].mean(dtype=np.float64))
+
+
+def ssim_map(image, reference) -> np.ndarray:
+    """The per-pixel SSIM (module docstring) of two uint8 RGB images: (H, W) float64 in [-1, 1],
+    the mean over the three channels at each pixel; pixels within 5 of the border use windows
+    reflected at the edge (scipy's 'reflect'), as scikit-image's full map. Images smaller than the
+    11×11 Gaussian window raise ValueError."""
     a, b = _pair(image, reference)
     height, width = a.shape[:2]
     radius = _SSIM_RADIUS
     if min(height, width) < 2 * radius + 1:
         raise ValueError(f"SSIM needs images of at least {2 * radius + 1}×{2 * radius + 1} pixels (its Gaussian "
                          f"window), got {width}×{height} (W×H)")
-    # The mean runs over the pixels at least `radius` from the border, whose windows lie inside
-    # the image; strips of such rows (with `radius` rows above and below) give the same values
-    # with float64 temporaries small enough for malloc to reuse: whole-image ones come back
-    # from the kernel page by page, which took half the time.
+    # Strips of rows (with `radius` rows above and below, cropped after) give the same values with
+    # float64 temporaries small enough for malloc to reuse: whole-image ones come back from the
+    # kernel page by page, which took half the time. A strip that starts or ends at the image's
+    # edge keeps its edge rows, which the blur reflects there as it does on the whole image.
     rows = max(1, _SSIM_STRIP_VALUES // (3 * width))
-    total = 0.0
-    for top in range(0, height - 2 * radius, rows):
-        strip = slice(top, min(top + rows + 2 * radius, height))
-        total += _ssim_inner(a[strip], b[strip]).sum()
-    return float(total / ((height - 2 * radius) * (width - 2 * radius) * 3))
+    similarity = np.empty((height, width), np.float64)
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        start, stop = max(top - radius, 0), min(bottom + radius, height)
+        channels = _ssim_channels(a[start:stop], b[start:stop])[top - start:bottom - start]
+        mean = similarity[top:bottom]  # the channels' mean by two adds: np.mean over 3 values is 15x slower
+        np.add(channels[..., 0], channels[..., 1], out=mean)
+        mean += channels[..., 2]
+        mean /= 3
+    return similarity
 
 
 def as_rgb_uint8(image, name: str = "image") -> np.ndarray:
@@ -101,10 +121,10 @@ def _squared_difference_sum(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.square(difference, out=difference).sum(dtype=np.int64))
 
 
-def _ssim_inner(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The SSIM map of two uint8 RGB images at the pixels at least the radius from their border
-    (per channel), by scikit-image's formula on 0-255 values with C = (K · 255)². var_x and var_y
-    only ever appear as their sum, so x² + y² is blurred once (the filter is linear)."""
+def _ssim_channels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The SSIM map (H, W, 3) of two uint8 RGB images per channel, by scikit-image's formula on 0-255
+    values with C = (K · 255)², the border reflected. var_x and var_y only ever appear as their
+    sum, so x² + y² is blurred once (the filter is linear)."""
     # float32 holds 0-255, their products and sums of two squares exactly; the blurs return float64.
     x, y = a.astype(np.float32), b.astype(np.float32)
     mu_x, mu_y = _ssim_blur(x), _ssim_blur(y)
@@ -116,14 +136,12 @@ def _ssim_inner(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     variances = _ssim_blur(x * x + y * y)
     variances -= mu_squares
     c1, c2 = (_SSIM_K1 * 255.0) ** 2, (_SSIM_K2 * 255.0) ** 2
-    similarity = (2 * mu_xy + c1) * (2 * covariance + c2) / ((mu_squares + c1) * (variances + c2))
-    return similarity[_SSIM_RADIUS:-_SSIM_RADIUS, _SSIM_RADIUS:-_SSIM_RADIUS]
+    return (2 * mu_xy + c1) * (2 * covariance + c2) / ((mu_squares + c1) * (variances + c2))
 
 
 def _ssim_blur(values: np.ndarray) -> np.ndarray:
     """scipy.ndimage.gaussian_filter(σ 1.5, truncate 3.5, mode 'reflect') of each channel, as
-    float64: the same kernel, and scipy's 'reflect' (d c b a | a b c d) is OpenCV's BORDER_REFLECT
-    (the border rows and columns that it touches are cropped before the mean anyway)."""
+    float64: the same kernel, and scipy's 'reflect' (d c b a | a b c d) is OpenCV's BORDER_REFLECT."""
     return cv2.sepFilter2D(values, cv2.CV_64F, _SSIM_KERNEL, _SSIM_KERNEL, borderType=cv2.BORDER_REFLECT)
 
 

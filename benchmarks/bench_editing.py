@@ -19,8 +19,9 @@ Per editor, against the unedited input in the same run (its own row shows the ab
 differences start from): the paper's saliency increase in the mask (GazeShiftNet §4.2, maps
 max-normalised; absolute mean and the median relative increase), the change in the share of
 fixation density inside the mask (Δp; Gatys §5.3), the share of masks whose Δp > 0, the edit
-magnitude mean |edit − input| on [0, 1] images, and where they apply: the share of GazeShiftNet's
-sharpen, exposure and contrast pinned at their limits and its mean exposures, how much K = 4
+magnitude mean |edit − input| on [0, 1] images, and where they apply: GazeShiftNet's mean exposures
+and, in a table of their own, the share of images at each bound of each of its sharpen, exposure
+and contrast per region (`analysis.edit_parameters.parameter_limit_shares`), how much K = 4
 samples of one input differ (mean pairwise |s_i − s_j|) as a share of the edit, and GazeShiftNet's
 latent recovery mean |z − ENC(p)| as a share of E|z|. A fixed hand edit (foreground +1 stop of
 exposure) is the yardstick row. Backbones are random (offline; a luminance predictor needs no
@@ -45,6 +46,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.attention_shift import delta_p_object, relative_saliency_increase, saliency_increase  # noqa: E402
+from analysis.edit_parameters import LIMIT_TOLERANCE, parameter_limit_shares  # noqa: E402
 from datagen.dataset import Dataset  # noqa: E402
 from models.base import SaliencyPredictor, build_model, registry_of  # noqa: E402
 from models.editors import gazeshift_ops as ops  # noqa: E402
@@ -66,6 +68,9 @@ EDITORS = {
 CLEVR_RGB = ((87, 87, 87), (173, 35, 35), (42, 75, 215), (29, 105, 20), (129, 74, 25), (129, 38, 192),
              (41, 208, 208), (255, 238, 51))
 TARGET_SHIFT = 2.0  # k_sh of the target-map editors' targets (Gatys' range is [−4, 4])
+# GazeShiftNet's bounded parameters: tanh-saturated at ± these. Curve knots are left out: each curve
+# is normalised by its knots' sum, so a knot at a bound is no extreme edit by itself.
+PARAMETER_LIMITS = {"sharpen": ops.SHARPEN_RANGE, "exposure": ops.EXPOSURE_RANGE, "contrast": ops.CONTRAST_RANGE}
 SAMPLES = 4
 
 
@@ -297,13 +302,21 @@ def evaluate(model, predictor: LuminanceSaliency, cases: dict, direction: str = 
         z = _codes(model, len(images))
         with torch.no_grad():
             params = model.parameters_for(images, masks, direction, z=z)
-            row["at_limits"] = float(torch.cat([ops.share_at_limits(params[r]) for r in ("fg", "bg")]).mean())
+            row["limit_shares"] = limit_shares(params)
             row["exposure_fg"] = float(params["fg"]["exposure"].mean())
             row["exposure_bg"] = float(params["bg"]["exposure"].mean())
             if z is not None:
                 recovered = model.recover_latent(images, masks, z, direction)
                 row["latent_share"] = float((recovered - z).abs().mean() / z.abs().mean())
     return row
+
+
+def limit_shares(params: dict[str, dict[str, torch.Tensor]]) -> list[dict]:
+    """One row per region and bounded parameter of GazeShiftNet (`parameter_limit_shares`): never averaged."""
+    names = [(region, name) for region in ("fg", "bg") for name in PARAMETER_LIMITS]
+    values = {f"{region}.{name}": params[region][name].detach().cpu().double().numpy() for region, name in names}
+    limits = {f"{region}.{name}": (-PARAMETER_LIMITS[name], PARAMETER_LIMITS[name]) for region, name in names}
+    return parameter_limit_shares(values, limits).to_dict("records")
 
 
 def scores(images, masks, before, edited, after) -> dict:
@@ -349,7 +362,7 @@ def print_table(rows: list[dict]) -> None:
                ("sal_abs", "Δsal abs", "{:+.3f}", 9), ("sal_rel_median", "Δsal rel", "{:+.2f}", 9),
                ("dp", "Δp(mask)", "{:+.3f}", 9), ("dp_rel_median", "Δp rel", "{:+.2f}", 7),
                ("share_up", "p up", "{:.2f}", 5), ("edit_size", "|edit-in|", "{:.3f}", 9),
-               ("at_limits", "at lim", "{:.2f}", 6), ("exposure", "stops fg/bg", "{}", 11),
+               ("exposure", "stops fg/bg", "{}", 11),
                ("sample_share", "spread/edit", "{:.2f}", 11),
                ("latent_share", "L_r/E|z|", "{:.2f}", 8)]
     print("  ".join(title.rjust(width) if key != "editor" else title.ljust(width) for key, title, _, width in columns))
@@ -364,10 +377,25 @@ def print_table(rows: list[dict]) -> None:
         print("  ".join(cells))
     base = rows[0]
     print(f"unedited input: p(mask) = {base['p_mask']:.3f} of the fixation density, saliency in the mask = "
-          f"{base['sal_mask']:.3f} of the map's peak; every Δ is edit − input on the same images. at lim: share "
-          "of GazeShiftNet's sharpen, exposure and contrast within 5 % of a bound (exposure: ±3 stops; stops fg/bg: "
-          "the mean exposures); spread/edit: mean |s_i − s_j| over 4 samples / "
+          f"{base['sal_mask']:.3f} of the map's peak; every Δ is edit − input on the same images. stops fg/bg: "
+          "GazeShiftNet's mean exposures; spread/edit: mean |s_i − s_j| over 4 samples / "
           "mean |s − input|; L_r/E|z|: mean |z − ENC(p)| / mean |z| (1 = z not recovered).")
+    print_limit_shares(rows)
+
+
+def print_limit_shares(rows: list[dict]) -> None:
+    """Per editor with bounded parameters, one line per parameter: its share of images at each bound."""
+    with_shares = [row for row in rows if row.get("limit_shares")]
+    if not with_shares:
+        return
+    print(f"\nparameters at a limit (within {LIMIT_TOLERANCE:.0%} of the range from a bound; sharpen ±"
+          f"{ops.SHARPEN_RANGE:g}, exposure ±{ops.EXPOSURE_RANGE:g} stops, contrast ±{ops.CONTRAST_RANGE:g}; "
+          "curve knots left out), share of the held-out images:")
+    print(f"{'editor':26}  {'parameter':13}  {'n':>4}  {'at low':>6}  {'at high':>7}  {'at limit':>8}")
+    for row in with_shares:
+        for share in row["limit_shares"]:
+            print(f"{row['editor']:26}  {share['parameter']:13}  {share['n']:>4}  {share['share_at_low']:>6.2f}  "
+                  f"{share['share_at_high']:>7.2f}  {share['share_at_limit']:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -26,11 +26,14 @@ import click
               show_default=True, help="Where the local diversity score is measured: SalG-GAN's attention boxes B_a "
                                       "(its paper's; needs --predictor) or the edited objects' bounding box.")
 @click.option("--fid/--no-fid", default=True, show_default=True, help="FID of each method's outputs.")
+@click.option("--c2st/--no-c2st", default=True, show_default=True,
+              help="Realism C2ST: the held-out accuracy of a small CNN trained to tell each method's outputs from "
+                   "the unedited inputs (0.5 = indistinguishable); seconds per method on the CPU.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Evaluation folder (an existing one is continued).")
 def evaluate_command(data_dir, method_args, runs_dir, predictor_ckpt, split, samples, lpips_net, local_ds_region, fid,
-                     device, out_dir) -> None:
+                     c2st, device, out_dir) -> None:
     """Run or read each method's edits of a dataset split and score them all the same way."""
     from analysis.evaluation import discover_runs, evaluate, parse_methods
 
@@ -40,7 +43,7 @@ def evaluate_command(data_dir, method_args, runs_dir, predictor_ckpt, split, sam
     if not methods:
         raise click.UsageError("give at least one method: --methods NAME=CKPT (or NAME=DIR) or --runs DIR")
     record = evaluate(data_dir, methods, out_dir, predictor=predictor_ckpt, split=split, device=device,
-                      samples=samples, fid=fid, lpips_net=lpips_net, local_ds_region=local_ds_region,
+                      samples=samples, fid=fid, c2st=c2st, lpips_net=lpips_net, local_ds_region=local_ds_region,
                       echo=click.echo)
     for line in record.get("predictor_check", {}).get("verdicts", []):
         click.echo(f"  predictor check: {line}")

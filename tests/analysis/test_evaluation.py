@@ -79,8 +79,9 @@ def test_lpips_columns_through_the_test_only_weights_and_unavailable_without_wei
     record = evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), tmp_path / "eval2", progress=False)
     assert record["lpips"]["status"].startswith("unavailable:")
     assert "lpips_x" not in pd.read_csv(tmp_path / "eval2/per_image.csv").columns
-    fid = pd.read_csv(tmp_path / "eval2/set_metrics.csv")
-    assert fid["value"].isna().all() and fid["note"].str.startswith("unavailable:").all()
+    set_metrics = pd.read_csv(tmp_path / "eval2/set_metrics.csv")
+    fid = set_metrics[set_metrics["metric"] == "fid"]
+    assert len(fid) == 2 and fid["value"].isna().all() and fid["note"].str.startswith("unavailable:").all()
 
 
 @pytest.mark.parametrize("call, message", [
@@ -159,3 +160,106 @@ def test_the_report_always_shows_the_predictor_check_table(data, outputs, centre
     assert "Unit of analysis: the image (10 evaluated X and Y images" in page
     table = pd.read_csv(tmp_path / "report/predictor_check.csv")
     assert list(table["n"]) == [10, 10, 10] and table["Metric"].str.startswith(("cc", "sim", "kld")).all()
+
+
+def test_region_fidelity_to_x_inside_and_outside_the_edited_objects(data, outputs, tmp_path):
+    from skimage.metrics import structural_similarity
+
+    from analysis.eval_pairs import read_pairs
+
+    out = tmp_path / "eval"
+    evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), out, fid=False, c2st=False, progress=False)
+    table = pd.read_csv(out / "per_image.csv", dtype={"pair_id": str}).set_index(["method", "pair_id"])
+    pair = read_pairs(data, "test")[0]
+    y = pair.y
+    # the oracle is Y, which differs from X in the edited box only: no change outside it
+    assert table.loc[("oracle", "p0"), "l1_x_bg"] == 0
+    inside = pair.region
+    expected_l1 = np.abs(y.astype(float) - pair.x)[inside].mean() / 255
+    assert table.loc[("oracle", "p0"), "l1_x_fg"] == pytest.approx(expected_l1, rel=1e-12) and expected_l1 > 0.1
+    _, full = structural_similarity(pair.x, y, channel_axis=2, data_range=255, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, full=True)
+    ssim = full.mean(axis=2)
+    assert table.loc[("oracle", "p0"), "ssim_x_fg"] == pytest.approx(ssim[inside].mean(), abs=1e-9)
+    assert table.loc[("oracle", "p0"), "ssim_x_bg"] == pytest.approx(ssim[~inside].mean(), abs=1e-9)
+    assert table.loc[("oracle", "p0"), "ssim_x_fg"] < 0.5 < table.loc[("oracle", "p0"), "ssim_x_bg"] < 1
+    reference = table.loc["input"]
+    assert (reference[["l1_x_bg", "l1_x_fg"]] == 0).all(axis=None)
+    assert np.allclose(reference[["ssim_x_bg", "ssim_x_fg"]], 1, atol=1e-12)
+
+
+def test_region_fidelity_is_skipped_with_the_region_note_when_there_is_no_region(data):
+    from analysis.eval_pairs import pair_metrics, read_pairs
+
+    pair = read_pairs(data, "test")[0]
+    pair.region, pair.region_note = None, "no object masks"
+    values, skipped = pair_metrics(pair, pair.y)
+    assert not {"ssim_x_bg", "ssim_x_fg", "l1_x_bg", "l1_x_fg"} & set(values)
+    assert {skipped[k] for k in ("ssim_x_bg", "ssim_x_fg", "l1_x_bg", "l1_x_fg")} == {"no object masks"}
+    pair.region = np.ones(pair.x.shape[:2], bool)  # the edited objects cover the whole image: no background
+    values, skipped = pair_metrics(pair, pair.y)
+    assert "ssim_x_fg" in values and "ssim_x_bg" not in values and "cover the whole image" in skipped["ssim_x_bg"]
+
+
+def test_realism_c2st_per_method_against_x_with_its_interval_or_why_not(data, outputs, tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "eval"
+    evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), out, fid=False, progress=False)
+    rows = pd.read_csv(out / "set_metrics.csv").set_index(["metric", "method"])
+    assert rows.loc[("realism_c2st", "input"), "note"] == "the reference"
+    assert np.isnan(rows.loc[("realism_c2st", "input"), "value"])
+    oracle = rows.loc[("realism_c2st", "oracle")]
+    assert oracle["n_test"] == 4 and oracle["n_images"] == 4  # 4 common pairs, half of them held out, 2 images each
+    assert 0 <= oracle["ci_low"] <= oracle["value"] <= oracle["ci_high"] <= 1 and 0 < oracle["p_value"] <= 1
+    assert "held-out accuracy" in oracle["note"]
+    assert rows.loc[("fid", "oracle"), "note"] == "not computed (--no-fid)"
+    # the realism C2ST of identical images is exactly chance: an output that is X itself
+    evaluate(data, parse_methods([f"copy={_copy_of_x(data, tmp_path)}"]), tmp_path / "copy", fid=False,
+             progress=False)
+    copy = pd.read_csv(tmp_path / "copy/set_metrics.csv").set_index(["metric", "method"]).loc[("realism_c2st", "copy")]
+    assert copy["value"] == 0.5 and copy["ci_low"] < 0.5 < copy["ci_high"]
+    # too few common pairs, or switched off: a note, never a number
+    evaluate(data, parse_methods([f"dim={outputs['dim']}"]), tmp_path / "few", fid=False, progress=False)
+    few = pd.read_csv(tmp_path / "few/set_metrics.csv").set_index(["metric", "method"]).loc[("realism_c2st", "dim")]
+    assert np.isnan(few["value"]) and few["note"] == "needs at least 4 pairs, the methods share 2"
+    evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), tmp_path / "off", fid=False, c2st=False,
+             progress=False)
+    off = pd.read_csv(tmp_path / "off/set_metrics.csv").set_index(["metric", "method"]).loc[("realism_c2st", "oracle")]
+    assert np.isnan(off["value"]) and off["note"] == "not computed (--no-c2st)"
+
+
+def test_the_c2st_switch_on_the_command_line(run_cli, data, outputs, tmp_path):
+    code, _, err = run_cli("evaluate", "--data", data, "--methods", f"oracle={outputs['oracle']}", "--no-fid",
+                           "--no-c2st", "--out", tmp_path / "eval")
+    assert code == 0, err
+    rows = pd.read_csv(tmp_path / "eval/set_metrics.csv")
+    assert list(rows.loc[rows["metric"] == "realism_c2st", "note"]) == ["the reference", "not computed (--no-c2st)"]
+
+
+def _copy_of_x(data, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copy_of_x"
+    folder.mkdir()
+    for i in range(4):
+        shutil.copyfile(data / f"images/p{i}_x.png", folder / f"p{i}.png")
+    return folder
+
+
+def test_the_report_shows_realism_and_fidelity_per_method(data, outputs, tmp_path):
+    import html as html_lib
+
+    pytest.importorskip("torch")
+    evaluate(data, parse_methods([f"oracle={outputs['oracle']}", f"copy={_copy_of_x(data, tmp_path)}"]),
+             tmp_path / "eval", fid=False, progress=False)
+    page = html_lib.unescape(build_report(tmp_path / "eval", tmp_path / "report").read_text())
+    assert "Realism and fidelity" in page and "Unit of analysis: for the C2ST the held-out image" in page
+    table = pd.read_csv(tmp_path / "report/realism_and_fidelity.csv", keep_default_na=False).set_index("Method")
+    assert list(table.index) == ["oracle", "copy"]  # edited methods only: the input is the reference
+    assert table.loc["copy", "C2ST accuracy [95% CI]"].startswith("0.50 [") and table.loc["copy", "held-out images"] == 4
+    assert table.loc["copy", "SSIM FG"] == "1.000 ± 0.000" and table.loc["copy", "L1 BG ↓"] == "0.0000 ± 0.0000"
+    assert table.loc["oracle", "L1 BG ↓"] == "0.0000 ± 0.0000" and table.loc["oracle", "L1 FG"] != "0.0000 ± 0.0000"
+    assert "C2ST: held-out accuracy of a small CNN" in page
+    evaluate(data, parse_methods([f"dim={outputs['dim']}"]), tmp_path / "few", fid=False, progress=False)
+    page = html_lib.unescape(build_report(tmp_path / "few", tmp_path / "report2").read_text())
+    assert "C2ST dim: needs at least 4 pairs, the methods share 2" in page

@@ -61,6 +61,27 @@ def test_ssim_matches_scikit_image_with_wang_et_al_settings(name, image, referen
     assert fidelity.ssim(reference, image) == pytest.approx(got, abs=1e-12)
 
 
+@pytest.mark.parametrize("name, image, reference", PAIRS[:12], ids=[p[0] for p in PAIRS[:12]])
+def test_ssim_map_is_scikit_images_full_map_and_ssim_its_cropped_mean(name, image, reference):
+    _, full = structural_similarity(reference, image, channel_axis=2, data_range=255, gaussian_weights=True,
+                                    sigma=1.5, use_sample_covariance=False, full=True)
+    got = fidelity.ssim_map(image, reference)
+    assert got.shape == image.shape[:2] and got.dtype == np.float64
+    # every pixel, the border ones (windows reflected at the edge) included
+    np.testing.assert_allclose(got, full.mean(axis=2), rtol=0, atol=1e-9)
+    assert fidelity.ssim(image, reference) == pytest.approx(got[5:-5, 5:-5].mean(), abs=1e-12)
+
+
+def test_ssim_map_is_one_where_windows_see_no_change():
+    scene = _scene(np.random.default_rng(5), 40, 60)
+    edited = scene.copy()
+    edited[10:20, 30:45] = (250, 20, 20)
+    similarity = fidelity.ssim_map(edited, scene)
+    far = np.ones(similarity.shape, bool)
+    far[10 - 5:20 + 5, 30 - 5:45 + 5] = False  # the Gaussian window reaches 5 px
+    assert np.allclose(similarity[far], 1.0, atol=1e-12) and similarity[10:20, 30:45].max() < 0.9
+
+
 @pytest.mark.parametrize("name, image, reference", PAIRS, ids=[p[0] for p in PAIRS])
 def test_l1_mse_psnr_match_numpy_and_scikit_image_on_unit_range_images(name, image, reference):
     a, b = image / 255.0, reference / 255.0
@@ -90,7 +111,7 @@ def test_hand_worked_values_and_identical_images():
     assert fidelity.psnr(black, white) == 0.0
 
 
-@pytest.mark.parametrize("metric", [fidelity.l1, fidelity.mse, fidelity.psnr, fidelity.ssim])
+@pytest.mark.parametrize("metric", [fidelity.l1, fidelity.mse, fidelity.psnr, fidelity.ssim, fidelity.ssim_map])
 def test_float_images_are_refused_with_the_conversion_to_use(metric):
     scene = _scene(np.random.default_rng(1), 16, 16)
     unit = scene / 255.0
@@ -109,6 +130,7 @@ def test_float_images_are_refused_with_the_conversion_to_use(metric):
     (lambda s: fidelity.mse(s, s[..., :2]), r"reference must be an RGB image .* got shape \(16, 16, 2\)"),
     (lambda s: fidelity.psnr(s, s[:8]), r"image has shape \(16, 16, 3\) but reference \(8, 16, 3\)"),
     (lambda s: fidelity.ssim(s[:10], s[:10]), r"SSIM needs images of at least 11×11 pixels .* got 16×10 \(W×H\)"),
+    (lambda s: fidelity.ssim_map(s[:, :10], s[:, :10]), r"SSIM needs images of at least 11×11 pixels .* got 10×16"),
 ])
 def test_bad_shapes_raise_value_error_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
