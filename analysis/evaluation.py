@@ -16,6 +16,8 @@ reference row. Every output is scored as the 8-bit PNG it is saved as. The evalu
                             unedited X of the same pairs, `analysis.realism`, with its 95% interval, n_test
                             and p); a value, or a note saying why there is none
     predictor_check.csv     the predictor on X and Y against their human maps, beside the centre bias and shuffle
+    parameters/METHOD.csv   editors with scalar edit parameters (GazeShiftNet): each pair's values; evaluation.json
+                            holds each parameter's share of images at its limits
     outputs.csv             per method and pair: the pixel digest of the output scored (`eval_pairs.pixel_digest`),
                             which `gazelab report` matches against a study's stimuli.csv
 
@@ -226,6 +228,29 @@ class _MethodScorer:
                 yield pair_id, None, seconds
                 continue
             yield pair_id, self._save(pair_id, _to_uint8(images)), seconds
+        if hasattr(editor, "edit_parameters"):
+            self._record_parameters(editor, options)
+
+    def _record_parameters(self, editor, options: dict) -> None:
+        """parameters/METHOD.csv (one row per pair, one column per scalar edit parameter) and, in
+        evaluation.json, each parameter's share of images at its limits (never averaged)."""
+        from analysis.edit_parameters import parameter_limit_shares
+        from models.runs import iter_pair_parameters
+
+        rows = [{"pair_id": pair_id, **values} for pair_id, values in
+                iter_pair_parameters(editor, self.record["data"], self._split(), options=options)
+                if pair_id in self.pairs]
+        if not rows:
+            return
+        table = pd.DataFrame(rows)
+        folder = self.folder.parent.parent / "parameters"
+        folder.mkdir(exist_ok=True)
+        table.to_csv(folder / f"{self.method.name}.csv", index=False)
+        limits = editor.parameter_limits()
+        shares = parameter_limit_shares({name: table[name].to_numpy() for name in limits}, limits)
+        self.record["methods"][self.method.name]["parameter_limits"] = {
+            "limits": {name: list(bounds) for name, bounds in limits.items()},
+            "shares": shares.to_dict("records")}
 
     def _split(self) -> str | None:
         return None if self.record["split"] == "all" else self.record["split"]

@@ -21,8 +21,8 @@ from analysis.evaluation import REFERENCE
 from analysis.report_figures import figures_html
 from analysis.report_tables import (Evaluation, Table, ablation_tables, consistency_table, gatys_table,
                                     gazeshiftnet_table1, ground_truth_table, human_attention, load_evaluation,
-                                    missing_line, predictor_check_table, preference_table, rating_tables,
-                                    realism_fidelity_table, sagim_table1, salggan_table1)
+                                    missing_line, preference_table, rating_tables, sagim_table1, salggan_table1)
+from analysis.report_checks import parameter_limits_table, predictor_check_table, realism_fidelity_table
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.4}
@@ -49,7 +49,7 @@ def build_report(eval_dir, out_dir, studies=()) -> Path:
     check = predictor_check_table(ev)
     tables = [salggan_table1(ev), gazeshiftnet_table1(ev), sagim_table1(ev), *ablation_tables(ev),
               gatys_table(ev, human), ground_truth_table(ev), realism_fidelity_table(ev),
-              *([check] if check is not None else [])]
+              *[t for t in (parameter_limits_table(ev), check) if t is not None]]
     absent = _absent_tables(tables, exports)
     sections.append("<h2>Tables</h2>" + ("<ul class=notes id=not-shown>" + "".join(f"<li>{_e(line)}</li>" for line in
                                                                                  absent) + "</ul>" if absent else "")

@@ -36,6 +36,7 @@ from models.trainer import Trainer, resolve_device
 logger = logging.getLogger(__name__)
 
 __all__ = ["train", "predict_images", "edit_image", "edit_dataset", "load_editor_for_editing", "iter_pair_edits",
+           "iter_pair_parameters",
            "load_saliency_function",
            "describe_weights",
            "IMAGE_SUFFIXES"]
@@ -284,6 +285,25 @@ def iter_pair_edits(editor, data_dir: str | os.PathLike, split: str | None, *, s
         seconds = time.perf_counter() - start
         images = edited[0] if edited.ndim == 5 else edited
         yield item["pair_id"], images.clamp(0, 1).numpy().transpose(0, 2, 3, 1).astype(np.float32), seconds
+
+
+def iter_pair_parameters(editor, data_dir: str | os.PathLike, split: str | None, *, options: dict | None = None):
+    """For an editor with scalar edit parameters (`edit_parameters`, `parameter_limits`: GazeShiftNet),
+    the parameters it applies to the X image of each pair of `split` with the same guidance and
+    options as `iter_pair_edits`: yields (pair_id, {name: value}); pairs without guidance are left out."""
+    pairs = PairDataset(data_dir, split=split, sides=("x", "y"), require_maps=False)
+    accepted = inspect.signature(editor.edit_parameters).parameters
+    given = {k: v for k, v in (options or {}).items() if k in accepted and v is not None}
+    device = next(editor.parameters()).device
+    for index in range(len(pairs)):
+        item = pairs[index]
+        guidance = _pair_guidance(editor, item, index)
+        if guidance is None:
+            continue
+        image = item["x"][None].float().to(device)
+        guide = torch.from_numpy(np.ascontiguousarray(guidance))[None, None].float().to(device)
+        values = editor.edit_parameters(image, guide, **given)
+        yield item["pair_id"], {name: float(value[0]) for name, value in values.items()}
 
 
 def describe_weights(info: Any, prefix: str = "") -> list[str]:

@@ -30,8 +30,9 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from models import amp, losses
 from models.base import Editor
-from models.editors.gazeshift_ops import (apply_parameters, check_image_and_mask, flatten_parameters,
-                                         mask_from_guidance, parameters_from_raw, raw_size)
+from models.editors.gazeshift_ops import (CONTRAST_RANGE, EXPOSURE_RANGE, SHARPEN_RANGE, apply_parameters,
+                                         check_image_and_mask, flatten_parameters, mask_from_guidance,
+                                         parameters_from_raw, raw_size)
 from models.editors._layers import latent_codes
 from models.editors.gazeshift_data import GazeShiftSamples
 from models.registry import EDITORS
@@ -295,6 +296,23 @@ class GazeShiftNet(Editor):
                 params = self._activate(raw[direction])
                 outputs.append(apply_parameters(image, mask, params, strength, mask_blur_px=self._blur_px(image)))
         return outputs[0].to(image.dtype) if samples == 1 else torch.stack(outputs, 1).to(image.dtype)
+
+    def parameter_limits(self) -> dict[str, tuple[float, float]]:
+        """(low, high) of each scalar edit parameter `edit_parameters` reports: sharpen, exposure
+        (stops) and contrast of the foreground and background sets (`parameters_from_raw`'s ranges;
+        the curve knots are left out, since a knot at a bound is no extreme edit by itself)."""
+        bounds = {"sharpen": SHARPEN_RANGE, "exposure": EXPOSURE_RANGE, "contrast": CONTRAST_RANGE}
+        return {f"{region}_{name}": (-bound, bound) for region in ("fg", "bg") for name, bound in bounds.items()}
+
+    def edit_parameters(self, image: torch.Tensor, guidance: torch.Tensor, *, direction: str = "increase",
+                        z: torch.Tensor | None = None, seed: int | None = None, **_) -> dict[str, torch.Tensor]:
+        """The scalar parameters `edit` applies with the same arguments (the first sample's z):
+        {"fg_sharpen": (B,), …} as named by `parameter_limits`, in their own units."""
+        mask = mask_from_guidance(image, guidance)
+        codes = self._latent_codes(image.shape[0], 1, z, seed, image.device)
+        with torch.no_grad():
+            params = self.parameters_for(image, mask, direction, z=None if codes is None else codes[:, 0])
+        return {name: params[name.split("_")[0]][name.split("_")[1]].float().cpu() for name in self.parameter_limits()}
 
     def make_dataset(self, data_dir: str | os.PathLike, split: str | None = "train") -> GazeShiftSamples:
         """Image–mask pairs at `config.image_size` from a gazelab dataset dir (see `GazeShiftSamples`)."""

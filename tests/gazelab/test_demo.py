@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from datagen.dataset import Dataset
@@ -18,6 +19,10 @@ def test_demo_renders_studies_and_exports_maps(run_cli, tmp_path):
         assert [edit.stem for edit in edits] == ["000001"]
     assert "predictor check (salg_detector): cc:" in out and "gazeshiftnet under salg_detector: 1 images" in out
     assert (tmp_path / "demo/runs/salg_detector/checkpoints/last.pt").is_file()
+    parameters = pd.read_csv(tmp_path / "demo/evaluation/parameters/gazeshiftnet.csv", dtype={"pair_id": str})
+    assert list(parameters["pair_id"]) == ["000001"] and "fg_exposure" in parameters
+    page = (tmp_path / "demo/report/index.html").read_text()
+    assert "Edit parameters at their limits" in page and "Realism and fidelity" in page
     report = tmp_path / "demo/report/index.html"
     assert f"the report is {report}" in out and "GazeShiftNet Table 1" in report.read_text()
     assert (tmp_path / "demo/runs/salgan/checkpoints/last.pt").is_file()

@@ -341,6 +341,19 @@ def test_the_fidelity_prior_is_the_mean_background_change_weighted_into_the_gene
         make_model(lambda_fidelity=-1)
 
 
+def test_edit_parameters_are_the_scalar_parameters_edit_applies_within_their_limits():
+    image, mask = fixed_batch()
+    model = make_model()
+    values = model.edit_parameters(image, mask, direction="decrease", seed=3)
+    assert list(values) == list(model.parameter_limits()) and len(values) == 6
+    z = model._latent_codes(2, 1, None, 3, image.device)[:, 0]
+    expected = model.parameters_for(image, mask, "decrease", z=z)
+    assert torch.equal(values["fg_exposure"], expected["fg"]["exposure"])
+    assert torch.equal(values["bg_contrast"], expected["bg"]["contrast"])
+    for name, (low, high) in model.parameter_limits().items():
+        assert ((values[name] > low) & (values[name] < high)).all(), name
+
+
 def test_presets_follow_the_paper():
     paper = load_config(GazeShiftNetConfig, None, "paper")
     assert (paper.decrease, paper.z_dim, paper.lambda_attention, paper.max_steps, paper.lr, paper.batch_size) == (
