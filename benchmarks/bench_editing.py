@@ -1,31 +1,64 @@
-"""Editing quality: do the editors shift a KNOWN predictor's saliency into held-out masks, and at what cost?
+"""Editing quality: do the editors move attention into held-out masks further than a fixed edit of the same size?
 
-    python benchmarks/bench_editing.py --quick                     # synthetic scenes, every editor, minutes
+    python benchmarks/bench_editing.py --quick                     # synthetic scenes, every editor, <~15 min on 2 cores
     python benchmarks/bench_editing.py --editors gazeshiftnet --steps 1200
     python benchmarks/bench_editing.py --data DATASET --quick      # a rendered gazelab dataset (train / test split)
 
-The predictor is known and differentiable: `LuminanceSaliency`, log-softmax of gain × the
-Gaussian-blurred luminance (bright regions draw the eye), attached to every editor directly
-(no checkpoint) and written as the fixation maps of the synthetic dataset, so GazeShiftNet's mask
-curation and the target-map editors' training targets come from the same model that scores them.
+Two predictors of one attention rule, "bright draws the eye":
+- the training predictor, `LuminanceSaliency` (log-softmax of gain × the Gaussian-blurred
+  luminance), known and differentiable, attached to every editor directly (no checkpoint) and
+  written as the fixation maps of the editors' training scenes, so GazeShiftNet's mask curation
+  and the target-map editors' targets come from it too;
+- the measuring predictor, SalG-GAN's saliency detector (`salg_detector`, its "cpu" preset at
+  48×64: dense blocks, ASPP, deconvolutions, trained from scratch in KL) trained on the rule's maps
+  of other scenes (another seed; objects and ground spread over ±1.5 / ±1 stops of brightness, so
+  that brightness edits stay within what it has seen). SalGAN's "cpu" preset was tried first and
+  left: 600 steps reached CC 0.75 with the rule and a fifth of its Δp for a +3-stop edit. Every
+  Δp, Δsal, "hit" and "above" is the measuring predictor's: an editor that exploits the quirks of
+  the model it was optimised against gains nothing there. "Δp train" beside it is the training predictor's (what
+  the editor optimised). The measurer's CC with the rule, on the held-out inputs and on the fixed
+  edits, is printed first: it says how far the measurer is a model of the same rule.
 Scenes: 3–5 CLEVR-coloured boxes with a shading ramp on a textured grey ground; Y recolours one
 box (the pair the paired editors learn from). Each editor trains briefly through its own
 `make_dataset` and the project's `Trainer`, then edits every object of the held-out scenes (split
-"test": unseen scenes, so unseen masks) except the one the predictor already finds most salient.
-Mask editors get the mask; target-map editors get Gatys' local shift of the input's predicted
-density, k_sh = +2 on the mask (`models.targets.local_shift`), as the target.
+"test": unseen scenes, so unseen masks) except the one the rule already finds most salient. Mask
+editors get the mask; target-map editors get Gatys' local shift of the input's rule density,
+k_sh = ±2 on the mask (`models.targets.local_shift`), as the target.
 
-Per editor, against the unedited input in the same run (its own row shows the absolute values the
-differences start from): the paper's saliency increase in the mask (GazeShiftNet §4.2, maps
-max-normalised; absolute mean and the median relative increase), the change in the share of
-fixation density inside the mask (Δp; Gatys §5.3), the share of masks whose Δp > 0, the edit
-magnitude mean |edit − input| on [0, 1] images, and where they apply: GazeShiftNet's mean exposures
-and, in a table of their own, the share of images at each bound of each of its sharpen, exposure
-and contrast per region (`analysis.edit_parameters.parameter_limit_shares`), how much K = 4
-samples of one input differ (mean pairwise |s_i − s_j|) as a share of the edit, and GazeShiftNet's
-latent recovery mean |z − ENC(p)| as a share of E|z|. A fixed hand edit (foreground +1 stop of
-exposure) is the yardstick row. Backbones are random (offline; a luminance predictor needs no
-ImageNet features, and the editors' VGG losses only shape realism).
+The yardstick is the strongest simple edit (`_editing_references.py`): fixed edits, one knob at one
+strength for every image — foreground exposure, contrast and saturation, background exposure — on
+a grid of strengths, blended as GazeShiftNet blends. Edit size = mean |edit − input| on [0, 1]
+images. Per held-out case (image and mask), the frontier of its fixed edits
+(`analysis.edit_frontier`): the most Δp in the asked direction any of them reaches at that size or
+less, linear between its points. Per editor row:
+- above: the share of cases whose (size, Δp) lies strictly above their own case's frontier, made of
+  the grid's edits of that case and, per knob, its edit of exactly the editor's size there (a line
+  search along the case's path, the edit then made and measured), so the frontier at the editor's
+  size never rests on an interpolated gain: with the grid alone, a fixed edit between two grid
+  strengths scored "above" for a third of the cases under the learned measurer;
+- the row under it, "fixed: <knob> <strength>": the best fixed edit of the editor's mean size or
+  less (a line search along each knob's strengths for that mean |edit − input|, the knob and
+  strength with the most mean Δp up to there), applied and scored as the editor is;
+- bg SSIM: `analysis.fidelity.ssim_map` of the edit against the input (uint8), averaged outside the
+  mask; C2ST: `analysis.realism.realism_c2st` accuracy of edited against unedited images, one mask
+  per held-out scene (so no scene is on both sides of the classifier's split), 0.5 = indistinguishable;
+- Δp and its median relative change (Gatys §5.3), hit = the share of cases moved in the asked
+  direction, Δp train, Δsal max (GazeShiftNet §4.2), the edit size, GazeShiftNet's mean exposures,
+  its parameters at their limits (`analysis.edit_parameters.parameter_limit_shares`, a table of its
+  own), how much K = 4 samples of one input differ (mean pairwise |s_i − s_j|) as a share of the edit,
+  and GazeShiftNet's latent recovery mean |z − ENC(p)| as a share of E|z|.
+Directions: a decrease row (GazeShiftNet's decrease head) asks for Δp < 0; its frontier, above,
+hit and reference use −Δp as the gain, and Δp is printed signed. Δsal is not a share of attention:
+it is the mean over the mask of max-normalised maps, after − before, and an edit that flattens the
+map lowers its peak and so raises every max-normalised value, the mask's too, while the mask's
+share of the density can fall: a background at GazeShiftNet's contrast −1 (highlights down, the
+large ground up) gives Δsal +0.093 and Δp −0.003 on the test's toy scenes, as a decrease row once
+showed Δsal +0.104 beside Δp −0.005. It is printed for comparison with the paper; Δp is the
+measure. Backbones are random (offline; a luminance rule needs no ImageNet features, and the
+editors' VGG losses only shape realism).
+
+The last lines, one per editor row: `editing <editor> above_frontier=<share> bg_ssim=<mean> c2st=<accuracy>`
+(<editor> = name/decrease for a decrease row).
 """
 from __future__ import annotations
 
@@ -45,8 +78,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.attention_shift import delta_p_object, relative_saliency_increase, saliency_increase  # noqa: E402
 from analysis.edit_parameters import LIMIT_TOLERANCE, parameter_limit_shares  # noqa: E402
+from analysis.fidelity import ssim_map  # noqa: E402
+from analysis.realism import realism_c2st  # noqa: E402
+from benchmarks._editing_references import (DIRECTION_SIGN, FIXED_KNOBS, best_fixed_at, case_measures,  # noqa: E402
+                                            fixed_edit, fixed_edit_grid, matched_frontiers, per_case_above)
 from datagen.dataset import Dataset  # noqa: E402
 from models.base import SaliencyPredictor, build_model, registry_of  # noqa: E402
 from models.editors import gazeshift_ops as ops  # noqa: E402
@@ -54,20 +90,24 @@ from models.losses import gaussian_blur  # noqa: E402
 from models.targets import local_shift  # noqa: E402
 from models.trainer import Trainer  # noqa: E402
 
-# editor: (preset, config overrides, training steps in --quick). Every editor edits at 48×64.
-EVAL_SIZE = (48, 64)  # (H, W) for an editor whose config names no training size (HAG)
+# editor: (preset, config overrides, training steps in --quick). Every editor edits at EVAL_SIZE.
+EVAL_SIZE = (48, 64)  # (H, W) of the held-out cases and their fixed-edit frontier
 EDITORS = {
     "gazeshiftnet": ("cpu", {}, 300),
-    "fgtransform": ("tiny", {"image_size": (48, 64)}, 150),
-    "sagim": ("tiny", {"image_size": (48, 64)}, 150),
+    "fgtransform": ("tiny", {"image_size": EVAL_SIZE}, 150),
+    "sagim": ("tiny", {"image_size": EVAL_SIZE}, 150),
     "salggan": ("cpu", {}, 150),
     "cyclegan_sal": ("cpu", {}, 150),
     "bicyclegan_sal": ("cpu", {}, 150),
     "hag": ("tiny", {"field_size": (6, 8)}, 1),  # nothing to train: it optimises each image when editing
 }
+# (editors' training pairs, held-out pairs, measurer's pairs, measurer's steps) per mode
+MODES = {"quick": (24, 24, 120, 500), "full": (96, 48, 300, 2000)}
+MEASURER = ("salg_detector", "cpu", {"input_size": EVAL_SIZE, "batch_size": 8})  # name, preset, overrides
+MEASURER_BRIGHTNESS = (1.5, 1.0)  # ± stops of the measurer's scenes' objects and ground
 CLEVR_RGB = ((87, 87, 87), (173, 35, 35), (42, 75, 215), (29, 105, 20), (129, 74, 25), (129, 38, 192),
              (41, 208, 208), (255, 238, 51))
-TARGET_SHIFT = 2.0  # k_sh of the target-map editors' targets (Gatys' range is [−4, 4])
+TARGET_SHIFT = 2.0  # |k_sh| of the target-map editors' targets (Gatys' range is [−4, 4])
 # GazeShiftNet's bounded parameters: tanh-saturated at ± these. Curve knots are left out: each curve
 # is normalised by its knots' sum, so a knot at a bound is no extreme edit by itself.
 PARAMETER_LIMITS = {"sharpen": ops.SHARPEN_RANGE, "exposure": ops.EXPOSURE_RANGE, "contrast": ops.CONTRAST_RANGE}
@@ -102,9 +142,11 @@ class LuminanceSaliency(SaliencyPredictor):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer scenes and steps (minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="fewer scenes and steps (<~15 min on 2 cores)")
     parser.add_argument("--editors", nargs="*", default=None, help=f"names (default: {' '.join(EDITORS)})")
     parser.add_argument("--steps", type=int, default=None, help="training steps for every editor (default: per editor)")
+    parser.add_argument("--measurer-steps", type=int, default=None,
+                        help="training steps of the measuring predictor (default: 500 quick, 2000 full)")
     parser.add_argument("--data", type=Path, default=None, help="a gazelab dataset dir (train + test/val split) "
                         "instead of the synthetic scenes")
     parser.add_argument("--gazeshiftnet-config", type=json.loads, default={},
@@ -116,61 +158,93 @@ def main() -> None:
     unknown = sorted(set(names) - set(EDITORS))
     if unknown:
         parser.error(f"unknown editor(s) {unknown}; expected some of {list(EDITORS)}")
-    predictor = LuminanceSaliency()
-    n_train, n_test = (24, 12) if args.quick else (96, 24)
+    mode = "quick" if args.quick else "full"
+    n_train, n_test, measurer_pairs, measurer_steps = MODES[mode]
+    measurer_steps = args.measurer_steps or measurer_steps
+    rule = LuminanceSaliency()
     scale = 1 if args.quick else 4
-    print(f"bench_editing: {'quick' if args.quick else 'full'}, torch {torch.__version__}, {torch.get_num_threads()} "
-          f"thread(s), predictor: log-softmax of {predictor.config.gain:g} x blurred luminance; random backbones")
+    print(f"bench_editing: {mode}, torch {torch.__version__}, {torch.get_num_threads()} thread(s); random backbones\n"
+          f"  trains the editors: log-softmax of {rule.config.gain:g} x blurred luminance (LuminanceSaliency)\n"
+          f"  measures every edit: {MEASURER[0]} {MEASURER[1]} preset, {measurer_steps} steps on that rule's maps of "
+          f"{2 * measurer_pairs} other images", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = args.data or write_scenes(Path(tmp) / "scenes", n_train, n_test, (64, 48), args.seed, predictor)
+        started = time.perf_counter()
+        data_dir = args.data or write_scenes(Path(tmp) / "scenes", n_train, n_test, (64, 48), args.seed, rule)
+        measurer = train_measurer(Path(tmp) / "measurer", measurer_pairs, measurer_steps, args.seed, rule)
+        cases = held_out_cases(data_dir, EVAL_SIZE, rule, measurer)
+        grid = fixed_edit_grid(cases, rule, measurer)
+        cc_inputs = case_measures(cases["images"], cases, rule, measurer)["cc"].mean()
+        on_edits = np.mean([path["cc"].mean() for path in grid["paths"]])
+        print(f"  measurer: CC with the rule {cc_inputs:.2f} on the {len(cases['images'])} held-out inputs, "
+              f"{on_edits:.2f} on their fixed edits ({time.perf_counter() - started:.0f} s with the frontier)",
+              flush=True)
+        rows.append(input_row(cases))
         for name in names:
             preset, overrides, steps = EDITORS[name]
             overrides = {**overrides, **(args.gazeshiftnet_config if name == "gazeshiftnet" else {})}
             steps = args.steps or steps * scale
             started = time.perf_counter()
             try:
-                model = train_editor(name, preset, overrides, data_dir, Path(tmp) / name, predictor, steps, args.seed)
-                cases = held_out_cases(data_dir, getattr(model.config, "image_size", EVAL_SIZE), predictor)
-                if not rows:
-                    rows += reference_rows(cases, predictor)
+                model = train_editor(name, preset, overrides, data_dir, Path(tmp) / name, rule, steps, args.seed)
+                size = tuple(getattr(model.config, "image_size", EVAL_SIZE))
+                if size != EVAL_SIZE:
+                    raise ValueError(f"{name} edits at {size} (H, W); the frontier is at {EVAL_SIZE}, keep image_size")
                 steps = steps if model.optimizers() else 0  # HAG: nothing trained, each image optimised
                 for direction in getattr(model, "directions", ("increase",)):
-                    row = evaluate(model, predictor, cases, direction)
-                    row.update(editor=name if direction == "increase" else f"{name} ({direction})", steps=steps)
-                    rows.append(row)
+                    edited, extra = edit_cases(model, cases, direction)
+                    label = name if direction == "increase" else f"{name}/{direction}"
+                    row = {"editor": label, "steps": steps, "direction": direction,
+                           **score_edit(edited, cases, grid, rule, measurer, direction), **extra}
+                    rows += [row, fixed_reference(cases, grid, rule, measurer, direction, row["edit_size"])]
             except Exception as exc:  # one editor failing must not hide the others' figures
                 print(f"  {name}: FAILED {type(exc).__name__}: {exc}", flush=True)
                 continue
             print(f"  {name}: trained {steps} steps, evaluated on {len(cases['images'])} held-out masks "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
-    if rows:
-        print_table(rows)
+    print_frontier(grid)
+    print_table(rows)
+    print_limit_shares(rows)
+    for row in rows:
+        if "direction" in row:
+            print(headline(row))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
+
+
+def headline(row: dict) -> str:
+    """The last line of an editor row: `editing <editor> above_frontier=<share> bg_ssim=<mean> c2st=<accuracy>`."""
+    return (f"editing {row['editor']} above_frontier={row['above']:.2f} bg_ssim={row['bg_ssim']:.3f} "
+            f"c2st={row['c2st']:.2f}")
 
 
 # -- data ---------------------------------------------------------------------------------------------
 
 
 def write_scenes(root: Path, n_train: int, n_test: int, size: tuple[int, int], seed: int,
-                 predictor: LuminanceSaliency) -> Path:
-    """A gazelab dataset of box scenes at `size` = (W, H); maps = the predictor's densities."""
+                 predictor: LuminanceSaliency, brightness_stops: tuple[float, float] = (0.0, 0.0)) -> Path:
+    """A gazelab dataset of box scenes at `size` = (W, H); maps = the predictor's densities.
+
+    brightness_stops: (objects, ground): each box's colour and each image's ground scaled by 2^u,
+    u uniform in ± that many stops (0: the editors' scenes, whose random stream stays as it was)."""
     width, height = size
     ds = Dataset.create(root, "bench-editing-scenes", seed=seed, image_size=[width, height])
     rng = np.random.default_rng(seed)
+    object_stops, ground_stops = brightness_stops
     rows = []
     for index in range(n_train + n_test):
         pair_id = f"{index:06d}"
         ground = rng.normal(0.42, 0.03, (height, width, 1)) + rng.normal(0, 0.015, (height, width, 3))
+        if ground_stops:
+            ground *= 2 ** rng.uniform(-ground_stops, ground_stops)
         boxes = _boxes(rng, width, height)
-        colours = [np.array(CLEVR_RGB[int(rng.integers(len(CLEVR_RGB)))]) / 255 for _ in boxes]
+        colours = [_colour(rng, object_stops) for _ in boxes]
         recoloured = int(rng.integers(len(boxes)))
         row = {"pair_id": pair_id, "split": "train" if index < n_train else "test", "source": "clevr",
                "edit_type": "recolor", "n_edited": 1, "scene": f"scenes/{pair_id}.json"}
         for side in ("x", "y"):
             if side == "y":
-                colours[recoloured] = np.array(CLEVR_RGB[int(rng.integers(len(CLEVR_RGB)))]) / 255
+                colours[recoloured] = _colour(rng, object_stops)
             image, labels = ground.copy(), np.zeros((height, width), np.uint8)
             for k, ((x0, y0, w, h), colour) in enumerate(zip(boxes, colours, strict=True), start=1):
                 shade = np.linspace(1.1, 0.75, h)[:, None, None]  # lit from above, as a rendered box
@@ -195,6 +269,11 @@ def write_scenes(root: Path, n_train: int, n_test: int, size: tuple[int, int], s
     return root
 
 
+def _colour(rng: np.random.Generator, stops: float) -> np.ndarray:
+    colour = np.array(CLEVR_RGB[int(rng.integers(len(CLEVR_RGB)))]) / 255
+    return colour * 2 ** rng.uniform(-stops, stops) if stops else colour
+
+
 def _boxes(rng: np.random.Generator, width: int, height: int) -> list[tuple[int, int, int, int]]:
     """3–5 non-overlapping boxes (x0, y0, w, h), each 15–30 % of the image's width and height."""
     boxes: list[tuple[int, int, int, int]] = []
@@ -208,10 +287,11 @@ def _boxes(rng: np.random.Generator, width: int, height: int) -> list[tuple[int,
     return boxes
 
 
-def held_out_cases(data_dir: Path, size_hw, predictor: LuminanceSaliency) -> dict[str, torch.Tensor]:
-    """Every object (area 1–50 %) of the held-out X images but the most salient one, at `size_hw`.
+def held_out_cases(data_dir: Path, size_hw, rule: LuminanceSaliency, measurer: SaliencyPredictor) -> dict:
+    """Every object (area 1–50 %) of the held-out X images but the one the rule finds most salient, at `size_hw`.
 
-    Returns {"images": (N, 3, H, W) in [0, 1], "masks": (N, 1, H, W) {0, 1}, "before": (N, 1, H, W) density}.
+    Returns {"images": (N, 3, H, W) in [0, 1], "masks": (N, 1, H, W) {0, 1}, "scene": (N,) index of
+    the held-out image, "before": (N, 1, H, W) the measurer's density, "before_rule": the rule's}.
     """
     ds = Dataset.open(data_dir)
     pairs = ds.pairs
@@ -220,8 +300,8 @@ def held_out_cases(data_dir: Path, size_hw, predictor: LuminanceSaliency) -> dic
     if rows.empty:
         raise ValueError(f"{data_dir} has no test or val rows to evaluate on; expected held-out scenes")
     height, width = int(size_hw[0]), int(size_hw[1])
-    images, masks = [], []
-    for _, row in rows.iterrows():
+    images, masks, scenes = [], [], []
+    for scene, (_, row) in enumerate(rows.iterrows()):
         if not isinstance(row["x_mask"], str) or not row["x_mask"]:
             continue
         bgr = cv2.imread(str(Path(data_dir) / row["x_image"]), cv2.IMREAD_COLOR)
@@ -230,7 +310,7 @@ def held_out_cases(data_dir: Path, size_hw, predictor: LuminanceSaliency) -> dic
                             interpolation=cv2.INTER_NEAREST)
         tensor = torch.from_numpy(image.copy()).float().permute(2, 0, 1)
         with torch.no_grad():
-            density = predictor.density(tensor[None])[0, 0].numpy()
+            density = rule.density(tensor[None])[0, 0].numpy()
         ids = [k for k in np.unique(labels) if k > 0 and 0.01 <= (labels == k).mean() <= 0.5]
         if len(ids) < 2:
             continue
@@ -239,16 +319,34 @@ def held_out_cases(data_dir: Path, size_hw, predictor: LuminanceSaliency) -> dic
             if k != most:
                 images.append(tensor)
                 masks.append(torch.from_numpy((labels == k).astype(np.float32))[None])
+                scenes.append(scene)
     if not images:
         raise ValueError(f"no held-out object in split {split!r} of {data_dir}: each image needs >= 2 objects "
                          "covering 1-50 % of it")
     images_t, masks_t = torch.stack(images), torch.stack(masks)
     with torch.no_grad():
-        before = predictor.density(images_t)
-    return {"images": images_t, "masks": masks_t, "before": before}
+        before, before_rule = measurer.density(images_t), rule.density(images_t)
+    return {"images": images_t, "masks": masks_t, "scene": np.array(scenes), "before": before,
+            "before_rule": before_rule}
 
 
-# -- training and scoring -----------------------------------------------------------------------------
+# -- training -----------------------------------------------------------------------------------------
+
+
+def train_measurer(root: Path, pairs: int, steps: int, seed: int, rule: LuminanceSaliency) -> SaliencyPredictor:
+    """MEASURER trained `steps` steps on the rule's maps of `pairs` scenes of their own (seed + 1,
+    brightness spread by MEASURER_BRIGHTNESS), on CPU; returned in eval mode."""
+    data_dir = write_scenes(root / "scenes", pairs, 0, (EVAL_SIZE[1], EVAL_SIZE[0]), seed + 1, rule,
+                            MEASURER_BRIGHTNESS)
+    torch.manual_seed(seed)
+    name, preset, overrides = MEASURER
+    model = build_model("predictor", name, preset, {**overrides, "max_steps": steps})
+    if tuple(model.config.input_size) != EVAL_SIZE:
+        raise ValueError(f"the measurer works at {model.config.input_size}, the cases at {EVAL_SIZE} (H, W)")
+    Trainer(model, model.make_dataset(data_dir, "train"), out_dir=root / "run", max_steps=steps,
+            batch_size=int(model.config.batch_size), device="cpu", seed=seed, progress=False, ckpt_every=steps,
+            log_every=max(steps // 10, 1)).train()
+    return model.eval()
 
 
 def train_editor(name: str, preset: str, overrides: dict, data_dir: Path, out_dir: Path,
@@ -273,9 +371,13 @@ def train_editor(name: str, preset: str, overrides: dict, data_dir: Path, out_di
     return model.eval()
 
 
-def evaluate(model, predictor: LuminanceSaliency, cases: dict, direction: str = "increase") -> dict:
-    """Scores of `model`'s edits of the held-out cases (see the module docstring)."""
-    images, masks, before = cases["images"], cases["masks"], cases["before"]
+# -- editing and scoring ------------------------------------------------------------------------------
+
+
+def edit_cases(model, cases: dict, direction: str = "increase") -> tuple[torch.Tensor, dict]:
+    """`model`'s edits of the held-out cases, (N, 3, H, W) in [0, 1], and what the editor itself tells:
+    sample spread, GazeShiftNet's exposures, limit shares and latent recovery (module docstring)."""
+    images, masks, before = cases["images"], cases["masks"], cases["before_rule"]
     options = set(inspect.signature(model.edit).parameters)
     extra = {"direction": direction} if "direction" in options else {}
     if "seed" in options:
@@ -283,32 +385,71 @@ def evaluate(model, predictor: LuminanceSaliency, cases: dict, direction: str = 
     if model.guidance == "mask":
         guidance = masks
     else:
-        shift = TARGET_SHIFT if direction == "increase" else -TARGET_SHIFT
+        shift = TARGET_SHIFT * DIRECTION_SIGN[direction]
         sigma = 0.02 * max(images.shape[-2:])
         guidance = torch.stack([torch.from_numpy(local_shift(b[0].double().numpy(), m[0].numpy() > 0, shift, sigma))
                                 for b, m in zip(before, masks, strict=True)])[:, None].float()
     with torch.no_grad():
         edited = model.edit(images, guidance, **extra).clamp(0, 1)
-        after = predictor.density(edited)
-    row = scores(images, masks, before, edited, after)
+    told: dict = {}
     if "samples" in options and getattr(getattr(model, "config", None), "z_dim", 1) != 0:
         with torch.no_grad():
             many = model.edit(images, guidance, **{**extra, "seed": 1, "samples": SAMPLES})
         pairs = [(i, j) for i in range(SAMPLES) for j in range(i + 1, SAMPLES)]
         spread = sum(float((many[:, i] - many[:, j]).abs().mean()) for i, j in pairs) / len(pairs)
-        row["sample_spread"] = spread
-        row["sample_share"] = spread / max(float((many - images[:, None]).abs().mean()), 1e-12)
+        told["sample_spread"] = spread
+        told["sample_share"] = spread / max(float((many - images[:, None]).abs().mean()), 1e-12)
     if hasattr(model, "parameters_for"):
         z = _codes(model, len(images))
         with torch.no_grad():
             params = model.parameters_for(images, masks, direction, z=z)
-            row["limit_shares"] = limit_shares(params)
-            row["exposure_fg"] = float(params["fg"]["exposure"].mean())
-            row["exposure_bg"] = float(params["bg"]["exposure"].mean())
+            told["limit_shares"] = limit_shares(params)
+            told["exposure_fg"] = float(params["fg"]["exposure"].mean())
+            told["exposure_bg"] = float(params["bg"]["exposure"].mean())
             if z is not None:
                 recovered = model.recover_latent(images, masks, z, direction)
-                row["latent_share"] = float((recovered - z).abs().mean() / z.abs().mean())
-    return row
+                told["latent_share"] = float((recovered - z).abs().mean() / z.abs().mean())
+    return edited, told
+
+
+def score_edit(edited: torch.Tensor, cases: dict, grid: dict, rule, measurer, direction: str,
+               compare: bool = True) -> dict:
+    """Means over the cases of `case_measures`, hit (the share moved in `direction`), bg SSIM, the C2ST
+    and, if `compare`, the share above each case's frontier in `direction` (`matched_frontiers`)."""
+    measures = case_measures(edited, cases, rule, measurer)
+    gains = DIRECTION_SIGN[direction] * measures["dp"]
+    above = None
+    if compare:
+        frontiers = matched_frontiers(cases, grid, measures["size"], rule, measurer, direction)
+        above = float(per_case_above(frontiers, measures["size"], gains).mean())
+    edited_u8, inputs_u8 = _uint8(edited), _uint8(cases["images"])
+    outside = cases["masks"][:, 0].numpy() == 0
+    bg_ssim = [ssim_map(e, x)[o].mean() for e, x, o in zip(edited_u8, inputs_u8, outside, strict=True)]
+    first = np.unique(cases["scene"], return_index=True)[1]  # one mask per held-out scene
+    realism = realism_c2st([edited_u8[i] for i in first], [inputs_u8[i] for i in first])
+    return {"dp": float(measures["dp"].mean()), "dp_rel_median": float(np.nanmedian(measures["dp_rel"])),
+            "hit": float((gains > 0).mean()), "edit_size": float(measures["size"].mean()),
+            "dp_train": float(measures["dp_train"].mean()), "sal_abs": float(measures["sal"].mean()),
+            "above": above, "bg_ssim": float(np.mean(bg_ssim)), "c2st": realism.accuracy,
+            "c2st_ci": [realism.ci_low, realism.ci_high], "c2st_n_test": realism.n_test}
+
+
+def fixed_reference(cases: dict, grid: dict, rule, measurer, direction: str, size: float) -> dict:
+    """The best fixed edit of mean size `size` or less in `direction` (`best_fixed_at`), applied and scored."""
+    knob, strength, _ = best_fixed_at(grid, size, direction)
+    edited = fixed_edit(cases["images"], cases["masks"], knob, strength)
+    return {"editor": f"  fixed: {knob} {strength:+.2f}", "knob": knob, "strength": strength,
+            **score_edit(edited, cases, grid, rule, measurer, direction, compare=False)}
+
+
+def input_row(cases: dict) -> dict:
+    """The unedited input: p(mask) under the measurer and the rule, and the measurer's max-normalised
+    saliency in the mask."""
+    before, masks = cases["before"], cases["masks"]
+    in_mask = (before * masks).flatten(1).sum(1) / masks.flatten(1).sum(1) / before.flatten(1).amax(1)
+    return {"editor": "input (unedited)", "p_mask": float((before * masks).flatten(1).sum(1).mean()),
+            "p_mask_rule": float((cases["before_rule"] * masks).flatten(1).sum(1).mean()),
+            "sal_mask": float(in_mask.mean()), "edit_size": 0.0}
 
 
 def limit_shares(params: dict[str, dict[str, torch.Tensor]]) -> list[dict]:
@@ -319,37 +460,9 @@ def limit_shares(params: dict[str, dict[str, torch.Tensor]]) -> list[dict]:
     return parameter_limit_shares(values, limits).to_dict("records")
 
 
-def scores(images, masks, before, edited, after) -> dict:
-    """Mean (and median for ratios) of the attention-shift metrics over the cases, and the edit size."""
-    absolute, relative, dp, dp_rel = [], [], [], []
-    for b, a, m in zip(before[:, 0].numpy(), after[:, 0].numpy(), masks[:, 0].numpy() > 0, strict=True):
-        absolute.append(saliency_increase(b, a, m))
-        relative.append(relative_saliency_increase(b, a, m))
-        change, ratio = delta_p_object(b, a, m)
-        dp.append(change)
-        dp_rel.append(ratio)
-    return {"sal_abs": float(np.mean(absolute)), "sal_rel_median": float(np.nanmedian(relative)),
-            "dp": float(np.mean(dp)), "dp_rel_median": float(np.nanmedian(dp_rel)),
-            "share_up": float(np.mean(np.array(dp) > 0)), "edit_size": float((edited - images).abs().mean())}
-
-
-def reference_rows(cases: dict, predictor: LuminanceSaliency) -> list[dict]:
-    """The unedited input (its absolute p(mask) and max-normalised saliency in the mask) and a fixed
-    hand edit: the foreground one stop brighter, the background unchanged."""
-    images, masks, before = cases["images"], cases["masks"], cases["before"]
-    p_mask = (before * masks).flatten(1).sum(1)
-    peak = before.flatten(1).amax(1)
-    in_mask = (before * masks).flatten(1).sum(1) / masks.flatten(1).sum(1) / peak
-    unedited = {"editor": "input (unedited)", "p_mask": float(p_mask.mean()), "sal_mask": float(in_mask.mean()),
-                "edit_size": 0.0}
-    knots = 8
-    fg = ops.identity_parameters(len(images), knots)
-    fg["exposure"] = torch.ones(len(images))
-    with torch.no_grad():
-        edited = ops.apply_parameters(images, masks, {"fg": fg, "bg": ops.identity_parameters(len(images), knots)})
-        after = predictor.density(edited)
-    fixed = {"editor": "fixed edit: fg +1 stop", **scores(images, masks, before, edited, after)}
-    return [unedited, fixed]
+def _uint8(images: torch.Tensor) -> list[np.ndarray]:
+    """(N, 3, H, W) in [0, 1] → N uint8 RGB (H, W, 3) arrays, as an 8-bit PNG would hold them."""
+    return list((images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
 
 
 def _codes(model, batch: int) -> torch.Tensor | None:
@@ -357,15 +470,34 @@ def _codes(model, batch: int) -> torch.Tensor | None:
     return torch.randn(batch, z_dim, generator=torch.Generator().manual_seed(2)) if z_dim else None
 
 
+# -- printing -----------------------------------------------------------------------------------------
+
+FRONTIER_SIZES = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08)  # mean |edit − input| at which the frontier is printed
+
+
+def print_frontier(grid: dict) -> None:
+    """The best fixed edit of each of FRONTIER_SIZES or less, per direction (mean over the cases)."""
+    print(f"\nfixed-edit frontier (mean over the held-out cases, Δp under the measurer): the best of "
+          f"{', '.join(FIXED_KNOBS)} at each mean |edit − input| or less (exposure in stops)")
+    print(f"{'|edit|':>6}  {'increase: Δp':>12}  {'by':22}  {'decrease: Δp':>12}  {'by':22}")
+    for size in FRONTIER_SIZES:
+        cells = []
+        for direction in DIRECTION_SIGN:
+            knob, strength, dp = best_fixed_at(grid, size, direction)
+            cells += [f"{dp:+.3f}", f"{knob} {strength:+.2f}"]
+        print(f"{size:>6.3f}  {cells[0]:>12}  {cells[1]:22}  {cells[2]:>12}  {cells[3]:22}")
+
+
 def print_table(rows: list[dict]) -> None:
-    columns = [("editor", "editor", "{}", 26), ("steps", "steps", "{}", 5),
-               ("sal_abs", "Δsal abs", "{:+.3f}", 9), ("sal_rel_median", "Δsal rel", "{:+.2f}", 9),
-               ("dp", "Δp(mask)", "{:+.3f}", 9), ("dp_rel_median", "Δp rel", "{:+.2f}", 7),
-               ("share_up", "p up", "{:.2f}", 5), ("edit_size", "|edit-in|", "{:.3f}", 9),
-               ("exposure", "stops fg/bg", "{}", 11),
-               ("sample_share", "spread/edit", "{:.2f}", 11),
+    columns = [("editor", "editor", "{}", 30), ("steps", "steps", "{}", 5),
+               ("dp", "Δp", "{:+.3f}", 7), ("dp_rel_median", "Δp rel", "{:+.2f}", 6), ("hit", "hit", "{:.2f}", 4),
+               ("edit_size", "|edit|", "{:.3f}", 6), ("above", "above", "{:.2f}", 5),
+               ("bg_ssim", "bg SSIM", "{:.3f}", 7), ("c2st", "C2ST", "{:.2f}", 5),
+               ("dp_train", "Δp train", "{:+.3f}", 8), ("sal_abs", "Δsal max", "{:+.3f}", 8),
+               ("exposure", "stops fg/bg", "{}", 11), ("sample_share", "spread", "{:.2f}", 6),
                ("latent_share", "L_r/E|z|", "{:.2f}", 8)]
-    print("  ".join(title.rjust(width) if key != "editor" else title.ljust(width) for key, title, _, width in columns))
+    print("\n" + "  ".join(title.rjust(width) if key != "editor" else title.ljust(width)
+                           for key, title, _, width in columns))
     for row in rows:
         if "exposure_fg" in row:
             row = {**row, "exposure": f"{row['exposure_fg']:+.1f}/{row['exposure_bg']:+.1f}"}
@@ -376,11 +508,17 @@ def print_table(rows: list[dict]) -> None:
             cells.append(text.ljust(width) if key == "editor" else text.rjust(width))
         print("  ".join(cells))
     base = rows[0]
-    print(f"unedited input: p(mask) = {base['p_mask']:.3f} of the fixation density, saliency in the mask = "
-          f"{base['sal_mask']:.3f} of the map's peak; every Δ is edit − input on the same images. stops fg/bg: "
-          "GazeShiftNet's mean exposures; spread/edit: mean |s_i − s_j| over 4 samples / "
-          "mean |s − input|; L_r/E|z|: mean |z − ENC(p)| / mean |z| (1 = z not recovered).")
-    print_limit_shares(rows)
+    n_test = next((row["c2st_n_test"] for row in rows if "c2st_n_test" in row), 0)
+    print(f"unedited input: p(mask) = {base['p_mask']:.3f} of the measurer's density ({base['p_mask_rule']:.3f} of "
+          f"the rule's), its max-normalised saliency in the mask {base['sal_mask']:.3f}. Every Δ is edit − input "
+          "on the same images, under the measurer unless marked train. Δp: change of p(mask) (signed; a decrease "
+          "row asks for < 0); hit: share of cases moved in the asked direction; above: share of cases above "
+          "their own fixed-edit frontier (its edits of their size included); fixed: the best fixed edit of the "
+          "row above's mean |edit| or less; bg SSIM outside the mask; C2ST: held-out accuracy of edited vs "
+          f"unedited ({n_test} test images, 0.5 = indistinguishable); Δsal max: GazeShiftNet's mean over the "
+          "mask of max-normalised maps (rises whenever the map flattens, not a share of attention); stops "
+          "fg/bg: GazeShiftNet's mean exposures; spread: mean |s_i − s_j| over 4 samples / mean |s − input|; "
+          "L_r/E|z|: mean |z − ENC(p)| / mean |z| (1 = z not recovered).")
 
 
 def print_limit_shares(rows: list[dict]) -> None:
