@@ -147,7 +147,9 @@ class Dataset:
         for column in updates.columns.drop("pair_id"):
             if column not in table.columns:
                 table[column] = ""
-            table.loc[ids.to_numpy(), column] = updates[column].to_numpy()
+            # as objects: an empty value (None, NaN) may meet a numeric column; _coerce types it on write
+            table[column] = table[column].astype(object)
+            table.loc[ids.to_numpy(), column] = updates[column].to_numpy(dtype=object)
         self._write_pairs(_coerce(table.reset_index(drop=True)))
 
     def path_of(self, pair_id: str, kind: str, side: str = "x") -> Path:

@@ -30,6 +30,7 @@ import csv
 import json
 import logging
 import os
+import secrets
 from pathlib import Path
 
 import cv2
@@ -105,16 +106,29 @@ def export_to_dataset(session: Session, experiment: Experiment, dataset_dir=None
     kl_xy = {pair: _kl_xy(dataset, pairs.loc[pair], pair, new_maps) for pair in sorted({p for p, _ in new_maps})}
     fixations = _fixations(session, experiment, sides)
 
+    # All or nothing: every file goes to a temporary name first, then pairs.csv is updated (one
+    # atomic write), and only then are the files renamed into place. A failure before the update
+    # leaves the dataset as it was, so its observer counts always describe the maps it holds.
     rows: dict[str, dict] = {}
-    for (pair, side), fixation_map in sides:
-        density = fixation_map.density_array()
-        save_map(dataset.path_of(pair, "map_npy", side), density)
-        save_map(dataset.path_of(pair, "map", side), density)
-        write_csv(dataset.path_of(pair, "fixations", side), FIXATION_COLUMNS, fixations[pair, side])
-        row = rows.setdefault(pair, {"pair_id": pair, "kl_xy": kl_xy[pair]})
-        row[f"{side}_map"] = f"maps/{pair}_{side}.npy"
-        row[f"n_observers_{side}"] = fixation_map.n_participants
-    dataset.update_pairs(list(rows.values()))
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for (pair, side), fixation_map in sides:
+            density = fixation_map.density_array()
+            for kind in ("map_npy", "map"):
+                target = dataset.path_of(pair, kind, side)
+                staged.append((save_map(_staging(target), density), target))
+            target = dataset.path_of(pair, "fixations", side)
+            staged.append((write_csv(_staging(target), FIXATION_COLUMNS, fixations[pair, side]), target))
+            row = rows.setdefault(pair, {"pair_id": pair, "kl_xy": kl_xy[pair]})
+            row[f"{side}_map"] = f"maps/{pair}_{side}.npy"
+            row[f"n_observers_{side}"] = fixation_map.n_participants
+        dataset.update_pairs(list(rows.values()))
+    except BaseException:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise
+    for temporary, target in staged:
+        os.replace(temporary, target)
     for pair, side, old, new in fewer:
         log.warning("replaced the map of %s_%s (%d observers) with one of %d participants (forced)",
                     pair, side, old, new)
@@ -266,6 +280,12 @@ def write_csv(path: Path, header: list[str], rows) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _staging(target: Path) -> Path:
+    """A hidden temporary name beside `target`, with its suffix (save_map picks the format by it)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.with_name(f".{target.stem}.{secrets.token_hex(4)}.staged{target.suffix}")
 
 
 def _kl_xy(dataset, row, pair: str, new_maps: dict) -> float | None:

@@ -141,8 +141,8 @@ def export(name: str):
             result = export_to_dataset(db, exp, force=request.form.get("force") == "1")
         except FewerObservers as exc:
             flash(f"Export refused: {exc.summary}. Nothing was written.", "export-refused")
-        except ValueError as exc:
-            flash(f"Export failed: {exc}")
+        except (ValueError, OSError) as exc:  # the export is all or nothing: a failure leaves the dataset as it was
+            flash(f"Export failed: {exc}. Nothing was written.")
         else:
             forced = len(result["replaced_fewer"])
             flash(f"Exported {result['maps']} maps into {result['dataset']}"

@@ -155,3 +155,20 @@ def test_logout_needs_csrf_and_ends_the_session(admin):
 def test_unknown_experiment_and_stimulus_are_404(admin):
     assert admin.get("/admin/e/nope").status_code == 404
     assert admin.get("/admin/stimuli/9999/heatmap.png").status_code == 404
+
+
+def test_an_export_that_fails_is_a_message_not_a_500_and_writes_nothing(admin, enrol, dataset, monkeypatch):
+    from datagen.dataset import Dataset
+
+    _complete_participants(enrol, 3)
+    admin.post("/admin/e/pilot/build-maps", data={"csrf_token": admin.csrf})
+    before = _snapshot(dataset.path)
+
+    def broken(self, rows):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Dataset, "update_pairs", broken)
+    r = admin.post("/admin/e/pilot/export", data={"csrf_token": admin.csrf, "what": "dataset", "force": "1"},
+                   follow_redirects=True)
+    assert r.status_code == 200 and b"Export failed: disk full. Nothing was written." in r.data
+    assert _snapshot(dataset.path) == before

@@ -285,3 +285,31 @@ def test_spreadsheet_cell_rule():
            ["'=1", "'+1", "'-1", "'@x", "'\tx", "'\rx", "''x", "a=1", "", ""]
     assert [spreadsheet_cell(v) for v in (-3.5, -2, 0, True)] == [-3.5, -2, 0, True]
     assert spreadsheet_cell({"a": "=1"}) == '{"a": "=1"}' and spreadsheet_cell(["=1"]) == '["=1"]'
+
+
+def test_a_map_on_one_side_only_exports_with_an_empty_kl(session, fresh_dataset):
+    experiment = create_experiment(session, fresh_dataset.path, "xonly", sigma_px=1.0, allow_both_sides=True)
+    session.commit()
+    add_participants(session, experiment, {"p1_x": [(7, 7), (8, 6)]}, n=2)
+    build_maps(session, experiment)
+    session.commit()
+    summary = export_to_dataset(session, experiment, fresh_dataset.path)  # was a TypeError after writing maps
+    assert (summary["maps"], summary["pairs"]) == (1, 1)
+    pairs = Dataset.open(fresh_dataset.path).pairs.set_index("pair_id")
+    assert pairs.loc["p1", "n_observers_x"] == 2 and pd.isna(pairs.loc["p1", "kl_xy"])
+    assert pairs.loc["p1", "x_map"] == "maps/p1_x.npy" and (fresh_dataset.path / "maps/p1_x.npy").is_file()
+
+
+def test_an_export_that_fails_midway_changes_nothing(session, one_observer, dataset, monkeypatch):
+    before = _snapshot(dataset.path)
+
+    def broken(self, rows):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Dataset, "update_pairs", broken)
+    with pytest.raises(OSError, match="disk full"):
+        export_to_dataset(session, one_observer, force=True)
+    assert _snapshot(dataset.path) == before  # no map written without its observer counts, no staged file left
+    monkeypatch.undo()
+    with pytest.raises(FewerObservers):  # so the guard still holds afterwards
+        export_to_dataset(session, one_observer)
