@@ -56,7 +56,7 @@ from analysis.eval_pairs import (METRIC_INFO, PairInputs, pair_metrics, pixel_di
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MethodSpec", "parse_methods", "discover_runs", "evaluate", "REFERENCE", "LOCAL_DS_REGIONS"]
+__all__ = ["MethodSpec", "parse_methods", "evaluate", "REFERENCE", "LOCAL_DS_REGIONS"]
 
 REFERENCE = "input"  # the unedited X, scored like a method
 # Where the local diversity score is measured: SalG-GAN's attention boxes B_a (its paper's), or the
@@ -87,27 +87,6 @@ def parse_methods(values: Iterable[str]) -> list[MethodSpec]:
             raise ValueError(f"--methods {value!r}: expected NAME=CHECKPOINT or NAME=FOLDER")
         specs.append(_spec(name.strip(), Path(path.strip())))
     _check_unique(specs)
-    return specs
-
-
-def discover_runs(runs_dir) -> list[MethodSpec]:
-    """Every editor run under `runs_dir` (`*/checkpoints/last.pt`, recursively), named by its run
-    folder relative to `runs_dir` ('/' → '.'); predictor runs are left out."""
-    from models.checkpoint import read_checkpoint
-    from models.registry import EDITORS
-    from models.base import import_models
-
-    root = Path(runs_dir)
-    if not root.is_dir():
-        raise ValueError(f"--runs {root} is not a folder")
-    import_models()
-    specs = []
-    for last in sorted(root.glob("**/checkpoints/last.pt")):
-        if read_checkpoint(last)["model_name"] in EDITORS:
-            run = last.parent.parent.relative_to(root)
-            specs.append(_spec(str(run).replace(os.sep, ".") if str(run) != "." else root.name, last))
-    if not specs:
-        raise ValueError(f"--runs {root} holds no editor checkpoints (*/checkpoints/last.pt)")
     return specs
 
 

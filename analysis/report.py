@@ -44,8 +44,9 @@ def build_report(eval_dir, out_dir, studies=()) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     exports = [_read_study(folder, ev) for folder in studies]
+    unmatched = [line for export in exports for line in _method_identity(export, ev)]  # refuses a mismatch
     human = _human_attention(exports, ev)
-    sections = [_header(ev, exports), _warnings(ev, exports)]
+    sections = [_header(ev, exports), _warnings(ev, exports, unmatched)]
     check = predictor_check_table(ev)
     tables = [salggan_table1(ev), gazeshiftnet_table1(ev), sagim_table1(ev), *ablation_tables(ev),
               gatys_table(ev, human), ground_truth_table(ev), realism_fidelity_table(ev),
@@ -87,7 +88,8 @@ def _header(ev: Evaluation, exports) -> str:
             f"{methods}; <code>{REFERENCE}</code> is the unedited input{studies}.</p>")
 
 
-def _warnings(ev: Evaluation, exports) -> str:
+def _warnings(ev: Evaluation, exports, unmatched: list[str]) -> str:
+    """The "Read this first" section; `unmatched`: what `_method_identity` could not check."""
     lines = []
     for method, info in ev.record["methods"].items():
         weights = info.get("weights_info") if isinstance(info.get("weights_info"), dict) else {}
@@ -118,7 +120,7 @@ def _warnings(ev: Evaluation, exports) -> str:
     for export in exports:
         if export.dropped_summary != "no responses dropped":
             lines.append(f"Study {export.experiment}: {export.dropped_summary}.")
-        lines += _method_identity(export, ev)
+    lines += unmatched
     if not lines:
         return ""
     return "<h2>Read this first</h2>" + "".join(f"<div class=warning>{_e(line)}</div>" for line in lines)
@@ -244,7 +246,6 @@ def _read_study(folder, ev: Evaluation):
     if ids and not ids & known:
         raise ValueError(f"study export {folder} ({export.experiment}) is about pairs {sorted(ids)[:5]}, none of which "
                          f"the evaluation {ev.folder} scored; is it an export of another experiment?")
-    _method_identity(export, ev)
     return export
 
 

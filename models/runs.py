@@ -36,7 +36,7 @@ from models.trainer import Trainer, resolve_device
 logger = logging.getLogger(__name__)
 
 __all__ = ["train", "predict_images", "edit_image", "edit_dataset", "load_editor_for_editing", "iter_pair_edits",
-           "iter_pair_parameters",
+           "iter_pair_parameters", "discover_editor_runs",
            "load_saliency_function",
            "describe_weights",
            "IMAGE_SUFFIXES"]
@@ -304,6 +304,28 @@ def iter_pair_parameters(editor, data_dir: str | os.PathLike, split: str | None,
         guide = torch.from_numpy(np.ascontiguousarray(guidance))[None, None].float().to(device)
         values = editor.edit_parameters(image, guide, **given)
         yield item["pair_id"], {name: float(value[0]) for name, value in values.items()}
+
+
+def discover_editor_runs(runs_dir: str | os.PathLike) -> list[str]:
+    """`NAME=CHECKPOINT` for every editor run under `runs_dir` (`*/checkpoints/last.pt`, recursively),
+    named by its run folder relative to `runs_dir` ('/' → '.'), as `gazelab evaluate --methods` takes
+    them; predictor runs are left out. ValueError when there is none."""
+    from models.base import import_models
+    from models.checkpoint import read_checkpoint
+    from models.registry import EDITORS
+
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise ValueError(f"--runs {root} is not a folder")
+    import_models()
+    found = []
+    for last in sorted(root.glob("**/checkpoints/last.pt")):
+        if read_checkpoint(last)["model_name"] in EDITORS:
+            run = last.parent.parent.relative_to(root)
+            found.append(f"{str(run).replace(os.sep, '.') if str(run) != '.' else root.name}={last}")
+    if not found:
+        raise ValueError(f"--runs {root} holds no editor checkpoints (*/checkpoints/last.pt)")
+    return found
 
 
 def describe_weights(info: Any, prefix: str = "") -> list[str]:

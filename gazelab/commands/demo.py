@@ -116,18 +116,18 @@ def _train_evaluate_report(out: Path, dataset_dir: Path, steps: int | None) -> P
     click.echo(f"[8/8] evaluating its edits of split {split}"
                f"{' (no held-out pairs in so small a dataset: in-sample)' if split == 'all' else ' (held out)'} "
                f"under {JUDGE}, which it never saw, and under {PREDICTOR}, and writing the report")
-    method = [MethodSpec(EDITOR, "checkpoint", editor["checkpoint"])]
-    evaluations = {}
+    # The editor runs once; the second evaluation scores the same saved outputs under SalGAN.
+    method = MethodSpec(EDITOR, "checkpoint", editor["checkpoint"])
     for name, checkpoint, folder in ((JUDGE, judge["checkpoint"], out / "evaluation"),
                                      (PREDICTOR, predictor["checkpoint"], out / f"evaluation_{PREDICTOR}")):
         shutil.rmtree(folder, ignore_errors=True)  # the demo evaluates afresh each run
-        evaluations[name] = evaluate(dataset_dir, method, folder, predictor=checkpoint, split=split, device="cpu",
-                                     progress=False, echo=lambda line: None)
-        for line in evaluations[name]["predictor_check"].get("verdicts", []) or [
-                evaluations[name]["predictor_check"].get("status", "")]:
+        record = evaluate(dataset_dir, [method], folder, predictor=checkpoint, split=split, device="cpu",
+                          progress=False, echo=lambda line: None)
+        check = record["predictor_check"]
+        for line in check.get("verdicts") or [check.get("status", "")]:
             echo(f"predictor check ({name}): {line}")
-    for name, folder in ((JUDGE, out / "evaluation"), (PREDICTOR, out / f"evaluation_{PREDICTOR}")):
         echo(f"{EDITOR} under {name}: {_headline(folder)}")
+        method = MethodSpec(EDITOR, "outputs", str(out / "evaluation" / "outputs" / EDITOR))
     return build_report(out / "evaluation", out / "report")
 
 

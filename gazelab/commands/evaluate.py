@@ -35,11 +35,13 @@ import click
 def evaluate_command(data_dir, method_args, runs_dir, predictor_ckpt, split, samples, lpips_net, local_ds_region, fid,
                      c2st, device, out_dir) -> None:
     """Run or read each method's edits of a dataset split and score them all the same way."""
-    from analysis.evaluation import discover_runs, evaluate, parse_methods
+    from analysis.evaluation import evaluate, parse_methods
 
-    methods = parse_methods(method_args)
     if runs_dir:
-        methods += discover_runs(runs_dir)
+        from models.runs import discover_editor_runs
+
+        method_args = [*method_args, *discover_editor_runs(runs_dir)]
+    methods = parse_methods(method_args)
     if not methods:
         raise click.UsageError("give at least one method: --methods NAME=CKPT (or NAME=DIR) or --runs DIR")
     record = evaluate(data_dir, methods, out_dir, predictor=predictor_ckpt, split=split, device=device,
