@@ -39,6 +39,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
+    func,
     select,
     update,
 )
@@ -160,6 +162,10 @@ class Participant(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     completed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     completion_code: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    # The QC decision as it was made (maps built, a study ended): never recomputed by an export.
+    qc_status: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
+    qc_reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    qc_decided_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
 
     experiment: Mapped[Experiment] = relationship(back_populates="participants")
     trials: Mapped[list["Trial"]] = relationship(
@@ -222,6 +228,7 @@ class Click(Base):
     display_w: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     display_h: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     idempotency_key: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     trial: Mapped[Trial] = relationship(back_populates="clicks")
 
@@ -251,10 +258,12 @@ class Response(Base):
     the natural size), whether it was valid (a typed code that is on the chart) and, where the
     answer is known (sentinels, catch trials), correct; rt_ms from the answer screen's start;
     shown_methods the candidates' methods in display order; payload what else the task keeps
-    (e.g. the code as typed). One row per (participant, idempotency_key, question)."""
+    (e.g. the code as typed). One row per (participant, idempotency_key, question) and one per
+    (trial, question): a trial is answered once, whatever races (migration 0006)."""
 
     __tablename__ = "responses"
-    __table_args__ = (UniqueConstraint("participant_id", "idempotency_key", "question", name="uq_responses_key"),)
+    __table_args__ = (UniqueConstraint("participant_id", "idempotency_key", "question", name="uq_responses_key"),
+                      UniqueConstraint("trial_id", "question", name="uq_responses_trial_question"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
@@ -275,6 +284,20 @@ class Response(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     trial: Mapped[Trial] = relationship()
+
+
+class DuplicateResponse(Base):
+    """A response moved aside by migration 0006: a second answer to a trial's question that
+    raced in before the database enforced one; `row` is the whole response as JSON."""
+
+    __tablename__ = "duplicate_responses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    response_id: Mapped[int] = mapped_column(Integer)
+    trial_id: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(String(64))
+    row: Mapped[str] = mapped_column(Text)
+    moved_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, server_default=func.current_timestamp())
 
 
 class SaveRecord(Base):
