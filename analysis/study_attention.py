@@ -52,8 +52,8 @@ def human_attention(responses: pd.DataFrame, ev: Evaluation) -> pd.DataFrame:
     if not unknown.empty:
         r = unknown.iloc[0]
         column = "method" if r["method"] else "condition"
-        raise ValueError(f"the study shows version {r[column]!r} (column {column}, block {r.get('block')!r}), which is"
-                         f" neither 'original' nor a method of the evaluation {ev.methods}: a design's conditions"
+        raise ValueError(f"the study shows version {r[column]!r} (column {column}, condition {r['condition']!r}),"
+                         f" which is neither 'original' nor a method of the evaluation {ev.methods}: a design's conditions"
                          " must be the evaluated methods to compare human and predicted attention")
     split = ev.record["split"]
     pairs = {p.pair_id: p for p in read_pairs(ev.record["data"], None if split == "all" else split)}

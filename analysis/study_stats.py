@@ -40,13 +40,13 @@ log = logging.getLogger(__name__)
 RESPONSE_COLUMNS = ["experiment", "participant_id", "source", "block", "trial_id", "task", "question", "stimulus_id",
                     "pair_id", "side", "condition", "method", "shown_methods", "choice", "rating", "text", "x", "y",
                     "valid", "rt_ms", "created_at"]
-PARTICIPANT_COLUMNS = ["id", "source", "status", "qc_status", "qc_reason"]
-NUMBER_COLUMNS = {"participant_id", "trial_id", "rating", "x", "y", "rt_ms", "id"}
+PARTICIPANT_COLUMNS = ["participant_id", "source", "status", "qc_status", "qc_reason"]
+NUMBER_COLUMNS = {"participant_id", "trial_id", "rating", "x", "y", "rt_ms"}
 # True/False columns of the export (DESIGN.md §2: valid, and the extra is_practice, is_catch, correct).
 FLAG_COLUMNS = ("valid", "is_practice", "is_catch", "correct")
 SOURCES = ("human", "simulated", "imported")
 TASKS = ("choose_best", "rate", "pick_region", "describe", "codecharts", "bubbleview")
-QC_STATUSES = ("kept", "excluded", "no data")
+QC_STATUSES = ("kept", "excluded", "")  # as QC stored it; "" for a participant never decided
 # A choose_best catch trial asks for the image identical to the input: its right answer is
 # the candidate of method "original" (studyweb.questionnaire_study._catch_spec).
 CATCH_ANSWER = "original"
@@ -72,8 +72,8 @@ class StudyExport:
         if self.dropped.empty:
             return "no responses dropped"
         why = self.dropped.groupby(["qc_status", "qc_reason"], sort=True)["responses"].agg(["size", "sum"])
-        parts = [f"{n_part} participant(s) {status}" + (f" ({reason})" if reason else "") + f", {n_resp} responses"
-                 for (status, reason), (n_part, n_resp) in why.iterrows()]
+        parts = [f"{n_part} participant(s) {status or 'undecided'}" + (f" ({reason})" if reason else "")
+                 + f", {n_resp} responses" for (status, reason), (n_part, n_resp) in why.iterrows()]
         return f"dropped {int(self.dropped['responses'].sum())} responses: " + "; ".join(parts)
 
 
@@ -84,7 +84,7 @@ def read_export(folder, experiment: str | None = None, sources=None, only_kept: 
     given (or names none of them), when simulated responses are mixed with human or imported ones
     and `sources` (an iterable of source names to keep) does not say which, or when a response's
     participant is not in participants.csv. only_kept: keep only participants whose qc_status is
-    "kept" (the others are listed in `dropped`)."""
+    "kept", the decision QC stored (the others, excluded or undecided, are listed in `dropped`)."""
     folder = Path(folder)
     responses = _read_table(folder / "responses.csv", RESPONSE_COLUMNS)
     participants = _read_table(folder / "participants.csv", PARTICIPANT_COLUMNS)
@@ -92,16 +92,23 @@ def read_export(folder, experiment: str | None = None, sources=None, only_kept: 
     responses, experiment = one_experiment(responses, experiment, where)
     for column, allowed in (("source", SOURCES), ("task", TASKS)):
         _check_values(responses[column], allowed, f"{where} column {column}")
-    _check_values(participants["qc_status"], QC_STATUSES, f"{folder / 'participants.csv'} column qc_status")
+    people = folder / "participants.csv"
+    _check_values(participants["source"], SOURCES, f"{people} column source")
+    _check_values(participants["qc_status"], QC_STATUSES, f"{people} column qc_status")
     responses = _chosen_sources(responses, sources, where)
-    if participants["id"].duplicated().any():
-        raise ValueError(f"{folder / 'participants.csv'} lists participant(s) "
-                         f"{sorted(participants['id'][participants['id'].duplicated()].unique())[:10]} more than once")
-    unknown = sorted(set(responses["participant_id"]) - set(participants["id"]))
+    ids = participants["participant_id"]
+    if ids.duplicated().any():
+        raise ValueError(f"{people} lists participant(s) {sorted(ids[ids.duplicated()].unique())[:10]} more than once")
+    unknown = sorted(set(responses["participant_id"]) - set(ids))
     if unknown:
         raise ValueError(f"{where} has responses of participant(s) {unknown[:10]} that are not in"
-                         f" {folder / 'participants.csv'}; are the two files from the same export?")
-    qc = participants.set_index("id")[["qc_status", "qc_reason"]]
+                         f" {people}; are the two files from the same export?")
+    qc = participants.set_index("participant_id")[["qc_status", "qc_reason"]]
+    undecided = sorted(set(responses["participant_id"]) & set(ids[participants["qc_status"] == ""]))
+    if undecided and only_kept:
+        log.warning("%s: %d participant(s) with responses have no QC decision (e.g. %s), so they are left out;"
+                    " run `gazelab study build-maps EXPERIMENT` (QC decides and stores) and export again",
+                    people, len(undecided), undecided[:5])
     is_catch = responses["question"].eq(CATCH_QUESTION) | flag(responses, "is_catch")
     catch = _with_pass(responses[is_catch], responses)
     rest = responses[~is_catch]
@@ -249,10 +256,11 @@ def fixations_by_participant(responses: pd.DataFrame, pair_id: str, side: str, m
 
 
 def qc_summary(export: StudyExport) -> dict:
-    """{"experiment", "participants": {source: {qc_status: count}}, "exclusion_reasons": {reason:
-    participants excluded for it} (reasons as QC wrote them), "dropped_responses": responses left
-    out of the statistics, "catch": {"trials", "passed", "pass_rate" (None without catch trials)}}."""
-    people = export.participants
+    """{"experiment", "participants": {source: {qc_status (undecided: never decided): count}},
+    "exclusion_reasons": {reason: participants excluded for it} (reasons as QC wrote them),
+    "dropped_responses": responses left out of the statistics, "catch": {"trials", "passed",
+    "pass_rate" (None without catch trials)}}."""
+    people = export.participants.assign(qc_status=export.participants["qc_status"].replace("", "undecided"))
     by_source = people.groupby(["source", "qc_status"]).size()
     excluded = people[people["qc_status"] == "excluded"]["qc_reason"].replace("", "(no reason given)")
     trials, passed = len(export.catch), int(export.catch["passed"].sum()) if len(export.catch) else 0
@@ -285,11 +293,10 @@ def _read_table(path: Path, required: list[str]) -> pd.DataFrame:
     for column in set(FLAG_COLUMNS) & set(table.columns):
         _check_values(table[column], tuple(flags), f"{path} column {column}")
         table[column] = table[column].map(flags).astype(object)
-    for column in ("participant_id", "id"):
-        if column in table.columns:
-            if table[column].isna().any():
-                raise ValueError(f"{path} column {column} has empty cells; expected a participant id on every row")
-            table[column] = table[column].astype(np.int64)
+    if "participant_id" in table.columns:
+        if table["participant_id"].isna().any():
+            raise ValueError(f"{path} column participant_id has empty cells; expected a participant id on every row")
+        table["participant_id"] = table["participant_id"].astype(np.int64)
     return table
 
 
@@ -306,12 +313,16 @@ def _chosen_sources(responses: pd.DataFrame, sources, where) -> pd.DataFrame:
 
 
 def _with_pass(catch: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
-    """Catch rows with `passed`: a choose_best catch passes when the chosen method is "original";
-    a rate catch when the rating is the scale's top score, which the export does not carry: taken
-    as the highest rating given in that block (catch rows included)."""
+    """Catch rows (catch trials and CodeCharts sentinels) with `passed`: the server's `correct`
+    where the export has it; else a choose_best catch passes when the chosen method is
+    "original", a rate catch when the rating is the scale's top score, taken as the highest
+    rating given in that block (catch rows included)."""
     top = responses[responses["task"] == "rate"].groupby("block")["rating"].max()
     passed = np.where(catch["task"] == "choose_best", catch["choice"] == CATCH_ANSWER,
                       catch["rating"].notna() & catch["rating"].eq(catch["block"].map(top)))
+    if "correct" in catch.columns:
+        known = catch["correct"].notna().to_numpy()
+        passed = np.where(known, catch["correct"].isin([True]).to_numpy(), passed)
     return catch.assign(passed=passed.astype(bool))
 
 

@@ -19,11 +19,13 @@ def create_app(test_config: dict | None = None):
     INSTANCE_DIR the instance folder). Without a SECRET_KEY the key kept in the instance folder
     is used (`studyweb.config.instance_secret_key`): a key in the source never signs anything.
 
-    Raises ValueError in production mode with a secret key too short to be secret."""
+    Raises ValueError in production mode with a secret key that is not secret: too short, or
+    publicly known (`studyweb.config.check_production`)."""
     from flask import Flask
 
     from studyweb.config import check_production, instance_secret_key, load_config
     from studyweb.db import close_db, make_engine, session_factory
+    from studyweb.serving import hide_query_strings
 
     config = load_config().as_dict()
     config["PARTICIPANT_COOKIE"] = "gazelab_participant"
@@ -36,6 +38,7 @@ def create_app(test_config: dict | None = None):
     app = Flask(__name__, instance_path=str(instance))
     app.config.from_mapping(config)
     check_production(app.config)
+    hide_query_strings()  # whatever serves the app: request logs show paths, never tokens or recruit ids
     instance.mkdir(parents=True, exist_ok=True)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(instance)

@@ -7,8 +7,10 @@ the study or is still active: not finished and seen within settings.active_timeo
 minutes. The two sides of a pair never go to the same participant unless allow_both_sides.
 The order is shuffled per participant from a seed stored in participant.assignment_seed.
 A recruit id that already has an assignment in the experiment gets no second one unless
-allow_repeat. Trial 0 is a practice trial (is_practice=True) on a stimulus outside the
-participant's own set where possible; practice clicks never enter a map. A CodeCharts
+allow_repeat. Trial 0 is a practice trial (is_practice=True) on a stimulus of a pair the
+participant does not see in their main trials, or, where every pair is theirs, on the image the
+page draws itself (no stimulus): the practice image is never one of their main images nor the
+other side of one. Practice clicks never enter a map. A CodeCharts
 experiment gets its tutorial and sentinels instead (`studyweb.codecharts_study.build_trials`).
 
 Concurrency: `assign` first takes the experiment's write lock (`db.lock_experiment`: a no-op
@@ -98,8 +100,7 @@ def assign(session: Session, experiment: Experiment, participant: Participant, r
 
         trials = build_trials(participant, order, list(stimuli), settings, rng)
     else:
-        practice = _practice_stimulus(stimuli, order)
-        trials = [Trial(participant_id=participant.id, stimulus_id=practice.id, position=0, is_practice=True)]
+        trials = [_practice_trial(participant, stimuli, order)]
         trials += [Trial(participant_id=participant.id, stimulus_id=s.id, position=i + 1)
                    for i, s in enumerate(order)]
     return _store(session, participant, trials, seed, now)
@@ -152,8 +153,7 @@ def _condition_trials(session: Session, experiment: Experiment, participant: Par
                 b, condition, _ = next(labels)
                 trial.spec = {**trial.spec, "block": b, "condition": condition}
         return trials
-    practice = _practice_stimulus([s for s in stimuli if not s.method], chosen)
-    trials = [Trial(participant_id=participant.id, stimulus_id=practice.id, position=0, is_practice=True)]
+    trials = [_practice_trial(participant, [s for s in stimuli if not s.method], chosen)]
     trials += [Trial(participant_id=participant.id, stimulus_id=s.id, position=i + 1,
                      spec={"block": b, "condition": condition}) for i, (b, condition, s) in enumerate(shown)]
     return trials
@@ -257,15 +257,12 @@ def _seen_by_recruit(session: Session, experiment: Experiment, participant: Part
     return seen
 
 
-def _practice_stimulus(stimuli, order):
-    """A stimulus from a pair the participant will not see; else the first not in their set;
-    else the first stimulus (its practice clicks are never used for maps)."""
-    mine = {s.id for s in order}
-    pairs = {s.pair_id for s in order}
-    for stimulus in stimuli:
-        if stimulus.pair_id not in pairs:
-            return stimulus
-    for stimulus in stimuli:
-        if stimulus.id not in mine:
-            return stimulus
-    return stimuli[0]
+def _practice_trial(participant: Participant, stimuli, shown) -> Trial:
+    """The practice trial (position 0) on the first of `stimuli` from a pair none of `shown` (the
+    participant's main stimuli) belongs to; without one, on no stimulus: the page then draws its
+    own practice image (`static/bubbleview.js` practiceImages), never one the participant sees
+    again as a main trial."""
+    pairs = {s.pair_id for s in shown}
+    practice = next((s for s in stimuli if s.pair_id not in pairs), None)
+    return Trial(participant_id=participant.id, stimulus_id=practice.id if practice else None, position=0,
+                 is_practice=True)

@@ -23,12 +23,19 @@ never overlap.
 Reproducibility: the server stores only (seed, shown width, shown height, kind) per trial and
 rebuilds the chart with `from_seed` to check an answer; the browser never rebuilds it, it gets
 the chart as JSON from the server (`to_json`) and draws exactly those codes at those positions.
+
+Sentinels are checked on the server only: a sentinel's JSON holds neither its target's position
+nor its seed (from which `sentinel_chart` rebuilds the target), only the blank screen with the
+target drawn, as a PNG (`sentinel_png`). A script reading the JSON cannot tell which code is at
+the target; one that looks at the picture can (as a participant does, and as the simulated
+participants do with `locate_sentinel_target`): sentinels catch inattention, not vision.
 Only `Generator.random()` draws of numpy's PCG64 are used (choices and shuffles are done here),
 so a chart depends on the bit generator's stream, not on numpy's sampling algorithms; a test
 pins one chart so a change is caught.
 """
 from __future__ import annotations
 
+import base64
 import math
 import secrets
 from collections.abc import Iterable
@@ -158,19 +165,64 @@ def from_seed(width: float, height: float, seed: int, kind: str = "image",
 
 def to_json(item: Chart | SentinelTrial) -> dict:
     """A JSON-ready dict of a chart or sentinel for the browser, all lengths in display px:
-    {kind, width, height, seed, font_px, spacing_px: [across, down], columns, rows,
-    codes: [{code, x, y}, ...]} plus target: {x, y} for a sentinel. Each code is drawn centred
-    on (x, y) (text-anchor middle, baseline central) at font_px."""
-    chart = item.chart if isinstance(item, SentinelTrial) else item
+    {kind, width, height, font_px, spacing_px: [across, down], columns, rows, codes: [{code, x,
+    y}, ...]} plus, for an image's chart, its seed, and for a sentinel, sentinel_png: the
+    sentinel's screen (`sentinel_png`, a data: URL) the page draws over width x height. Each code is
+    drawn centred on (x, y) (text-anchor middle, baseline central) at font_px. A sentinel's
+    target and seed are left out: only the server knows where its target is."""
+    sentinel = isinstance(item, SentinelTrial)
+    chart = item.chart if sentinel else item
     out = {
-        "kind": "sentinel" if isinstance(item, SentinelTrial) else "image",
-        "width": chart.width, "height": chart.height, "seed": chart.seed, "font_px": chart.font_px,
+        "kind": "sentinel" if sentinel else "image",
+        "width": chart.width, "height": chart.height, "font_px": chart.font_px,
         "spacing_px": list(chart.spacing), "columns": chart.columns, "rows": chart.rows,
         "codes": [{"code": c, "x": x, "y": y} for c, x, y in zip(chart.codes, chart.xs, chart.ys)],
     }
-    if isinstance(item, SentinelTrial):
-        out["target"] = {"x": item.target[0], "y": item.target[1]}
+    if sentinel:
+        png = sentinel_png(chart.width, chart.height, item.target, chart.font_px)
+        out["sentinel_png"] = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    else:
+        out["seed"] = chart.seed
     return out
+
+
+def sentinel_png(width: float, height: float, target: tuple[float, float], font_px: float) -> bytes:
+    """A sentinel's screen as PNG bytes, one image pixel per display px (rounded): a red dot
+    ringed in dark red (so it shows on any screen; the radius max(6, 0.6 font_px) px) centred
+    on `target` on white. Encoded run-length (a few ms: the screen is nearly all white)."""
+    import cv2
+
+    w, h = max(1, round(width)), max(1, round(height))
+    image = np.full((h, w, 3), 255, np.uint8)
+    radius = max(6.0, font_px * 0.6)
+    ring = max(1.5, radius / 4)
+    sub = 16  # cv2's sub-pixel positions (shift=4); its pixel centres are at whole numbers, a canvas' at +0.5
+    centre = (round((target[0] * w / width - 0.5) * sub), round((target[1] * h / height - 0.5) * sub))
+    for r, bgr in ((radius + ring / 2, (0, 0, 0x80)), (radius - ring / 2, (0, 0, 0xE0))):  # #800000, #e00000
+        cv2.circle(image, centre, round(r * sub), bgr, thickness=-1, lineType=cv2.LINE_AA, shift=4)
+    ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
+    if not ok:
+        raise ValueError(f"could not encode a {w}x{h} sentinel image as PNG")
+    return png.tobytes()
+
+
+def locate_sentinel_target(data_url: str, width: float) -> tuple[float, float]:
+    """Where a sentinel's screen (`to_json`'s sentinel_png, shown `width` display px wide) has its
+    dot: the centre of its non-white pixels, in display px. What a participant who looked saw;
+    for the simulated participants and tests."""
+    import cv2
+
+    encoded = data_url.split(",", 1)[1]
+    image = cv2.imdecode(np.frombuffer(base64.b64decode(encoded), np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("the sentinel image is not a PNG")
+    weight = 255.0 - image.min(axis=2)  # 0 on white
+    total = weight.sum()
+    if not total > 0:
+        raise ValueError("the sentinel image shows no target")
+    ys, xs = np.indices(weight.shape)
+    scale = image.shape[1] / width  # image px per display px
+    return (float((xs * weight).sum() / total + 0.5) / scale, float((ys * weight).sum() / total + 0.5) / scale)
 
 
 def normalise_code(text: object) -> str | None:

@@ -16,7 +16,8 @@ An answer to an image trial whose code is on the chart becomes one gaze point: a
 code's position in image pixels of the natural size, at t_ms = the image duration, so the
 fixation maps are built from gaze points exactly as from BubbleView's clicks. Every answer is
 a Response row (question 'code'): the code as typed and normalised, valid, correct for
-sentinels, the point, rt_ms.
+sentinels, the point, rt_ms. A sentinel is judged here from the trial's stored spec; the page
+gets its screen as a picture, never its target's position (`codecharts.to_json`).
 """
 from __future__ import annotations
 

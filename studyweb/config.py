@@ -5,10 +5,12 @@ GAZELAB_INSTANCE_DIR     where the SQLite file and caches live (default ./instan
 GAZELAB_DATABASE_URL     SQLAlchemy URL (default sqlite:///<instance>/gazelab.db)
 GAZELAB_SECRET_KEY       Flask's secret key (signs admin sessions). Unset: a random key is made once
                          and kept in <instance>/secret_key (mode 0600), so every worker and restart
-                         shares it and no key ever comes from the source
+                         shares it and no key ever comes from the source. Production refuses a key
+                         shorter than 16 characters or a publicly known one (`check_production`)
 GAZELAB_MAX_CONTENT_LENGTH  largest request body in bytes (default 256 KiB)
-GAZELAB_RATELIMIT_STORAGE_URI  where failed admin logins are counted (default memory://, per
-                         worker process; redis://HOST:PORT shares the counts, see studyweb.security)
+GAZELAB_RATELIMIT_STORAGE_URI  where failed admin logins are counted (default: a file in the instance
+                         folder, shared by the workers of one host; redis://HOST:PORT shares them
+                         between hosts; memory:// counts per process, see studyweb.security)
 GAZELAB_ALLOWED_ORIGINS  space-separated origins besides this server whose pages may POST here
 GAZELAB_PROXY_COUNT      reverse proxies in front of the app to trust X-Forwarded-* from (default 0)
 GAZELAB_ADMIN_SESSION_IDLE_MIN, GAZELAB_ADMIN_SESSION_MAX_H  an admin session ends after this
@@ -21,6 +23,14 @@ from pathlib import Path
 
 SECRET_KEY_FILE = "secret_key"
 MIN_SECRET_KEY_LENGTH = 16  # characters; a shorter key is guessable
+# Keys anyone can read: this project's old default (public in its history) and the usual
+# placeholders, compared in lower case without separators ("Change-Me" is "changeme").
+PUBLIC_SECRET_KEYS = frozenset({
+    "devnotsecretchangeme", "dev", "development", "test", "testing", "reliabilitytest", "secret", "secretkey",
+    "mysecretkey", "yoursecretkey", "supersecret", "supersecretkey", "notsecret", "changeme", "changethis",
+    "changeit", "pleasechangeme", "replaceme", "default", "password", "gazelab", "flask",
+})
+PLACEHOLDER_WORDS = ("changeme", "changethis", "replaceme", "notsecret", "yoursecret")
 DEFAULT_MAX_CONTENT_LENGTH = 256 * 1024  # bytes
 
 
@@ -43,7 +53,7 @@ class Config:
         self.DATABASE_URL = database_url()
         self.SECRET_KEY = os.environ.get("GAZELAB_SECRET_KEY") or None  # None: the instance key
         self.MAX_CONTENT_LENGTH = int(os.environ.get("GAZELAB_MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH))
-        self.RATELIMIT_STORAGE_URI = os.environ.get("GAZELAB_RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_STORAGE_URI = os.environ.get("GAZELAB_RATELIMIT_STORAGE_URI") or None  # None: the instance file
         self.ALLOWED_ORIGINS = tuple(os.environ.get("GAZELAB_ALLOWED_ORIGINS", "").split())
         self.PROXY_COUNT = int(os.environ.get("GAZELAB_PROXY_COUNT", "0"))
         self.ADMIN_SESSION_IDLE_MIN = float(os.environ.get("GAZELAB_ADMIN_SESSION_IDLE_MIN", "120"))
@@ -79,15 +89,36 @@ def load_config() -> Config:
 
 
 def check_production(config) -> None:
-    """Refuse (ValueError) a secret key that is set but too short to be secret, in production.
+    """Refuse (ValueError), in production, a secret key that is set but not secret: shorter than
+    MIN_SECRET_KEY_LENGTH, or publicly known (`is_public_key`). The fallback keys Flask still
+    accepts (SECRET_KEY_FALLBACKS) are held to the same rule: a cookie signed with any of them opens
+    the admin's session.
 
     config: a Config or a mapping (e.g. Flask's app.config) with ENV and SECRET_KEY."""
     get = config.get if hasattr(config, "get") else lambda key, default=None: getattr(config, key, default)
-    key = get("SECRET_KEY")
-    if get("ENV") == "production" and key is not None and len(key) < MIN_SECRET_KEY_LENGTH:
-        raise ValueError(f"GAZELAB_SECRET_KEY has {len(key)} characters; production needs a random secret of at least"
-                         f" {MIN_SECRET_KEY_LENGTH} (e.g. python -c 'import secrets; print(secrets.token_hex(32))'),"
-                         " or leave it unset to use a key generated into the instance folder")
+    if get("ENV") != "production":
+        return
+    how = ("production needs a random secret (e.g. python -c 'import secrets; print(secrets.token_hex(32))'),"
+           " or leave GAZELAB_SECRET_KEY unset to use a key generated into the instance folder")
+    keys = [("GAZELAB_SECRET_KEY", get("SECRET_KEY"))]
+    keys += [(f"SECRET_KEY_FALLBACKS[{i}]", k) for i, k in enumerate(get("SECRET_KEY_FALLBACKS") or ())]
+    for name, key in keys:
+        if key is None:
+            continue
+        text = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        if len(text) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"{name} has {len(text)} characters; {how}, of at least {MIN_SECRET_KEY_LENGTH}")
+        if is_public_key(text):
+            raise ValueError(f"{name} is a publicly known value (an old default or a placeholder), so anyone could"
+                             f" sign admin sessions with it; {how}")
+
+
+def is_public_key(key: str) -> bool:
+    """Whether `key` is one anyone can know: a value in PUBLIC_SECRET_KEYS or a placeholder
+    ("change-me-…"), compared in lower case without separators, or one character repeated."""
+    letters = "".join(ch for ch in key.lower() if ch.isalnum())
+    return (letters in PUBLIC_SECRET_KEYS or any(word in letters for word in PLACEHOLDER_WORDS)
+            or len(set(key)) <= 1)
 
 
 def instance_secret_key(instance_path: str | os.PathLike) -> str:

@@ -474,11 +474,12 @@ def safe_url(url: str) -> str:
 
 
 class KeyReused(ValueError):
-    """An idempotency key this participant already used for a save with other content."""
+    """An idempotency key this participant already used for a save with other content (the
+    content digest covers the route and the trial too: see `record_save`)."""
 
     def __init__(self, idempotency_key: str, kind: str):
         super().__init__(f"idempotency_key {idempotency_key!r} was already used for another {kind} save with"
-                         " different content; send new content with a new key")
+                         " different content or to another trial; send each save with a new key")
         self.idempotency_key = idempotency_key
 
 
@@ -488,6 +489,11 @@ def record_save(session: Session, idempotency_key: str, participant_id: int, kin
     time (apply the save, then commit), False when this participant already applied the key
     with the same content (skip the save). KeyReused when the earlier save under this key
     carried other content (`content_sha256` differs) or was of another kind.
+
+    `content_sha256` is the caller's `content_digest` of everything that makes the save what it
+    is: the body and where it was sent (the API's digest covers the route and the trial), so
+    the same body under one key sent to two trials is refused the second time, never taken
+    for a resend of the first.
 
     Race-safe: the (participant, key) primary key decides, through INSERT ... ON CONFLICT DO
     NOTHING, so two requests with the same key at once apply it exactly once."""

@@ -39,10 +39,15 @@ Block keys by task (every block: name, task, questions or question):
 Catch trials have a known answer: choose_best shows the input among the candidates and asks
 which one is identical to it; rate (fidelity) rates the original against itself (top score).
 
-Every error names the file, the line and the key, and what was expected (DesignError).
+Every error names the file, the line and the key, and what was expected (DesignError). YAML
+is read safely: plain values only (a `!!python/...` or any other tag is an error), at most
+1 MiB, 100,000 values once aliases are expanded and 32 levels deep; every number is finite and
+within its range (MAX_* below: e.g. observers and per_participant at most 10,000), every text
+of bounded length, so nothing a design holds can put NaN or Infinity in the pages' JSON.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +78,21 @@ BLOCK_KEYS = {
                    "bubble_radius_frac"},
 }
 CATCH_QUESTION = "catch"
+# Limits on a design file; real designs are a few kB, a few levels deep, with a few hundred values.
+MAX_BYTES = 1 << 20
+MAX_VALUES = 100_000  # once YAML aliases are expanded: a "billion laughs" stops here, not at a MemoryError
+MAX_DEPTH = 32  # nesting of mappings and lists
+# Ranges of the values; every number must also be finite (no .nan/.inf reaches the JSON pages are sent).
+MAX_COUNT = 10_000  # observers, per_participant, catch.every and .max_failures, max_clicks, sentinel_every
+MAX_PAIRS = 1_000_000  # stimuli.pairs (a number or a list of ids)
+MAX_METHODS, MAX_BLOCKS, MAX_QUESTIONS, MAX_CHOICES = 50, 50, 20, 20
+MAX_SCORE = 1e6  # |a rating scale's score|
+MAX_MS = 60_000  # a CodeCharts screen
+MAX_SECONDS = 3600.0  # a BubbleView trial's time limit
+MAX_CHARS = {"id": 64, "choice": 64, "label": 200, "title": 200, "text": 2000, "description": 20_000, "path": 4096}
+_YAML_TAG = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {_YAML_TAG + t for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+_KEY_TAGS = _PLAIN_TAGS | {_YAML_TAG + "timestamp", _YAML_TAG + "merge"}  # a key is its text ('<<' is unknown)
 
 
 class DesignError(ValueError):
@@ -96,48 +116,71 @@ class Design:
 
 def load_design(source, methods: dict[str, str] | None = None) -> Design:
     """Read and check a design: a path to a YAML file, YAML text, or a dict. `methods`
-    ({name: folder}) add to or override the design's methods. DesignError on any problem."""
-    import yaml
-
+    ({name: folder}) add to or override the design's methods. DesignError on any problem,
+    hostile YAML included (see MAX_BYTES, MAX_VALUES, MAX_DEPTH)."""
     if isinstance(source, dict):
-        values, lines, name, base = source, {}, "<design>", Path.cwd()
+        checker, values, base = _Checker("<design>", {}), source, Path.cwd()
     else:
-        path = Path(source)
-        if "\n" not in str(source) and path.suffix in (".yaml", ".yml"):
-            if not path.is_file():
-                raise DesignError(f"design file {path} does not exist")
-            text, name, base = path.read_text(encoding="utf-8"), str(path), path.resolve().parent
-        else:
-            text, name, base = str(source), "<design>", Path.cwd()
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            raise DesignError(f"{name}: not valid YAML: {exc}") from None
-        if node is None:
-            raise DesignError(f"{name}: the design is empty")
-        lines = {}
-        values = _plain(node, (), lines, yaml.SafeLoader(""))
-    checker = _Checker(name, lines)
-    checked = checker.design(values, base, methods or {})
-    return Design(checked, name)
+        text, name, base = _design_text(source)
+        checker = _Checker(name, {})
+        values = checker.plain(_compose(text, name))
+    return Design(checker.design(values, base, methods or {}), checker.name)
 
 
-def _plain(node, path: tuple, lines: dict, loader) -> Any:
-    """A composed YAML node as plain data, recording the line (1-based) of every key path;
-    `loader` (a SafeLoader) turns the scalars into ints, floats, bools, nulls and text."""
+def _design_text(source) -> tuple[str, str, Path]:
+    """(YAML text, the name errors give, the folder relative method folders start from) of a
+    design file's path or of YAML text; DesignError for a missing, too large or non-UTF-8 file."""
+    path = Path(source)
+    if "\n" in str(source) or path.suffix not in (".yaml", ".yml"):
+        if len(str(source)) > MAX_BYTES:
+            raise DesignError(f"<design>: {len(str(source))} characters; a design has at most {MAX_BYTES} (1 MiB)")
+        return str(source), "<design>", Path.cwd()
+    try:
+        size = path.stat().st_size if path.is_file() else None
+    except OSError:  # e.g. a name too long
+        size = None
+    if size is None:
+        raise DesignError(f"design file {path} does not exist")
+    if size > MAX_BYTES:  # checked before the file is read
+        raise DesignError(f"{path}: {size} bytes; a design has at most {MAX_BYTES} (1 MiB)")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DesignError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise DesignError(f"{path}: cannot be read: {exc.strerror}") from None
+    return text, str(path), path.resolve().parent
+
+
+def _compose(text: str, name: str):
+    """The YAML's one document as a node graph (yaml.SafeLoader's composer: no constructor runs
+    yet), nesting refused beyond MAX_DEPTH before Python's recursion limit is reached; any YAML
+    error becomes a DesignError with its line."""
     import yaml
 
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _plain(value_node, path + (key,), lines, loader)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, path + (i,), lines, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node)
+    class Loader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent, index):
+            if self.depth >= MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                                  self.peek_event().start_mark)
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    try:
+        node = yaml.compose(text, Loader=Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark else text.count("\n", 0, getattr(exc, "position", 0) or 0) + 1
+        problem = " ".join(p for p in (getattr(exc, "problem", None), getattr(exc, "context", None)) if p)
+        raise DesignError(f"{name} line {line}: not valid YAML: {problem or str(exc).splitlines()[0]}") from None
+    if node is None:
+        raise DesignError(f"{name}: the design is empty")
+    return node
 
 
 class _Checker:
@@ -145,44 +188,118 @@ class _Checker:
 
     def __init__(self, name: str, lines: dict):
         self.name, self.lines = name, lines
+        self.n_values, self.open_nodes, self.loader = 0, set(), None
 
     def fail(self, path: tuple, message: str):
         where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
         line = next((self.lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in self.lines), None)
-        raise DesignError(f"{self.name}{f' line {line}' if line else ''}: {where or 'the design'}: {message}")
+        message = message if len(message) <= 400 else message[:400] + "..."  # a 1-MiB value stays one line
+        raise DesignError(f"{self.name}{f' line {line}' if line else ''}: {where[:200] or 'the design'}: {message}")
+
+    def plain(self, node, path: tuple = (), parent=None, aliased: bool = False) -> Any:
+        """A composed YAML node as plain data (dicts with text keys, lists, text, ints, floats,
+        bools, None), recording the line (1-based) of every key path. Refuses tags other than
+        YAML's plain ones (!!python/... included), an alias inside what it refers to, more than
+        MAX_VALUES values once aliases are expanded and nesting deeper than MAX_DEPTH."""
+        import yaml
+
+        # a node outside its parent is an alias' anchor: its line (and its children's) is elsewhere
+        aliased = aliased or parent is not None and not parent.start_mark.index <= node.start_mark.index \
+            < parent.end_mark.index
+        if not aliased:
+            self.lines.setdefault(path, node.start_mark.line + 1)
+        self.n_values += 1
+        if self.n_values > MAX_VALUES:
+            self.fail(path, f"more than {MAX_VALUES} values once YAML aliases are expanded (an alias bomb?)")
+        if len(path) > MAX_DEPTH:
+            self.fail(path, f"nested more than {MAX_DEPTH} levels deep once YAML aliases are expanded")
+        if id(node) in self.open_nodes:
+            self.fail(path, "a YAML alias refers to the mapping or list that contains it")
+        if node.tag == _YAML_TAG + "timestamp":
+            return node.value  # a date stays the text it was written as
+        if node.tag not in _PLAIN_TAGS:
+            self.fail(path, f"YAML tag {node.tag!r} is not allowed; a design holds plain values only")
+        if isinstance(node, yaml.ScalarNode):
+            self.loader = self.loader or yaml.SafeLoader("")
+            try:
+                return self.loader.construct_object(node)
+            except (yaml.YAMLError, ValueError, KeyError) as exc:  # e.g. !!int abc, or an int of 5,000 digits
+                self.fail(path, f"{node.value[:40]!r} is not a valid {node.tag.rsplit(':', 1)[-1]} ({exc})")
+        self.open_nodes.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.plain(item, path + (i,), node, aliased) for i, item in enumerate(node.value)]
+            out = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _KEY_TAGS:
+                    self.lines[path] = key_node.start_mark.line + 1
+                    self.fail(path, f"keys are plain names, got a {key_node.tag.rsplit(':', 1)[-1]} as a key")
+                key = key_node.value
+                if key in out:
+                    self.lines[path + (key,)] = key_node.start_mark.line + 1
+                    self.fail(path + (key,), "the key is given twice")
+                self.lines[path + (key,)] = key_node.start_mark.line + 1
+                out[key] = self.plain(value_node, path + (key,), node, aliased)
+            return out
+        finally:
+            self.open_nodes.discard(id(node))
+
+    def integer(self, path: tuple, value: Any, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(path, f"expected an integer in [{low}, {high}], got {value!r}")
+        return value
+
+    def number(self, path: tuple, value: Any, low: float, high: float, *, above: bool = False) -> float:
+        """A finite number in [low, high], or (low, high] with `above`; NaN and ±inf fail both."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not (low < value if above else low <= value) or not value <= high:
+            self.fail(path, f"expected a finite number in {'(' if above else '['}{low:g}, {high:g}], got {value!r}")
+        return value
+
+    def text(self, path: tuple, value: Any, kind: str = "text", *, empty: bool = False) -> str:
+        """A text of at most MAX_CHARS[kind] characters (not blank unless `empty`)."""
+        limit = MAX_CHARS[kind]
+        if not isinstance(value, str) or len(value) > limit or not (empty or value.strip()):
+            got = f"{len(value)} characters" if isinstance(value, str) and len(value) > limit else repr(value)
+            hint = " (quote it in YAML)" if isinstance(value, (bool, int, float)) else ""
+            self.fail(path, f"expected a{'' if empty else ' non-empty'} text of at most {limit} characters,"
+                            f" got {got}{hint}")
+        return value
+
+    def label(self, path: tuple, value: Any, kind: str = "label") -> str:
+        """A label or choice: a text, or a number written as one (1..7 scales); yes/no must be
+        quoted. kind "choice": a follow-up's answer, stored as given (responses.choice, 64 chars)."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(self.number(path, value, -MAX_SCORE, MAX_SCORE))
+        return self.text(path, value, kind)
+
+    def listed(self, path: tuple, value: Any, low: int, high: int, what: str) -> list:
+        if not isinstance(value, list) or not low <= len(value) <= high:
+            got = f"{len(value)} of them" if isinstance(value, list) else repr(value)
+            self.fail(path, f"expected a list of {low} to {high} {what}, got {got}")
+        return value
 
     def design(self, values: Any, base: Path, extra_methods: dict[str, str]) -> dict:
         if not isinstance(values, dict):
             self.fail((), f"expected a mapping of keys ({', '.join(sorted(TOP_KEYS))}), got {type(values).__name__}")
         self.known(values, TOP_KEYS, ())
         out = dict(values)
-        methods = dict(values.get("methods") or {})
-        if not isinstance(methods, dict):
-            self.fail(("methods",), "expected a mapping of method name: folder of its outputs")
-        methods.update(extra_methods)
-        out["methods"] = {}
-        for name, folder in methods.items():
-            if not isinstance(name, str) or not name or name == "original" or not name.replace("_", "").isalnum():
-                self.fail(("methods", name), f"method names are letters, digits and _ (not 'original'); got {name!r}")
-            folder_path = Path(str(folder)).expanduser()
-            folder_path = folder_path if folder_path.is_absolute() else base / folder_path
-            if name not in extra_methods and not folder_path.is_dir():
-                self.fail(("methods", name), f"folder {folder_path} does not exist")
-            if name in extra_methods and not folder_path.is_dir():
-                raise DesignError(f"--methods {name}={folder}: folder {folder_path} does not exist")
-            out["methods"][name] = str(folder_path.resolve())
-        out["stimuli"] = self.stimuli(values.get("stimuli") or {})
-        for key, default in (("per_participant", None), ("observers", 10)):
-            value = values.get(key, default)
-            if value is not None and value != "all" and (not isinstance(value, int) or isinstance(value, bool)
-                                                         or value < 1):
-                self.fail((key,), f"expected an integer >= 1{' or all' if key == 'per_participant' else ''},"
-                                  f" got {value!r}")
-            out[key] = value
+        for key, kind in (("title", "title"), ("description", "description"), ("completion_code", "id")):
+            if values.get(key) is not None:
+                self.text((key,), values[key], kind, empty=True)
+        url = values.get("completion_url")
+        if url is not None and self.text(("completion_url",), url, "path", empty=True) \
+                and not url.startswith(("https://", "http://")):
+            self.fail(("completion_url",), f"expected a link starting with https:// or http://, got {url!r}")
+        out["methods"] = self.methods(values.get("methods"), base, extra_methods)
+        out["stimuli"] = self.stimuli({} if values.get("stimuli") is None else values["stimuli"])
+        per_participant = values.get("per_participant")
+        if per_participant is not None and per_participant != "all":
+            self.integer(("per_participant",), per_participant, 1, MAX_COUNT)
+        out["per_participant"] = per_participant
+        out["observers"] = self.integer(("observers",), values.get("observers", 10), 1, MAX_COUNT)
         out["catch"] = self.catch(values.get("catch"))
-        blocks = values.get("blocks")
-        if not isinstance(blocks, list) or not blocks:
-            self.fail(("blocks",), "expected a list of one or more blocks")
+        blocks = self.listed(("blocks",), values.get("blocks"), 1, MAX_BLOCKS, "blocks")
         out["blocks"] = [self.block(block, i, out["methods"]) for i, block in enumerate(blocks)]
         names = [b["name"] for b in out["blocks"]]
         if len(set(names)) != len(names):
@@ -192,6 +309,33 @@ class _Checker:
             self.fail(("blocks",), f"a {attention[0]} block must be the design's only block (a study of that task);"
                                    " run questionnaires as another experiment")
         out["conditions"] = self.conditions(values, out["methods"], bool(attention))
+        try:  # every value is checked above; this keeps a key added later from sending NaN to the pages
+            json.dumps(out, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            self.fail((), f"cannot be stored as JSON: {exc}")
+        return out
+
+    def methods(self, values: Any, base: Path, extra_methods: dict[str, str]) -> dict:
+        if values is not None and not isinstance(values, dict):
+            self.fail(("methods",), f"expected a mapping of method name: folder of its outputs, got {values!r}")
+        methods = {**(values or {}), **extra_methods}
+        if len(methods) > MAX_METHODS:
+            self.fail(("methods",), f"expected at most {MAX_METHODS} methods, got {len(methods)}")
+        out = {}
+        for name, folder in methods.items():
+            if not isinstance(name, str) or not name or len(name) > MAX_CHARS["id"] or name == "original" \
+                    or not name.replace("_", "").isalnum():
+                self.fail(("methods", name), f"method names are letters, digits and _ (not 'original', at most"
+                                             f" {MAX_CHARS['id']}); got {name!r}")
+            if name not in extra_methods:
+                self.text(("methods", name), folder, "path")
+            folder_path = Path(str(folder)).expanduser()
+            folder_path = folder_path if folder_path.is_absolute() else base / folder_path
+            if name not in extra_methods and not folder_path.is_dir():
+                self.fail(("methods", name), f"folder {folder_path} does not exist")
+            if name in extra_methods and not folder_path.is_dir():
+                raise DesignError(f"--methods {name}={folder}: folder {folder_path} does not exist")
+            out[name] = str(folder_path.resolve())
         return out
 
     def conditions(self, values: dict, methods: dict, attention: bool) -> dict | None:
@@ -226,9 +370,15 @@ class _Checker:
         if side not in ("x", "y"):
             self.fail(("stimuli", "side"), f"expected x or y, got {side!r}")
         pairs = values.get("pairs")
-        if pairs is not None and not (isinstance(pairs, list) and all(isinstance(p, (str, int)) for p in pairs)) \
-                and not (isinstance(pairs, int) and not isinstance(pairs, bool) and pairs >= 1):
-            self.fail(("stimuli", "pairs"), f"expected a number >= 1 or a list of pair ids, got {pairs!r}")
+        if isinstance(pairs, list):
+            self.listed(("stimuli", "pairs"), pairs, 1, MAX_PAIRS, "pair ids")
+            for k, pair in enumerate(pairs):
+                if isinstance(pair, bool) or not isinstance(pair, (str, int)) or len(str(pair)) > MAX_CHARS["id"]:
+                    self.fail(("stimuli", "pairs", k), f"expected a pair id (a text or an integer), got {pair!r}")
+        elif pairs is not None:
+            if isinstance(pairs, bool) or not isinstance(pairs, int):
+                self.fail(("stimuli", "pairs"), f"expected a number >= 1 or a list of pair ids, got {pairs!r}")
+            self.integer(("stimuli", "pairs"), pairs, 1, MAX_PAIRS)
         split = values.get("split")
         if split is not None and split not in ("train", "val", "test"):
             self.fail(("stimuli", "split"), f"expected train, val or test, got {split!r}")
@@ -240,46 +390,40 @@ class _Checker:
         if not isinstance(values, dict):
             self.fail(("catch",), "expected a mapping {every, max_failures}")
         self.known(values, {"every", "max_failures"}, ("catch",))
-        every, failures = values.get("every"), values.get("max_failures", 0)
-        if not isinstance(every, int) or isinstance(every, bool) or every < 2:
-            self.fail(("catch", "every"), f"expected an integer >= 2 (one catch trial in this many), got {every!r}")
-        if not isinstance(failures, int) or isinstance(failures, bool) or failures < 0:
-            self.fail(("catch", "max_failures"), f"expected an integer >= 0, got {failures!r}")
-        return {"every": every, "max_failures": failures}
+        return {"every": self.integer(("catch", "every"), values.get("every"), 2, MAX_COUNT),
+                "max_failures": self.integer(("catch", "max_failures"), values.get("max_failures", 0), 0, MAX_COUNT)}
 
     def block(self, block: Any, i: int, methods: dict) -> dict:
         path = ("blocks", i)
         if not isinstance(block, dict):
             self.fail(path, "expected a mapping with at least name and task")
         task = block.get("task")
-        if task not in BLOCK_KEYS:
+        if not isinstance(task, str) or task not in BLOCK_KEYS:
             self.fail(path + ("task",), f"expected one of {sorted(BLOCK_KEYS)}, got {task!r}")
         self.known(block, BLOCK_KEYS[task], path)
-        name = block.get("name", f"block{i + 1}")
-        if not isinstance(name, str) or not name.strip():
-            self.fail(path + ("name",), f"expected a non-empty text, got {name!r}")
         out = {k: v for k, v in block.items() if k not in ("questions", "question")}
-        out["name"] = name
+        out["name"] = self.text(path + ("name",), block.get("name", f"block{i + 1}"), "id")
         if task in ATTENTION_TASKS:
             if block.get("image", "original") != "original":
                 self.fail(path + ("image",), "attention studies run on the dataset's own images ('original')")
-            return out
+            return {**out, **(self.bubbleview(block, path) if task == "bubbleview" else self.codecharts(block, path))}
         out["questions"] = self.questions(block, path, task)
         versions = ["original", *methods]
         if task == "choose_best":
-            candidates = block.get("candidates", list(methods))
-            if not isinstance(candidates, list) or len(candidates) < 2:
-                self.fail(path + ("candidates",), f"expected a list of 2 or more methods, got {candidates!r}")
+            candidates = self.listed(path + ("candidates",), block.get("candidates", list(methods)), 2,
+                                     MAX_METHODS + 1, "methods")
             for k, candidate in enumerate(candidates):
-                if candidate not in versions:
+                if not isinstance(candidate, str) or candidate not in versions:
                     self.fail(path + ("candidates", k), f"{candidate!r} is not a method of this design"
                                                         f" ({', '.join(methods) or 'none'}) nor 'original'")
+            if len(set(candidates)) != len(candidates):
+                self.fail(path + ("candidates",), f"candidates must be distinct, got {candidates}")
             out["candidates"] = list(candidates)
             out["reference"] = self.reference(block.get("reference", {"input": True, "target_map": True}), path,
                                               {"input", "target_map"})
         else:
             image = block.get("image", "methods" if task == "rate" else "original")
-            if image != "methods" and image not in versions:
+            if not isinstance(image, str) or image != "methods" and image not in versions:
                 self.fail(path + ("image",), f"expected 'original', 'methods' or one of the methods"
                                              f" ({', '.join(methods) or 'none'}), got {image!r}")
             if image == "methods" and not methods:
@@ -290,44 +434,31 @@ class _Checker:
             default_reference = {"input": block.get("scale", "fidelity") == "fidelity"}
             out["reference"] = self.reference(block.get("reference", default_reference), path, {"input"})
         if task == "pick_region":
-            follow = block.get("follow_up")
-            if follow is not None:
-                if not isinstance(follow, dict) or not isinstance(follow.get("text"), str) \
-                        or not isinstance(follow.get("choices", ["yes", "no"]), list):
-                    self.fail(path + ("follow_up",), "expected {id, text, choices: [yes, no]}")
-                self.known(follow, {"id", "text", "choices"}, path + ("follow_up",))
-                follow = {"id": str(follow.get("id", "follow_up")), "text": follow["text"],
-                          "choices": [str(c) for c in follow.get("choices", ["yes", "no"])]}
-            out["follow_up"] = follow
+            out["follow_up"] = self.follow_up(block.get("follow_up"), path + ("follow_up",))
         if task == "describe":
-            max_chars = block.get("max_chars", 1000)
-            if not isinstance(max_chars, int) or isinstance(max_chars, bool) or not 1 <= max_chars <= 5000:
-                self.fail(path + ("max_chars",), f"expected an integer in [1, 5000], got {max_chars!r}")
-            out["max_chars"] = max_chars
+            out["max_chars"] = self.integer(path + ("max_chars",), block.get("max_chars", 1000), 1, 5000)
         return out
 
     def questions(self, block: dict, path: tuple, task: str) -> list[dict]:
         if "questions" in block and "question" in block:
             self.fail(path, "give either question (one text) or questions (a list), not both")
         if "question" in block:
-            raw = [{"id": task, "text": block["question"]}]
+            raw = [{"id": task, "text": self.text(path + ("question",), block["question"])}]
         elif "questions" in block:
-            raw = block["questions"]
+            raw = self.listed(path + ("questions",), block["questions"], 1, MAX_QUESTIONS, "{id, text}")
         elif task == "rate":
             raw = [{"id": "score", "text": self.scale(block.get("scale", "fidelity"), path)["question"]}]
         elif task == "pick_region":
             raw = [{"id": "most_salient", "text": "Click on the object that stands out most."}]
         else:
             self.fail(path + ("questions",), "expected the questions to ask: a list of {id, text}")
-        if not isinstance(raw, list) or not raw:
-            self.fail(path + ("questions",), "expected a list of one or more {id, text}")
         out = []
         for k, question in enumerate(raw):
-            if not isinstance(question, dict) or not isinstance(question.get("text"), str) \
-                    or not str(question.get("id", "")).strip():
+            if not isinstance(question, dict):
                 self.fail(path + ("questions", k), f"expected {{id, text}}, got {question!r}")
             self.known(question, {"id", "text"}, path + ("questions", k))
-            out.append({"id": str(question["id"])[:64], "text": question["text"]})
+            out.append({"id": self.identifier(path + ("questions", k, "id"), question.get("id")),
+                        "text": self.text(path + ("questions", k, "text"), question.get("text"))})
         ids = [q["id"] for q in out]
         if len(set(ids)) != len(ids) or CATCH_QUESTION in ids:
             self.fail(path + ("questions",), f"question ids must be distinct and not {CATCH_QUESTION!r}, got {ids}")
@@ -335,25 +466,91 @@ class _Checker:
             self.fail(path + ("questions",), "pick_region asks one question (the follow_up asks the second)")
         return out
 
+    def identifier(self, path: tuple, value: Any) -> str:
+        """A question id: a text or an integer (written as text)."""
+        return self.text(path, str(value) if isinstance(value, int) and not isinstance(value, bool) else value, "id")
+
     def scale(self, scale: Any, path: tuple) -> dict:
         if isinstance(scale, str):
             if scale not in SCALES:
                 self.fail(path + ("scale",), f"expected one of {sorted(SCALES)} or {{labels, scores}}, got {scale!r}")
             return {"name": scale, **SCALES[scale]}
-        if not isinstance(scale, dict) or not isinstance(scale.get("labels"), list) \
-                or not isinstance(scale.get("scores"), list) or len(scale["labels"]) != len(scale["scores"]) \
-                or len(scale["labels"]) < 2 or not all(isinstance(s, (int, float)) and not isinstance(s, bool)
-                                                       for s in scale["scores"]):
-            self.fail(path + ("scale",), "expected {labels: [2 or more], scores: [a number per label]}")
-        self.known(scale, {"labels", "scores", "question"}, path + ("scale",))
-        return {"name": "custom", "question": scale.get("question", "How would you rate this image?"),
-                "labels": [str(label) for label in scale["labels"]], "scores": list(scale["scores"])}
+        if not isinstance(scale, dict):
+            self.fail(path + ("scale",), f"expected one of {sorted(SCALES)} or {{labels, scores}}, got {scale!r}")
+        path = path + ("scale",)
+        self.known(scale, {"labels", "scores", "question"}, path)
+        labels = self.listed(path + ("labels",), scale.get("labels"), 2, MAX_CHOICES, "labels")
+        scores = self.listed(path + ("scores",), scale.get("scores"), 2, MAX_CHOICES, "scores (a number per label)")
+        if len(labels) != len(scores):
+            self.fail(path, f"expected a score per label, got {len(labels)} labels and {len(scores)} scores")
+        question = self.text(path + ("question",), scale.get("question", "How would you rate this image?"))
+        return {"name": "custom", "question": question,
+                "labels": [self.label(path + ("labels", k), label) for k, label in enumerate(labels)],
+                "scores": [self.number(path + ("scores", k), score, -MAX_SCORE, MAX_SCORE)
+                           for k, score in enumerate(scores)]}
+
+    def follow_up(self, follow: Any, path: tuple) -> dict | None:
+        if follow is None:
+            return None
+        if not isinstance(follow, dict):
+            self.fail(path, f"expected {{id, text, choices: [yes, no]}}, got {follow!r}")
+        self.known(follow, {"id", "text", "choices"}, path)
+        choices = self.listed(path + ("choices",), follow.get("choices", ["yes", "no"]), 2, MAX_CHOICES, "choices")
+        choices = [self.label(path + ("choices", k), choice, "choice") for k, choice in enumerate(choices)]
+        if len(set(choices)) != len(choices):
+            self.fail(path + ("choices",), f"choices must be distinct, got {choices}")
+        return {"id": self.identifier(path + ("id",), follow.get("id", "follow_up")),
+                "text": self.text(path + ("text",), follow.get("text")), "choices": choices}
 
     def reference(self, reference: Any, path: tuple, allowed: set) -> dict:
         if not isinstance(reference, dict) or not all(isinstance(v, bool) for v in reference.values()):
             self.fail(path + ("reference",), f"expected a mapping of {sorted(allowed)} to true/false")
         self.known(reference, allowed, path + ("reference",))
         return {key: bool(reference.get(key, False)) for key in sorted(allowed)}
+
+    def bubbleview(self, block: dict, path: tuple) -> dict:
+        """The block's BubbleView settings, checked (studyweb.experiments repeats the checks)."""
+        from studyweb.experiments import MODES
+
+        out = {}
+        if "mode" in block and block["mode"] not in MODES:
+            self.fail(path + ("mode",), f"expected one of {list(MODES)}, got {block['mode']!r}")
+        if "time_limit_s" in block:
+            out["time_limit_s"] = self.number(path + ("time_limit_s",), block["time_limit_s"], 0, MAX_SECONDS,
+                                              above=True)
+        if block.get("max_clicks") is not None:
+            out["max_clicks"] = self.integer(path + ("max_clicks",), block["max_clicks"], 1, MAX_COUNT)
+        for key in ("blur_sigma_frac", "bubble_radius_frac"):  # fractions of the image width
+            if key in block:
+                out[key] = self.number(path + (key,), block[key], 0, 1, above=True)
+        return out
+
+    def codecharts(self, block: dict, path: tuple) -> dict:
+        """The block's `codecharts` settings, checked (studyweb.codecharts_study fills the defaults)."""
+        from studyweb.codecharts_study import DEFAULTS
+
+        settings, path = block.get("codecharts"), path + ("codecharts",)
+        if settings is None:
+            return {}
+        if not isinstance(settings, dict):
+            self.fail(path, f"expected a mapping of {sorted(DEFAULTS)}, got {settings!r}")
+        self.known(settings, set(DEFAULTS), path)
+        for key in ("fixation_ms", "chart_ms"):
+            if key in settings:
+                self.integer(path + (key,), settings[key], 1, MAX_MS)
+        if isinstance(settings.get("image_ms"), list):  # one drawn per trial
+            durations = self.listed(path + ("image_ms",), settings["image_ms"], 1, MAX_CHOICES, "durations in ms")
+            for k, ms in enumerate(durations):
+                self.integer(path + ("image_ms", k), ms, 1, MAX_MS)
+        elif "image_ms" in settings:
+            self.integer(path + ("image_ms",), settings["image_ms"], 1, MAX_MS)
+        if "sentinel_every" in settings:
+            self.integer(path + ("sentinel_every",), settings["sentinel_every"], 2, MAX_COUNT)
+        if "tutorial" in settings and not isinstance(settings["tutorial"], bool):
+            self.fail(path + ("tutorial",), f"expected true or false, got {settings['tutorial']!r}")
+        if "sentinel_radius_px" in settings:  # display pixels
+            self.number(path + ("sentinel_radius_px",), settings["sentinel_radius_px"], 0, 1000, above=True)
+        return {"codecharts": settings}
 
 
 def create_from_design(session, source, dataset_dir, name: str, methods: dict[str, str] | None = None):

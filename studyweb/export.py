@@ -27,6 +27,7 @@ text back, drop the first character of every text cell that begins with '
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from analysis.eval_pairs import pixel_digest
 from studyweb.db import Click, Event, Experiment, FixationMap, Participant, Response, Stimulus, Trial
+from studyweb.designs import QUESTIONNAIRE_TASKS
 from studyweb.experiments import stimulus_image_path
 from studyweb.maps import current_maps
 
@@ -137,25 +139,25 @@ def export_to_dataset(session: Session, experiment: Experiment, dataset_dir=None
 
 
 def export_csv(session: Session, experiment: Experiment, out_dir) -> dict[str, Path]:
-    """Tidy CSVs of the experiment in `out_dir`: participants.csv (with QC's verdict and reason),
-    trials.csv, clicks.csv (x, y in image pixels, t_ms since trial start), events.csv (payload
-    as JSON), responses.csv (DESIGN.md §2: `response_rows`) and stimuli.csv (every image shown:
-    `stimulus_rows`, with the digest of its pixels); one row per record, ids to join on, text
-    escaped as in the module doc. Simulated and imported participants are labelled in the
-    `source` column."""
+    """Tidy CSVs of the experiment in `out_dir`: participants.csv (PARTICIPANT_COLUMNS: the QC
+    decision as stored when it was made, `studyweb.qc.decide_qc`; never a new QC run),
+    trials.csv, clicks.csv (x, y in image pixels, t_ms since trial start, late: after the
+    trial's time limit, left out by QC), events.csv (payload as JSON), responses.csv (DESIGN.md
+    §2: `response_rows`) and stimuli.csv (every image shown: `stimulus_rows`, with the digest of
+    its pixels); one row per record, ids to join on, times ISO 8601 UTC, text escaped as in the
+    module doc. `source` says human, simulated or imported (SOURCES) in every file."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     in_experiment = select(Participant.id).where(Participant.experiment_id == experiment.id)
-    participant_cols = ["id", "recruit_source", "recruit_id", "study_id", "session_id", "source", "status",
-                        "user_agent", "screen_w", "screen_h", "window_w", "window_h", "assignment_seed",
-                        "created_at", "last_seen_at", "completed_at", "completion_code"]
+    stored = [Participant.id if c == "participant_id" else getattr(Participant, c) for c in PARTICIPANT_COLUMNS]
+    source = PARTICIPANT_COLUMNS.index("source")
     tables = {
-        "participants": (participant_cols, session.execute(
-            select(*[getattr(Participant, c) for c in participant_cols])
-            .where(Participant.experiment_id == experiment.id).order_by(Participant.id))),
-        "trials": (["id", "participant_id", "stimulus_id", "pair_id", "side", "method", "task", "block", "condition",
-                    "position", "is_practice", "status", "started_at", "ended_at", "duration_ms", "display_w",
-                    "display_h", "response_text"],
+        "participants": (PARTICIPANT_COLUMNS, (
+            [*row[:source], SOURCES.get(row[source], row[source]), *row[source + 1:]] for row in session.execute(
+                select(*stored).where(Participant.experiment_id == experiment.id).order_by(Participant.id)))),
+        "trials": (["id", "participant_id", "stimulus_id", "pair_id", "side", "method", "task", "block", "block_index",
+                    "condition", "position", "is_practice", "status", "started_at", "ended_at", "duration_ms",
+                    "display_w", "display_h", "response_text"],
                    (_trial_row(row) for row in session.execute(
                        select(Trial.id, Trial.participant_id, Trial.stimulus_id, Stimulus.pair_id, Stimulus.side,
                               Stimulus.method, Trial.task, Trial.spec, Trial.position, Trial.is_practice, Trial.status,
@@ -164,10 +166,11 @@ def export_csv(session: Session, experiment: Experiment, out_dir) -> dict[str, P
                        .outerjoin(Stimulus, Stimulus.id == Trial.stimulus_id)
                        .where(Trial.participant_id.in_(in_experiment)).order_by(Trial.participant_id,
                                                                                 Trial.position)))),
-        "clicks": (["id", "trial_id", "participant_id", "stimulus_id", "x", "y", "t_ms", "display_w", "display_h"],
+        "clicks": (["id", "trial_id", "participant_id", "stimulus_id", "x", "y", "t_ms", "display_w", "display_h",
+                    "late"],
                    session.execute(
                        select(Click.id, Click.trial_id, Trial.participant_id, Trial.stimulus_id, Click.x, Click.y,
-                              Click.t_ms, Click.display_w, Click.display_h)
+                              Click.t_ms, Click.display_w, Click.display_h, Click.late)
                        .join(Trial, Trial.id == Click.trial_id)
                        .where(Trial.participant_id.in_(in_experiment)).order_by(Click.id))),
         "events": (["id", "participant_id", "trial_id", "kind", "t_ms", "payload", "created_at"],
@@ -176,10 +179,7 @@ def export_csv(session: Session, experiment: Experiment, out_dir) -> dict[str, P
                               Event.created_at)
                        .where(Event.participant_id.in_(in_experiment)).order_by(Event.id))),
     }
-    participants = tables.pop("participants")[1]
-    written = {"participants": write_csv(out / "participants.csv", participant_cols + ["qc_status", "qc_reason"],
-                                         _with_qc(session, experiment, participants))}
-    written.update({name: write_csv(out / f"{name}.csv", columns, result) for name, (columns, result) in tables.items()})
+    written = {name: write_csv(out / f"{name}.csv", columns, result) for name, (columns, result) in tables.items()}
     written["responses"] = write_csv(out / "responses.csv", RESPONSE_COLUMNS, response_rows(session, experiment))
     written["stimuli"] = write_csv(out / "stimuli.csv", STIMULUS_COLUMNS, stimulus_rows(session, experiment))
     return written
@@ -201,61 +201,120 @@ def stimulus_rows(session: Session, experiment: Experiment):
                stimulus.height, digest, str(path)]
 
 
-# DESIGN.md §2: one row per questionnaire or CodeCharts response.
+# DESIGN.md §2: one row per questionnaire or CodeCharts response (and BubbleView description),
+# then the documented extra columns.
 RESPONSE_COLUMNS = ["experiment", "participant_id", "source", "block", "trial_id", "task", "question", "stimulus_id",
                     "pair_id", "side", "condition", "method", "shown_methods", "choice", "rating", "text", "x", "y",
-                    "valid", "rt_ms", "created_at"]
-SOURCES = {"real": "human"}  # the study export's names for Participant.source values
+                    "valid", "rt_ms", "created_at", "coord_space", "is_practice", "is_catch", "correct"]
+# DESIGN.md §2: participant_id, source and status, the QC decision as stored; then the rest.
+PARTICIPANT_COLUMNS = ["participant_id", "source", "status", "qc_status", "qc_reason", "qc_decided_at",
+                       "recruit_source", "recruit_id", "study_id", "session_id", "user_agent", "screen_w", "screen_h",
+                       "window_w", "window_h", "assignment_seed", "created_at", "last_seen_at", "completed_at",
+                       "completion_code"]
+SOURCES = {"real": "human"}  # the study export's names (human | simulated | imported) for Participant.source
+DESCRIBE_QUESTION = "describe"  # BubbleView's 'describe' mode: the description typed after the bubbles
 
 
 def response_rows(session: Session, experiment: Experiment):
-    """The rows of responses.csv (RESPONSE_COLUMNS) in answer order: x, y in image pixels of the
-    natural size (display px for a sentinel, which has no image), shown_methods |-joined in
-    display order, block and condition from the trial's spec where the design has them."""
-    rows = session.execute(
-        select(Response, Participant.source, Trial.spec, Stimulus.pair_id, Stimulus.side)
+    """The rows of responses.csv (RESPONSE_COLUMNS), one per answer in answer order, then one per
+    BubbleView description (Trial.response_text: task 'bubbleview', question 'describe'; no
+    rt_ms, the page does not time it). Per row:
+    - stimulus_id, pair_id, side: the image the trial showed (the trial's stimulus; a catch
+      trial's image or, choose_best, its input; empty where none of the study's images was
+      shown: a CodeCharts sentinel, a BubbleView practice image the page draws itself);
+    - block: the design block's name (questionnaires); empty for CodeCharts and BubbleView
+      studies, which are a design's only block (a Latin-square block of a design with conditions
+      is trials.csv's block_index);
+    - method: the version shown ('original' for the input image), choose_best the chosen
+      candidate's; shown_methods the versions shown, |-joined in display order;
+    - rt_ms: the answer's own time, from its question appearing (the trial's when the page sent
+      one time for all); created_at ISO 8601 UTC;
+    - coord_space: the space of x, y, 'image' (pixels of the natural size) or 'display' (CSS px
+      of a sentinel's chart), empty without a point; is_practice (tutorial and practice
+      trials), is_catch (catch trials and sentinels: a known answer) and correct."""
+    stimuli = {s.id: s for s in session.scalars(select(Stimulus).where(Stimulus.experiment_id == experiment.id))}
+    answers = session.execute(
+        select(Response, Participant.source, Trial.task, Trial.spec, Trial.stimulus_id, Trial.is_practice)
         .join(Participant, Participant.id == Response.participant_id)
         .join(Trial, Trial.id == Response.trial_id)
-        .outerjoin(Stimulus, Stimulus.id == Trial.stimulus_id)
         .where(Participant.experiment_id == experiment.id).order_by(Response.id))
-    for response, source, spec, pair_id, side in rows:
+    for response, source, task, spec, stimulus_id, is_practice in answers:
         spec = spec or {}
-        yield [experiment.name, response.participant_id, SOURCES.get(source, source), spec.get("block"),
-               response.trial_id, response.task, response.question, spec.get("stimulus_id") or None, pair_id, side,
-               spec.get("condition"), spec.get("method"), "|".join(response.shown_methods or []), response.choice,
-               response.rating, response.text, response.x, response.y, response.valid, response.rt_ms,
-               response.created_at]
+        shown = _shown_stimulus(stimuli, stimulus_id, spec)
+        method = response.choice if response.task == "choose_best" else _version(shown, spec)
+        shown_methods = response.shown_methods or ([method] if shown is not None else [])
+        sentinel = spec.get("kind") == "sentinel"
+        coord_space = None if response.x is None else "display" if sentinel else "image"
+        yield [experiment.name, response.participant_id, SOURCES.get(source, source), _block(task, spec),
+               response.trial_id, response.task, response.question, *_where(shown, spec), spec.get("condition"),
+               method, "|".join(shown_methods), response.choice, response.rating, response.text, response.x,
+               response.y, response.valid, response.rt_ms, response.created_at, coord_space, is_practice,
+               bool(spec.get("catch")) or sentinel, response.correct]
+    described = session.execute(
+        select(Trial, Participant.source)
+        .join(Participant, Participant.id == Trial.participant_id)
+        .where(Participant.experiment_id == experiment.id, Trial.response_text.is_not(None)).order_by(Trial.id))
+    for trial, source in described:
+        spec = trial.spec or {}
+        shown = _shown_stimulus(stimuli, trial.stimulus_id, spec)
+        method = _version(shown, spec)
+        yield [experiment.name, trial.participant_id, SOURCES.get(source, source), _block(trial.task, spec), trial.id,
+               trial.task or experiment.task, DESCRIBE_QUESTION, *_where(shown, spec), spec.get("condition"), method,
+               method, None, None, trial.response_text, None, None, bool(trial.response_text.strip()), None,
+               trial.ended_at, None, trial.is_practice, False, None]
+
+
+def _shown_stimulus(stimuli: dict[int, Stimulus], stimulus_id: int | None, spec: dict) -> Stimulus | None:
+    """The image a trial showed: its stimulus; a catch trial (no stimulus: it counts for nobody's
+    observers) the image of its spec, or for choose_best its input; None for a sentinel."""
+    shown = stimulus_id or spec.get("image") or (spec.get("reference") or {}).get("input")
+    return stimuli.get(shown) if shown is not None else None
+
+
+def _where(shown: Stimulus | None, spec: dict) -> list:
+    """stimulus_id, pair_id, side of the shown image (the spec's pair without one)."""
+    if shown is None:
+        return [None, spec.get("pair_id"), None]
+    return [shown.id, shown.pair_id, shown.side]
+
+
+def _version(shown: Stimulus | None, spec: dict) -> str | None:
+    """The version of the image shown: its method, 'original' for the input (as stimuli.csv)."""
+    if spec.get("method"):
+        return spec["method"]
+    return (shown.method or "original") if shown is not None else None
+
+
+def _block(task: str | None, spec: dict) -> str | None:
+    """The design block's name: questionnaire trials keep it in their spec; a codecharts or
+    bubbleview study is a design's only block (its spec's block, where there is one, is the
+    Latin-square block's index, not a name)."""
+    return spec.get("block") if task in QUESTIONNAIRE_TASKS else None
 
 
 def _trial_row(row) -> list:
-    """A trials.csv row: the trial's task (the experiment's when empty), and its block and
-    condition from its spec (designs with blocks or conditions)."""
+    """A trials.csv row: the version shown ('original' for the input), the trial's task (the
+    experiment's when empty), the design block's name, block_index (the block's place among the
+    participant's: the design's order in a questionnaire, the Latin-square block in a design
+    with conditions) and the condition."""
     head, (method, task, spec), tail = row[:5], row[5:8], row[8:]
     spec = spec or {}
-    return [*head, method or None, task, spec.get("block"), spec.get("condition"), *tail]
-
-
-def _with_qc(session: Session, experiment: Experiment, participant_rows):
-    """participants.csv rows with QC's verdict: qc_status kept | excluded | no data (no saved
-    trial that counts), qc_reason the exclusion's reason."""
-    from studyweb.qc import run_qc
-
-    result = run_qc(session, experiment)
-    excluded = {f.participant_id: f.reason for f in result.flags if f.excluded}
-    kept = set(result.kept)
-    for row in participant_rows:
-        pid = row[0]
-        status = "excluded" if pid in excluded else "kept" if pid in kept else "no data"
-        yield [*row, status, excluded.get(pid, "")]
+    block_index = spec.get("block_index", spec.get("block") if task not in QUESTIONNAIRE_TASKS else None)
+    return [*head, (method or "original") if row[2] is not None else None, task, _block(task, spec), block_index,
+            spec.get("condition"), *tail]
 
 
 def spreadsheet_cell(value):
     """`value` as a CSV cell a spreadsheet shows and never runs: None → '', dict and list →
-    JSON text, text escaped as in the module doc, numbers (and everything else) as they are."""
+    JSON text, a datetime → ISO 8601 UTC text (naive ones are UTC, as every DateTime column
+    holds them), text escaped as in the module doc, numbers (and everything else) as they are."""
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
         value = json.dumps(value)
+    if isinstance(value, dt.datetime):
+        value = (value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+                 .astimezone(dt.timezone.utc)).isoformat()
     if isinstance(value, str) and value.startswith(ESCAPED_PREFIXES):
         return "'" + value
     return value

@@ -10,12 +10,22 @@ command-line flags, which win over this file.
   requests and holding the port (they did for 20-25 s, so a restart could not bind).
 - Graceful timeout: on shutdown, requests in flight get GAZELAB_GRACEFUL_TIMEOUT s to finish.
 - The access log never holds a query string: study links carry participant tokens and recruit
-  ids there. It logs the path, status, size, duration in ms and the worker's pid.
+  ids there. It logs the path, status, size, duration in ms and the worker's pid; and every line
+  of gunicorn's logs passes `studyweb.serving.QueryStringFilter`, which cuts any "?..." left
+  (an error line names the request's URI with its query).
+- Start-up refusals (`on_starting`, before any worker): production with a secret key that is
+  not secret (`studyweb.config.check_production`), and more than one worker with failed logins
+  counted per process (GAZELAB_RATELIMIT_STORAGE_URI=memory://), which would let each worker
+  allow its own 5 failures.
 """
 from __future__ import annotations
 
 import os
 import signal
+
+from studyweb.serving import hide_query_strings
+
+hide_query_strings()
 
 bind = os.environ.get("GAZELAB_BIND", "127.0.0.1:8000")
 # SQLite takes one writer at a time: a few processes with threads overlap the waits on it;
@@ -33,6 +43,23 @@ loglevel = os.environ.get("GAZELAB_LOG_LEVEL", "info")
 # Behind a reverse proxy on another host, list its address so X-Forwarded-Proto is believed.
 forwarded_allow_ips = os.environ.get("GAZELAB_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 control_socket_disable = True  # nothing here uses gunicorn's control socket
+
+
+def on_starting(server) -> None:
+    """Refuse to start (RuntimeError: gunicorn prints "Error: ..." and exits 1) with a secret key
+    that is not secret in production, or with per-process login counts and several workers."""
+    from studyweb.config import check_production, load_config
+
+    config = load_config()
+    try:
+        check_production(config)
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
+    storage = config.RATELIMIT_STORAGE_URI or ""
+    if server.cfg.workers > 1 and storage.startswith("memory://"):
+        raise RuntimeError(f"GAZELAB_RATELIMIT_STORAGE_URI={storage} counts failed logins per process, so"
+                           f" {server.cfg.workers} workers would allow {server.cfg.workers} x the limit; unset it"
+                           " (a file in the instance folder, shared by the workers) or use redis://HOST:PORT")
 
 
 def post_fork(server, worker) -> None:

@@ -4,7 +4,9 @@
 angle × settings.px_per_degree; else 25 px scaled by the image width (BubbleView's 25 px at
 640 px: 25 · width / 640).
 
-Each map keeps QC's decision (`FixationMap.points`, `FixationMap.qc_flags`): the exact clicks
+A build is where QC decides (`studyweb.qc.decide_qc`): each participant's decision (kept |
+excluded, the reason) is stored on the participant in the build's transaction, and each map
+keeps the decision about it (`FixationMap.points`, `FixationMap.qc_flags`): the exact clicks
 that went in and the build's flags about its stimulus' participants and the experiment. A map
 is rebuilt only when its inputs changed: its params hold σ, the QC settings and a hash of the
 points, and a map with the same params is kept, its qc_flags set to this build's (the same
@@ -22,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer
 
 from studyweb.db import Experiment, FixationMap, Stimulus, utcnow
-from studyweb.qc import run_qc
+from studyweb.qc import decide_qc
 
 log = logging.getLogger(__name__)
 REFERENCE_SIGMA_PX = 25.0  # BubbleView's map σ ...
@@ -44,7 +46,9 @@ def map_sigma(stimulus_width: int, settings: dict, sigma_px: float | None = None
 
 def build_maps(session: Session, experiment: Experiment, sigma_px: float | None = None,
                progress: bool = False) -> dict:
-    """Build (or keep) the current map of every stimulus from the clicks that pass QC.
+    """Build (or keep) the current map of every stimulus from the clicks that pass QC, and store
+    QC's decision on every participant (`decide_qc`; a questionnaire builds no maps, but its
+    decision is stored all the same).
 
     Returns {"built", "skipped" (unchanged), "empty" (no valid clicks), "kept_participants",
     "excluded_participants", "flags" (list of dicts), "seconds"}. Old maps stay in the table with
@@ -54,7 +58,7 @@ def build_maps(session: Session, experiment: Experiment, sigma_px: float | None 
 
     start = time.perf_counter()
     qc_settings = experiment.settings.get("qc", {})
-    result = run_qc(session, experiment)
+    result = decide_qc(session, experiment)
     stimuli = session.scalars(select(Stimulus).where(Stimulus.experiment_id == experiment.id)
                               .order_by(Stimulus.id)).all()
     current = {  # what the skip test needs, without the densities and points themselves

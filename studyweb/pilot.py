@@ -3,7 +3,8 @@ researcher runs before paying anyone.
 
 A throwaway SQLite study in OUT (pilot.db, instance/), the design's experiment on the dataset,
 the study server on a free loopback port, simulated participants for every task type through
-the same HTTP API as browsers (`studyweb.simulate`), then QC, fixation maps for attention tasks
+the same HTTP API as browsers (`studyweb.simulate`), then QC (its decision stored, as
+`gazelab study build-maps` stores it), fixation maps for attention tasks
 (OUT/maps/LABEL.npy and .png; the dataset is never written), the tidy CSVs (OUT/csv/, with
 responses.csv) and a summary: participants finished and excluded, observers per image, the
 trials a participant does and the minutes that takes.
@@ -35,9 +36,9 @@ def run_pilot(design_path, dataset_dir, out_dir, methods: dict[str, str] | None 
 
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
+    design = load_design(design_path, methods)  # a bad design leaves the last pilot as it was
     for stale in out.glob("pilot.db*"):
         stale.unlink()
-    design = load_design(design_path, methods)
     url = f"sqlite:///{out / 'pilot.db'}"
     with open_session(url) as session:
         experiment = create_from_design(session, design, dataset_dir, EXPERIMENT)
@@ -73,11 +74,12 @@ def _summarise(session, design, simulated: dict, wanted: int, out: Path) -> dict
     from studyweb.db import Participant, Trial
     from studyweb.experiments import experiment_by_name
     from studyweb.export import export_csv
-    from studyweb.qc import run_qc
+    from studyweb.qc import decide_qc
 
     experiment = experiment_by_name(session, EXPERIMENT)
     maps = _maps(session, experiment, out) if experiment.task in ("bubbleview", "codecharts") else None
-    qc = run_qc(session, experiment)
+    qc = decide_qc(session, experiment)  # stored on the participants, as the CSVs report it
+    session.commit()
     counts = completed_counts(session, experiment)
     shown = [s.id for s in experiment.stimuli if experiment.task != "questionnaire" or _is_unit(s, experiment)]
     observers = [counts.get(sid, 0) for sid in shown] or [0]

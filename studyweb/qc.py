@@ -2,18 +2,23 @@
 
 Rules (BubbleView, DESIGN.md §3), with the experiment's settings.qc:
 1. clicks outside the image (x ∉ [0, width) or y ∉ [0, height), image pixels) are dropped;
-2. a trial with fewer than min_clicks valid clicks is dropped (min_clicks 0 disables);
-3. a participant whose mean valid clicks per trial lies outside [Q1 − k·IQR, Q3 + k·IQR] of
+2. late clicks (`Click.late`: a BubbleView click after the trial's time limit and its grace,
+   stored flagged by the save route) are left out, flagged "N late click(s) left out";
+3. a trial with fewer than min_clicks valid clicks is dropped (min_clicks 0 disables);
+4. a participant whose mean valid clicks per trial lies outside [Q1 − k·IQR, Q3 + k·IQR] of
    all participants' means (k = iqr_k, numpy's linear percentiles) is dropped; the rule needs
    at least MIN_PARTICIPANTS_FOR_IQR participants and is skipped below that (and flagged so);
-4. a participant with more than max_focus_losses 'focus_lost' events is dropped;
-5. a participant who failed a CodeCharts tutorial (an event 'tutorial_failed') is dropped.
-iqr_k None turns rule 3 off (CodeCharts: one gaze point per trial, nothing to compare).
+5. a participant with more than max_focus_losses 'focus_lost' events is dropped;
+6. a participant who failed a CodeCharts tutorial (an event 'tutorial_failed') is dropped.
+iqr_k None turns rule 4 off (CodeCharts: one gaze point per trial, nothing to compare).
 Only saved ('done'), non-practice trials count. Every drop is returned as a Flag — never silent.
+Questionnaires have their own rules (`questionnaire_qc`: catch trials, focus losses).
 
-`studyweb.maps.build_maps` runs these rules and stores what they decided with each map (the
-points that went in, the flags about its stimulus), so exports and the admin page read the
-decision from the map instead of running QC again.
+`decide_qc` runs the rules and stores each participant's decision on the participant
+(qc_status kept | excluded, qc_reason, qc_decided_at; NULL for a participant the rules did not
+see: no saved trial that counts); `studyweb.maps.build_maps` calls it and stores with each map
+what it decided (the points that went in, the flags about its stimulus), so exports and the
+admin page read the decision as it was made instead of running QC again.
 """
 from __future__ import annotations
 
@@ -21,10 +26,10 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from studyweb.db import Click, Event, Experiment, Participant, Stimulus, Trial
+from studyweb.db import Click, Event, Experiment, Participant, Stimulus, Trial, utcnow
 
 log = logging.getLogger(__name__)
 MIN_PARTICIPANTS_FOR_IQR = 4
@@ -82,9 +87,18 @@ def run_qc(session: Session, experiment: Experiment, qc: dict | None = None) -> 
                Stimulus.width, Stimulus.height)
         .join(Trial, Trial.id == Click.trial_id)
         .join(Stimulus, Stimulus.id == Trial.stimulus_id)
-        .where(Stimulus.experiment_id == experiment.id, Trial.is_practice.is_(False), Trial.status == "done")
+        .where(Stimulus.experiment_id == experiment.id, Trial.is_practice.is_(False), Trial.status == "done",
+               Click.late.is_(False))
         .order_by(Click.id)
     ).all()
+    late = dict(session.execute(
+        select(Trial.participant_id, func.count()).select_from(Click)
+        .join(Trial, Trial.id == Click.trial_id)
+        .join(Stimulus, Stimulus.id == Trial.stimulus_id)
+        .where(Stimulus.experiment_id == experiment.id, Trial.is_practice.is_(False), Trial.status == "done",
+               Click.late.is_(True))
+        .group_by(Trial.participant_id)
+    ).all())
     losses = dict(session.execute(
         select(Event.participant_id, func.count())
         .join(Participant, Participant.id == Event.participant_id)
@@ -96,11 +110,39 @@ def run_qc(session: Session, experiment: Experiment, qc: dict | None = None) -> 
         .join(Participant, Participant.id == Event.participant_id)
         .where(Participant.experiment_id == experiment.id, Event.kind == "tutorial_failed")
     ).all()}
-    result = apply_rules(trials, rows, losses, qc, failed)
+    result = apply_rules(trials, rows, losses, qc, failed, late)
     viewers: dict[int, set[int]] = {}
     for _, participant, stimulus in trials:
         viewers.setdefault(stimulus, set()).add(participant)
     result.viewers = {stimulus: sorted(participants) for stimulus, participants in viewers.items()}
+    return result
+
+
+def decide_qc(session: Session, experiment: Experiment, qc: dict | None = None) -> QCResult:
+    """`run_qc`, and its decision stored on each participant of the experiment: qc_status
+    'kept' (qc_reason '') or 'excluded' (qc_reason the rule's reason), or NULL for one the rules
+    did not see (no saved trial that counts). qc_decided_at is when the participant's decision
+    last changed, so a rebuild that decides the same keeps it. Flushes; the caller commits."""
+    result = run_qc(session, experiment, qc)
+    reasons: dict[int, list[str]] = {}
+    for flag in result.flags:
+        if flag.excluded and flag.participant_id is not None:
+            reasons.setdefault(flag.participant_id, []).append(flag.reason)
+    decided = {p: ("kept", "") for p in result.kept}
+    decided.update({p: ("excluded", "; ".join(why)) for p, why in reasons.items()})
+    now = utcnow()
+    changes = []
+    for pid, *stored in session.execute(select(Participant.id, Participant.qc_status, Participant.qc_reason)
+                                        .where(Participant.experiment_id == experiment.id)):
+        status, reason = decided.get(pid, (None, None))
+        if [status, reason] != stored:
+            changes.append({"id": pid, "qc_status": status, "qc_reason": reason,
+                            "qc_decided_at": now if status else None})
+    if changes:
+        session.execute(update(Participant).execution_options(synchronize_session=False), changes)
+    session.flush()
+    log.info("QC of %s: %d kept, %d excluded, %d decision(s) changed", experiment.name, len(result.kept),
+             len(reasons), len(changes))
     return result
 
 
@@ -139,11 +181,13 @@ def questionnaire_qc(session: Session, experiment: Experiment, qc: dict) -> QCRe
 
 
 def apply_rules(trials, rows, focus_losses: dict[int, int], qc: dict,
-                failed_tutorial: dict[int, str] | None = None) -> QCResult:
+                failed_tutorial: dict[int, str] | None = None, late_clicks: dict[int, int] | None = None) -> QCResult:
     """The rules on plain data (pure, no database). trials: (trial id, participant id, ...) rows;
-    rows: (trial id, participant id, stimulus id, x, y, t_ms, width, height) per click;
-    focus_losses: {participant id: count}; failed_tutorial: {participant id: the gate's reason}."""
-    flags: list[Flag] = []
+    rows: (trial id, participant id, stimulus id, x, y, t_ms, width, height) per click, late
+    clicks already left out; focus_losses: {participant id: count}; failed_tutorial:
+    {participant id: the gate's reason}; late_clicks: {participant id: late clicks left out}."""
+    flags: list[Flag] = [Flag(int(p), f"{n} late click(s) left out", False)
+                         for p, n in sorted((late_clicks or {}).items()) if n]
     trial_ids = np.array([t[0] for t in trials], np.int64)
     trial_owner = np.array([t[1] for t in trials], np.int64)
     table = np.array([tuple(r) for r in rows], np.float64).reshape(-1, 8)

@@ -15,11 +15,21 @@ Answers (one Response per question): choose_best stores the chosen candidate's m
 `choice` (its label in payload) and the methods in display order as `shown_methods`; rate the
 score as `rating`; pick_region the point (x, y, image px of the natural size) and the object's
 mask id as `choice`, and the follow-up's answer; describe the text.
+
+pick_region is decided one way: the page is sent the pair's label mask (`mask_png`, served by
+`tasks.pick_mask`) and highlights the object under the pointer by looking the point up with the
+rule of `mask_cell`; the server looks the answer's point up in the same mask with the same rule,
+so what was highlighted is what is stored (the page also sends the id it highlighted, and a
+mismatch is refused rather than stored). Overlapping objects need no tie-break: the mask holds
+one label per pixel. A pick on a method's output with a follow-up (SaGIM's "a different object
+from the original?") shows the original beside it for the follow-up.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import math
+import reprlib
 import string
 from typing import Any
 
@@ -30,6 +40,9 @@ from studyweb.db import Participant, Response, Stimulus, Trial, utcnow
 
 log = logging.getLogger(__name__)
 CATCH_TEXT = "Which image is identical to the original?"
+_BRIEF = reprlib.Repr()  # a refused value in a message: short, whatever its type or depth
+_BRIEF.maxstring = _BRIEF.maxother = 40
+_BRIEF.maxlevel = 2
 
 
 class AnswerError(ValueError):
@@ -86,7 +99,8 @@ def trial_json(trial: Trial, participant: Participant, stimulus_of, url_for) -> 
     if trial.task == "rate":
         out["scale"] = {"labels": spec["scale"]["labels"], "scores": spec["scale"]["scores"]}
     elif trial.task == "pick_region":
-        out["regions"] = [{"id": r["id"], "box": r["box"]} for r in spec["regions"]]
+        out["mask_url"] = url_for("tasks.pick_mask", trial_id=trial.id, t=participant.token)
+        out["regions"] = [{k: r[k] for k in ("id", "box", "point") if k in r} for r in spec["regions"]]
         out["follow_up"] = spec.get("follow_up")
     elif trial.task == "describe":
         out["max_chars"] = spec["max_chars"]
@@ -97,13 +111,20 @@ def record_answers(session: Session, participant: Participant, trial: Trial, bod
     """Check and store the answers of a questionnaire trial (body: {answers, rt_ms,
     shown_order}); the trial ends. AnswerError (nothing stored) when an answer does not fit."""
     spec = trial.spec
-    answers = {a.get("question"): a for a in body["answers"] if isinstance(a, dict)}
+    items, rt_ms = body.get("answers"), body.get("rt_ms")
     expected = [q["id"] for q in spec["questions"]]
     if spec.get("follow_up"):
         expected.append(spec["follow_up"]["id"])
-    if len(answers) != len(body["answers"]) or set(answers) != set(expected):
+    if not isinstance(items, list) or not all(isinstance(a, dict) and isinstance(a.get("question"), str)
+                                              for a in items):
+        raise AnswerError(f"expected a list of answers {{question, ...}} to the questions {expected},"
+                          f" got {_brief(items)}")
+    answers = {a["question"]: a for a in items}
+    if len(answers) != len(items) or set(answers) != set(expected):
         raise AnswerError(f"expected one answer for each of the questions {expected}, got"
-                          f" {[a.get('question') if isinstance(a, dict) else a for a in body['answers']][:10]}")
+                          f" {[_brief(a['question']) for a in items][:10]}")
+    if rt_ms is not None and not (_finite_number(rt_ms) and rt_ms >= 0):
+        raise AnswerError(f"rt_ms: expected a time in ms, got {_brief(rt_ms)}")
     shown = _shown_methods(spec, body.get("shown_order") or [])
     now = utcnow()
     for question in expected:
@@ -112,9 +133,13 @@ def record_answers(session: Session, participant: Participant, trial: Trial, bod
         if spec.get("catch") and question == spec["catch"]["question"]:
             correct = values.get("choice_label", values.get("rating")) == spec["catch"]["expected"]
         label = values.pop("choice_label", None)
+        answer_rt = answers[question].get("rt_ms")  # the answer's own time; a page that sends none: the trial's
+        if answer_rt is not None and not (_finite_number(answer_rt) and 0 <= answer_rt <= 3_600_000):
+            raise AnswerError(f"{question}: rt_ms: expected a time in ms, got {_brief(answer_rt)}")
         session.add(Response(
             participant_id=participant.id, trial_id=trial.id, task=trial.task, question=question,
-            valid=True, correct=correct, rt_ms=body.get("rt_ms"), shown_methods=shown, idempotency_key=key,
+            valid=True, correct=correct, rt_ms=rt_ms if answer_rt is None else float(answer_rt), shown_methods=shown,
+            idempotency_key=key,
             created_at=now, payload={"label": label, "catch": bool(spec.get("catch"))} if label or spec.get("catch")
             else None, **values))
     trial.status, trial.ended_at = "done", now
@@ -127,34 +152,69 @@ def _answer_values(trial: Trial, spec: dict, question: str, answer: dict) -> dic
     follow = spec.get("follow_up")
     if follow and question == follow["id"]:
         choice = answer.get("choice")
-        if choice not in follow["choices"]:
-            raise AnswerError(f"{question}: expected one of {follow['choices']}, got {str(choice)[:40]!r}")
+        if not isinstance(choice, str) or choice not in follow["choices"]:
+            raise AnswerError(f"{question}: expected one of {follow['choices']}, got {_brief(choice)}")
         return {"choice": choice}
     if trial.task == "choose_best":
         labels = {c["label"]: c["method"] for c in spec["candidates"]}
         choice = answer.get("choice")
-        if choice not in labels:
+        if not isinstance(choice, str) or choice not in labels:
             raise AnswerError(f"{question}: the choice must be one of the candidates {sorted(labels)},"
-                              f" got {str(choice)[:40]!r}")
+                              f" got {_brief(choice)}")
         return {"choice": labels[choice], "choice_label": choice}
     if trial.task == "rate":
         rating = answer.get("rating")
-        if isinstance(rating, bool) or rating not in spec["scale"]["scores"]:
+        if not _finite_number(rating) or rating not in spec["scale"]["scores"]:
             raise AnswerError(f"{question}: the rating must be one of the scale's scores {spec['scale']['scores']},"
-                              f" got {str(rating)[:40]!r}")
+                              f" got {_brief(rating)}")
         return {"rating": float(rating)}
     if trial.task == "pick_region":
-        x, y = answer.get("x"), answer.get("y")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in (x, y)):
-            raise AnswerError(f"{question}: expected a point x, y in image pixels, got {x!r}, {y!r}")
-        region = _region_at(spec, float(x), float(y))
-        if region is None:
-            raise AnswerError(f"{question}: ({x:.1f}, {y:.1f}) is on no object; click on one of the outlined objects")
-        return {"x": float(x), "y": float(y), "choice": str(region)}
+        return _pick_values(spec, question, answer)
     text = answer.get("text")
     if not isinstance(text, str) or not text.strip() or len(text) > spec["max_chars"]:
         raise AnswerError(f"{question}: expected a text of 1 to {spec['max_chars']} characters")
     return {"text": text.strip()}
+
+
+def _pick_values(spec: dict, question: str, answer: dict) -> dict[str, Any]:
+    """The Response columns of a pick: the point (image px) and the mask id under it (`mask_cell`);
+    `choice`, when the page sends it, is the id it highlighted and must be that one."""
+    x, y = answer.get("x"), answer.get("y")
+    if not (_finite_number(x) and _finite_number(y)):
+        raise AnswerError(f"{question}: expected a point x, y in image pixels, got {_brief(x)}, {_brief(y)}")
+    width, height = spec["size"]
+    if not (0 <= x <= width and 0 <= y <= height):  # compared before any arithmetic: no overflow
+        raise AnswerError(f"{question}: ({_brief(x)}, {_brief(y)}) is outside the image (0 to {width} x 0 to"
+                          f" {height} px)")
+    x, y = float(x), float(y)
+    region = _region_at(spec, x, y)
+    if region is None:
+        raise AnswerError(f"{question}: ({x:.1f}, {y:.1f}) is on no object; click on one of the objects")
+    highlighted = answer.get("choice")
+    if highlighted is not None and highlighted != str(region):
+        raise AnswerError(f"{question}: the page highlighted object {_brief(highlighted)} but ({x:.1f}, {y:.1f})"
+                          f" is on object {region}; please pick again")
+    return {"x": x, "y": y, "choice": str(region)}
+
+
+def mask_cell(x: float, y: float, size: tuple[int, int], mask_shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """(row, col) of the mask pixel under the point (x, y), image px of the shown image of `size`
+    (w, h); None outside [0, w] x [0, h]. The one rule of both sides (questionnaire.js `maskCell`
+    does the same sums in the same order on the same rounded point): col = floor(x * mask_w / w)
+    clamped to [0, mask_w - 1] (x = w is the last column), row = floor(y * mask_h / h) likewise."""
+    width, height = size
+    if not (0 <= x <= width and 0 <= y <= height):
+        return None
+    rows, cols = mask_shape[:2]
+    return (min(max(math.floor(y * rows / height), 0), rows - 1),
+            min(max(math.floor(x * cols / width), 0), cols - 1))
+
+
+def mask_png(spec: dict) -> bytes | None:
+    """A pick_region trial's label mask as the page gets it: an 8-bit grey PNG at the mask's own
+    size, 0 background, k = the object with mask id k (the array `_region_at` reads, re-encoded);
+    None when the mask cannot be read."""
+    return _mask_png(spec["mask"])
 
 
 def _shown_methods(spec: dict, shown_order: list) -> list[str] | None:
@@ -163,24 +223,34 @@ def _shown_methods(spec: dict, shown_order: list) -> list[str] | None:
     if "candidates" not in spec:
         return [spec["method"]] if spec.get("method") else None
     labels = {c["label"]: c["method"] for c in spec["candidates"]}
-    order = [label for label in shown_order if label in labels]
+    order = [label for label in shown_order if isinstance(label, str) and label in labels] \
+        if isinstance(shown_order, list) else []
     if sorted(order) != sorted(labels):
         order = [c["label"] for c in spec["candidates"]]
     return [labels[label] for label in order]
 
 
 def _region_at(spec: dict, x: float, y: float) -> int | None:
-    """The mask id of the object under (x, y), image px of the shown image, or None."""
+    """The mask id of the object under (x, y), image px of the shown image (`mask_cell`), or None
+    on the background or outside the image."""
     mask = _read_mask(spec["mask"])
     if mask is None:
         raise AnswerError(f"the objects of this image cannot be read ({spec['mask']}); please tell the researcher")
-    width, height = spec["size"]
-    col = int(x * mask.shape[1] / width)
-    row = int(y * mask.shape[0] / height)
-    if not (0 <= row < mask.shape[0] and 0 <= col < mask.shape[1]):
+    cell = mask_cell(x, y, spec["size"], mask.shape)
+    if cell is None:
         return None
-    label = int(mask[row, col])
-    return label or None
+    return int(mask[cell]) or None
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number that is not a bool, NaN or ±inf (an int of any size compares without overflow)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _brief(value: Any) -> str:
+    return _BRIEF.repr(value)
 
 
 @functools.lru_cache(maxsize=256)
@@ -194,6 +264,17 @@ def _read_mask(path: str) -> np.ndarray | None:
     mask = mask[..., 0] if mask.ndim == 3 else mask
     mask.setflags(write=False)  # shared between calls
     return mask
+
+
+@functools.lru_cache(maxsize=64)
+def _mask_png(path: str) -> bytes | None:
+    import cv2
+
+    mask = _read_mask(path)
+    if mask is None:
+        return None
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(mask))
+    return png.tobytes() if ok else None
 
 
 def _has_catch(block: dict) -> bool:
@@ -229,6 +310,8 @@ def _spec(block: dict, b: int, unit: Stimulus, originals: dict, by_version: dict
     elif block["task"] == "pick_region":
         mask = _mask_path(source)
         spec.update(mask=mask, regions=_regions(mask, unit), follow_up=block["follow_up"])
+        # The follow-up asks about the original ("a different object?"): shown beside a method's output.
+        spec["reference"] = {"input": source.id if block["follow_up"] and unit.method else None}
     else:
         spec["max_chars"] = block["max_chars"]
     return unit.id, spec
@@ -265,7 +348,9 @@ def _mask_path(source: Stimulus) -> str:
 
 
 def _regions(mask_path: str, stimulus: Stimulus) -> list[dict]:
-    """The pickable objects: {id (mask id), box [x0, y0, x1, y1] in the stimulus' image px}."""
+    """The pickable objects: {id (mask id), box [x0, y0, x1, y1] and point [x, y] in the stimulus'
+    image px}; the point is the centre of the object's pixel nearest its centroid, so it lies on
+    the object (its box's centre need not: overlaps, concave shapes)."""
     mask = _read_mask(mask_path)
     if mask is None:
         raise ValueError(f"pick_region needs the pair's mask; cannot read {mask_path}")
@@ -275,7 +360,9 @@ def _regions(mask_path: str, stimulus: Stimulus) -> list[dict]:
         if label == 0:
             continue
         rows, cols = np.nonzero(mask == label)
+        k = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
         regions.append({"id": int(label), "box": [round(float(cols.min()) * sx, 2), round(float(rows.min()) * sy, 2),
                                                    round(float(cols.max() + 1) * sx, 2),
-                                                   round(float(rows.max() + 1) * sy, 2)]})
+                                                   round(float(rows.max() + 1) * sy, 2)],
+                        "point": [round((float(cols[k]) + 0.5) * sx, 2), round((float(rows[k]) + 0.5) * sy, 2)]})
     return regions

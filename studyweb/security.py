@@ -4,8 +4,10 @@ Origin check on state-changing requests, and the client address behind a reverse
 Settings (app.config, from the environment in `studyweb.config`):
 LOGIN_LIMITS           failed admin logins allowed, per username and address and per address
                        (default "5 per minute" and "30 per minute"); then 429 with Retry-After
-RATELIMIT_STORAGE_URI  where the counts live (default memory://, one count per worker process;
-                       redis://HOST:6379 shares them between workers and hosts)
+RATELIMIT_STORAGE_URI  where the counts live: unset (the default), a SQLite file in the instance
+                       folder (LOGIN_FAILURES_FILE), shared by every worker process of the host;
+                       redis://HOST:6379 shares them between hosts too; memory:// keeps one count
+                       per process (gunicorn_conf refuses it with more than one worker)
 ALLOWED_ORIGINS        other origins (scheme://host[:port]) whose pages may POST here
 PROXY_COUNT            reverse proxies in front of the app whose X-Forwarded-* headers are
                        trusted (0: none; the client address is the socket's)
@@ -13,9 +15,17 @@ PROXY_COUNT            reverse proxies in front of the app whose X-Forwarded-* h
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from limits.storage import MovingWindowSupport, Storage
+
 log = logging.getLogger(__name__)
+LOGIN_FAILURES_FILE = "login_failures.sqlite3"
 
 # The admin pages load scripts, styles and images only from this server and are never framed.
 ADMIN_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -34,7 +44,7 @@ def init_app(app) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     per_user, per_address = app.config.get("LOGIN_LIMITS", ("5 per minute", "30 per minute"))
     app.extensions["studyweb.login_throttle"] = LoginThrottle(
-        app.config.get("RATELIMIT_STORAGE_URI", "memory://"), per_user, per_address)  # one per app: tests never share
+        login_storage(app.config.get("RATELIMIT_STORAGE_URI"), app.instance_path), per_user, per_address)
     app.before_request(_check_origin)
 
     @app.after_request
@@ -50,18 +60,27 @@ def init_app(app) -> None:
         return response
 
 
+def login_storage(uri: str | None, instance_path) -> Storage:
+    """Where failed logins are counted: the `limits` storage at `uri` (memory://, redis://...),
+    or, with no uri, the SQLite file LOGIN_FAILURES_FILE in `instance_path`."""
+    if uri:
+        from limits.storage import storage_from_string
+
+        return storage_from_string(uri)
+    return SqliteWindowStorage(Path(instance_path) / LOGIN_FAILURES_FILE)
+
+
 class LoginThrottle:
     """Failed admin logins counted in moving one-minute windows (the `limits` library, which
-    Flask-Limiter is built on), per (username, address) and per address. Only the login view
-    consults it, so no other request pays for it."""
+    Flask-Limiter is built on), per (username, address) and per address, in `storage`
+    (`login_storage`). Only the login view consults it, so no other request pays for it."""
 
-    def __init__(self, storage_uri: str = "memory://", per_user: str = "5 per minute",
+    def __init__(self, storage: Storage, per_user: str = "5 per minute",
                  per_address: str = "30 per minute"):
         from limits import parse
-        from limits.storage import storage_from_string
         from limits.strategies import MovingWindowRateLimiter
 
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._limiter = MovingWindowRateLimiter(storage)
         self._limits = ((parse(per_user), True), (parse(per_address), False))
 
     def retry_after(self, username: str, address: str) -> int | None:
@@ -84,6 +103,85 @@ class LoginThrottle:
     @staticmethod
     def _keys(username: str, address: str, with_user: bool) -> tuple[str, ...]:
         return ("admin-login", username.strip().lower()[:64], address) if with_user else ("admin-login", address)
+
+
+class SqliteWindowStorage(Storage, MovingWindowSupport):
+    """`limits`' moving windows in a SQLite file (one row per counted hit: key, time, expiry in
+    seconds since the epoch), so every process that opens the file counts the same hits: the
+    workers of a gunicorn server, which share the instance folder. Each call is one short
+    transaction (BEGIN IMMEDIATE: two workers never both take the last allowed hit); rows past
+    their expiry are deleted as hits come. The file holds usernames and addresses: mode 0600.
+    Moving windows only (what LoginThrottle uses): the fixed-window counters are not kept."""
+
+    base_exceptions = sqlite3.Error  # what limits' error wrapper catches
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(wrap_exceptions=False)
+        self.path = str(path)
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        with self._transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, at REAL NOT NULL, expires REAL NOT NULL)")
+            db.execute("CREATE INDEX IF NOT EXISTS ix_hits_key_at ON hits (key, at)")
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        """Count `amount` hits on `key` unless that makes more than `limit` within `expiry` s."""
+        if amount > limit:
+            return False
+        now = time.time()
+        with self._transaction() as db:
+            db.execute("DELETE FROM hits WHERE expires < ?", (now,))
+            (count,) = db.execute("SELECT COUNT(*) FROM hits WHERE key = ? AND at >= ?", (key, now - expiry)).fetchone()
+            if count + amount > limit:
+                return False
+            db.executemany("INSERT INTO hits VALUES (?, ?, ?)", [(key, now, now + expiry)] * amount)
+        return True
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        """(time of the oldest hit within the last `expiry` s, hits in that window); (now, 0) if none."""
+        now = time.time()
+        with self._transaction() as db:
+            start, count = db.execute("SELECT MIN(at), COUNT(*) FROM hits WHERE key = ? AND at >= ?",
+                                      (key, now - expiry)).fetchone()
+        return (start, count) if count else (now, 0)
+
+    def clear(self, key: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM hits WHERE key = ?", (key,))
+
+    def reset(self) -> int:
+        with self._transaction() as db:
+            return db.execute("DELETE FROM hits").rowcount
+
+    def check(self) -> bool:
+        try:
+            with self._transaction() as db:
+                db.execute("SELECT 1 FROM hits LIMIT 1")
+        except sqlite3.Error:
+            return False
+        return True
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        raise NotImplementedError("SqliteWindowStorage keeps moving windows only (MovingWindowRateLimiter)")
+
+    def get(self, key: str) -> int:
+        raise NotImplementedError("SqliteWindowStorage keeps moving windows only (MovingWindowRateLimiter)")
+
+    def get_expiry(self, key: str) -> float:
+        raise NotImplementedError("SqliteWindowStorage keeps moving windows only (MovingWindowRateLimiter)")
+
+    @contextmanager
+    def _transaction(self):
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
 
 
 def login_throttle():

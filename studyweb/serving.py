@@ -1,10 +1,38 @@
 """The study app served in this process, for the demo, pilots and tests (werkzeug's threaded
-server on a free loopback port); real studies use gunicorn (`studyweb/gunicorn_conf.py`)."""
+server on a free loopback port); real studies use gunicorn (`studyweb/gunicorn_conf.py`).
+
+Server logs never hold a query string: study links carry participant tokens (`t=`) and recruit
+ids (PROLIFIC_PID, workerId, ...) there. `hide_query_strings` (installed by `create_app` and by
+the gunicorn config) cuts every "?..." from the lines of werkzeug's request log (`gazelab study
+serve`, `flask run`, the servers here) and of gunicorn's logs, so they show paths alone.
+"""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from contextlib import contextmanager
+
+REQUEST_LOGGERS = ("werkzeug", "gunicorn.error", "gunicorn.access")
+_QUERY = re.compile(r"\?[^\s\"']*")  # from "?" to the end of the URL (a space or quote)
+
+
+class QueryStringFilter(logging.Filter):
+    """Cuts query strings out of each record's message (the record is rewritten, never dropped)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            record.msg, record.args = _QUERY.sub("", message), None
+        return True
+
+
+def hide_query_strings() -> None:
+    """Install `QueryStringFilter` on werkzeug's and gunicorn's loggers, once per process."""
+    for name in REQUEST_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QueryStringFilter) for f in logger.filters):
+            logger.addFilter(QueryStringFilter())
 
 
 @contextmanager

@@ -230,11 +230,14 @@ def _bubbleview_save(trial: dict, density_of, clicks_per_trial: tuple[int, int],
 def _codecharts_answer(http, base: str, trial: dict, density_of, rng) -> tuple[str, dict, int]:
     """A CodeCharts trial's answer: the chart fetched as the page does; for an image, the code
     nearest a gaze point drawn from the density (display px); for a sentinel, the code nearest
-    its target (a participant who did look). Returns (path, body, gaze points it stores)."""
+    its target, found on the sentinel's screen (a participant who did look; the JSON does not
+    say where it is). Returns (path, body, gaze points it stores)."""
+    from studyweb.codecharts import locate_sentinel_target
+
     chart = http.call("GET", f"{base}{trial['chart_url']}").json()
     codes = chart["codes"]
     if chart["kind"] == "sentinel":
-        gaze_x, gaze_y = chart["target"]["x"], chart["target"]["y"]
+        gaze_x, gaze_y = locate_sentinel_target(chart["sentinel_png"], chart["width"])
     else:
         width, height = trial["natural_w"], trial["natural_h"]
         density = density_of(trial) if density_of else popout_density(None, (width, height))
@@ -271,8 +274,8 @@ def _questionnaire_answer(http, base: str, trial: dict, rng) -> tuple[str, dict,
                 rating = max(scores)
             answers.append({"question": question["id"], "rating": rating})
         elif trial["task"] == "pick_region":
-            x0, y0, x1, y1 = trial["regions"][int(rng.integers(len(trial["regions"])))]["box"]
-            answers.append({"question": question["id"], "x": (x0 + x1) / 2, "y": (y0 + y1) / 2})
+            x, y = trial["regions"][int(rng.integers(len(trial["regions"])))]["point"]  # a pixel on the object
+            answers.append({"question": question["id"], "x": x, "y": y})
         else:
             answers.append({"question": question["id"], "text": "a simulated description of the image"})
     if trial.get("follow_up"):

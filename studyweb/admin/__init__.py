@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import tempfile
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import (Blueprint, abort, flash, g, redirect, render_template, request, send_file,
                    url_for)
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.add_app_template_global(csrf_token, "csrf_token")
 OPEN_ENDPOINTS = {"admin.login"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @bp.before_request
@@ -59,8 +62,7 @@ def login():
         if admin is not None and admin.check_password(request.form.get("password", "")):
             start_session(get_db(), admin)  # a fresh cookie session (and CSRF token): no fixation
             get_db().commit()
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/admin/") else url_for("admin.index"))
+            return redirect(same_site_path(request.args.get("next"), "/admin/") or url_for("admin.index"))
         throttle.failed(username, address)
         error, status = "Wrong username or password.", 401
     return render_template("admin/login.html", error=error), status, headers
@@ -102,7 +104,7 @@ def experiment(name: str):
     )
 
 
-@bp.get("/stimuli/<int:stimulus_id>/heatmap.png")
+@bp.get("/stimuli/<int(max=2147483647):stimulus_id>/heatmap.png")  # ids fit a 32-bit INTEGER column
 def heatmap(stimulus_id: int):
     """The stimulus with its current map overlaid (PNG, natural size)."""
     from studyweb.maps import current_map
@@ -159,6 +161,18 @@ def export(name: str):
         return send_file(buffer, mimetype="application/zip", as_attachment=True,
                          download_name=f"{exp.name}-csv.zip")
     abort(400, description=f"unknown export {what!r}; expected 'dataset' or 'csv'")
+
+
+def same_site_path(target: str | None, prefix: str = "/") -> str | None:
+    """`target` (a `next=` parameter) when it is a path on this site under `prefix`, else None
+    (the caller goes to its default page): it starts with a single '/' (not '//' nor '/\\',
+    which browsers read as another host), has no scheme or host, no backslash and no control
+    character (CR/LF would split the Location header)."""
+    if not target or not target.startswith(prefix) or target.startswith(("//", "/\\")) \
+            or "\\" in target or _CONTROL.search(target):
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
 
 
 def _experiment(name: str) -> Experiment:

@@ -5,9 +5,24 @@ reaches only its own participant's trials (404 otherwise). Every refusal is a 4x
 {"error": short name, "message": what was wrong}; a save refused for its content stays refused
 when sent again, so the browser's queue sets it aside and goes on (`static/saver.js`). Saves are
 idempotent by the participant's idempotency_key (`studyweb.db.record_save`): the same key with
-the same content twice stores once and answers 200 both times; the key with other content
-answers 409. Text the database cannot store (lone surrogates, NUL) is stored with U+FFFD in its
-place (`validate.parse_json_object`).
+the same content to the same route and trial twice stores once and answers 200 both times; the
+key with other content, or sent to another trial or route, answers 409 (`_content_digest`).
+Text the database cannot store (lone surrogates, NUL) is stored with U+FFFD in its place, and a
+body nested deeper than 32 levels or holding a number beyond a float (1e999) is refused with 422
+(`validate.parse_json_object`).
+
+Time limits (BubbleView, the experiment's time_limit_s): a click is stored late=True when its
+t_ms is past the limit plus LATE_GRACE_MS, or when its save reaches the server more than the
+limit plus SERVER_CLOCK_GRACE_MS after the trial's started_at (the server's clock: a client
+cannot hide a late click behind a small t_ms while it saves as it goes). Late clicks are kept,
+the save still answers 200 (its late_clicks says how many), and QC leaves them out of maps.
+The page applies the same limit (`static/bubbleview.js`: no click at or past it). started_at is
+when the trial's first save arrived, never before the trial began, so the server's clock can
+only under-count the time since the start: saves that arrive as they are made are never
+flagged by it. It over-counts for a save delivered late (the server down, the network lost,
+a page reloaded mid-trial and resumed after a pause), whose clicks are flagged too and marked
+by an event 'late_by_server_clock' that says so; and a client that holds back its first save
+moves started_at, so that rule binds only clients that save as they go.
 """
 from __future__ import annotations
 
@@ -17,15 +32,17 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy import Integer, bindparam, func, insert, select, update
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 from werkzeug.exceptions import HTTPException
 
 from studyweb.api.validate import ApiError, check_events_body, check_save, parse_json_object
-from studyweb.db import (FINISHED_STATUSES, Click, Event, KeyReused, Participant, Stimulus, Trial, claim_key,
-                         content_digest, get_db, record_save, utcnow, write_lock)
+from studyweb.db import (FINISHED_STATUSES, Click, Event, Experiment, KeyReused, Participant, Stimulus, Trial,
+                         claim_key, content_digest, get_db, record_save, utcnow, write_lock)
 from studyweb.participant.auth import current_participant, request_token
 
 LAST_SEEN_PRECISION = dt.timedelta(minutes=1)
+LATE_GRACE_MS = 1000.0  # past the time limit: the page's timer ticks every 100 ms (static/bubbleview.js)
+SERVER_CLOCK_GRACE_MS = 5000.0  # past the limit by the server's clock: latency and a few save retries
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -55,7 +72,8 @@ def session():
 def save_trial(trial_id: int):
     """Store clicks (image px), events and, with done=true, the end of a trial. Body:
     {idempotency_key, clicks: [{x, y, t_ms}], display_w, display_h (CSS px), done, events,
-    response_text, elapsed_ms}. Answers {ok, duplicate, stored_clicks, status}."""
+    response_text, elapsed_ms}. Answers {ok, duplicate, stored_clicks, late_clicks (of those, how
+    many were stored late=True: past the time limit, see the module's docstring), status}."""
     # The hot path of a study: SQL Core, one read before the first write, so SQLite's single
     # write lock is held for three short statements and the commit.
     token = request_token()
@@ -84,12 +102,18 @@ def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
     if row.status in FINISHED_STATUSES:
         raise ApiError(409, f"this participation has ended (status {row.status!r})")
     key, clicks, done = save["idempotency_key"], save["clicks"], save["done"]
-    digest = _content_digest(body)
+    digest = _content_digest("trial", trial_id, body)
     now = utcnow()
     display_w, display_h = save["display_w"], save["display_h"]
+    late = _late_rule(row, now)
     click_rows = [dict(trial_id=trial_id, x=x, y=y, t_ms=t, display_w=display_w, display_h=display_h,
-                       idempotency_key=key) for x, y, t in clicks]
+                       idempotency_key=key, late=late(t)) for x, y, t in clicks]
+    n_late = sum(c["late"] for c in click_rows)
     event_rows = [dict(participant_id=row.id, trial_id=trial_id, created_at=now, **ev) for ev in save["events"]]
+    if clicks and late.by_clock:
+        event_rows.append(dict(participant_id=row.id, trial_id=trial_id, created_at=now, kind="late_by_server_clock",
+                               t_ms=None, payload={"clicks": len(clicks), "server_elapsed_ms": late.server_elapsed_ms,
+                                                   "time_limit_ms": late.limit_ms}))
     elapsed = max([save["elapsed_ms"] or 0.0] + [t for _, _, t in clicks])
     changes = {"duration_ms": max(row.duration_ms or 0.0, elapsed)}
     if row.trial_status == "pending":
@@ -108,7 +132,7 @@ def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
             # The idempotency claim first (a duplicate key writes nothing else).
             if not claim_key(conn, key, row.id, "trial", digest):
                 conn.commit()
-                return dict(ok=True, duplicate=True, stored_clicks=0, status=row.status)
+                return dict(ok=True, duplicate=True, stored_clicks=0, late_clicks=0, status=row.status)
             if row.trial_status == "done":
                 raise ApiError(409, f"trial {trial_id} is already finished")
             if click_rows:
@@ -125,7 +149,30 @@ def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
         except BaseException:
             conn.rollback()  # the claim too: a refused save can be sent again
             raise
-    return dict(ok=True, duplicate=False, stored_clicks=len(clicks), status=status)
+    return dict(ok=True, duplicate=False, stored_clicks=len(clicks), late_clicks=n_late, status=status)
+
+
+class _LateRule:
+    """Whether a click of one save is late (the module's rule): t_ms past the time limit plus
+    LATE_GRACE_MS, or every click of a save arriving more than the limit plus
+    SERVER_CLOCK_GRACE_MS after the trial's started_at. No limit: nothing is late."""
+
+    def __init__(self, limit_ms: float | None, server_elapsed_ms: float | None):
+        self.limit_ms, self.server_elapsed_ms = limit_ms, server_elapsed_ms
+        self.by_clock = (limit_ms is not None and server_elapsed_ms is not None
+                         and server_elapsed_ms > limit_ms + SERVER_CLOCK_GRACE_MS)
+
+    def __call__(self, t_ms: float) -> bool:
+        return self.limit_ms is not None and (self.by_clock or t_ms > self.limit_ms + LATE_GRACE_MS)
+
+
+def _late_rule(row, now: dt.datetime) -> _LateRule:
+    """The late rule of the save read in `row` (`_SAVE_READ`) arriving at `now` (naive UTC): a
+    time limit only for the BubbleView trials of a BubbleView experiment (ms)."""
+    bubbleview = row.experiment_task == "bubbleview" and row.trial_task is None and row.time_limit_s is not None
+    limit_ms = float(row.time_limit_s) * 1000 if bubbleview else None
+    elapsed = None if row.started_at is None else (now - row.started_at).total_seconds() * 1000
+    return _LateRule(limit_ms, elapsed)
 
 
 @bp.get("/trials/<int(max=2147483647):trial_id>/chart")
@@ -146,11 +193,13 @@ def answer(trial_id: int):
     questionnaire trial (`validate.check_answers`: one answer per question); stored once per
     idempotency key, the trial ends. A CodeCharts answer gets {ok, duplicate, valid, correct,
     status, tutorial} (`codecharts_study.record_answer`), a questionnaire's {ok, duplicate,
-    status}; an answer that does not fit the trial gets 422 and nothing is stored."""
+    status}; an answer that does not fit the trial gets 422 and nothing is stored.
+
+    A trial is answered once: any later answer under another key gets 409 {"error": "conflict",
+    "message": "trial N is already answered"} and stores nothing, also when several race in
+    (`_store_answer`; the responses table's unique (trial, question) backs that up)."""
     from studyweb.api.validate import check_answer, check_answers
-    from studyweb.codecharts_study import record_answer
     from studyweb.designs import QUESTIONNAIRE_TASKS
-    from studyweb.questionnaire_study import AnswerError, record_answers
 
     participant = _participant()
     raw = parse_json_object(request.get_data(cache=True))
@@ -159,27 +208,67 @@ def answer(trial_id: int):
     if participant.status in FINISHED_STATUSES:
         raise ApiError(409, f"this participation has ended (status {participant.status!r})")
     db = get_db()
-    if not record_save(db, body["idempotency_key"], participant.id, "answer", _content_digest(raw)):
-        db.rollback()
-        return jsonify(ok=True, duplicate=True, status=participant.status)
+    with write_lock(current_app.extensions["studyweb.engine"]):
+        try:
+            result = _store_answer(db, participant, trial, body, _content_digest("answer", trial_id, raw))
+            db.commit()
+        except IntegrityError as exc:
+            db.rollback()  # the key's claim too: nothing of this request stays
+            if _is_second_response(exc):
+                raise ApiError(409, f"trial {trial_id} is already answered") from None
+            raise
+        except BaseException:
+            db.rollback()
+            raise
+    return jsonify(ok=True, **result)
+
+
+def _store_answer(db, participant: Participant, trial: Trial, body: dict, digest: str) -> dict:
+    """Apply one checked answer in the request's transaction, which the caller commits (or rolls
+    back on any error); the answer's JSON fields but ok.
+
+    The idempotency claim comes first, so a resent answer is a duplicate even once its trial is
+    done. Then the participant's row is locked and the trial read again: on PostgreSQL a racing
+    answer of the same participant waits at the lock and then finds the trial done (409); on
+    SQLite the claim's INSERT already holds the database's one write lock. Answers of one
+    participant are so applied one at a time, which also keeps the CodeCharts tutorial gate (it
+    deletes the open main trials) from deadlocking with another answer."""
+    from studyweb.codecharts_study import record_answer
+    from studyweb.questionnaire_study import AnswerError, record_answers
+
+    key = body["idempotency_key"]
+    if not record_save(db, key, participant.id, "answer", digest):
+        return {"duplicate": True, "status": participant.status}
+    # FOR NO KEY UPDATE: the lock an UPDATE of the row takes, which lets inserts that refer to it go on.
+    db.refresh(participant, ["status", "last_seen_at"], with_for_update={"key_share": True})
+    if participant.status in FINISHED_STATUSES:
+        raise ApiError(409, f"this participation has ended (status {participant.status!r})")
+    trial_id = trial.id
+    trial = db.get(Trial, trial_id, populate_existing=True)
+    if trial is None:  # removed meanwhile: a failed CodeCharts tutorial removes the main trials
+        raise ApiError(404, f"trial {trial_id} is no longer one of this participant's trials")
     if trial.status == "done":
-        db.rollback()
         raise ApiError(409, f"trial {trial_id} is already answered")
     if trial.task == "codecharts":
-        result = record_answer(db, participant, trial, body, body["idempotency_key"])
+        result = record_answer(db, participant, trial, body, key)
     else:
         try:
-            record_answers(db, participant, trial, body, body["idempotency_key"])
+            record_answers(db, participant, trial, body, key)
         except AnswerError as exc:
-            db.rollback()
             raise ApiError(422, str(exc)) from None
         db.flush()
         participant.status = _advanced_status(db.connection(), participant.id, participant.status)
         result = {"status": participant.status}
     db.add_all(Event(participant_id=participant.id, trial_id=trial.id, **ev) for ev in body["events"])
     _touch(participant, utcnow())
-    db.commit()
-    return jsonify(ok=True, duplicate=False, **result)
+    return {"duplicate": False, **result}
+
+
+def _is_second_response(exc: IntegrityError) -> bool:
+    """Whether `exc` is the responses table's unique (trial, question) refusing a second answer
+    to a trial (PostgreSQL names the constraint, SQLite its columns)."""
+    message = str(exc.orig)
+    return "uq_responses_trial_question" in message or "responses.trial_id, responses.question" in message
 
 
 def _own_trial(participant: Participant, trial_id: int, tasks: tuple[str, ...], what: str) -> Trial:
@@ -202,7 +291,8 @@ def events():
         trial = db.get(Trial, body["trial_id"])
         if trial is None or trial.participant_id != participant.id:
             raise ApiError(404, f"trial {body['trial_id']} is not one of this participant's trials")
-    if not record_save(db, body["idempotency_key"], participant.id, "events", _content_digest(raw)):
+    if not record_save(db, body["idempotency_key"], participant.id, "events",
+                       _content_digest("events", body["trial_id"], raw)):
         db.rollback()
         return jsonify(ok=True, duplicate=True, stored_events=0)
     db.add_all(Event(participant_id=participant.id, trial_id=body["trial_id"], **ev) for ev in body["events"])
@@ -254,15 +344,20 @@ def _server_error(exc):
 
 
 def _save_read():
-    """The one read of a save: participant by token, the trial if it is theirs, its image size.
+    """The one read of a save: participant by token, the trial if it is theirs, its image size,
+    the experiment's task and time limit (s, read from the settings JSON in SQL).
     Built once (statement construction costs more than running it)."""
     trials, stimuli, participants = Trial.__table__, Stimulus.__table__, Participant.__table__
+    experiments = Experiment.__table__
     trial_id = bindparam("trial_id", type_=Integer)
     return (
         select(participants.c.id, participants.c.status, participants.c.last_seen_at,
                trials.c.id.label("trial_id"), trials.c.status.label("trial_status"), trials.c.duration_ms,
-               stimuli.c.width, stimuli.c.height)
+               trials.c.started_at, trials.c.task.label("trial_task"), stimuli.c.width, stimuli.c.height,
+               experiments.c.task.label("experiment_task"),
+               experiments.c.settings["time_limit_s"].as_float().label("time_limit_s"))
         .select_from(participants)
+        .join(experiments, experiments.c.id == participants.c.experiment_id)
         .outerjoin(trials, (trials.c.id == trial_id) & (trials.c.participant_id == participants.c.id))
         .outerjoin(stimuli, stimuli.c.id == trials.c.stimulus_id)
         .where(participants.c.token == bindparam("token"))
@@ -292,9 +387,13 @@ _INSERT_CLICKS = insert(Click.__table__)
 _INSERT_EVENTS = insert(Event.__table__)
 
 
-def _content_digest(body: dict) -> str:
-    """The digest a save's idempotency key is held to: everything in the body but the key."""
-    return content_digest({k: v for k, v in body.items() if k != "idempotency_key"})
+def _content_digest(route: str, trial_id: int | None, body: dict) -> str:
+    """The digest a save's idempotency key is held to: the route ('trial' for a trial save,
+    'answer', 'events'), the trial, and everything in the body but the key. The same body under
+    the same key sent to another trial is so another save, refused (KeyReused, 409), never
+    dropped as a duplicate of the first; a new key stores it."""
+    body = {k: v for k, v in body.items() if k != "idempotency_key"}
+    return content_digest({"route": route, "trial_id": trial_id, "body": body})
 
 
 def _participant() -> Participant:

@@ -2,12 +2,18 @@
 
 Coordinates are image pixels at the stimulus' natural size (x in [0, width), y in [0, height));
 t_ms are milliseconds since the trial started; display_w/h are CSS pixels.
+
+Every body is read the same way first (`parse_json_object`): at most MAX_JSON_DEPTH (32) levels
+of nested objects and lists, the body itself the first (422 above it: an event's data starts at
+the 4th level, everything else a page sends is shallower), and every number one a float can
+hold (422 for 1e999, which JSON parses as infinity, and for integers beyond ±1.8e308: nothing
+JavaScript sends). Nothing after that check recurses deeper or meets a number that overflows.
 """
 from __future__ import annotations
 
 import json
-import math
 import re
+import sys
 from typing import Any
 
 MAX_T_MS = 3_600_000  # one hour: anything later is not a real trial
@@ -25,6 +31,13 @@ ANSWER_FIELDS = {"idempotency_key", "code", "rt_ms", "events"}
 ANSWERS_FIELDS = {"idempotency_key", "answers", "rt_ms", "shown_order", "events"}
 MAX_ANSWERS = 20
 MAX_CODE_TEXT = 32
+MAX_JSON_DEPTH = 32  # levels of objects and lists, the body included (see the module docstring)
+MAX_QUESTION = 64  # a question id: the design's identifiers, the responses table's String(64)
+MAX_CHOICE = 64  # a choice: a candidate's label or a follow-up choice (responses.choice, String(64))
+MAX_RATING = 1e6  # |a rating|: the design's MAX_SCORE
+MAX_IMAGE_PX = 100_000  # |x|, |y| of a picked point, image px: no stimulus is larger
+ANSWER_ITEM_FIELDS = {"question", "choice", "rating", "text", "x", "y", "rt_ms"}
+_FLOAT_MAX = sys.float_info.max
 
 
 class ApiError(Exception):
@@ -47,15 +60,37 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise ApiError(400, "the request body is empty; expected a JSON object")
     try:
         value = _DECODER.decode(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except RecursionError:  # the decoder's own limit (about 1000 levels), far past ours
+        raise ApiError(422, _TOO_DEEP) from None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(value, dict):
         raise ApiError(400, f"expected a JSON object, got {type(value).__name__}")
+    check_depth_and_numbers(value)
     return clean_strings(value) if b"\\u" in raw else value  # both come only from \\u escapes
 
 
+def check_depth_and_numbers(value: dict[str, Any]) -> None:
+    """422 unless parsed JSON `value` nests at most MAX_JSON_DEPTH levels (itself the first) and
+    every number in it fits a float. Walked with a stack, never recursively: the decoder accepts
+    about 1000 levels, more than Python's recursion limit allows a recursive walk."""
+    stack = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ApiError(422, _TOO_DEEP)
+        for item in container.values() if type(container) is dict else container:
+            kind = type(item)  # the decoder makes exactly these types
+            if kind is dict or kind is list:
+                stack.append((item, depth + 1))
+            elif (kind is float or kind is int) and not -_FLOAT_MAX <= item <= _FLOAT_MAX:
+                raise ApiError(422, f"every number must be finite and fit a float (at most 1.8e308 in size),"
+                                    f" got {str(item)[:40]}")
+
+
 def clean_strings(value: Any) -> Any:
-    """`value` (parsed JSON) with lone surrogates and NUL replaced by U+FFFD in every string."""
+    """`value` (parsed JSON, nested at most MAX_JSON_DEPTH levels: `check_depth_and_numbers`) with
+    lone surrogates and NUL replaced by U+FFFD in every string."""
     if isinstance(value, str):
         return _UNSTORABLE.sub(REPLACEMENT, value)
     if isinstance(value, list):
@@ -130,18 +165,16 @@ def check_answer(body: dict[str, Any]) -> dict[str, Any]:
 
 def check_answers(body: dict[str, Any]) -> dict[str, Any]:
     """A questionnaire answer: {idempotency_key, answers: [{question, choice | rating | text |
-    x, y}], rt_ms, shown_order: [candidate labels as displayed], events}. Only the shape is
-    checked here; what fits the trial is checked by `questionnaire_study.record_answers`."""
+    x, y, rt_ms (optional: ms from that question appearing to its answer)}], rt_ms (the whole
+    trial's), shown_order: [candidate labels as displayed], events}. The shape and each field's
+    type and range are checked here (`_check_answer_fields`); what fits the trial is checked by
+    `questionnaire_study.record_answers`."""
     _no_unknown(body, ANSWERS_FIELDS)
     answers = body.get("answers")
     if not isinstance(answers, list) or not 0 < len(answers) <= MAX_ANSWERS:
         raise ApiError(422, f"answers must be a list of 1 to {MAX_ANSWERS} answers, got {str(answers)[:60]}")
     for i, item in enumerate(answers):
-        if not isinstance(item, dict) or not isinstance(item.get("question"), str) \
-                or set(item) - {"question", "choice", "rating", "text", "x", "y"}:
-            raise ApiError(422, f"answers[{i}] must be an object with question and choice, rating, text or x, y")
-        if isinstance(item.get("text"), str) and len(item["text"]) > MAX_TEXT:
-            raise ApiError(422, f"answers[{i}].text must have at most {MAX_TEXT} characters")
+        _check_answer_fields(item, f"answers[{i}]")
     order = body.get("shown_order") or []
     if not isinstance(order, list) or len(order) > 26 or not all(isinstance(label, str) for label in order):
         raise ApiError(422, "shown_order must be the candidates' labels in display order")
@@ -191,8 +224,47 @@ def check_key(key: Any) -> str:
     return key
 
 
+def _check_answer_fields(item: Any, name: str) -> None:
+    """One questionnaire answer's fields by type and range, so that `questionnaire_study` meets
+    only values it can compare and compute with: question and choice short texts, rating and x,
+    y finite numbers in range, text at most MAX_TEXT characters, rt_ms as `_t_ms`; null counts as
+    absent. Whether they fit the trial (a candidate's label, a score of the scale, a point on an
+    object) is `questionnaire_study.record_answers`' to say."""
+    if not isinstance(item, dict) or set(item) - ANSWER_ITEM_FIELDS:
+        raise ApiError(422, f"{name} must be an object with question and choice, rating, text or x, y;"
+                            f" got {str(item)[:60]}")
+    _text(item.get("question"), f"{name}.question", MAX_QUESTION)
+    if item.get("choice") is not None:
+        _text(item["choice"], f"{name}.choice", MAX_CHOICE)
+    if item.get("text") is not None:
+        _text(item["text"], f"{name}.text", MAX_TEXT)
+    if item.get("rating") is not None:
+        _bounded(item["rating"], f"{name}.rating", MAX_RATING, "")
+    for axis in ("x", "y"):
+        if item.get(axis) is not None:
+            _bounded(item[axis], f"{name}.{axis}", MAX_IMAGE_PX, " image px")
+    if item.get("rt_ms") is not None:
+        _t_ms(item["rt_ms"], f"{name}.rt_ms")
+
+
+def _text(value: Any, name: str, limit: int) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        got = f"{len(value)} characters" if isinstance(value, str) else f"{value!r:.40}"
+        raise ApiError(422, f"{name} must be a text of at most {limit} characters, got {got}")
+    return value
+
+
+def _bounded(value: Any, name: str, limit: float, unit: str) -> float:
+    number = _number(value, name)
+    if not -limit <= number <= limit:
+        raise ApiError(422, f"{name} must be between {-limit:g} and {limit:g}{unit}, got {number:g}")
+    return number
+
+
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    """`value` as a float: a JSON number, not a boolean, finite and small enough for a float
+    (NaN fails the comparison; an integer of 400 digits fails it instead of overflowing)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -_FLOAT_MAX <= value <= _FLOAT_MAX:
         raise ApiError(422, f"{name} must be a finite number, got {value!r:.40}")
     return float(value)
 
@@ -215,3 +287,4 @@ def _refuse_constant(name: str):
 
 
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)  # what json.loads would build per call
+_TOO_DEEP = f"the JSON body nests more than {MAX_JSON_DEPTH} levels of objects and lists (the body is the first)"

@@ -94,7 +94,8 @@ def instructions(name: str):
                                settings=_display_settings(experiment), n_trials=n_trials)
     for field in ("screen_w", "screen_h", "window_w", "window_h"):
         value = request.form.get(field, "")
-        if value.isdigit() and 0 < int(value) < 100_000:
+        # isascii: "\u00b2" (a superscript 2) passes isdigit() but not int()
+        if value.isascii() and value.isdigit() and 0 < int(value) < 100_000:
             setattr(participant, field, int(value))
     has_practice = any(t.is_practice and t.status != "done" for t in participant.trials)
     participant.status = "practice" if has_practice else "trials"

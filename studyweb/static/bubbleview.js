@@ -1,6 +1,12 @@
 // The BubbleView task (Kim et al.): the image is shown blurred; each click reveals one
 // sharp circle around the click point. Clicks are converted from display pixels to IMAGE
 // pixels (the image's natural size) here, and checked again by the server.
+//
+// The time limit (trial.time_limit_ms) is the server's rule too (studyweb/api, which stores a
+// click more than LATE_GRACE_MS = 1000 ms past it as late): no click is taken at or past the
+// limit; there the trial ends, or in the describe mode the clicking ends (the clicks made go to
+// the server at once) and the description follows. The timer counts whole seconds left and
+// never shows "0 s" while clicks are still taken.
 
 const SAVE_EVERY_MS = 3000;
 const PAD_PX = 24; // kept free around the canvas
@@ -70,6 +76,8 @@ export function toImagePx(event, canvas, natW, natH) {
  * the time recorded in this browser.
  * saver: a SaveQueue, or null for the practice trial (nothing is stored).
  * images: optional {blurred, sharp} already-loaded images (the practice trial draws its own).
+ * The canvas' data-state says where the trial is: "loading", "running" (clicks taken),
+ * "describe" (describe mode, time up: no clicks, the description is awaited), "done".
  * Resolves with {clicks} (all clicks of this trial, image px) when the trial ends.
  */
 export async function runTrial(root, trial, saver, images = null) {
@@ -155,6 +163,18 @@ export async function runTrial(root, trial, saver, images = null) {
     if (doneBtn) doneBtn.hidden = !describe;
     if (describe && textEl) textEl.value = "";
 
+    const limit = trial.time_limit_ms || null; // ms; null: no limit
+    let clicksOpen = true;
+
+    /** The time is up in the describe mode: no more clicks; those made are sent now. */
+    function closeClicks() {
+      if (!clicksOpen) return;
+      clicksOpen = false;
+      canvas.removeEventListener("pointerdown", onClick);
+      save(false);
+      canvas.dataset.state = "describe";
+    }
+
     function finish() {
       if (finished) return;
       finished = true;
@@ -173,9 +193,14 @@ export async function runTrial(root, trial, saver, images = null) {
     }
 
     function onClick(event) {
+      const t = now();
+      if (limit != null && t >= limit) { // the timer has not ticked yet: the time is up all the same
+        onTick();
+        return;
+      }
       const p = toImagePx(event, canvas, natW, natH);
       if (!p) return;
-      const click = { ...p, t_ms: now() };
+      const click = { ...p, t_ms: t };
       allClicks.push(click);
       unsent.push(click);
       canvas.dataset.clicks = String(allClicks.length);
@@ -186,9 +211,13 @@ export async function runTrial(root, trial, saver, images = null) {
     function onTick() {
       const elapsed = now();
       elapsedStore.set(owner, trial.id, elapsed); // before the timer shows it: a reload never shows more
-      const left = trial.time_limit_ms ? trial.time_limit_ms - elapsed : null;
-      if (timerEl) timerEl.textContent = left == null ? "" : `${Math.max(0, Math.ceil(left / 1000))} s`;
-      if (left != null && left <= 0 && !describe) finish();
+      const left = limit == null ? null : limit - elapsed;
+      if (left != null && left <= 0) {
+        if (timerEl) timerEl.textContent = describe ? "Time is up: now describe the image." : "";
+        if (describe) closeClicks(); else finish();
+        return;
+      }
+      if (timerEl) timerEl.textContent = left == null ? "" : `${Math.ceil(left / 1000)} s`; // left > 0: at least "1 s"
     }
 
     const tick = setInterval(onTick, 100);

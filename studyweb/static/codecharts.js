@@ -22,26 +22,27 @@ export function normaliseCode(text) {
 }
 
 /**
- * Load what a trial shows — the image (image trials) and the chart JSON — and draw its three
- * screens into the stage's canvases (canvas.cc-fixation, canvas.cc-stimulus, canvas.cc-chart)
- * at trial.display_w x trial.display_h CSS px. Resolves with the chart (display px).
+ * Load what a trial shows — the image (image trials) or the sentinel's screen, and the chart
+ * JSON — and draw its three screens into the stage's canvases (canvas.cc-fixation,
+ * canvas.cc-stimulus, canvas.cc-chart) at trial.display_w x trial.display_h CSS px. A sentinel's
+ * screen comes as a picture (chart.sentinel_png): the page is never told where its target is,
+ * the server judges the answer. Resolves with the chart (display px).
  */
 export async function prepareTrial(stage, trial, token, onRetry) {
   const [chart, image] = await Promise.all([
     getJson(trial.chart_url, token, onRetry),
     trial.kind === "image" && trial.image_url ? loadImage(trial.image_url) : null,
   ]);
-  if (image && image.decode) await image.decode().catch(() => {});
+  const shown = image ?? (chart.sentinel_png ? await loadImage(chart.sentinel_png) : null);
+  if (shown && shown.decode) await shown.decode().catch(() => {});
   const w = trial.display_w, h = trial.display_h;
   stage.style.width = `${w}px`;
   stage.style.height = `${h}px`;
   drawFixation(sized(stage.querySelector(".cc-fixation"), w, h), w, h);
   const stimulus = sized(stage.querySelector(".cc-stimulus"), w, h);
-  if (image) {
-    stimulus.drawImage(image, 0, 0, w, h);
-  } else {
-    drawSentinel(stimulus, w, h, chart.target ?? { x: w / 2, y: h / 2 }, chart.font_px);
-  }
+  stimulus.fillStyle = BACKGROUND;
+  stimulus.fillRect(0, 0, w, h);
+  if (shown) stimulus.drawImage(shown, 0, 0, w, h);
   drawChart(sized(stage.querySelector(".cc-chart"), w, h), chart);
   return chart;
 }
@@ -66,20 +67,6 @@ export function drawFixation(ctx, w, h) {
   ctx.fillStyle = INK;
   ctx.fillRect(w / 2 - arm, h / 2 - thick / 2, 2 * arm, thick);
   ctx.fillRect(w / 2 - thick / 2, h / 2 - arm, thick, 2 * arm);
-}
-
-/** A sentinel's blank screen: a red dot (ringed, so it shows on any screen) at `target`. */
-export function drawSentinel(ctx, w, h, target, fontPx = 12) {
-  ctx.fillStyle = BACKGROUND;
-  ctx.fillRect(0, 0, w, h);
-  const r = Math.max(6, fontPx * 0.6);
-  ctx.beginPath();
-  ctx.arc(target.x, target.y, r, 0, 2 * Math.PI);
-  ctx.fillStyle = "#e00000";
-  ctx.fill();
-  ctx.lineWidth = Math.max(1.5, r / 4);
-  ctx.strokeStyle = "#800000";
-  ctx.stroke();
 }
 
 /**

@@ -40,8 +40,9 @@ async function main() {
   for (const trial of todo) {
     // The heading stays on screen during the trial, so participants see how far they are.
     const heading = trial.is_practice ? "Practice trial" : `Image ${trial.number} of ${total}`;
+    const seconds = trial.time_limit_ms ? ` for ${+(trial.time_limit_ms / 1000).toFixed(1)} s` : "";
     const task = trial.mode === "describe"
-      ? "Click on the blurry image to see it sharply where you click, then describe it in the box below and press Done."
+      ? `Click on the blurry image${seconds} to see it sharply where you click, then describe it in the box below and press Done.`
       : trial.is_practice ? "Click on the blurry image to see it sharply where you click." : "Click where you want to look.";
     await waitForStart(`${heading}. ${task}`);
     const images = trial.blurred_url ? null : practiceImages(trial.blur_sigma);

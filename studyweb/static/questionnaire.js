@@ -3,10 +3,13 @@
 // image (pick_region) or describe an image in words (describe). A trial's questions are asked one
 // after another on the same screen; "Next" is enabled once the question shown is answered.
 // Picked points are converted from display pixels to IMAGE pixels (the natural size) here, and
-// checked again by the server.
+// checked again by the server. pick_region highlights the object under the pointer from the pair's
+// label mask, the one the server decides by, read with the server's rule (label_mask.js), so the
+// object highlighted is the object stored; the background is no object.
 import { fitSize, loadImage } from "./bubbleview.js";
+import { labelAt, loadLabels, objectOverlay } from "./label_mask.js";
 
-export const PICK_HINT = "Click on one of the outlined objects.";
+export const PICK_HINT = "Click on one of the objects (it is outlined when the pointer is over it).";
 const MAX_UPSCALE = 2; // images are never shown larger than twice their natural size
 const SIDE_BY_SIDE = 0.45; // the most of the window's width one image of a row may take
 const GAP_PX = 16; // between images in a row (study.css .qn-row gap)
@@ -15,6 +18,8 @@ const MIN_CANDIDATE_W = 140; // narrower than this, candidates wrap onto more ro
 const CARD_EXTRA_PX = 14; // a candidate's padding and border, both sides (study.css .qn-candidate)
 // Height kept for the progress line, the question, the captions, the answers and the button.
 const CHROME_PX = { choose_best: 190, rate: 230, pick_region: 230, describe: 300 };
+const FOLLOW_UP_PX = 70; // pick_region's follow-up question and its buttons
+const CAPTION_PX = 28; // a figure's caption
 
 /**
  * Show `trial` (one entry of GET /api/v1/session, see the module comment) on `stage` and ask its
@@ -22,8 +27,9 @@ const CHROME_PX = { choose_best: 190, rate: 230, pick_region: 230, describe: 300
  * message shown under the images at the start, e.g. why an earlier answer was refused), onRetry
  * (called while an image cannot be loaded yet).
  * Resolves with the body of the answer POST, less its idempotency key: {answers: [{question,
- * choice} | {question, rating} | {question, text} | {question, x, y} (image px)], rt_ms (from
- * the screen appearing to the last "Next"), shown_order (the candidates' labels left to right,
+ * choice} | {question, rating} | {question, text} | {question, x, y} (image px), each with rt_ms
+ * (from its question appearing to its "Next")], rt_ms (from the screen appearing to the last
+ * "Next"), shown_order (the candidates' labels left to right,
  * choose_best; [] otherwise)}.
  */
 export async function runTrial(stage, trial, opts = {}) {
@@ -53,13 +59,15 @@ export async function runTrial(stage, trial, opts = {}) {
       progress.textContent = `${heading}${part}`;
       question.textContent = step.text;
       stage.dataset.step = String(i);
+      const askedAt = performance.now();
       await new Promise((resolve) => {
         const update = () => { next.disabled = step.answer() === null; };
         step.start(update, (text) => { hint.textContent = text; });
         update();
         next.onclick = () => { if (step.answer() !== null) resolve(); };
       });
-      answers.push(...step.answer());
+      const rt = Math.round(performance.now() - askedAt);
+      answers.push(...step.answer().map((answer) => ({ ...answer, rt_ms: rt })));
       step.stop();
       hint.textContent = ""; // a notice about an earlier attempt has been read by now
     }
@@ -81,11 +89,6 @@ export function toImagePoint(clientX, clientY, rect, natW, natH) {
   const y = ((clientY - rect.top) / rect.height) * natH;
   if (!(x >= 0 && y >= 0 && x <= natW && y <= natH)) return null;
   return { x: Math.round(x * 100) / 100, y: Math.round(y * 100) / 100 };
-}
-
-/** The first of `regions` ({id, box: [x0, y0, x1, y1]}, image px) whose box holds `point`, or null. */
-export function regionAt(point, regions) {
-  return regions.find(({ box: [x0, y0, x1, y1] }) => point.x >= x0 && point.x <= x1 && point.y >= y0 && point.y <= y1) ?? null;
 }
 
 // --- one builder per task: {body, layout(chromePx), steps: [{text, start(onChange, say), answer(), stop()}], shownOrder} ---
@@ -161,56 +164,88 @@ const BUILDERS = {
   },
 
   async pick_region(trial, onRetry) {
-    const image = await loadRetrying(trial.image_url, onRetry);
+    const refUrl = trial.reference?.input_url;
+    const [image, labels, original] = await Promise.all([
+      loadRetrying(trial.image_url, onRetry),
+      retrying(() => loadLabels(trial.mask_url), onRetry),
+      refUrl ? loadRetrying(refUrl, onRetry) : null,
+    ]);
     const natW = trial.natural_w || image.naturalWidth, natH = trial.natural_h || image.naturalHeight;
-    const boxes = trial.regions.map((r) => {
-      const [x0, y0, x1, y1] = r.box;
-      const box = el("div", { class: "qn-region", "data-region": String(r.id) });
-      Object.assign(box.style, { left: pct(x0, natW), top: pct(y0, natH), width: pct(x1 - x0, natW), height: pct(y1 - y0, natH) });
-      return box;
-    });
+    const canvas = el("canvas", { class: "qn-objects", width: String(labels.width), height: String(labels.height) });
+    const overlay = objectOverlay(canvas, labels);
     const marker = el("div", { class: "qn-marker", hidden: true });
-    const picture = el("div", { class: "qn-pick" }, image, ...boxes, marker);
+    const picture = el("div", { class: "qn-pick", "data-picked": "", "data-hovered": "" }, image, canvas, marker);
     const fu = trial.follow_up;
+    // The original is what the follow-up asks about: it appears with the follow-up, in a place
+    // kept for it from the start, so the picture never moves under the pointer.
+    const originalFigure = original ? figure(original, "Original", "qn-reference") : null;
+    const row = el("div", { class: "qn-row" }, originalFigure, original ? figure(picture, "This image") : picture);
     const fuOptions = fu ? fu.choices.map((c) => choiceButton(c, c)) : [];
     const fuGroup = el("div", { class: "qn-scale", role: "radiogroup" }, ...fuOptions.map((o) => o.wrap));
     const followUp = el("div", { class: "qn-followup", hidden: true }, el("p", { class: "qn-followup-text" }, fu?.text ?? ""), fuGroup);
-    const body = el("div", { class: "qn-body" }, picture, followUp);
-    const layout = (chrome) => size(image, availableWidth(), Math.max(60, window.innerHeight - chrome - (fu ? 70 : 0)));
-    let point = null;
+    const body = el("div", { class: "qn-body" }, row, followUp);
+    const layout = (chrome) => {
+      const maxW = original ? Math.min(SIDE_BY_SIDE * window.innerWidth, (availableWidth() - GAP_PX) / 2)
+        : availableWidth();
+      const maxH = Math.max(60, window.innerHeight - chrome - (fu ? FOLLOW_UP_PX : 0) - (original ? CAPTION_PX : 0));
+      for (const img of original ? [original, image] : [image]) size(img, maxW, maxH);
+      overlay.scale(parseFloat(image.style.width) / labels.width);
+    };
+    let point = null, picked = 0, hovered = 0;
+    const show = () => {
+      overlay.draw(picked, hovered);
+      picture.dataset.picked = picked ? String(picked) : "";
+      picture.dataset.hovered = hovered ? String(hovered) : "";
+    };
+    const labelUnder = (event) => {
+      const p = toImagePoint(event.clientX, event.clientY, image.getBoundingClientRect(), natW, natH);
+      return { p, label: p ? labelAt(p, labels, natW, natH) : 0 };
+    };
     const steps = trial.questions.map((q, k) => {
       const last = k === trial.questions.length - 1;
       const withFollowUp = last && fu;
+      const reveal = (on) => {
+        followUp.hidden = !(withFollowUp && on);
+        originalFigure?.classList.toggle("qn-pending", Boolean(withFollowUp) && !on);
+      };
       return {
         text: q.text,
         start(onChange, say) {
           point = null;
+          picked = 0;
+          hovered = 0;
           marker.hidden = true;
-          followUp.hidden = true;
-          for (const b of boxes) b.classList.remove("selected");
+          reveal(false);
+          show();
           if (withFollowUp) startChoices(fuOptions, `qn-${trial.id}-fu`, fuGroup, null, onChange);
+          picture.onpointermove = (event) => {
+            const { label } = labelUnder(event);
+            if (label !== hovered) { hovered = label; show(); }
+          };
+          picture.onpointerleave = () => { hovered = 0; show(); };
           picture.onclick = (event) => {
-            const p = toImagePoint(event.clientX, event.clientY, image.getBoundingClientRect(), natW, natH);
-            const region = p && regionAt(p, trial.regions);
-            if (!region) {
+            const { p, label } = labelUnder(event);
+            if (!label) { // the background (or off the image): nothing is picked by it
               say(PICK_HINT);
               return onChange();
             }
             say("");
-            if (withFollowUp && point && regionAt(point, trial.regions) !== region) {
-              for (const o of fuOptions) o.radio.checked = false; // a new object: ask again
+            if (withFollowUp && picked && picked !== label) { // a new object: ask again
+              for (const o of fuOptions) { o.radio.checked = false; o.wrap.classList.remove("selected"); }
             }
             point = p;
+            picked = label;
             Object.assign(marker.style, { left: pct(p.x, natW), top: pct(p.y, natH) });
             marker.hidden = false;
-            boxes.forEach((b, i) => b.classList.toggle("selected", trial.regions[i] === region));
-            if (withFollowUp) followUp.hidden = false;
+            show();
+            reveal(true);
             onChange();
           };
         },
         answer() {
           if (!point) return null;
-          const answers = [{ question: q.id, x: point.x, y: point.y }];
+          // choice: the object highlighted, which the server finds under the point too (or refuses)
+          const answers = [{ question: q.id, x: point.x, y: point.y, choice: String(picked) }];
           if (withFollowUp) {
             const chosen = fuOptions.find((o) => o.radio.checked);
             if (!chosen) return null;
@@ -219,7 +254,7 @@ const BUILDERS = {
           return answers;
         },
         stop() {
-          picture.onclick = null;
+          picture.onclick = picture.onpointermove = picture.onpointerleave = null;
           for (const o of fuOptions) o.radio.onchange = null;
         },
       };
@@ -312,13 +347,20 @@ function pct(v, of) {
 }
 
 /** loadImage(url), retried with backoff while it fails (network down, server restarting). */
-async function loadRetrying(url, onRetry) {
+function loadRetrying(url, onRetry) {
+  return retrying(async () => {
+    const img = await loadImage(url);
+    img.draggable = false;
+    img.alt = "";
+    return img;
+  }, onRetry);
+}
+
+/** load(), retried with backoff while it fails (network down, server restarting). */
+async function retrying(load, onRetry) {
   for (let attempt = 0; ; attempt += 1) {
     try {
-      const img = await loadImage(url);
-      img.draggable = false;
-      img.alt = "";
-      return img;
+      return await load();
     } catch (err) {
       if (attempt >= 8) throw err;
       onRetry(attempt);

@@ -36,7 +36,9 @@ async function runOne(trial, heading) {
     say("");
     if (!through) return; // not through yet: the queue keeps trying while the participant goes on
     const refusal = saver.rejected.find((item) => item.body.idempotency_key === key);
-    if (!refusal) return;
+    // A 409 is no answer to fix: the trial was answered meanwhile (another tab) or the
+    // participation has ended, so asking again would only meet the same 409.
+    if (!refusal || refusal.status === 409) return;
     notice = `Your answer could not be saved: ${refusalMessage(refusal)} Please answer again.`;
   }
 }

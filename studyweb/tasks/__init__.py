@@ -1,7 +1,8 @@
 """The task pages: BubbleView (`static/bubbleview.js`, driven by `static/flow.js`) and the
 images it shows. Images are served only to the participant holding a trial of that stimulus:
 the blurred image (pre-blurred once by `studyweb.experiments.blurred_image` and cached under
-the instance directory) and the sharp one, both at their natural size in pixels."""
+the instance directory) and the sharp one, both at their natural size in pixels; a questionnaire
+trial's images, and a pick_region trial's label mask (the objects the page highlights)."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, send_file
@@ -91,6 +92,24 @@ def target_map(trial_id: int):
         abort(404, description="the pair has no target map")
     density = np.load(path).astype(np.float32)
     response = send_file(io.BytesIO(overlay_png(stimulus, density)), mimetype="image/png", max_age=0)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.get("/t/trials/<int(max=2147483647):trial_id>/mask.png")
+def pick_mask(trial_id: int):
+    """A pick_region trial's label mask (8-bit grey PNG at the mask's own size: 0 background,
+    k = the object with mask id k; DESIGN.md §2), the very array the server looks answers up in
+    (`questionnaire_study.mask_png`); 404 unless the token's participant holds this pick_region trial."""
+    import io
+
+    from studyweb.questionnaire_study import mask_png
+
+    trial = _own_questionnaire_trial(trial_id)
+    png = mask_png(trial.spec) if trial.task == "pick_region" else None
+    if png is None:
+        abort(404, description="this trial has no objects to pick")
+    response = send_file(io.BytesIO(png), mimetype="image/png", max_age=0)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
 

@@ -90,6 +90,6 @@ def _export(folder, experiment: str, pair_ids):
                          "pair_id": pair_id, "side": "x", "shown_methods": "oracle|dim",
                          "choice": "oracle" if participant < 3 else "dim", "valid": True})
     pd.DataFrame(rows).reindex(columns=RESPONSE_COLUMNS).to_csv(folder / "responses.csv", index=False)
-    people = [{"id": p, "source": "human", "status": "complete", "qc_status": "kept", "qc_reason": ""} for p in (1, 2, 3)]
+    people = [{"participant_id": p, "source": "human", "status": "complete", "qc_status": "kept", "qc_reason": ""} for p in (1, 2, 3)]
     pd.DataFrame(people).reindex(columns=PARTICIPANT_COLUMNS).to_csv(folder / "participants.csv", index=False)
     return folder

@@ -47,11 +47,13 @@ CLICKS = {"original": (240.0, 170.0), "increase": (60.0, 70.0), "decrease": (10.
 def _gatys_export(root: Path) -> tuple[Path, Path]:
     """studyweb/examples/gatys_latin_square.yaml on three 320x240 pairs, four participants
     answering every trial through the database (tutorial answers inside the edited object,
-    sentinels in display pixels), exported with studyweb.export.export_csv: (dataset, export)."""
+    sentinels in display pixels), QC decided by build_maps, exported with studyweb.export.export_csv:
+    (dataset, export)."""
     from studyweb.assignment import assign
     from studyweb.db import Participant, Response, Stimulus, open_session
     from studyweb.designs import create_from_design
     from studyweb.export import export_csv
+    from studyweb.maps import build_maps
 
     dataset = Dataset.create(root / "ds", "gatys-tiny", seed=1)
     mask = np.zeros((H, W), np.uint8)
@@ -92,6 +94,8 @@ def _gatys_export(root: Path) -> tuple[Path, Path]:
                 trial.status = "done"
             participant.status = "complete"
             db.commit()
+        build_maps(db, experiment)
+        db.commit()
         export_csv(db, experiment, root / "export")
     return dataset.path, root / "export"
 
@@ -100,7 +104,10 @@ def test_the_gatys_designs_export_gives_effect_sizes_per_condition(tmp_path):
     data, folder = _gatys_export(tmp_path)
     export = read_export(folder)
     raw = export.responses
-    assert raw["method"].eq("").all() and set(raw["condition"]) == {"", "original", "increase", "decrease"}
+    assert set(raw["condition"]) == {"", "original", "increase", "decrease"}
+    main = raw[raw["condition"] != ""]
+    assert main["method"].eq(main["condition"]).all()  # the version shown, named as the condition
+    assert raw["is_practice"].eq(raw["condition"].eq("")).all()  # the tutorial's rows carry no condition
     ev = _evaluation(tmp_path, data, ["input", "increase", "decrease"],
                      per_image=pd.DataFrame({"method": ["increase"] * 3 + ["decrease"] * 3,
                                              "pair_id": ["g0", "g1", "g2"] * 2,
@@ -126,7 +133,7 @@ def test_the_gatys_designs_export_gives_effect_sizes_per_condition(tmp_path):
     assert any(note.startswith("Unit of analysis: the image") for note in table.notes)
     # A design whose conditions are not the evaluated methods cannot be compared: refused, named.
     other = _evaluation(tmp_path, data, ["input", "fgtransform_increase", "fgtransform_decrease"])
-    with pytest.raises(ValueError, match=r"version '(increase|decrease)' \(column condition, block '\d'\)"):
+    with pytest.raises(ValueError, match=r"version '(increase|decrease)' \(column method, condition '\1'\)"):
         human_attention(raw, other)
 
 

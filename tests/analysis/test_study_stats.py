@@ -13,7 +13,7 @@ from analysis.study_stats import (RESPONSE_COLUMNS, attention_change, fixations_
                                   preference_shares, qc_summary, rating_summary, read_export, split_half_consistency)
 from studyweb.export import write_csv
 
-PARTICIPANT_COLUMNS = ["id", "source", "status", "qc_status", "qc_reason"]
+PARTICIPANT_COLUMNS = ["participant_id", "source", "status", "qc_status", "qc_reason"]
 EXCLUSION = "1 catch trial(s) failed > max 0"
 
 
@@ -34,7 +34,7 @@ def _write_export(folder, responses: list[dict], participants: list[list], drop:
 
 @pytest.fixture
 def export_folder(tmp_path):
-    """Participants 1, 2 kept, 3 excluded (failed a catch trial), 4 without data; choose_best
+    """Participants 1, 2 kept, 3 excluded (failed a catch trial), 4 never decided; choose_best
     answers, a describe answer that needs the spreadsheet escape, rate answers and 3 catch trials."""
     shown = "salggan|hag|cyclegan"
     rows = [_response(participant_id=p, trial_id=10 * p + t, pair_id=f"p{t}", side="x", shown_methods=shown,
@@ -53,8 +53,8 @@ def export_folder(tmp_path):
              _response(participant_id=3, trial_id=37, question="catch", shown_methods="original|hag", choice="hag"),
              _response(participant_id=2, trial_id=27, task="rate", block="fidelity", question="catch",
                        method="original", rating=3.0)]
-    participants = [[1, "real", "complete", "kept", ""], [2, "real", "complete", "kept", ""],
-                    [3, "real", "complete", "excluded", EXCLUSION], [4, "real", "started", "no data", ""]]
+    participants = [[1, "human", "complete", "kept", ""], [2, "human", "complete", "kept", ""],
+                    [3, "human", "complete", "excluded", EXCLUSION], [4, "human", "returned", "", ""]]
     return _write_export(tmp_path, rows, participants)
 
 
@@ -77,7 +77,7 @@ def test_read_export_keeps_qc_kept_participants_and_unescapes_text(export_folder
 
 def test_qc_summary_counts_participants_reasons_and_catch_trials(export_folder):
     summary = qc_summary(read_export(export_folder))
-    assert summary["participants"] == {"real": {"excluded": 1, "kept": 2, "no data": 1}}
+    assert summary["participants"] == {"human": {"excluded": 1, "kept": 2, "undecided": 1}}
     assert summary["exclusion_reasons"] == {EXCLUSION: 1}
     assert summary["dropped_responses"] == 2
     assert summary["catch"] == {"trials": 3, "passed": 2, "pass_rate": pytest.approx(2 / 3)}
@@ -108,7 +108,7 @@ def test_two_experiments_are_refused_unless_one_is_named(tmp_path):
 def test_simulated_mixed_with_human_responses_is_refused_unless_sources_say(tmp_path):
     rows = [_response(participant_id=1, source="human", choice="a", shown_methods="a|b"),
             _response(participant_id=2, source="simulated", choice="b", shown_methods="a|b")]
-    _write_export(tmp_path, rows, [[1, "real", "complete", "kept", ""], [2, "simulated", "complete", "kept", ""]])
+    _write_export(tmp_path, rows, [[1, "human", "complete", "kept", ""], [2, "simulated", "complete", "kept", ""]])
     with pytest.raises(ValueError, match=r"mixes simulated responses with \['human'\]"):
         read_export(tmp_path)
     assert set(read_export(tmp_path, sources=["human"]).responses["participant_id"]) == {1}
@@ -116,9 +116,36 @@ def test_simulated_mixed_with_human_responses_is_refused_unless_sources_say(tmp_
 
 def test_responses_of_unknown_participants_are_refused(tmp_path):
     _write_export(tmp_path, [_response(participant_id=7, choice="a", shown_methods="a|b")],
-                  [[1, "real", "complete", "kept", ""]])
+                  [[1, "human", "complete", "kept", ""]])
     with pytest.raises(ValueError, match=r"participant\(s\) \[7\] that are not in"):
         read_export(tmp_path)
+
+
+def test_participants_without_a_qc_decision_are_left_out_and_the_log_says_how_to_decide(tmp_path, caplog):
+    rows = [_response(participant_id=p, trial_id=p, choice="a", shown_methods="a|b") for p in (1, 2)]
+    _write_export(tmp_path, rows, [[1, "human", "complete", "kept", ""], [2, "human", "complete", "", ""]])
+    with caplog.at_level("WARNING", logger="analysis.study_stats"):
+        export = read_export(tmp_path)
+    assert set(export.responses["participant_id"]) == {1}
+    assert export.dropped_summary == "dropped 1 responses: 1 participant(s) undecided, 1 responses"
+    assert "gazelab study build-maps" in caplog.text
+    _write_export(tmp_path, rows, [[1, "real", "complete", "kept", ""], [2, "human", "complete", "kept", ""]])
+    with pytest.raises(ValueError, match=r"participants\.csv column source has \['real'\]"):
+        read_export(tmp_path)  # the export's vocabulary is human | simulated | imported in both files
+
+
+def test_catch_rows_pass_by_the_servers_correct_where_the_export_has_it(tmp_path):
+    rows = [_response(participant_id=1, trial_id=1, choice="a", shown_methods="a|b"),
+            _response(participant_id=1, trial_id=2, task="codecharts", question="code", block="", x=10.0, y=20.0,
+                      is_catch=True, correct=True),
+            _response(participant_id=1, trial_id=3, task="codecharts", question="code", block="", x=1.0, y=2.0,
+                      is_catch=True, correct=False)]
+    columns = RESPONSE_COLUMNS + ["is_catch", "correct"]
+    write_csv(tmp_path / "responses.csv", columns, [[r.get(c) for c in columns] for r in rows])
+    write_csv(tmp_path / "participants.csv", PARTICIPANT_COLUMNS, [[1, "human", "complete", "kept", ""]])
+    export = read_export(tmp_path)
+    assert list(export.catch["passed"]) == [True, False]  # sentinels: a known answer, right or not
+    assert list(export.responses["trial_id"]) == [1]
 
 
 def _choices(question: str, counts: dict[str, int], shown: str, block: str = "preference") -> list[dict]:

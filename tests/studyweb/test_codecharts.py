@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from studyweb import codecharts as cc
 from studyweb.codecharts import (
-    Chart, Timing, code_position, from_seed, generate_chart, normalise_code, sentinel_chart,
-    sentinel_correct, to_json, trial_plan, tutorial_passed, tutorial_plan,
+    Chart, Timing, code_position, from_seed, generate_chart, locate_sentinel_target, normalise_code,
+    sentinel_chart, sentinel_correct, to_json, trial_plan, tutorial_passed, tutorial_plan,
 )
 
 FEW = settings(max_examples=50, deadline=None)
@@ -188,13 +188,13 @@ def test_sentinel_radius_must_be_positive():
 def test_json_carries_exactly_the_chart_the_server_checks():
     trial = sentinel_chart(800, 600, 99)
     data = json.loads(json.dumps(to_json(trial)))
-    assert data["kind"] == "sentinel" and data["target"] == {"x": trial.target[0], "y": trial.target[1]}
-    rebuilt = from_seed(data["width"], data["height"], data["seed"], kind=data["kind"])
-    assert rebuilt == trial
+    assert data["kind"] == "sentinel" and "target" not in data and "seed" not in data  # only the server knows
+    assert locate_sentinel_target(data["sentinel_png"], data["width"]) == pytest.approx(trial.target, abs=0.2)
     for item in data["codes"]:
-        assert code_position(rebuilt.chart, item["code"]) == (item["x"], item["y"])
+        assert code_position(trial.chart, item["code"]) == (item["x"], item["y"])
     image = json.loads(json.dumps(to_json(generate_chart(800, 600, 99))))
-    assert image["kind"] == "image" and "target" not in image
+    assert image["kind"] == "image" and "target" not in image and "sentinel_png" not in image
+    assert from_seed(image["width"], image["height"], image["seed"]) == generate_chart(800, 600, 99)
     assert image["codes"] == data["codes"] and image["font_px"] == pytest.approx(11.1)
     with pytest.raises(ValueError, match="kind must be one of"):
         from_seed(800, 600, 99, kind="bubble")

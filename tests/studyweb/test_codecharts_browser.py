@@ -78,9 +78,13 @@ def _nearest(chart, point):
 
 
 def _good_code(trial, chart, k):
-    """A code on the chart: the one nearest a sentinel's target, else the k-th code (mod n)."""
+    """A code on the chart: the one nearest a sentinel's target (found by looking at its screen,
+    as a participant does), else the k-th code (mod n)."""
     if trial["kind"] == "sentinel":
-        return _nearest(chart, chart["target"])
+        from studyweb.codecharts import locate_sentinel_target
+
+        x, y = locate_sentinel_target(chart["sentinel_png"], chart["width"])
+        return _nearest(chart, {"x": x, "y": y})
     return chart["codes"][k % len(chart["codes"])]
 
 

@@ -4,6 +4,12 @@ answered and refused, catch trials and QC, responses.csv."""
 from __future__ import annotations
 
 import csv
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -83,8 +89,8 @@ def _good_answers(c, token, trial):
             answers.append({"question": q["id"], "rating": max(trial["scale"]["scores"]) if q["id"] == "catch"
                             else trial["scale"]["scores"][1]})
         elif trial["task"] == "pick_region":
-            x0, y0, x1, y1 = trial["regions"][0]["box"]
-            answers.append({"question": q["id"], "x": (x0 + x1) / 2, "y": (y0 + y1) / 2})
+            x, y = trial["regions"][0]["point"]
+            answers.append({"question": q["id"], "x": x, "y": y})
         else:
             answers.append({"question": q["id"], "text": "=a red cube"})
     if trial.get("follow_up"):
@@ -159,6 +165,7 @@ def test_answers_that_do_not_fit_are_refused_and_nothing_is_stored(enter, dbs, t
 def test_failing_a_catch_trial_excludes_the_participant_and_csv_says_why(enter, dbs, app, tmp_path):
     from studyweb.experiments import experiment_by_name
     from studyweb.export import export_csv
+    from studyweb.maps import build_maps
 
     c, token = enter("careless")
     for i, trial in enumerate(_trials(c, token)):
@@ -168,6 +175,8 @@ def test_failing_a_catch_trial_excludes_the_participant_and_csv_says_why(enter, 
                                                                if x["label"] != answers[0]["choice"])}
                           if trial["task"] == "choose_best" else {"question": "catch", "rating": 0})
         assert _answer(c, token, trial, answers, f"c{i}").status_code == 200
+    build_maps(dbs, experiment_by_name(dbs, "quest"))  # a questionnaire builds no maps; QC decides and stores
+    dbs.commit()
     files = export_csv(dbs, experiment_by_name(dbs, "quest"), tmp_path / "csv")
     with open(files["participants"], encoding="utf-8", newline="") as handle:
         row = next(r for r in csv.DictReader(handle) if r["recruit_id"] == "careless")
@@ -287,3 +296,220 @@ def test_conditions_belong_to_attention_designs(method_dirs):
     with pytest.raises(DesignError, match=r"conditions\[1\]: 'nope' is not 'original' nor a method"):
         load_design({"methods": method_dirs, "conditions": ["original", "nope"],
                      "blocks": [{"name": "b", "task": "bubbleview"}]})
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "studyweb" / "examples").glob("*.yaml"))
+BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{prev}'] * 9)}]\n" for prev, n in zip("abcdefgh", "bcdefghi"))  # 9^9 values
+LOAD_LIMITED = """\
+import resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # a regression ends in MemoryError here, not the machine's
+from studyweb.designs import DesignError, load_design
+start = time.perf_counter()
+try:
+    load_design(sys.argv[1])
+except DesignError as exc:
+    print(f"{time.perf_counter() - start:.3f}", exc)
+"""
+
+
+def _yaml_design(tmp_path, text: str) -> Path:
+    path = tmp_path / "design.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_an_alias_bomb_fails_fast_with_a_clear_error(tmp_path):
+    path = _yaml_design(tmp_path, BOMB)
+    result = subprocess.run([sys.executable, "-c", LOAD_LIMITED, str(path)], capture_output=True, text=True,
+                            timeout=120, cwd=Path(__file__).parents[2])
+    assert result.returncode == 0 and "MemoryError" not in result.stderr, result.stderr[-2000:]
+    seconds, message = result.stdout.split(" ", 1)
+    assert float(seconds) < 5
+    assert re.match(r"\S+design\.yaml line 6: f\[[\d\]\[]+\]: more than 100000 values once YAML aliases are expanded",
+                    message), message
+
+
+@pytest.mark.parametrize("text, message", [
+    ("title: x\nblocks: &b [*b]\n", r"line 2: blocks\[0\]: a YAML alias refers to the mapping or list that contains"),
+    ("title: x\nstimuli: &s {side: *s}\n", r"line 2: stimuli\.side: a YAML alias refers to the mapping or list"),
+])
+def test_a_self_referencing_alias_is_a_design_error(tmp_path, text, message):
+    with pytest.raises(DesignError, match=message):
+        load_design(_yaml_design(tmp_path, text))
+
+
+@pytest.mark.parametrize("value, tag", [
+    ("!!python/object/apply:os.system [touch PWNED]", "python/object/apply:os.system"),
+    ("!!python/object/apply:os.system {args: [touch PWNED]}", "python/object/apply:os.system"),
+    ("!!python/name:os.system", "python/name:os.system"),
+    ("!!binary aGVsbG8=", "binary"),
+    ("!!set {a, b}", "set"),
+    ("!custom x", "!custom"),
+])
+def test_yaml_tags_beyond_plain_values_are_refused(tmp_path, monkeypatch, value, tag):
+    monkeypatch.chdir(tmp_path)
+    message = rf"design\.yaml line 2: title: YAML tag '[^']*{re.escape(tag)}' is not allowed"
+    with pytest.raises(DesignError, match=message):
+        load_design(_yaml_design(tmp_path, f"observers: 3\ntitle: {value}\nblocks: []\n"))
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("observers: 3\nblocks: [\n", r"line 3: not valid YAML: expected the node content"),
+    ("observers: 3\nobservers: 4\n", r"line 2: observers: the key is given twice"),
+    ("observers: 3\n? [a, b]\n: 1\n", r"line 2: the design: keys are plain names, got a seq as a key"),
+    ("observers: !!int abc\n", r"line 1: observers: 'abc' is not a valid int"),
+    ("observers: " + "9" * 5000 + "\n", r"line 1: observers: '9+' is not a valid int"),
+    ("title: x\nblocks: " + "[" * 100_000, r"line 2: not valid YAML: nested more than 32 levels deep"),
+    ("observers: 3\nblocks: [\x00]\n", r"line 2: not valid YAML: unacceptable character"),
+    ("a: 1\n---\nb: 2\n", r"line 2: not valid YAML: but found another document"),
+])
+def test_broken_yaml_is_one_design_error_with_its_line(tmp_path, text, message):
+    with pytest.raises(DesignError, match=r"design\.yaml " + message):
+        load_design(_yaml_design(tmp_path, text))
+
+
+def test_a_design_file_over_1_mib_is_refused_before_it_is_read(tmp_path):
+    text = "title: x\nobservers: 3\n" + "#" * (1 << 20) + "\n"
+    with pytest.raises(DesignError, match=r"design\.yaml: \d+ bytes; a design has at most 1048576 \(1 MiB\)"):
+        load_design(_yaml_design(tmp_path, text))
+    with pytest.raises(DesignError, match=r"<design>: \d+ characters; a design has at most"):
+        load_design(text)
+    (tmp_path / "latin1.yaml").write_bytes("title: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DesignError, match=r"latin1\.yaml: not UTF-8 text \(byte 10"):
+        load_design(tmp_path / "latin1.yaml")
+
+
+def test_non_finite_scores_are_refused_and_the_session_json_stays_strict(app, dataset, dbs, enrol_in):
+    from studyweb.db import Experiment
+
+    def rate(scores: str) -> str:
+        return ("observers: 3\nper_participant: 2\nblocks:\n  - name: feel\n    task: rate\n    image: original\n"
+                f"    scale: {{labels: [low, 1.5, high], scores: {scores}}}\n")
+
+    for scores, k, got in [("[.nan, 0, 1]", 0, "nan"), ("[0, .inf, 1]", 1, "inf"), ("[0, 1, -.inf]", 2, "-inf"),
+                           ("[1.0e+400, 0, 1]", 0, "inf")]:
+        with pytest.raises(DesignError, match=rf"<design> line 7: blocks\[0\]\.scale\.scores\[{k}\]: expected a"
+                                              rf" finite number in \[-1e\+06, 1e\+06\], got {got}$"):
+            create_from_design(dbs, rate(scores), dataset.path, "nanq")
+        dbs.rollback()
+    assert dbs.query(Experiment).filter_by(name="nanq").count() == 0
+    create_from_design(dbs, rate("[0, 0.5, 1]"), dataset.path, "strict")
+    dbs.commit()
+    c, token = enrol_in("strict")
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the session JSON")
+
+    body = c.get("/api/v1/session", headers={H: token}).data
+    scale = json.loads(body, parse_constant=refuse)["trials"][0]["scale"]
+    assert scale["labels"] == ["low", "1.5", "high"] and scale["scores"] == [0, 0.5, 1]
+
+
+@pytest.fixture
+def two_methods(tmp_path) -> dict[str, str]:
+    """Two empty method folders (a design only checks that they exist)."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    return {name: str(tmp_path / name) for name in ("a", "b")}
+
+
+def _typed(two_methods, **changes) -> str:
+    """YAML of a small valid design with `changes` (top keys, or block keys as block=...)."""
+    import yaml
+
+    block = {"name": "best", "task": "choose_best", "question": "Which is best?", "candidates": ["a", "b"],
+             **changes.pop("block", {})}
+    design = {"title": "Types", "methods": two_methods, "observers": 3, "blocks": [block], **changes}
+    return yaml.safe_dump(design, sort_keys=False)
+
+
+BIG = 10 ** 29
+PICK = {"name": "p", "task": "pick_region", "image": "original"}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"observers": BIG}, rf"observers: expected an integer in \[1, 10000\], got {BIG}"),
+    ({"observers": 0}, r"observers: expected an integer in \[1, 10000\], got 0"),
+    ({"per_participant": 10 ** 6}, r"per_participant: expected an integer in \[1, 10000\]"),
+    ({"catch": {"every": BIG}}, r"catch\.every: expected an integer in \[2, 10000\]"),
+    ({"catch": {"every": 4, "max_failures": BIG}}, r"catch\.max_failures: expected an integer in \[0, 10000\]"),
+    ({"stimuli": {"pairs": BIG}}, r"stimuli\.pairs: expected an integer in \[1, 1000000\]"),
+    ({"stimuli": {"pairs": [True]}}, r"stimuli\.pairs\[0\]: expected a pair id"),
+    ({"title": ["a"]}, r"title: expected a text of at most 200 characters, got \['a'\]"),
+    ({"title": "x" * 201}, r"title: expected a text of at most 200 characters, got 201 characters"),
+    ({"description": 5}, r"description: expected a text .*got 5 \(quote it in YAML\)"),
+    ({"completion_code": 123456}, r"completion_code: expected a text .*\(quote it in YAML\)"),
+    ({"completion_url": "ftp://x"}, r"completion_url: expected a link starting with https://"),
+    ({"methods": 5}, r"methods: expected a mapping of method name: folder"),
+    ({"methods": ["a", "b"]}, r"methods: expected a mapping of method name: folder"),
+    ({"methods": {"a": None}}, r"methods\.a: expected a non-empty text"),
+    ({"block": {"task": ["rate"]}}, r"blocks\[0\]\.task: expected one of \[.*\], got \['rate'\]"),
+    ({"block": {"name": "n" * 65}}, r"blocks\[0\]\.name: expected a non-empty text of at most 64 characters"),
+    ({"block": {"question": ["a"]}}, r"blocks\[0\]\.question: expected a non-empty text"),
+    ({"block": {"question": None, "questions": [{"id": {"a": 1}, "text": "T"}]}},
+     r"blocks\[0\]\.questions\[0\]\.id: expected a non-empty text"),
+    ({"block": {"question": None, "questions": [{"id": "q", "text": ""}]}},
+     r"blocks\[0\]\.questions\[0\]\.text: expected a non-empty text"),
+    ({"block": {"candidates": ["a", "a"]}}, r"blocks\[0\]\.candidates: candidates must be distinct"),
+    ({"block": {"name": "r", "task": "rate", "image": "original", "candidates": None,
+                "scale": {"labels": [True, False], "scores": [1, 0]}}},
+     r"blocks\[0\]\.scale\.labels\[0\]: expected a non-empty text .*got True \(quote it in YAML\)"),
+    ({"block": {**PICK, "question": None, "candidates": None,
+                "follow_up": {"text": "Same?", "choices": [True, False]}}},
+     r"blocks\[0\]\.follow_up\.choices\[0\]: .*got True \(quote it in YAML\)"),
+    ({"block": {"name": "b", "task": "bubbleview", "question": None, "candidates": None, "time_limit_s": math.inf}},
+     r"blocks\[0\]\.time_limit_s: expected a finite number in \(0, 3600\], got inf"),
+    ({"block": {"name": "b", "task": "bubbleview", "question": None, "candidates": None, "mode": ["free"]}},
+     r"blocks\[0\]\.mode: expected one of \['free', 'describe'\]"),
+    ({"block": {"name": "b", "task": "bubbleview", "question": None, "candidates": None, "max_clicks": BIG}},
+     r"blocks\[0\]\.max_clicks: expected an integer in \[1, 10000\]"),
+    ({"block": {"name": "b", "task": "bubbleview", "question": None, "candidates": None, "blur_sigma_frac": math.nan}},
+     r"blocks\[0\]\.blur_sigma_frac: expected a finite number in \(0, 1\], got nan"),
+    ({"block": {"name": "c", "task": "codecharts", "question": None, "candidates": None,
+                "codecharts": {"sentinel_radius_px": math.inf}}},
+     r"blocks\[0\]\.codecharts\.sentinel_radius_px: expected a finite number in \(0, 1000\], got inf"),
+    ({"block": {"name": "c", "task": "codecharts", "question": None, "candidates": None,
+                "codecharts": {"image_ms": [2000, math.nan]}}},
+     r"blocks\[0\]\.codecharts\.image_ms\[1\]: expected an integer in \[1, 60000\], got nan"),
+    ({"block": {"name": "c", "task": "codecharts", "question": None, "candidates": None, "codecharts": 5}},
+     r"blocks\[0\]\.codecharts: expected a mapping of"),
+])
+def test_every_kind_of_key_is_checked_by_type_and_range(two_methods, changes, message):
+    block = changes.get("block", {})
+    text = _typed(two_methods, **changes)
+    for key in [k for k, v in block.items() if v is None]:  # None: leave the base block's key out
+        text = "\n".join(line for line in text.splitlines() if not line.lstrip(" -").startswith(f"{key}: null"))
+    with pytest.raises(DesignError, match=r"<design> line \d+: " + message):
+        load_design(text)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.stem)
+def test_every_example_design_still_loads(example, tmp_path):
+    import yaml
+
+    names = list(yaml.safe_load(example.read_text(encoding="utf-8")).get("methods") or {})
+    for name in names:
+        (tmp_path / name).mkdir()
+    design = load_design(example, methods={name: str(tmp_path / name) for name in names})
+    assert design.values["blocks"] and 1 <= design.values["observers"] <= 10_000
+    json.dumps(design.values, allow_nan=False)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("title: !!python/name:os.system\nblocks: [{name: b, task: bubbleview}]\n", "YAML tag"),
+    ("title: x\nblocks: &b [*b]\n", "a YAML alias refers to"),
+    ("blocks:\n  - {name: r, task: rate, image: original, scale: {labels: [a, b], scores: [.nan, 0]}}\n",
+     r"scores\[0\]: expected a finite number"),
+    ("observers: 100000000000000000000000000000\nblocks: [{name: b, task: bubbleview}]\n",
+     r"observers: expected an integer in \[1, 10000\]"),
+])
+def test_study_commands_print_one_line_for_a_hostile_design(run_cli, tmp_path, dataset, text, message):
+    path = _yaml_design(tmp_path, text)
+    for args in (["create-experiment", "--dataset", dataset.path, "--name", "hostile", "--from", path,
+                  "--db", f"sqlite:///{tmp_path / 'study.db'}"],
+                 ["pilot", path, "--dataset", dataset.path, "--out", tmp_path / "pilot"]):
+        code, out, err = run_cli("study", *args)
+        assert code == 2 and out == "" and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1 and re.search(rf"design\.yaml line \d+: .*{message}", err), err

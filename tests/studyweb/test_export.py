@@ -92,7 +92,7 @@ def test_export_csv_is_tidy(session, experiment, tmp_path):
     trials = pd.read_csv(paths["trials"])
     clicks = pd.read_csv(paths["clicks"])
     events = pd.read_csv(paths["events"])
-    assert sorted(participants["source"]) == ["real", "simulated"]
+    assert sorted(participants["source"]) == ["human", "simulated"]  # the study export's names (DESIGN.md §2)
     assert len(trials) == 6 and set(trials["pair_id"]) == {"p0", "p1"}
     assert len(clicks) == 18 and {"x", "y", "t_ms", "participant_id"} <= set(clicks.columns)
     assert list(events["kind"]) == ["resize", "resize"] and events["payload"][0] == '{"w": 800}'
@@ -269,7 +269,7 @@ def test_csv_cells_cannot_start_a_formula(session, experiment, tmp_path):
             for column, cell in row.items():
                 if cell.startswith(FORMULA_STARTS):  # only numbers may start so
                     assert float(cell) < 0, (name, column, cell)
-    recruit = [r["recruit_id"] for r in cells["participants"] if r["id"] == str(participant.id)]
+    recruit = [r["recruit_id"] for r in cells["participants"] if r["participant_id"] == str(participant.id)]
     assert recruit == ["'" + INJECTIONS[0]]
     texts = [r["response_text"] for r in cells["trials"] if r["participant_id"] == str(participant.id)]
     assert texts == ["'" + text for text in INJECTIONS]
@@ -313,3 +313,89 @@ def test_an_export_that_fails_midway_changes_nothing(session, one_observer, data
     monkeypatch.undo()
     with pytest.raises(FewerObservers):  # so the guard still holds afterwards
         export_to_dataset(session, one_observer)
+
+
+def _rows(path) -> list[dict]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_participants_csv_holds_the_decision_build_maps_stored_not_a_new_qc_run(session, experiment, tmp_path,
+                                                                              monkeypatch):
+    first, second = sorted(p.id for p in experiment.participants)
+    session.add(db.Event(participant_id=first, kind="focus_lost"))
+    experiment.settings = {**experiment.settings, "qc": {**experiment.settings["qc"], "max_focus_losses": 0}}
+    session.commit()
+    assert first not in run_qc(session, experiment).kept  # a new QC run would now exclude the first
+
+    def no_qc(*args, **kwargs):
+        raise AssertionError("the CSV export ran QC")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("studyweb.qc.run_qc", no_qc)
+        rows = _rows(export_csv(session, experiment, tmp_path / "before")["participants"])
+    assert [(r["participant_id"], r["qc_status"], r["qc_reason"]) for r in rows] == [
+        (str(first), "kept", ""), (str(second), "kept", "")]  # as the maps were built
+    build_maps(session, experiment)
+    session.commit()
+    rows = _rows(export_csv(session, experiment, tmp_path / "after")["participants"])
+    assert [(r["qc_status"], r["qc_reason"]) for r in rows] == [("excluded", "1 focus losses > max 0"),
+                                                                ("kept", "")]
+    decided = pd.Timestamp(rows[0]["qc_decided_at"])
+    assert decided.tzinfo is not None and decided.utcoffset().total_seconds() == 0
+
+
+def test_a_participant_never_decided_has_an_empty_qc_status(session, experiment, tmp_path):
+    session.add(db.Participant(experiment_id=experiment.id, status="returned"))
+    session.commit()
+    rows = _rows(export_csv(session, experiment, tmp_path / "csv")["participants"])
+    assert [r["qc_status"] for r in rows] == ["kept", "kept", ""] and rows[2]["qc_decided_at"] == ""
+
+
+def test_every_time_in_the_csvs_is_iso_8601_utc(session, experiment, tmp_path):
+    import datetime as dt
+
+    session.execute(update(db.Trial).values(started_at=dt.datetime(2026, 3, 1, 12, 0, 0, 250000),
+                                            ended_at=dt.datetime(2026, 3, 1, 12, 0, 10)))
+    session.execute(update(db.Participant).values(completed_at=dt.datetime(2026, 3, 1, 12, 5)))
+    session.commit()
+    paths = export_csv(session, experiment, tmp_path / "csv")
+    columns = {"participants": ["created_at", "last_seen_at", "completed_at", "qc_decided_at"],
+               "trials": ["started_at", "ended_at"], "events": ["created_at"]}
+    for name, names in columns.items():
+        for row in _rows(paths[name]):
+            for column in names:
+                value = dt.datetime.fromisoformat(row[column])
+                assert value.utcoffset() == dt.timedelta(0), (name, column, row[column])
+    trial = _rows(paths["trials"])[0]
+    assert trial["started_at"] == "2026-03-01T12:00:00.250000+00:00"
+
+
+def test_clicks_csv_says_which_clicks_were_late(session, experiment, tmp_path):
+    trial = session.query(db.Trial).order_by(db.Trial.id).first()
+    session.add(db.Click(trial_id=trial.id, x=1.0, y=1.0, t_ms=12_700.0, late=True))
+    session.commit()
+    clicks = _rows(export_csv(session, experiment, tmp_path / "csv")["clicks"])
+    assert [c["t_ms"] for c in clicks if c["late"] == "True"] == ["12700.0"]
+    assert sum(c["late"] == "False" for c in clicks) == 18
+
+
+def test_bubbleview_descriptions_are_rows_of_responses_csv(session, experiment, tmp_path):
+    import datetime as dt
+
+    trials = session.query(db.Trial).order_by(db.Trial.id).all()
+    ended = dt.datetime(2026, 3, 1, 12, 0, 10)
+    trials[0].response_text, trials[0].ended_at = "=a red cube on the left", ended
+    trials[4].response_text = "   "  # a description of nothing: a row, not valid
+    session.commit()
+    rows = _rows(export_csv(session, experiment, tmp_path / "csv")["responses"])
+    assert len(rows) == 2 and {r["task"] for r in rows} == {"bubbleview"}
+    assert {r["question"] for r in rows} == {"describe"}
+    first = rows[0]
+    stimulus = session.get(db.Stimulus, trials[0].stimulus_id)
+    assert first["text"] == "'=a red cube on the left"  # spreadsheet-safe
+    assert (first["trial_id"], first["stimulus_id"], first["pair_id"], first["side"], first["method"]) == (
+        str(trials[0].id), str(stimulus.id), stimulus.pair_id, stimulus.side, "original")
+    assert first["source"] == "human" and first["valid"] == "True" and first["rt_ms"] == ""
+    assert first["created_at"] == "2026-03-01T12:00:10+00:00" and first["is_practice"] == "False"
+    assert rows[1]["valid"] == "False" and rows[1]["source"] == "simulated"

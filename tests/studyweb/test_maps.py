@@ -119,6 +119,74 @@ def test_practice_and_unsaved_trials_are_ignored(session, experiment):
     assert build_maps(session, experiment)["built"] == 1
 
 
+def test_late_clicks_are_left_out_of_the_map_and_flagged(session, experiment):
+    participant = add_participant(session, experiment, {0: [(3, 4), (5, 6)]})
+    trial = session.query(db.Trial).filter_by(participant_id=participant.id).one()
+    session.add(db.Click(trial_id=trial.id, x=12.0, y=10.0, t_ms=12_700.0, late=True))  # after a 10-s limit
+    session.commit()
+    result = run_qc(session, experiment)
+    assert sorted(zip(result.x, result.y)) == [(3, 4), (5, 6)]
+    assert (participant.id, "1 late click(s) left out", False) in [(f.participant_id, f.reason, f.excluded)
+                                                                    for f in result.flags]
+    build_maps(session, experiment)
+    session.commit()
+    points = current_maps(session, experiment)[experiment.stimuli[0].id].points_array()
+    assert points[:, 1:3].tolist() == [[3, 4], [5, 6]]
+
+
+def test_late_clicks_count_for_no_trial():
+    # Two clicks in time and one late: the late one was left out by the query, so the trial has one.
+    rows = [(1, 10, 7, 1.0, 1.0, 0.0, 16, 12)]
+    result = apply_rules([(1, 10)], rows, {}, QC, late_clicks={10: 1})
+    assert [(f.participant_id, f.reason) for f in result.flags][:2] == [
+        (10, "1 late click(s) left out"), (10, "1 trial(s) with fewer than 2 clicks dropped")]
+
+
+def test_build_maps_stores_each_participants_decision(session, experiment):
+    good = add_participant(session, experiment, {0: [(3, 4), (5, 6)]})
+    bad = add_participant(session, experiment, {0: [(12, 10), (12, 10)]}, focus_losses=9)
+    idle = add_participant(session, experiment, {}, status="returned")  # no saved trial: nothing to decide
+    build_maps(session, experiment)
+    session.commit()
+    session.expire_all()
+    assert (good.qc_status, good.qc_reason) == ("kept", "")
+    assert (bad.qc_status, bad.qc_reason) == ("excluded", "9 focus losses > max 5")
+    assert (idle.qc_status, idle.qc_reason, idle.qc_decided_at) == (None, None, None)
+    decided = good.qc_decided_at
+    assert decided is not None
+    build_maps(session, experiment)  # the same decision: made then, not now
+    session.commit()
+    session.expire_all()
+    assert good.qc_decided_at == decided
+    experiment.settings = {**experiment.settings, "qc": {**experiment.settings["qc"], "max_focus_losses": 20}}
+    build_maps(session, experiment)  # new settings, a new decision, stored with the new maps
+    session.commit()
+    session.expire_all()
+    assert (bad.qc_status, bad.qc_reason) == ("kept", "") and bad.qc_decided_at >= decided
+
+
+def test_a_questionnaire_build_stores_the_catch_decision(session, experiment):
+    """A participant who failed more catch trials than allowed is excluded, and the build says so
+    on the participant (a questionnaire makes no maps)."""
+    experiment.task = "questionnaire"
+    experiment.settings = {**experiment.settings, "design": {"catch": {"every": 2, "max_failures": 0}}}
+    people = [add_participant(session, experiment, {}) for _ in range(2)]
+    for k, person in enumerate(people):
+        trial = db.Trial(participant_id=person.id, position=1, status="done", task="choose_best",
+                         spec={"catch": {"question": "catch", "expected": "A"}})
+        session.add(trial)
+        session.flush()
+        session.add(db.Response(participant_id=person.id, trial_id=trial.id, task="choose_best", question="catch",
+                                choice="original" if k == 0 else "hag", correct=k == 0, idempotency_key=f"k{k}"))
+    session.commit()
+    summary = build_maps(session, experiment)
+    session.commit()
+    session.expire_all()
+    assert summary["built"] == 0
+    assert [(p.qc_status, p.qc_reason) for p in people] == [
+        ("kept", ""), ("excluded", "1 catch trial(s) failed > max 0")]
+
+
 def test_sigma_defaults():
     assert map_sigma(640, {}) == 25.0 and map_sigma(320, {}) == 12.5
     assert map_sigma(640, {"px_per_degree": 30.0}) == 30.0

@@ -61,7 +61,8 @@ def test_every_example_pilots_to_completion(example, pilot_dataset, tmp_path):
     assert summary["complete"] == 3 and not summary["failures"] and not summary["excluded"]
     assert summary["minutes_per_participant"] > 0 and summary["trials_per_participant"] >= 1
     with open(summary["csv"]["participants"], encoding="utf-8", newline="") as handle:
-        assert [r["source"] for r in csv.DictReader(handle)] == ["simulated"] * 3
+        people = list(csv.DictReader(handle))
+    assert [(r["source"], r["qc_status"]) for r in people] == [("simulated", "kept")] * 3  # QC's stored decision
     with open(summary["csv"]["responses"], encoding="utf-8", newline="") as handle:
         responses = list(csv.DictReader(handle))
     if summary["task"] == "questionnaire":
