@@ -2,13 +2,16 @@
 while the master and all its workers are SIGKILLed mid-run and restarted on the same port and
 database; then the database is checked against what the clients were told.
 
-    python scripts/study_crash_drill.py                       # 200 participants, SQLite
+    python scripts/study_crash_drill.py                       # 200 participants, BubbleView, SQLite
+    python scripts/study_crash_drill.py --task codecharts     # answers, each sent twice at once
     python scripts/study_crash_drill.py --participants 50 --database-url postgresql+psycopg://…
 
 Prints: when the kill landed (saves stored by then), how long the restart took to answer, and
 per participant: finished or not, clicks sent (acknowledged) against clicks stored, duplicates,
-save records against saves. Exit status 0 only when every participant finished and nothing was
-lost or stored twice.
+save records against saves. With --task codecharts every answer is also sent a second time at
+the same moment under another key (a double-clicked Next): the drill checks one response per
+trial and question, every answered trial with its response, and every twin refused with 409.
+Exit status 0 only when every participant finished and nothing was lost or stored twice.
 """
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("--kill-at", type=float, default=0.4, help="share of all saves stored when the kill lands")
     parser.add_argument("--down", type=float, default=2.0, help="seconds the server stays down")
     parser.add_argument("--database-url", default=None, help="default: a SQLite file in a temporary folder")
+    parser.add_argument("--task", choices=("bubbleview", "codecharts"), default="bubbleview",
+                        help="codecharts: answers instead of click saves, each sent twice at once")
     args = parser.parse_args(argv)
     if args.participants < 1 or not 0 < args.kill_at < 1 or args.down < 0:
         parser.error("need --participants >= 1, 0 < --kill-at < 1 and --down >= 0")
@@ -51,16 +56,19 @@ def drill(tmp: Path, args) -> int:
     per_participant = 6
     url = args.database_url or f"sqlite:///{tmp / 'study.db'}"
     pairs = max(10, -(-args.participants * per_participant // 20))  # 10 observers per stimulus suffice
-    make_experiment(tmp, url, pairs, per_participant)
+    make_experiment(tmp, url, pairs, per_participant, args.task)
     server = Server(url, tmp)
     server.start()
     total_saves = args.participants * (per_participant + 1)
-    print(f"{args.participants} participants x {per_participant + 1} saves on {server.url} "
-          f"({db.safe_url(url)}); kill at {args.kill_at:.0%} of the saves", flush=True)
+    trials = f"{per_participant + 1} saves" if args.task == "bubbleview" else \
+        f"{per_participant} images' answers, with the tutorial's and sentinels'"
+    print(f"{args.participants} participants x {trials} ({args.task}) on {server.url} "
+          f"({db.safe_url(url)}); kill at about {args.kill_at:.0%} of the saves", flush=True)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.participants) as pool:
         futures = [pool.submit(run_participant, server.url, EXPERIMENT, seed, drop_rate=0.1,
-                               recruit_id=f"drill-{seed}", pause_s=0.5, retry_for_s=120.0)
+                               recruit_id=f"drill-{seed}", pause_s=0.5, retry_for_s=120.0,
+                               double_send=args.task == "codecharts")
                    for seed in range(args.participants)]
         stored_at_kill = wait_for_saves(url, int(total_saves * args.kill_at))
         server.kill()
@@ -91,6 +99,12 @@ def drill(tmp: Path, args) -> int:
             records = session.scalar(select(func.count()).select_from(db.SaveRecord))
             statuses = dict(session.execute(select(db.Participant.status, func.count())
                                             .group_by(db.Participant.status)).all())
+            twice = len(session.execute(select(db.Response.trial_id, db.Response.question)
+                                        .group_by(db.Response.trial_id, db.Response.question)
+                                        .having(func.count() > 1)).all())
+            answered = session.scalar(select(func.count()).select_from(db.Trial).where(
+                db.Trial.status == "done", db.Trial.task == "codecharts"))
+            with_response = session.scalar(select(func.count(func.distinct(db.Response.trial_id))))
     finally:
         engine.dispose()
     sent = {r["participant_id"]: r["clicks_sent"] for r in results}
@@ -103,16 +117,21 @@ def drill(tmp: Path, args) -> int:
     print(f"clicks: {sum(sent.values())} sent (acknowledged), {sum(stored.get(p, 0) for p in sent)} stored for "
           f"those participants, {sum(stored.values())} stored in all; {len(lost)} participants differ; "
           f"{duplicates} duplicate clicks")
+    twins = sum(r["twins_refused"] for r in results)
+    if args.task == "codecharts":
+        print(f"answers: {answered} trials answered, {with_response} with a response, {twice} trials with a"
+              f" second response; {twins} answers sent twice at once, {twins} twins refused (409)")
     print(f"saves: {sum(r['saves'] for r in results)} made, {records} save records; "
           f"{sum(r['resends'] for r in results)} answers dropped on purpose and resent, "
           f"{sum(r['retries'] for r in results)} requests retried through the outage")
-    ok = (not failures and finished == args.participants and not lost and not duplicates
-          and records == sum(r["saves"] for r in results))
+    ok = (not failures and finished == args.participants and not lost and not duplicates and not twice
+          and records == sum(r["saves"] for r in results) and answered == with_response
+          and twins == (sum(r["saves"] for r in results) if args.task == "codecharts" else 0))
     print("drill passed" if ok else "DRILL FAILED")
     return 0 if ok else 1
 
 
-def make_experiment(tmp: Path, url: str, pairs: int, per_participant: int) -> None:
+def make_experiment(tmp: Path, url: str, pairs: int, per_participant: int, task: str) -> None:
     import cv2
     import numpy as np
 
@@ -125,12 +144,13 @@ def make_experiment(tmp: Path, url: str, pairs: int, per_participant: int) -> No
     rows = []
     for i in range(pairs):
         for side in ("x", "y"):
-            cv2.imwrite(str(tmp / f"ds/images/{i:06d}_{side}.png"), rng.integers(0, 255, (48, 64, 3), np.uint8))
+            height, width = (48, 64) if task == "bubbleview" else (240, 320)  # a code chart needs room to read
+            cv2.imwrite(str(tmp / f"ds/images/{i:06d}_{side}.png"), rng.integers(0, 255, (height, width, 3), np.uint8))
         rows.append({"pair_id": f"{i:06d}", "split": "train", "source": "clevr", "edit_type": "recolor",
                      "n_edited": 1, "x_image": f"images/{i:06d}_x.png", "y_image": f"images/{i:06d}_y.png"})
     dataset.add_pairs(rows)
     with open_session(url) as session:
-        create_experiment(session, dataset.path, EXPERIMENT, per_participant=per_participant, observers=10,
+        create_experiment(session, dataset.path, EXPERIMENT, task, per_participant=per_participant, observers=10,
                           completion_code="DRILL")
         session.commit()
 

@@ -513,8 +513,14 @@ def record_save(session: Session, idempotency_key: str, participant_id: int, kin
 def claim_key(connection, idempotency_key: str, participant_id: int, kind: str,
               content_sha256: str | None = None) -> bool:
     """`record_save` on a Core connection (SQLite, PostgreSQL), inside the caller's transaction."""
+    from studyweb.driver_sql import begin
+
     values = _claim_values(idempotency_key, participant_id, kind, content_sha256)
-    if connection.execute(_claim_statement(connection.dialect.name), values).rowcount == 1:
+    begin(connection)
+    cursor = _claim_statement(connection.dialect.name).execute(connection, values)
+    claimed = cursor.rowcount == 1
+    cursor.close()
+    if claimed:
         return True
     _check_same_content(connection, values)
     return False
@@ -555,13 +561,20 @@ def _claim_values(idempotency_key: str, participant_id: int, kind: str, content_
 
 @functools.cache
 def _claim_statement(dialect: str):
-    """INSERT … ON CONFLICT DO NOTHING into save_records, built once per dialect; psycopg
-    reports rowcount −1 for an INSERT unless asked to keep it."""
+    """INSERT … ON CONFLICT DO NOTHING into save_records, built once per dialect and run on the
+    driver's cursor (`studyweb.driver_sql`: every save claims a key), whose rowcount says
+    whether the row went in."""
+    from sqlalchemy import bindparam
+
+    from studyweb.driver_sql import DriverStatement
+
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
         from sqlalchemy.dialects.postgresql import insert
-    return insert(SaveRecord.__table__).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+    table = SaveRecord.__table__
+    return DriverStatement(insert(table).values({column.name: bindparam(column.name, type_=column.type)
+                                                 for column in table.columns}).on_conflict_do_nothing())
 
 
 def lock_experiment(session: Session, experiment_id: int) -> None:

@@ -15,6 +15,7 @@ both handled, which covers pysqlite and psycopg.
 """
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -27,7 +28,9 @@ class _Compiled:
     names: tuple[str, ...]  # bind names in the order the driver wants them (positional styles)
     positional: bool
     bind: dict[str, Callable[[Any], Any]]  # name → the type's bind processor (only those that have one)
-    result: tuple[Callable[[Any], Any] | None, ...]  # per result column, or () for no rows
+    defaults: dict[str, Any]  # name → the value fixed in the statement (a literal's, a JSON path's)
+    bind_at: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, processor), positional styles
+    row: type | None  # a namedtuple of the result columns' names (a SELECT)
 
 
 class DriverStatement:
@@ -39,6 +42,7 @@ class DriverStatement:
     def __init__(self, statement):
         self.statement = statement
         self._by_dialect: dict[str, _Compiled] = {}
+        self._results: dict[str, tuple] = {}
 
     def compiled(self, dialect: Dialect) -> _Compiled:
         key = f"{dialect.name}+{dialect.driver}"
@@ -61,17 +65,31 @@ class DriverStatement:
         compiled = self.compiled(conn.dialect)
         _cursor(conn).executemany(compiled.sql, [_parameters(compiled, row) for row in rows])
 
-    def first(self, conn: Connection, params: dict[str, Any] | None = None) -> tuple | None:
-        """The first result row with each column converted by its type (None without rows)."""
+    def first(self, conn: Connection, params: dict[str, Any] | None = None):
+        """The first result row, a named tuple of the selected columns' names with each value
+        converted by its column's type (None without rows)."""
         compiled = self.compiled(conn.dialect)
         cursor = self.execute(conn, params)
         try:
             row = cursor.fetchone()
+            converters = self._converters(conn.dialect, cursor.description)
         finally:
             cursor.close()
         if row is None:
             return None
-        return tuple(value if convert is None else convert(value) for convert, value in zip(compiled.result, row))
+        return compiled.row._make(value if convert is None else convert(value)
+                                  for convert, value in zip(converters, row))
+
+    def _converters(self, dialect: Dialect, description) -> tuple:
+        """The result columns' processors, asked of their types with the driver's type codes
+        (psycopg's differ by column), on the first run: they are the same on every later one."""
+        key = f"{dialect.name}+{dialect.driver}"
+        found = self._results.get(key)
+        if found is None:
+            found = self._results[key] = tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, entry[1])
+                for column, entry in zip(self.statement.selected_columns, description))
+        return found
 
 
 def begin(conn: Connection) -> None:
@@ -88,21 +106,26 @@ def _compile(statement, dialect: Dialect) -> _Compiled:
     compiled = statement.compile(dialect=dialect)
     positional = bool(compiled.positional)
     names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
-    bind = {}
+    bind, defaults = {}, {}
     for name in names if positional else compiled.binds:
-        type_ = compiled.binds[name].type
-        processor = type_.dialect_impl(dialect).bind_processor(dialect)
+        parameter = compiled.binds[name]
+        processor = parameter.type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
             bind[name] = processor
-    result = ()
-    if statement.is_select:
-        result = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
-                       for column in statement.selected_columns)
-    return _Compiled(sql=compiled.string, names=names, positional=positional, bind=bind, result=result)
+        if not parameter.required:
+            defaults[name] = parameter.effective_value
+    row = namedtuple("Row", [column.key for column in statement.selected_columns]) if statement.is_select else None
+    return _Compiled(sql=compiled.string, names=names, positional=positional, bind=bind, row=row,
+                     defaults=defaults, bind_at=tuple((i, bind[name]) for i, name in enumerate(names) if name in bind))
 
 
 def _parameters(compiled: _Compiled, params: dict[str, Any]):
     bind = compiled.bind
+    if compiled.defaults:
+        params = {**compiled.defaults, **params}
     if compiled.positional:
-        return tuple(bind[name](params[name]) if name in bind else params[name] for name in compiled.names)
+        values = [params[name] for name in compiled.names]
+        for index, convert in compiled.bind_at:
+            values[index] = convert(values[index])
+        return values
     return {name: bind[name](value) if name in bind else value for name, value in params.items()}

@@ -68,7 +68,8 @@ def sample_clicks(density: np.ndarray, n: int, rng: np.random.Generator, duratio
 
 def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=None, drop_rate: float = 0.0,
                     clicks_per_trial: tuple[int, int] = (5, 15), timeout_s: float = 10.0, *,
-                    retry_for_s: float = 30.0, recruit_id: str | None = None, pause_s: float = 0.0) -> dict:
+                    retry_for_s: float = 30.0, recruit_id: str | None = None, pause_s: float = 0.0,
+                    double_send: bool = False) -> dict:
     """One simulated participant through the HTTP flow the browser uses: the study link
     (?gazelab_simulated=1, user agent SIMULATED_USER_AGENT), consent, instructions, every trial
     saved through POST /api/v1/trials/<id>/save with an idempotency key, then the debrief.
@@ -83,8 +84,12 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
     answer is not retried (ValueError); still failing after retry_for_s: RuntimeError.
     recruit_id: sent as PROLIFIC_PID, so that a retried entry resumes the same participant
     instead of creating a second one. pause_s: seconds spent on each trial before saving it.
+    double_send: every answer (CodeCharts, questionnaires) also goes out at the same moment under
+    a second key, as a double-clicked Next sends it: the server must store one and refuse the
+    other with 409 (RuntimeError when it does not).
     Returns {participant_id, clicks_sent, saves, resends (answers dropped on purpose),
-    retries (requests repeated after a failure above), status}."""
+    retries (requests repeated after a failure above), twins_refused (double_send's second
+    answers refused with 409), status}."""
     import requests
 
     rng = np.random.default_rng(rng_seed)
@@ -104,7 +109,7 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
         http.call("POST", f"{base}/s/{experiment}/instructions",
                   data={"screen_w": 1920, "screen_h": 1080, "window_w": 1280, "window_h": 800})
         state = http.call("GET", f"{base}/api/v1/session").json()
-        sent = saves = resends = 0
+        sent = saves = resends = twins_refused = 0
         for trial in state["trials"]:
             if trial["status"] == "done":
                 continue
@@ -116,6 +121,11 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
                 url, body, points = _bubbleview_save(trial, density_of, clicks_per_trial, rng)
             if pause_s:
                 time.sleep(pause_s)
+            if double_send and url.endswith("/answer"):
+                twins_refused += _send_twice(session, http, f"{base}{url}", body, _key(rng))
+                sent += points
+                saves += 1
+                continue
             for attempt in range(1, 22):
                 http.call("POST", f"{base}{url}", json=body)
                 if rng.random() >= drop_rate:
@@ -129,7 +139,46 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
         http.call("POST", f"{base}/s/{experiment}/debrief", data={"comments": ""})
         final = http.call("GET", f"{base}/api/v1/session").json()
     return {"participant_id": final["participant_id"], "clicks_sent": sent, "saves": saves, "resends": resends,
-            "retries": http.retries, "status": final["status"]}
+            "retries": http.retries, "twins_refused": twins_refused, "status": final["status"]}
+
+
+def _send_twice(session, http, url: str, body: dict, twin_key: str) -> int:
+    """POST `body` and a copy under `twin_key` at once (each on its own connection, retried as
+    the browser retries): 1, the twin refused, when exactly one was stored (a retry of a save
+    that went in before its answer was lost comes back as a duplicate, which counts as stored)
+    and the other refused with 409; RuntimeError otherwise."""
+    import threading
+
+    import requests
+
+    twin_session = requests.Session()
+    twin_session.headers.update(session.headers)
+    twin_session.cookies.update(session.cookies)
+    twin_http = _RetryingClient(twin_session, http.timeout_s, http.retry_for_s, jitter_seed=hash(twin_key) & 0xFFFF)
+    outcomes: dict[str, str] = {}
+
+    def send(name: str, client, payload: dict) -> None:
+        try:
+            answer = client.call("POST", url, json=payload).json()
+            outcomes[name] = "duplicate" if answer.get("duplicate") else "stored"
+        except ValueError as exc:
+            outcomes[name] = "refused" if " 409 " in str(exc) else f"error: {exc}"
+        except Exception as exc:  # noqa: BLE001 — reported below with the other outcome
+            outcomes[name] = f"error: {type(exc).__name__}: {exc}"
+
+    threads = [threading.Thread(target=send, args=("first", http, body)),
+               threading.Thread(target=send, args=("twin", twin_http, {**body, "idempotency_key": twin_key}))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    twin_session.close()
+    http.retries += twin_http.retries
+    stored = {"stored": "stored", "duplicate": "stored"}
+    if sorted(stored.get(o, o) for o in outcomes.values()) != ["refused", "stored"]:
+        raise RuntimeError(f"{url}: an answer sent twice at once should be stored once and refused once"
+                           f" (409), got {outcomes}")
+    return 1
 
 
 def simulate_participants(base_url: str, experiment: str, n_participants: int, *, concurrency: int = 4,

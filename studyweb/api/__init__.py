@@ -38,6 +38,7 @@ from werkzeug.exceptions import HTTPException
 from studyweb.api.validate import ApiError, check_events_body, check_save, parse_json_object
 from studyweb.db import (FINISHED_STATUSES, Click, Event, Experiment, KeyReused, Participant, Stimulus, Trial,
                          claim_key, content_digest, get_db, record_save, utcnow, write_lock)
+from studyweb.driver_sql import DriverStatement, begin
 from studyweb.participant.auth import current_participant, request_token
 
 LAST_SEEN_PRECISION = dt.timedelta(minutes=1)
@@ -74,8 +75,9 @@ def save_trial(trial_id: int):
     {idempotency_key, clicks: [{x, y, t_ms}], display_w, display_h (CSS px), done, events,
     response_text, elapsed_ms}. Answers {ok, duplicate, stored_clicks, late_clicks (of those, how
     many were stored late=True: past the time limit, see the module's docstring), status}."""
-    # The hot path of a study: SQL Core, one read before the first write, so SQLite's single
-    # write lock is held for three short statements and the commit.
+    # The hot path of a study: Core statements run on the driver's cursor (`studyweb.driver_sql`),
+    # one read before the first write, so SQLite's single write lock is held for three short
+    # statements and the commit.
     token = request_token()
     if token is None:
         raise ApiError(401, "missing or unknown participant token (X-Participant-Token header)")
@@ -93,7 +95,7 @@ def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
     first write. The writes and the commit run back to back under `lock` (`db.write_lock`):
     on SQLite the savers take turns there instead of polling for the database's single write
     lock."""
-    row = conn.execute(_SAVE_READ, {"token": token, "trial_id": trial_id}).first()
+    row = _SAVE_READ.first(conn, {"token": token, "trial_id": trial_id})
     if row is None:
         raise ApiError(401, "missing or unknown participant token (X-Participant-Token header)")
     if row.trial_id is None:
@@ -126,8 +128,9 @@ def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
         changes.update(status="done", ended_at=now)
     seen = {} if row.last_seen_at is not None and now - row.last_seen_at <= LAST_SEEN_PRECISION else {
         "last_seen_at": now}  # the active-timeout rule counts in tens of minutes
-    trial_update = _update_by_id(Trial.__table__, tuple(changes))
+    trial_update = _driver_update(Trial.__table__, tuple(changes))
     with lock:
+        begin(conn)
         try:
             # The idempotency claim first (a duplicate key writes nothing else).
             if not claim_key(conn, key, row.id, "trial", digest):
@@ -135,11 +138,10 @@ def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
                 return dict(ok=True, duplicate=True, stored_clicks=0, late_clicks=0, status=row.status)
             if row.trial_status == "done":
                 raise ApiError(409, f"trial {trial_id} is already finished")
-            if click_rows:
-                conn.execute(_INSERT_CLICKS, click_rows)
+            _INSERT_CLICKS.executemany(conn, click_rows)
             if event_rows:
                 conn.execute(_INSERT_EVENTS, event_rows)
-            conn.execute(trial_update, {"row_id": trial_id, **changes})
+            trial_update.execute(conn, {"row_id": trial_id, **changes}).close()
             status = _advanced_status(conn, row.id, row.status) if done else row.status
             participant_changes = {"status": status, **seen} if status != row.status else seen
             if participant_changes:
@@ -374,6 +376,12 @@ def _open_trials():
 
 
 @functools.cache
+def _driver_update(table, columns: tuple[str, ...]) -> DriverStatement:
+    """`_update_by_id` run on the driver's cursor (`studyweb.driver_sql`): a save's trial update."""
+    return DriverStatement(_update_by_id(table, columns))
+
+
+@functools.cache
 def _update_by_id(table, columns: tuple[str, ...]):
     """UPDATE table SET <columns> WHERE id = :row_id, with a bound parameter named after each
     column; built once per table and set of columns (a save changes one of a few sets)."""
@@ -381,9 +389,11 @@ def _update_by_id(table, columns: tuple[str, ...]):
             .values({name: bindparam(name, type_=table.c[name].type) for name in columns}))
 
 
-_SAVE_READ = _save_read()
+_SAVE_READ = DriverStatement(_save_read())
 _OPEN_TRIALS = _open_trials()
-_INSERT_CLICKS = insert(Click.__table__)
+_CLICK_COLUMNS = ("trial_id", "x", "y", "t_ms", "display_w", "display_h", "idempotency_key", "late")
+_INSERT_CLICKS = DriverStatement(insert(Click.__table__).values(
+    {name: bindparam(name, type_=Click.__table__.c[name].type) for name in _CLICK_COLUMNS}))
 _INSERT_EVENTS = insert(Event.__table__)
 
 

@@ -38,6 +38,8 @@ MAX_RATING = 1e6  # |a rating|: the design's MAX_SCORE
 MAX_IMAGE_PX = 100_000  # |x|, |y| of a picked point, image px: no stimulus is larger
 ANSWER_ITEM_FIELDS = {"question", "choice", "rating", "text", "x", "y", "rt_ms"}
 _FLOAT_MAX = sys.float_info.max
+_CLICK_FIELDS = {"x", "y", "t_ms"}
+_NUMBERS = {int, float}  # what the JSON decoder makes of a number (bool is another type)
 
 
 class ApiError(Exception):
@@ -113,7 +115,13 @@ def check_save(body: dict[str, Any], width: int, height: int) -> dict[str, Any]:
         raise ApiError(422, f"at most {MAX_CLICKS_PER_SAVE} clicks per save, got {len(clicks_in)}")
     clicks = []
     for i, click in enumerate(clicks_in):
-        if not isinstance(click, dict) or set(click) - {"x", "y", "t_ms"}:
+        if type(click) is dict and click.keys() <= _CLICK_FIELDS:  # the usual click, checked without messages
+            x, y, t_ms = click.get("x"), click.get("y"), click.get("t_ms")
+            if type(x) in _NUMBERS and type(y) in _NUMBERS and type(t_ms) in _NUMBERS \
+                    and 0 <= x < width and 0 <= y < height and 0 <= t_ms <= MAX_T_MS:
+                clicks.append((float(x), float(y), float(t_ms)))
+                continue
+        if not isinstance(click, dict) or set(click) - _CLICK_FIELDS:
             raise ApiError(422, f"clicks[{i}] must be an object with x, y, t_ms")
         x = _number(click.get("x"), f"clicks[{i}].x")
         y = _number(click.get("y"), f"clicks[{i}].y")
