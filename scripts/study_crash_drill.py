@@ -144,7 +144,7 @@ def make_experiment(tmp: Path, url: str, pairs: int, per_participant: int, task:
     rows = []
     for i in range(pairs):
         for side in ("x", "y"):
-            height, width = (48, 64) if task == "bubbleview" else (240, 320)  # a code chart needs room to read
+            height, width = (48, 64) if task == "bubbleview" else (360, 480)  # codes of codecharts.MIN_CODE_PX
             cv2.imwrite(str(tmp / f"ds/images/{i:06d}_{side}.png"), rng.integers(0, 255, (height, width, 3), np.uint8))
         rows.append({"pair_id": f"{i:06d}", "split": "train", "source": "clevr", "edit_type": "recolor",
                      "n_edited": 1, "x_image": f"images/{i:06d}_x.png", "y_image": f"images/{i:06d}_y.png"})

@@ -4,7 +4,11 @@ Rules (issue 4, psiTurk's counting): each participant gets K = settings.per_part
 stimuli, least-observed first, until each stimulus has M = settings.observers observers. An
 observer is a participant with a (non-practice) trial on the stimulus who either completed
 the study or is still active: not finished and seen within settings.active_timeout_min
-minutes. The two sides of a pair never go to the same participant unless allow_both_sides.
+minutes. Every participant gets all K (issue 23, `studyweb.workload`): when fewer than K
+stimuli still want observers, the rest are the least observed of the full ones, so a few
+stimuli get one observer more than M rather than someone a short session; a participant for
+whom no stimulus wants an observer is refused (StudyFull). The two sides of a pair never go
+to the same participant unless allow_both_sides.
 The order is shuffled per participant from a seed stored in participant.assignment_seed.
 A recruit id that already has an assignment in the experiment gets no second one unless
 allow_repeat. Trial 0 is a practice trial (is_practice=True) on a stimulus of a pair the
@@ -12,6 +16,8 @@ participant does not see in their main trials, or, where every pair is theirs, o
 page draws itself (no stimulus): the practice image is never one of their main images nor the
 other side of one. Practice clicks never enter a map. A CodeCharts
 experiment gets its tutorial and sentinels instead (`studyweb.codecharts_study.build_trials`).
+A design's breaks, block screens and inter-trial interval go on the trials' specs
+(spec["pace"], `studyweb.workload.pace_trials`).
 
 Concurrency: `assign` first takes the experiment's write lock (`db.lock_experiment`: a no-op
 UPDATE of the experiment row — a row lock on PostgreSQL, the database write lock on SQLite
@@ -71,7 +77,8 @@ def assign(session: Session, experiment: Experiment, participant: Participant, r
                 f" experiment {experiment.name!r} (participant {earlier.id})"
             )
     seen = _seen_by_recruit(session, experiment, participant)
-    counts = observer_counts(session, experiment, now=now, exclude_participant_id=participant.id)
+    counts = observer_counts(session, experiment, now=now, exclude_participant_id=participant.id,
+                             by_block=experiment.task == "questionnaire")
     stimuli = session.scalars(select(Stimulus).where(Stimulus.experiment_id == experiment.id)
                               .order_by(Stimulus.id)).all()
     seed = int(secrets.randbits(31) if rng_seed is None else rng_seed) % 2**31
@@ -80,7 +87,9 @@ def assign(session: Session, experiment: Experiment, participant: Participant, r
         from studyweb.questionnaire_study import build_trials as questionnaire_trials
 
         trials = questionnaire_trials(participant, [s for s in stimuli if s.id not in seen], counts, settings, rng)
-        if not any(t.stimulus_id is not None for t in trials):
+        wanted = int(settings["design"]["observers"])
+        if not any(t.stimulus_id is not None and counts.get((t.spec["block_index"], t.stimulus_id), 0) < wanted
+                   for t in trials):
             raise StudyFull(f"experiment {experiment.name!r}: every image already has"
                             f" {settings['design']['observers']} observers")
         return _store(session, participant, trials, seed, now)
@@ -89,9 +98,9 @@ def assign(session: Session, experiment: Experiment, participant: Participant, r
                                                               seen, rng), seed, now)
     chosen = choose_stimuli(
         stimuli, counts, k=int(settings["per_participant"]), m=int(settings["observers"]),
-        allow_both_sides=bool(settings.get("allow_both_sides", False)), rng=rng, exclude_ids=seen,
+        allow_both_sides=bool(settings.get("allow_both_sides", False)), rng=rng, exclude_ids=seen, top_up=True,
     )
-    if not chosen:
+    if not any(counts.get(s.id, 0) < int(settings["observers"]) for s in chosen):
         raise StudyFull(f"experiment {experiment.name!r}: every stimulus already has"
                         f" {settings['observers']} observers (or is active with someone)")
     order = [chosen[i] for i in rng.permutation(len(chosen))]
@@ -107,6 +116,9 @@ def assign(session: Session, experiment: Experiment, participant: Participant, r
 
 
 def _store(session: Session, participant: Participant, trials: list[Trial], seed: int, now) -> list[Trial]:
+    from studyweb.workload import pace_trials
+
+    pace_trials(trials, participant.experiment.settings.get("design"))  # breaks, block screens, grey ITI
     session.add_all(trials)
     participant.assignment_seed = seed
     participant.last_seen_at = now
@@ -133,8 +145,8 @@ def _condition_trials(session: Session, experiment: Experiment, participant: Par
         per_pair[pair_id] = max(per_pair.get(pair_id, 0), counts.get(stimulus.id, 0))
     chosen = choose_stimuli(originals, {s.id: per_pair[s.pair_id] for s in originals},
                             k=int(settings["per_participant"]), m=int(settings["observers"]),
-                            allow_both_sides=False, rng=rng)
-    if not chosen:
+                            allow_both_sides=False, rng=rng, top_up=True)
+    if not any(per_pair[s.pair_id] < int(settings["observers"]) for s in chosen):
         raise StudyFull(f"experiment {experiment.name!r}: every image already has {settings['observers']} observers")
     index = session.scalar(select(func.count(func.distinct(Trial.participant_id)))
                            .join(Participant, Participant.id == Trial.participant_id)
@@ -160,13 +172,17 @@ def _condition_trials(session: Session, experiment: Experiment, participant: Par
 
 
 def choose_stimuli(stimuli, counts: dict[int, int], k: int, m: int, allow_both_sides: bool, rng,
-                   exclude_ids=()) -> list:
+                   exclude_ids=(), top_up: bool = False) -> list:
     """Up to k stimuli with fewer than m observers, fewest observers first (ties broken at
-    random by `rng`), at most one side per pair unless allow_both_sides. Pure: no database."""
+    random by `rng`), at most one side per pair unless allow_both_sides. top_up: when fewer
+    than k are open, fill up to k with the least observed of the full ones (even workloads,
+    `studyweb.workload`; the caller refuses a participant who got no open one). Pure: no database."""
     excluded = set(exclude_ids)
-    open_ = [s for s in stimuli if counts.get(s.id, 0) < m and s.id not in excluded]
-    ties = rng.random(len(open_))
-    ranked = [open_[i] for i in sorted(range(len(open_)), key=lambda i: (counts.get(open_[i].id, 0), ties[i]))]
+    candidates = [s for s in stimuli if s.id not in excluded and (top_up or counts.get(s.id, 0) < m)]
+    ties = rng.random(len(candidates))
+    # Open ones first, then (top_up) full ones; within each, fewest observers first.
+    ranked = [candidates[i] for i in sorted(range(len(candidates)), key=lambda i: (
+        counts.get(candidates[i].id, 0) >= m, counts.get(candidates[i].id, 0), ties[i]))]
     chosen, pairs = [], set()
     for stimulus in ranked:
         if len(chosen) == k:
@@ -179,24 +195,29 @@ def choose_stimuli(stimuli, counts: dict[int, int], k: int, m: int, allow_both_s
 
 
 def observer_counts(session: Session, experiment: Experiment, now: dt.datetime | None = None,
-                    exclude_participant_id: int | None = None) -> dict[int, int]:
+                    exclude_participant_id: int | None = None, by_block: bool = False) -> dict:
     """{stimulus id: observers}: distinct participants with a non-practice trial on it who
-    completed, or are unfinished and were seen within active_timeout_min minutes of `now`."""
+    completed, or are unfinished and were seen within active_timeout_min minutes of `now`.
+    by_block: {(block index, stimulus id): observers} of a questionnaire's trials (spec
+    block_index), each block asking its own questions of its own observers."""
     now = now or utcnow()
     cutoff = now - dt.timedelta(minutes=float(experiment.settings.get("active_timeout_min", 30.0)))
     counting = or_(
         Participant.status == "complete",
         and_(Participant.status.not_in(FINISHED_STATUSES), Participant.last_seen_at >= cutoff),
     )
+    keys = (Trial.spec["block_index"].as_integer(), Trial.stimulus_id) if by_block else (Trial.stimulus_id,)
     query = (
-        select(Trial.stimulus_id, func.count(func.distinct(Trial.participant_id)))
+        select(*keys, func.count(func.distinct(Trial.participant_id)))
         .join(Participant, Participant.id == Trial.participant_id)
         .where(Participant.experiment_id == experiment.id, Trial.is_practice.is_(False),
                Trial.stimulus_id.is_not(None), counting)
-        .group_by(Trial.stimulus_id)
+        .group_by(*keys)
     )
     if exclude_participant_id is not None:
         query = query.where(Participant.id != exclude_participant_id)
+    if by_block:
+        return {(int(block), int(sid)): int(n) for block, sid, n in session.execute(query)}
     return {int(sid): int(n) for sid, n in session.execute(query)}
 
 

@@ -20,6 +20,20 @@ centred on its position (a monospace-like estimate); every box lies inside the c
 that jitter neighbouring centres stay at least half a spacing apart along one axis, so boxes
 never overlap.
 
+Code height (a code's font size, CSS px): FONT_FRAC of the shown height, and never under
+MIN_CODE_PX = 10 px on the page. That is TurkEyes' practice (Newman et al., CHI 2020, the
+CodeCharts code at github.com/turkeyes/codecharts): its codes are 1.85% of the chart's height
+(generate_codecharts.py; 19 px on the 1920x1080 charts its notebook makes) and its page shows a
+chart in a box of at most 1000 x 700 CSS px (assets/js/custom.js IMG_WIDTH, IMG_HEIGHT), so a
+1920x1080 chart is shown 1000 x 562.5 px with codes of about 10 CSS px. (TurkEyes' 1.85% is the
+height of the letters, drawn at a font size about 1.4 times that; here it is the font size, so
+letters are about 0.73 x font_px tall.) An experiment whose images would be shown with smaller
+codes is refused when it is created (`codecharts_study.check_stimuli`: a shown height of at least
+541 px), and the task page draws a chart smaller than its shown size only as far as
+`least_scale` allows, asking for a larger window beyond that (static/codecharts.js `fitStage`).
+MIN_FONT_PX is the hard floor of `generate_chart`, which also rebuilds the charts of experiments
+made before the minimum.
+
 Reproducibility: the server stores only (seed, shown width, shown height, kind) per trial and
 rebuilds the chart with `from_seed` to check an answer; the browser never rebuilds it, it gets
 the chart as JSON from the server (`to_json`) and draws exactly those codes at those positions.
@@ -52,6 +66,7 @@ SPACING_FONTS = (6.0, 4.0)  # grid spacing across, down, in fonts
 JITTER_FRAC = 0.25  # of the spacing, each way
 CODE_BOX_FONTS = (3 * 0.6, 1.0)  # a code's text box (width, height), in fonts
 MIN_FONT_PX = 4.0  # smaller text cannot be drawn legibly at all: a shown height of >= 217 px
+MIN_CODE_PX = 10.0  # the least font size a code is shown at, CSS px (TurkEyes' ~10 px: see above)
 SENTINEL_RADIUS_PX = 100.0
 SENTINEL_EVERY = 7
 TUTORIAL_IMAGES = 3
@@ -132,6 +147,12 @@ def generate_chart(width: float, height: float, seed: int) -> Chart:
     ValueError when the height gives a font under MIN_FONT_PX, when the width cannot hold one
     column of codes, or when the grid has more positions than the 1,728 distinct codes."""
     return _build_chart(width, height, seed)[0]
+
+
+def least_scale(height: float) -> float:
+    """The least a chart for an image shown `height` display px high may be scaled by on the page
+    so that its codes stay MIN_CODE_PX high: in (0, 1], 1 when they are no taller than that."""
+    return min(1.0, MIN_CODE_PX / (FONT_FRAC * height))
 
 
 def sentinel_chart(width: float, height: float, seed: int,

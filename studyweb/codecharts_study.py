@@ -3,12 +3,17 @@
 A CodeCharts experiment (task "codecharts") shows each image at a fixed size: display_w =
 min(display_width_px, natural width × max_upscale) CSS px, the height in proportion; the chart
 (`studyweb.codecharts`) is generated at that size from a seed stored in the trial's spec, so the
-server rebuilds exactly what the browser drew to check a typed code. A participant gets:
+server rebuilds exactly what the browser drew to check a typed code. The page draws the image and
+chart smaller to fit a small window, but never with codes under codecharts.MIN_CODE_PX
+(`least_shown_size`), and an image whose codes would be smaller at its shown size is refused when
+the experiment is created (`check_stimuli`). A participant gets:
 
 1. the tutorial (is_practice trials): 3 images (from pairs outside their own set where possible)
    and 3 sentinels, gated by `codecharts.tutorial_passed` (≤ 1 invalid code, no missed
-   sentinel). A participant who fails is thanked and sent to the debrief (their main trials
-   are removed, so their slots go to others) and QC excludes them (an event 'tutorial_failed');
+   sentinel). A participant who fails is screened out (`screening.screen_out`: the
+   screened-out page and code; their main trials are removed, so their slots go to others) and
+   QC excludes them (an event 'tutorial_failed'). After each tutorial answer the page shows how
+   it went (`tutorial_feedback`: the code at a sentinel's dot, say);
 2. their K images with about one sentinel in `sentinel_every` trials between them
    (`codecharts.trial_plan`), each image shown for one of the experiment's image durations.
 
@@ -22,6 +27,7 @@ gets its screen as a picture, never its target's position (`codecharts.to_json`)
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -30,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from studyweb import codecharts
 from studyweb.db import Click, Event, Participant, Response, Stimulus, Trial, utcnow
+from studyweb.screening import screen_out
 
 log = logging.getLogger(__name__)
 TASK = "codecharts"
@@ -69,12 +76,29 @@ def shown_size(width: int, height: int, settings: dict) -> tuple[float, float]:
     return round(shown_w, 2), round(shown_w * height / width, 2)
 
 
+def least_shown_size(width: int, height: int, settings: dict) -> tuple[float, float]:
+    """The smallest size (CSS px) the task page draws a width x height image at: its shown size,
+    scaled down to fit the window only as far as codes MIN_CODE_PX high allow
+    (`codecharts.least_scale`, static/codecharts.js `fitStage`)."""
+    w, h = shown_size(width, height, settings)
+    scale = codecharts.least_scale(h)
+    return w * scale, h * scale
+
+
 def check_stimuli(stimuli: list[Stimulus], settings: dict) -> None:
-    """ValueError when an image would be shown too small to hold a legible chart."""
+    """ValueError when an image would be shown too small to hold a legible chart: its codes
+    (FONT_FRAC of the shown height) under codecharts.MIN_CODE_PX, or no chart at all."""
+    least_h = math.ceil(codecharts.MIN_CODE_PX / codecharts.FONT_FRAC)
     for stimulus in stimuli:
         w, h = shown_size(stimulus.width, stimulus.height, settings)
+        font = codecharts.FONT_FRAC * h
         try:
             codecharts.generate_chart(w, h, 0)
+            if font < codecharts.MIN_CODE_PX:
+                raise ValueError(f"its codes would be {font:.2f} px high, under the {codecharts.MIN_CODE_PX:g} px"
+                                 f" minimum (a shown height of at least {least_h} px: display_width_px at least"
+                                 f" {math.ceil(least_h * stimulus.width / stimulus.height)} and max_upscale at least"
+                                 f" {math.ceil(100 * least_h / stimulus.height) / 100:g})")
         except ValueError as exc:
             raise ValueError(f"image {stimulus.image_path} ({stimulus.width}x{stimulus.height}) would be shown at"
                              f" {w:g}x{h:g} CSS px, too small for a code chart: {exc}; raise display_width_px"
@@ -129,8 +153,8 @@ def trial_json(trial: Trial, settings: dict) -> dict:
     cc = settings[TASK]
     spec = trial.spec
     return {"task": TASK, "kind": spec["kind"], "tutorial": spec["tutorial"], "display_w": spec["display_w"],
-            "display_h": spec["display_h"], "fixation_ms": cc["fixation_ms"], "image_ms": spec["image_ms"],
-            "chart_ms": cc["chart_ms"]}
+            "display_h": spec["display_h"], "min_code_px": codecharts.MIN_CODE_PX, "fixation_ms": cc["fixation_ms"],
+            "image_ms": spec["image_ms"], "chart_ms": cc["chart_ms"]}
 
 
 def record_answer(session: Session, participant: Participant, trial: Trial, answer: dict, key: str) -> dict:
@@ -166,9 +190,27 @@ def record_answer(session: Session, participant: Participant, trial: Trial, answ
     return {"valid": point is not None, "correct": correct, "status": participant.status, "tutorial": verdict}
 
 
+def tutorial_feedback(session: Session, trial: Trial) -> dict | None:
+    """What the answer to a tutorial trial showed, for the page to tell the participant: {kind,
+    code (as typed, normalised), valid (on the chart), correct (sentinels: within the radius of
+    the dot), expected (sentinels: the code nearest the dot)}; None before it is answered."""
+    response = session.scalars(select(Response).where(Response.trial_id == trial.id, Response.question == "code")
+                               ).first()
+    if response is None:
+        return None
+    feedback = {"kind": trial.spec["kind"], "code": response.choice, "valid": bool(response.valid),
+                "correct": response.correct, "expected": None}
+    item = chart_of(trial, trial.participant.experiment.settings)
+    if isinstance(item, codecharts.SentinelTrial):
+        chart, (tx, ty) = item.chart, item.target
+        nearest = min(range(len(chart.codes)), key=lambda i: (chart.xs[i] - tx) ** 2 + (chart.ys[i] - ty) ** 2)
+        feedback["expected"] = chart.codes[nearest]
+    return feedback
+
+
 def _advance(session: Session, participant: Participant, trial: Trial) -> dict | None:
     """Move the participant on after a trial ended: the tutorial's last answer applies the gate
-    (pass: the main trials; fail: the debrief, main trials removed, an event for QC); the last
+    (pass: the main trials; fail: screened out, main trials removed, an event for QC); the last
     main trial leads to the debrief."""
     open_trials = session.execute(
         select(Trial.is_practice, func.count()).where(Trial.participant_id == participant.id, Trial.status != "done")
@@ -182,8 +224,7 @@ def _advance(session: Session, participant: Participant, trial: Trial) -> dict |
             session.execute(delete(Trial).where(Trial.participant_id == participant.id, Trial.status != "done",
                                                 Trial.is_practice.is_(False)))
             session.add(Event(participant_id=participant.id, kind="tutorial_failed", payload={"reason": reason}))
-            participant.status = "debrief"
-            log.info("participant %d failed the CodeCharts tutorial: %s", participant.id, reason)
+            screen_out(session, participant, "tutorial", reason)
             return verdict
     if participant.status in ("instructions", "practice", "trials"):
         if not open_by_kind.get(False) and not open_by_kind.get(True):

@@ -52,10 +52,11 @@ log = logging.getLogger(__name__)
 
 EXPERIMENT_STATUSES = ("open", "closed")
 PARTICIPANT_STATUSES = (
-    "consent", "instructions", "practice", "trials", "debrief", "complete", "returned", "timed_out",
+    "consent", "instructions", "practice", "trials", "debrief", "complete", "returned", "timed_out", "screened_out",
 )
-# A participant in one of these is no longer doing the study (and no longer "active").
-FINISHED_STATUSES = ("complete", "returned", "timed_out")
+# A participant in one of these is no longer doing the study (and no longer "active"); screened_out:
+# ended by the device check, comprehension check, tutorial or catch trials (`studyweb.screening`).
+FINISHED_STATUSES = ("complete", "returned", "timed_out", "screened_out")
 PARTICIPANT_SOURCES = ("real", "simulated", "imported")
 RECRUIT_SOURCES = ("prolific", "mturk", "anonymous")
 TRIAL_STATUSES = ("pending", "started", "done")

@@ -5,16 +5,34 @@
     description: ...                         # shown on the consent page
     methods:                                 # name: folder of its outputs, <pair_id>.png (as
       salggan: runs/salggan/edits            #   `gazelab edit` writes them); relative to the
-      hag: runs/hag/edits                    #   design file; --methods NAME=DIR overrides
+      hag: runs/hag/edits                    #   design file; --methods NAME=DIR overrides (DIR
+                                             #   relative to the current directory)
     stimuli:
       split: test                            # only pairs of this split (default: all)
       pairs: 24                              # at most this many (in pair id order), or a list of ids
       side: x                                # the side that is "the input" (default x)
-    per_participant: 10                      # source images per block and participant
-    observers: 20                            # participants wanted per shown image
-    catch: {every: 8, max_failures: 0}       # one catch trial in `every`, QC drops participants
-                                             #   failing more than max_failures (default: none)
+    per_participant: 10                      # source images per block and participant, the same
+                                             #   for everyone (at most the pairs: `studyweb.workload`)
+    observers: 20                            # participants wanted per shown image (and block)
+    catch: {every: 8, max_failures: 0}       # one catch trial in `every`; failing more than
+                                             #   max_failures (default 0) screens out, QC drops
+    break_after: 20                          # a break screen every 20 trials (Continue to go on)
+    between_blocks: Part done. Next, ...     # a screen between blocks (or conditions' blocks)
+    iti_ms: 2000                             # a mid-grey inter-trial screen (Gatys et al.: 2 s)
+    pilot: {catch_failure_rate: 0.05}        # simulated failure rates (`studyweb.pilot`)
     completion_code: ABC123                  # or completion_url: https://app.prolific.com/...
+    screenout_code: SCR123                   # or screenout_url: the screened-out code or link
+    consent: |                               # texts (Markdown or HTML, sanitised: studyweb.texts);
+      Your IRB's wording ...                 #   default: the task's, with its counts
+    instructions: [page 1 ..., page 2 ...]   # one text or a list of pages
+    debrief: ...                             # and screened_out: the screened-out page's message
+    comprehension:                           # asked after the instructions; a wrong answer shows
+      max_attempts: 3                        #   them again; max_attempts wrong rounds screen out
+      questions:
+        - {text: What do you type?, choices: [the code I saw last, any code], answer: the code I saw last}
+    device: {min_window: [1024, 640], phones: exclude, fullscreen: false}   # checked before consent
+                                             #   (studyweb.screening: defaults per task; false: no check)
+    exclude_workers_of: [sgit_pilot]         # experiments of the same study: their workers are refused
     conditions: [original, increase]         # attention designs: one block per condition, each
     counterbalance: blocked                  #   image once per block; block order by a Williams
     blocks:                                  #   Latin square (blocked | mixed: studyweb.counterbalance)
@@ -35,7 +53,8 @@ Block keys by task (every block: name, task, questions or question):
   the objects to pick come from the pair's mask;
 - describe: image, max_chars;
 - codecharts / bubbleview: a design of that one block makes a study of that task (image:
-  'original'; its other keys are the task's settings, e.g. codecharts: {image_ms: [2000]}).
+  'original'; its other keys are the task's settings, e.g. codecharts: {image_ms: [2000]}, and
+  display_width_px / max_upscale: how large images are shown).
 Catch trials have a known answer: choose_best shows the input among the candidates and asks
 which one is identical to it; rate (fidelity) rates the original against itself (top score).
 
@@ -68,15 +87,18 @@ SCALES = {
                 "scores": [3, 2, 1, 0]},
 }
 TOP_KEYS = {"title", "description", "methods", "stimuli", "per_participant", "observers", "catch", "completion_code",
-            "completion_url", "blocks", "conditions", "counterbalance"}
+            "completion_url", "blocks", "conditions", "counterbalance", "screenout_code", "screenout_url",
+            "consent", "instructions", "debrief", "screened_out", "comprehension", "device",
+            "exclude_workers_of",
+            "break_after", "between_blocks", "iti_ms", "pilot"}  # pacing and pilot: `studyweb.workload`, `.pilot`
 BLOCK_KEYS = {
     "choose_best": {"name", "task", "questions", "question", "candidates", "reference"},
     "rate": {"name", "task", "questions", "question", "image", "scale", "reference"},
     "pick_region": {"name", "task", "questions", "question", "image", "follow_up"},
     "describe": {"name", "task", "questions", "question", "image", "max_chars"},
-    "codecharts": {"name", "task", "image", "codecharts"},
+    "codecharts": {"name", "task", "image", "codecharts", "display_width_px", "max_upscale"},
     "bubbleview": {"name", "task", "image", "mode", "time_limit_s", "max_clicks", "blur_sigma_frac",
-                   "bubble_radius_frac"},
+                   "bubble_radius_frac", "display_width_px", "max_upscale"},
 }
 CATCH_QUESTION = "catch"
 # Ranges of the values; every number must also be finite (no .nan/.inf reaches the JSON pages are sent).
@@ -86,7 +108,11 @@ MAX_METHODS, MAX_BLOCKS, MAX_QUESTIONS, MAX_CHOICES = 50, 50, 20, 20
 MAX_SCORE = 1e6  # |a rating scale's score|
 MAX_MS = 60_000  # a CodeCharts screen
 MAX_SECONDS = 3600.0  # a BubbleView trial's time limit
-MAX_CHARS = {"id": 64, "choice": 64, "label": 200, "title": 200, "text": 2000, "description": 20_000, "path": 4096}
+MAX_DISPLAY_PX, MAX_UPSCALE = 4000.0, 10.0  # an attention block's display_width_px and max_upscale
+MAX_CHARS = {"id": 64, "choice": 64, "label": 200, "title": 200, "text": 2000, "description": 20_000, "path": 4096,
+             "page": 50_000}  # page: a consent form, a page of instructions, a debrief
+MAX_PAGES = 20  # of instructions
+MAX_WINDOW_PX = 10_000  # device.min_window, CSS px
 
 
 @dataclass(frozen=True)
@@ -165,13 +191,15 @@ class _Checker:
             self.fail((), f"expected a mapping of keys ({', '.join(sorted(TOP_KEYS))}), got {type(values).__name__}")
         self.known(values, TOP_KEYS, ())
         out = dict(values)
-        for key, kind in (("title", "title"), ("description", "description"), ("completion_code", "id")):
+        for key, kind in (("title", "title"), ("description", "description"), ("completion_code", "id"),
+                          ("screenout_code", "id")):
             if values.get(key) is not None:
                 self.text((key,), values[key], kind, empty=True)
-        url = values.get("completion_url")
-        if url is not None and self.text(("completion_url",), url, "path", empty=True) \
-                and not url.startswith(("https://", "http://")):
-            self.fail(("completion_url",), f"expected a link starting with https:// or http://, got {url!r}")
+        for key in ("completion_url", "screenout_url"):
+            url = values.get(key)
+            if url is not None and self.text((key,), url, "path", empty=True) \
+                    and not url.startswith(("https://", "http://")):
+                self.fail((key,), f"expected a link starting with https:// or http://, got {url!r}")
         out["methods"] = self.methods(values.get("methods"), base, extra_methods)
         out["stimuli"] = self.stimuli({} if values.get("stimuli") is None else values["stimuli"])
         per_participant = values.get("per_participant")
@@ -190,6 +218,15 @@ class _Checker:
             self.fail(("blocks",), f"a {attention[0]} block must be the design's only block (a study of that task);"
                                    " run questionnaires as another experiment")
         out["conditions"] = self.conditions(values, out["methods"], bool(attention))
+        out.update(self.pacing(values, out))
+        out["pilot"] = self.pilot(values.get("pilot"))
+        self.workload(out)
+        out["exclude_workers_of"] = self.exclude_workers_of(values.get("exclude_workers_of"))
+        out["texts"] = self.texts(values)
+        for key in ("consent", "instructions", "debrief", "screened_out"):  # kept once, checked, in out["texts"]
+            out.pop(key, None)
+        out["comprehension"] = self.comprehension(values.get("comprehension"))
+        out["device"] = self.device(values.get("device"), attention[0] if attention else "questionnaire")
         try:  # every value is checked above; this keeps a key added later from sending NaN to the pages
             json.dumps(out, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -210,14 +247,24 @@ class _Checker:
                                              f" {MAX_CHARS['id']}); got {name!r}")
             if name not in extra_methods:
                 self.text(("methods", name), folder, "path")
-            folder_path = Path(str(folder)).expanduser()
-            folder_path = folder_path if folder_path.is_absolute() else base / folder_path
+            folder_path = Path(str(folder)).expanduser()  # a command line's folder: from the current directory
+            folder_path = folder_path if folder_path.is_absolute() else \
+                (Path.cwd() if name in extra_methods else base) / folder_path
             if name not in extra_methods and not folder_path.is_dir():
                 self.fail(("methods", name), f"folder {folder_path} does not exist")
             if name in extra_methods and not folder_path.is_dir():
                 raise DesignError(f"--methods {name}={folder}: folder {folder_path} does not exist")
             out[name] = str(folder_path.resolve())
         return out
+
+    def exclude_workers_of(self, value: Any) -> list[str]:
+        """Experiment names (`studyweb.experiments.related_experiments`); [] when not given."""
+        from studyweb.experiments import experiment_names
+
+        try:
+            return experiment_names("exclude_workers_of", [] if value is None else value)
+        except ValueError as exc:
+            self.fail(("exclude_workers_of",), str(exc))
 
     def conditions(self, values: dict, methods: dict, attention: bool) -> dict | None:
         conditions, layout = values.get("conditions"), values.get("counterbalance", "blocked")
@@ -274,6 +321,115 @@ class _Checker:
         return {"every": self.integer(("catch", "every"), values.get("every"), 2, MAX_COUNT),
                 "max_failures": self.integer(("catch", "max_failures"), values.get("max_failures", 0), 0, MAX_COUNT)}
 
+    def texts(self, values: dict) -> dict | None:
+        """The design's own texts (`studyweb.texts`): consent, debrief, screened_out, and
+        instructions as a list of pages; None when it gives none (the task's defaults)."""
+        out = {}
+        for key in ("consent", "debrief", "screened_out"):
+            if values.get(key) is not None:
+                out[key] = self.text((key,), values[key], "page")
+        pages = values.get("instructions")
+        if isinstance(pages, list):
+            self.listed(("instructions",), pages, 1, MAX_PAGES, "pages (texts)")
+            out["instructions"] = [self.text(("instructions", k), page, "page") for k, page in enumerate(pages)]
+        elif pages is not None:
+            out["instructions"] = [self.text(("instructions",), pages, "page")]
+        return out or None
+
+    def comprehension(self, values: Any) -> dict | None:
+        """{questions: [{text, choices, answer}], max_attempts} (default 3), or None."""
+        if values is None:
+            return None
+        path = ("comprehension",)
+        if not isinstance(values, dict):
+            self.fail(path, "expected a mapping {questions: [{text, choices, answer}], max_attempts},"
+                            f" got {values!r}")
+        self.known(values, {"questions", "max_attempts"}, path)
+        questions = self.listed(path + ("questions",), values.get("questions"), 1, MAX_QUESTIONS,
+                                "questions {text, choices, answer}")
+        out = []
+        for k, question in enumerate(questions):
+            where = path + ("questions", k)
+            if not isinstance(question, dict):
+                self.fail(where, f"expected {{text, choices, answer}}, got {question!r}")
+            self.known(question, {"text", "choices", "answer"}, where)
+            choices = self.listed(where + ("choices",), question.get("choices"), 2, MAX_CHOICES, "choices")
+            choices = [self.label(where + ("choices", j), choice, "choice") for j, choice in enumerate(choices)]
+            if len(set(choices)) != len(choices):
+                self.fail(where + ("choices",), f"choices must be distinct, got {choices}")
+            answer = self.label(where + ("answer",), question.get("answer"), "choice")
+            if answer not in choices:
+                self.fail(where + ("answer",), f"expected one of the choices {choices}, got {answer!r}")
+            out.append({"text": self.text(where + ("text",), question.get("text")), "choices": choices,
+                        "answer": answer})
+        return {"questions": out,
+                "max_attempts": self.integer(path + ("max_attempts",), values.get("max_attempts", 3), 1, 100)}
+
+    def device(self, value: Any, task: str) -> dict | None:
+        """The device check (`studyweb.screening`): the task's defaults updated with `value`;
+        None for `device: false` (no check)."""
+        from studyweb.screening import PHONES, device_defaults
+
+        rule, path = device_defaults(task), ("device",)
+        if value is False:
+            return None
+        if value is None:
+            return rule
+        if not isinstance(value, dict):
+            self.fail(path, "expected {min_window: [width, height], phones: exclude | allow, fullscreen: true | false},"
+                            f" or false for no check; got {value!r}")
+        self.known(value, set(rule), path)
+        if "min_window" in value:
+            size = self.listed(path + ("min_window",), value["min_window"], 2, 2, "sizes [width, height] in CSS px")
+            rule["min_window"] = [self.integer(path + ("min_window", k), v, 1, MAX_WINDOW_PX)
+                                  for k, v in enumerate(size)]
+        if "phones" in value:
+            if value["phones"] not in PHONES:
+                self.fail(path + ("phones",), f"expected one of {list(PHONES)}, got {value['phones']!r}")
+            rule["phones"] = value["phones"]
+        if "fullscreen" in value:
+            if not isinstance(value["fullscreen"], bool):
+                self.fail(path + ("fullscreen",), f"expected true or false, got {value['fullscreen']!r}")
+            rule["fullscreen"] = value["fullscreen"]
+        return rule
+
+    def pacing(self, values: dict, out: dict) -> dict:
+        """break_after (trials), between_blocks (a text) and iti_ms, None where not given
+        (`studyweb.workload.pace_trials`)."""
+        pacing = {"break_after": None, "between_blocks": None, "iti_ms": None}
+        if values.get("break_after") is not None:
+            pacing["break_after"] = self.integer(("break_after",), values["break_after"], 1, MAX_COUNT)
+        if values.get("iti_ms") is not None:
+            pacing["iti_ms"] = self.integer(("iti_ms",), values["iti_ms"], 0, MAX_MS)
+        if values.get("between_blocks") is not None:
+            pacing["between_blocks"] = self.text(("between_blocks",), values["between_blocks"]).strip()
+            n_blocks = len(out["conditions"]["versions"]) if out["conditions"] else len(out["blocks"])
+            if n_blocks < 2:
+                self.fail(("between_blocks",), "this design has one block, so nothing is between blocks"
+                                               " (add blocks, or conditions to an attention design)")
+        return pacing
+
+    def pilot(self, values: Any) -> dict:
+        """The simulated participants' failure rates in [0, 1] (`studyweb.pilot.FAILURE_RATES`)."""
+        from studyweb.pilot import FAILURE_RATES
+
+        if values is None:
+            return {}
+        if not isinstance(values, dict):
+            self.fail(("pilot",), f"expected a mapping of {sorted(FAILURE_RATES)} to rates in [0, 1], got {values!r}")
+        self.known(values, set(FAILURE_RATES), ("pilot",))
+        return {key: self.number(("pilot", key), value, 0, 1) for key, value in values.items()}
+
+    def workload(self, out: dict) -> None:
+        """per_participant against a fixed number of pairs (stimuli.pairs); against the
+        dataset's pairs when the experiment is made (`studyweb.workload.check_workload`)."""
+        pairs, k = out["stimuli"]["pairs"], out["per_participant"]
+        n_pairs = len(pairs) if isinstance(pairs, list) else pairs
+        if isinstance(k, int) and n_pairs is not None and k > n_pairs:
+            self.fail(("per_participant",), f"{k} images per block and participant, but stimuli.pairs selects at most"
+                                            f" {n_pairs} and a participant sees at most one version of a pair per"
+                                            f" block; set per_participant to at most {n_pairs}")
+
     def block(self, block: Any, i: int, methods: dict) -> dict:
         path = ("blocks", i)
         if not isinstance(block, dict):
@@ -287,7 +443,8 @@ class _Checker:
         if task in ATTENTION_TASKS:
             if block.get("image", "original") != "original":
                 self.fail(path + ("image",), "attention studies run on the dataset's own images ('original')")
-            return {**out, **(self.bubbleview(block, path) if task == "bubbleview" else self.codecharts(block, path))}
+            return {**out, **self.display(block, path),
+                    **(self.bubbleview(block, path) if task == "bubbleview" else self.codecharts(block, path))}
         out["questions"] = self.questions(block, path, task)
         versions = ["original", *methods]
         if task == "choose_best":
@@ -389,6 +546,18 @@ class _Checker:
         self.known(reference, allowed, path + ("reference",))
         return {key: bool(reference.get(key, False)) for key in sorted(allowed)}
 
+    def display(self, block: dict, path: tuple) -> dict:
+        """An attention block's display size: display_width_px (CSS px an image is shown at) and
+        max_upscale (the most it is enlarged: CodeCharts needs room for codes MIN_CODE_PX high,
+        so 320x240 images need max_upscale 2.3 or more); studyweb.experiments' defaults otherwise."""
+        out = {}
+        if "display_width_px" in block:
+            out["display_width_px"] = self.number(path + ("display_width_px",), block["display_width_px"], 0,
+                                                  MAX_DISPLAY_PX, above=True)
+        if "max_upscale" in block:
+            out["max_upscale"] = self.number(path + ("max_upscale",), block["max_upscale"], 1, MAX_UPSCALE)
+        return out
+
     def bubbleview(self, block: dict, path: tuple) -> dict:
         """The block's BubbleView settings, checked (studyweb.experiments repeats the checks)."""
         from studyweb.experiments import MODES
@@ -441,13 +610,19 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
     on the selected pairs' input images. DesignError/ValueError for a design that cannot run
     (an unknown key, a missing method output, ...)."""
     from datagen.dataset import Dataset
-    from studyweb.experiments import create_experiment, image_size, validate_settings
+    from studyweb.experiments import create_experiment, fill_codes, image_size, validate_settings
+    from studyweb.workload import check_workload, workload_warnings
 
     design = source if isinstance(source, Design) else load_design(source, methods)
     values = design.values
     dataset = Dataset.open(Path(dataset_dir).expanduser().resolve())
     pair_ids = select_pairs(dataset, values["stimuli"], design.source)
-    common = {key: values[key] for key in ("observers", "completion_code", "completion_url") if values.get(key)}
+    check_workload(values, len(pair_ids), design.source)  # per_participant never silently reduced
+    for warning in workload_warnings(values, len(pair_ids)):
+        log.warning("%s: %s", design.source, warning)
+    common = {key: values[key] for key in ("observers", "completion_code", "completion_url", "exclude_workers_of",
+                                           "screenout_code", "screenout_url", "texts", "comprehension", "device")
+              if values.get(key)}
     title, description = values.get("title") or "", values.get("description") or ""
     if design.task != "questionnaire":
         block = values["blocks"][0]
@@ -456,6 +631,7 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
             else values["per_participant"]
         if values["conditions"]:
             settings["conditions"] = values["conditions"]
+        settings["design"] = values  # its pacing (`workload.pace_trials`) and pilot rates
         experiment = create_experiment(session, dataset.path, name, design.task, title=title, description=description,
                                        sides=[values["stimuli"]["side"]], pair_ids=pair_ids, **common, **settings)
         if values["conditions"]:
@@ -472,10 +648,7 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
     settings = validate_settings({**common, "sides": [side],
                                   "per_participant": len(pair_ids) if per_participant in (None, "all")
                                   else per_participant, "design": values})
-    if settings["completion_code"] is None and not settings["completion_url"]:
-        import secrets
-
-        settings["completion_code"] = secrets.token_hex(4).upper()
+    fill_codes(settings)
     experiment = Experiment(name=name, title=title or name, description=description, task="questionnaire",
                             dataset_path=str(dataset.path), settings=settings, status="open")
     session.add(experiment)

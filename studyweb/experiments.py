@@ -18,6 +18,15 @@ Settings (stored as JSON on the experiment):
   active_timeout_min (minutes a started participant still counts as an observer),
   completion_code, completion_url, px_per_degree, sigma_px (map σ override),
   qc {min_clicks, iqr_k, max_focus_losses}.
+- screenout_code, screenout_url: what a screened-out participant gets instead of the completion
+  code or URL (Prolific's screened-out code; `studyweb.screening`); a code is drawn when neither
+  is given (`fill_codes`). texts (a design's consent, instructions, debrief, screened_out:
+  `studyweb.texts`), comprehension ({questions, max_attempts}) and device (the device check:
+  `studyweb.screening`; None: none) come from designs, which check them.
+- exclude_workers_of: names of experiments of the same study (psiTurk's repeat-worker block
+  across experiments): a recruit id with a participant row in one of them is refused at the
+  study link, and the exclusion goes both ways (`related_experiments`). A name may be of an
+  experiment created later.
 
 Experiments created before the fractions existed stored blur_sigma_px = bubble_radius_px = 30
 (the old defaults); those are read as the explicit overrides they look like, so every
@@ -71,6 +80,12 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "codecharts": None,  # CodeCharts timing and sentinels (`studyweb.codecharts_study.DEFAULTS`)
     "design": None,  # a questionnaire's checked design (`studyweb.designs`)
     "conditions": None,  # {versions, layout}: Latin-square blocks of an attention design (`studyweb.designs`)
+    "screenout_code": None,  # given to a screened-out participant (`studyweb.screening`)
+    "screenout_url": None,  # or where they are sent
+    "texts": None,  # a design's consent, instructions, debrief, screened_out (`studyweb.texts`)
+    "comprehension": None,  # {questions, max_attempts}: asked after the instructions (`studyweb.designs`)
+    "device": None,  # {min_window, phones, fullscreen}: checked before consent (`studyweb.screening`)
+    "exclude_workers_of": [],  # experiments whose workers cannot take this one (`related_experiments`)
 }
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -99,8 +114,7 @@ def create_experiment(
     merged = validate_settings(settings)
     dataset_path = Path(dataset_dir).expanduser().resolve()
     dataset = Dataset.open(dataset_path)
-    if merged["completion_code"] is None and not merged["completion_url"]:
-        merged["completion_code"] = secrets.token_hex(4).upper()
+    fill_codes(merged)
 
     experiment = Experiment(
         name=name, title=title or name, description=description, task=task,
@@ -157,7 +171,7 @@ def validate_settings(settings: dict[str, Any], base: dict[str, Any] | None = No
     for key, value in settings.items():
         if value is None:
             continue
-        if key in ("codecharts", "design", "conditions"):
+        if key in ("codecharts", "design", "conditions", "texts", "comprehension", "device"):
             merged[key] = value  # checked with the task (create_experiment, studyweb.designs)
         elif key == "qc":
             bad = sorted(set(value) - set(DEFAULT_QC))
@@ -196,10 +210,63 @@ def validate_settings(settings: dict[str, Any], base: dict[str, Any] | None = No
         _positive("qc.iqr_k", qc["iqr_k"])
     if not isinstance(qc["max_focus_losses"], int) or qc["max_focus_losses"] < 0:
         raise ValueError(f"qc.max_focus_losses must be an integer >= 0, got {qc['max_focus_losses']!r}")
-    url = merged["completion_url"]
-    if url and not str(url).startswith(("https://", "http://")):
-        raise ValueError(f"completion_url must start with http:// or https://, got {url!r}")
+    for key in ("completion_url", "screenout_url"):
+        url = merged.get(key)
+        if url and not str(url).startswith(("https://", "http://")):
+            raise ValueError(f"{key} must start with http:// or https://, got {url!r}")
+    code = merged.get("screenout_code")
+    if code is not None and (not isinstance(code, str) or len(code) > 64):  # participants.completion_code: 64
+        raise ValueError(f"screenout_code must be a text of at most 64 characters, got {code!r}")
+    merged["exclude_workers_of"] = experiment_names("exclude_workers_of", merged.get("exclude_workers_of", []))
     return merged
+
+
+def fill_codes(settings: dict[str, Any]) -> None:
+    """Draw a completion code and a different screen-out code (8 hex digits) for settings that
+    give neither that code nor its URL (in place)."""
+    if settings["completion_code"] is None and not settings["completion_url"]:
+        settings["completion_code"] = secrets.token_hex(4).upper()
+    if settings.get("screenout_code") is None and not settings.get("screenout_url"):
+        code = secrets.token_hex(4).upper()
+        while code == settings["completion_code"]:
+            code = secrets.token_hex(4).upper()
+        settings["screenout_code"] = code
+
+
+def experiment_names(key: str, value) -> list[str]:
+    """`value` as a list of distinct experiment names (order kept); ValueError naming `key`
+    unless it is a list of names of 1-64 of a-z 0-9 _ -."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and _NAME.match(v) for v in value):
+        raise ValueError(f"{key} must be a list of experiment names (1-64 of a-z 0-9 _ -), got {value!r}")
+    return list(dict.fromkeys(value))
+
+
+def related_experiments(session: Session, experiment: Experiment) -> dict[str, str]:
+    """{name: 'listed here' | 'lists this one'} of the experiments whose workers cannot take
+    `experiment`: those its exclude_workers_of names (created yet or not) and those naming it
+    in theirs, so listing an experiment once keeps a worker to one of the two."""
+    related = {name: "listed here" for name in experiment.settings.get("exclude_workers_of") or []
+               if name != experiment.name}
+    for name, settings in session.execute(select(Experiment.name, Experiment.settings)
+                                          .where(Experiment.id != experiment.id).order_by(Experiment.name)):
+        if experiment.name in ((settings or {}).get("exclude_workers_of") or []):
+            related.setdefault(name, "lists this one")
+    return related
+
+
+def related_participation(session: Session, experiment: Experiment, recruit_source: str,
+                          recruit_id: str) -> str | None:
+    """The name of a related experiment (`related_experiments`) where this recruit id (of this
+    recruit source) has a participant row, whatever its status; None when there is none."""
+    from studyweb.db import Participant
+
+    names = related_experiments(session, experiment)
+    if not names:
+        return None
+    return session.scalar(
+        select(Experiment.name).join(Participant, Participant.experiment_id == Experiment.id)
+        .where(Experiment.name.in_(list(names)), Participant.recruit_source == recruit_source,
+               Participant.recruit_id == recruit_id).order_by(Experiment.name).limit(1))
 
 
 def stimulus_image_path(stimulus: Stimulus) -> Path:

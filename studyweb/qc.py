@@ -122,7 +122,9 @@ def decide_qc(session: Session, experiment: Experiment, qc: dict | None = None) 
     """`run_qc`, and its decision stored on each participant of the experiment: qc_status
     'kept' (qc_reason '') or 'excluded' (qc_reason the rule's reason), or NULL for one the rules
     did not see (no saved trial that counts). qc_decided_at is when the participant's decision
-    last changed, so a rebuild that decides the same keeps it. Flushes; the caller commits."""
+    last changed, so a rebuild that decides the same keeps it. A screened-out participant keeps
+    the decision stored when they were screened out (`studyweb.screening.screen_out`). Flushes;
+    the caller commits."""
     result = run_qc(session, experiment, qc)
     reasons: dict[int, list[str]] = {}
     for flag in result.flags:
@@ -133,7 +135,8 @@ def decide_qc(session: Session, experiment: Experiment, qc: dict | None = None) 
     now = utcnow()
     changes = []
     for pid, *stored in session.execute(select(Participant.id, Participant.qc_status, Participant.qc_reason)
-                                        .where(Participant.experiment_id == experiment.id)):
+                                        .where(Participant.experiment_id == experiment.id,
+                                               Participant.status != "screened_out")):  # decided then
         status, reason = decided.get(pid, (None, None))
         if [status, reason] != stored:
             changes.append({"id": pid, "qc_status": status, "qc_reason": reason,

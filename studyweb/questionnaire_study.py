@@ -3,10 +3,12 @@
 
 Stimuli: per selected pair, its input image (method '') and each method's output
 (`<folder>/<pair_id>.png`). Per block, a participant gets `per_participant` units, least
-observed first (`assignment.choose_stimuli`, at most one version of a pair per block): a
+observed first (`assignment.choose_stimuli`, at most one version of a pair per block), topped
+up with full ones so that everyone does the same work (`studyweb.workload`): a
 choose_best unit is a pair (its input stimulus carries the observer count), a rate /
 pick_region / describe unit is one image version. Catch trials (design `catch.every`) are put
-between a block's trials where the block's task has one: choose_best shows the input among the
+between a block's trials where the block's task has one, at least one per such block
+(`workload.catch_gaps`): choose_best shows the input among the
 candidates and asks which is identical to the original; a fidelity rating rates the input
 against itself (expected: the top score). Their trials have no stimulus (they count for
 nobody's observers) and their answers are Responses with question 'catch' and `correct`.
@@ -51,9 +53,13 @@ class AnswerError(ValueError):
 
 def build_trials(participant: Participant, stimuli: list[Stimulus], counts: dict[int, int], settings: dict,
                  rng: np.random.Generator) -> list[Trial]:
-    """A participant's trials, block after block (not added to a session). Raises ValueError
-    (the assignment's StudyFull) when no block has anything left to show."""
+    """A participant's trials, block after block (not added to a session): K units per block
+    (`workload.per_participant`), least observed in that block first (counts: {(block index,
+    stimulus id): observers}, `assignment.observer_counts` by_block), topped up with already
+    full units when fewer than K still want observers (the caller refuses a participant none of
+    whose units wants one), and the block's catch trials in their gaps (`workload.catch_gaps`)."""
     from studyweb.assignment import choose_stimuli
+    from studyweb.workload import catch_gaps, per_participant
 
     design = settings["design"]
     by_version = {}
@@ -64,13 +70,14 @@ def build_trials(participant: Participant, stimuli: list[Stimulus], counts: dict
     trials: list[Trial] = []
     for b, block in enumerate(design["blocks"]):
         units = _units(block, by_version)
-        k = len(units) if design["per_participant"] in (None, "all") else int(design["per_participant"])
-        chosen = choose_stimuli(units, counts, k=k, m=int(design["observers"]), allow_both_sides=False, rng=rng)
+        seen_in_block = {sid: n for (index, sid), n in counts.items() if index == b}  # each block its own observers
+        chosen = choose_stimuli(units, seen_in_block, k=per_participant(design, len(originals)),
+                                m=int(design["observers"]), allow_both_sides=False, rng=rng, top_up=True)
         specs = [_spec(block, b, unit, originals, by_version, design, rng) for unit in chosen]
         if catch and _has_catch(block) and specs:
-            for position in range(catch["every"] - 1, len(specs) + 1, catch["every"]):
-                source = originals[chosen[min(position, len(chosen) - 1)].pair_id]
-                specs.insert(position, _catch_spec(block, b, source, by_version, rng))
+            for gap in reversed(catch_gaps(len(chosen), catch["every"], rng)):  # from the end: gaps stay put
+                source = originals[chosen[min(gap, len(chosen) - 1)].pair_id]
+                specs.insert(gap, _catch_spec(block, b, source, by_version, rng))
         for unit_id, spec in specs:
             trials.append(Trial(participant_id=participant.id, stimulus_id=unit_id, position=len(trials) + 1,
                                 is_practice=False, task=block["task"], spec=spec))
@@ -109,7 +116,9 @@ def trial_json(trial: Trial, participant: Participant, stimulus_of, url_for) -> 
 
 def record_answers(session: Session, participant: Participant, trial: Trial, body: dict, key: str) -> None:
     """Check and store the answers of a questionnaire trial (body: {answers, rt_ms,
-    shown_order}); the trial ends. AnswerError (nothing stored) when an answer does not fit."""
+    shown_order}); the trial ends. AnswerError (nothing stored) when an answer does not fit.
+    A failed catch trial that takes the participant past the design's catch.max_failures
+    screens them out then and there (`screening.screen_out`)."""
     spec = trial.spec
     items, rt_ms = body.get("answers"), body.get("rt_ms")
     expected = [q["id"] for q in spec["questions"]]
@@ -145,6 +154,24 @@ def record_answers(session: Session, participant: Participant, trial: Trial, bod
     trial.status, trial.ended_at = "done", now
     trial.started_at = trial.started_at or now
     trial.duration_ms = body.get("rt_ms")
+    if spec.get("catch"):
+        _screen_out_past_catch_limit(session, participant)
+
+
+def _screen_out_past_catch_limit(session: Session, participant: Participant) -> None:
+    """Screen the participant out when their failed catch trials (this answer's included) are
+    more than the design's catch.max_failures, the number QC would exclude them for."""
+    from sqlalchemy import func, select
+
+    from studyweb.designs import CATCH_QUESTION
+    from studyweb.screening import screen_out
+
+    allowed = int((participant.experiment.settings["design"].get("catch") or {}).get("max_failures", 0))
+    session.flush()
+    failures = session.scalar(select(func.count()).select_from(Response).where(
+        Response.participant_id == participant.id, Response.question == CATCH_QUESTION, Response.correct.is_(False)))
+    if failures > allowed:
+        screen_out(session, participant, "catch", f"{failures} catch trial(s) failed > max {allowed}")
 
 
 def _answer_values(trial: Trial, spec: dict, question: str, answer: dict) -> dict[str, Any]:
@@ -278,7 +305,9 @@ def _mask_png(path: str) -> bytes | None:
 
 
 def _has_catch(block: dict) -> bool:
-    return block["task"] == "choose_best" or (block["task"] == "rate" and block["scale"].get("name") == "fidelity")
+    from studyweb.workload import has_catch
+
+    return has_catch(block)
 
 
 def _units(block: dict, by_version: dict) -> list[Stimulus]:

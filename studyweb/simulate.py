@@ -1,6 +1,13 @@
 """Simulated participants: a saliency model to click from, and clients that use the same
 HTTP API as the browser (requests), for pilots, load tests and the demo.
 
+Failures (`failing`, for pilots that predict the real study's exclusions): a simulated
+participant may fail the catch trials (answers every catch trial wrongly: another candidate
+than the original, a score other than the top one), the CodeCharts sentinels (types the code
+farthest from each main sentinel's target) or the CodeCharts tutorial (misses its sentinels).
+The wrong answers go through the same answer routes as right ones, so what happens next
+(screened out, excluded by QC, kept) is the server's decision, never the simulator's.
+
 Saliency (`popout_density`): for a CLEVR scene, each object is a Gaussian blob at its
 pixel_coords whose weight grows with how rare its colour, shape and material are among the
 scene's objects (pop-out) and with its size, plus a centre bias; other images get the centre
@@ -9,6 +16,7 @@ bias alone. Densities are float64 (height, width) summing to 1.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections import Counter
@@ -19,6 +27,8 @@ from studyweb.designs import QUESTIONNAIRE_TASKS
 
 log = logging.getLogger(__name__)
 SIMULATED_USER_AGENT = "gazelab-simulate/1 (simulated participant)"
+FAILURES = ("catch", "sentinel", "tutorial")  # what a simulated participant can fail (module doc)
+ACTIVE_STATUSES = ("consent", "instructions", "practice", "trials")
 CENTRE_WEIGHT = 0.25  # share of the density in the centre bias when a scene has objects
 SIZE_WEIGHT = {"large": 1.5, "small": 1.0}
 
@@ -69,7 +79,7 @@ def sample_clicks(density: np.ndarray, n: int, rng: np.random.Generator, duratio
 def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=None, drop_rate: float = 0.0,
                     clicks_per_trial: tuple[int, int] = (5, 15), timeout_s: float = 10.0, *,
                     retry_for_s: float = 30.0, recruit_id: str | None = None, pause_s: float = 0.0,
-                    double_send: bool = False) -> dict:
+                    double_send: bool = False, fail=()) -> dict:
     """One simulated participant through the HTTP flow the browser uses: the study link
     (?gazelab_simulated=1, user agent SIMULATED_USER_AGENT), consent, instructions, every trial
     saved through POST /api/v1/trials/<id>/save with an idempotency key, then the debrief.
@@ -87,9 +97,13 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
     double_send: every answer (CodeCharts, questionnaires) also goes out at the same moment under
     a second key, as a double-clicked Next sends it: the server must store one and refuse the
     other with 409 (RuntimeError when it does not).
+    fail: some of FAILURES, answered wrongly on purpose (module doc). The participant stops when
+    an answer ends their trials (a failed tutorial, a screen-out), goes through the debrief when
+    the server sends them there, and is refused (status 'refused', nothing done) when the consent
+    gets 409 (the study is full).
     Returns {participant_id, clicks_sent, saves, resends (answers dropped on purpose),
     retries (requests repeated after a failure above), twins_refused (double_send's second
-    answers refused with 409), status}."""
+    answers refused with 409), status, fail}."""
     import requests
 
     rng = np.random.default_rng(rng_seed)
@@ -105,7 +119,10 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
         if not token:
             raise ValueError(f"{base}/s/{experiment} gave no participant token")
         session.headers["X-Participant-Token"] = token
-        http.call("POST", f"{base}/s/{experiment}/consent", data={"consent": "yes"})
+        if http.call("POST", f"{base}/s/{experiment}/consent", data={"consent": "yes"},
+                     accept=(409,)).status_code == 409:  # the study is full: a polite refusal page
+            return {"participant_id": None, "clicks_sent": 0, "saves": 0, "resends": 0, "retries": http.retries,
+                    "twins_refused": 0, "status": "refused", "fail": sorted(fail)}
         http.call("POST", f"{base}/s/{experiment}/instructions",
                   data={"screen_w": 1920, "screen_h": 1080, "window_w": 1280, "window_h": 800})
         state = http.call("GET", f"{base}/api/v1/session").json()
@@ -114,9 +131,10 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
             if trial["status"] == "done":
                 continue
             if trial.get("task") == "codecharts":
-                url, body, points = _codecharts_answer(http, base, trial, density_of, rng)
+                miss = ("tutorial" if trial["is_practice"] else "sentinel") in fail
+                url, body, points = _codecharts_answer(http, base, trial, density_of, rng, miss_sentinel=miss)
             elif trial.get("task") in QUESTIONNAIRE_TASKS:  # studyweb.designs' names
-                url, body, points = _questionnaire_answer(http, base, trial, rng)
+                url, body, points = _questionnaire_answer(http, base, trial, rng, fail_catch="catch" in fail)
             else:
                 url, body, points = _bubbleview_save(trial, density_of, clicks_per_trial, rng)
             if pause_s:
@@ -127,19 +145,42 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
                 saves += 1
                 continue
             for attempt in range(1, 22):
-                http.call("POST", f"{base}{url}", json=body)
+                answer = http.call("POST", f"{base}{url}", json=body, accept=(409,))
                 if rng.random() >= drop_rate:
                     break
                 resends += 1  # the answer is "lost": resend the same key, as the browser's queue does
                 time.sleep(min(0.05 * 2**attempt, 2.0))
             else:
                 raise RuntimeError(f"trial {trial['id']}: all {attempt} answers dropped (drop_rate {drop_rate})")
+            if answer.status_code == 409 and _status(http, base) in ACTIVE_STATUSES:
+                raise ValueError(f"POST {base}{url} refused: 409 {answer.text[:200]}")
             sent += points
-            saves += 1
-        http.call("POST", f"{base}/s/{experiment}/debrief", data={"comments": ""})
+            saves += int(answer.status_code != 409)
+            if answer.status_code == 409 or answer.json().get("status") not in ACTIVE_STATUSES:
+                break  # the server ended the trials: a failed tutorial, a screen-out, or the last answer
+        if _status(http, base) == "debrief":
+            http.call("POST", f"{base}/s/{experiment}/debrief", data={"comments": ""})
         final = http.call("GET", f"{base}/api/v1/session").json()
     return {"participant_id": final["participant_id"], "clicks_sent": sent, "saves": saves, "resends": resends,
-            "retries": http.retries, "twins_refused": twins_refused, "status": final["status"]}
+            "retries": http.retries, "twins_refused": twins_refused, "status": final["status"], "fail": sorted(fail)}
+
+
+def failing(index: int, rates: dict[str, float], seed: int = 0) -> set[str]:
+    """What simulated participant number `index` (0, 1, ...) of a run with `seed` fails: each
+    of FAILURES with its rate (share of participants), spread evenly, so any `n` consecutive
+    participants hold rate × n of them give or take one (a pilot's share is the rate, not a
+    binomial draw around it), starting at a random phase per seed and failure."""
+    out = set()
+    for k, kind in enumerate(FAILURES):
+        rate = float(rates.get(kind, 0.0))
+        phase = np.random.default_rng([seed, k]).random()
+        if rate > 0 and math.floor(rate * (index + 1) + phase) > math.floor(rate * index + phase):
+            out.add(kind)
+    return out
+
+
+def _status(http, base: str) -> str:
+    return http.call("GET", f"{base}/api/v1/session").json()["status"]
 
 
 def _send_twice(session, http, url: str, body: dict, twin_key: str) -> int:
@@ -183,16 +224,18 @@ def _send_twice(session, http, url: str, body: dict, twin_key: str) -> int:
 
 def simulate_participants(base_url: str, experiment: str, n_participants: int, *, concurrency: int = 4,
                           drop_rate: float = 0.0, seed: int = 0, model: str = "popout", db_url: str | None = None,
-                          retry_for_s: float = 30.0) -> dict:
-    """`n_participants` simulated participants (`run_participant`, seeds seed, seed+1, ...) on the
-    study server at `base_url`, `concurrency` at a time.
+                          retry_for_s: float = 30.0, failure_rates: dict[str, float] | None = None,
+                          first: int = 0) -> dict:
+    """`n_participants` simulated participants (`run_participant`, numbered first, first+1, ...,
+    seeds seed + number) on the study server at `base_url`, `concurrency` at a time; failure_rates
+    ({catch, sentinel, tutorial: share of participants}) decide which fail what (`failing`).
 
     model: "popout" clicks from each stimulus' CLEVR pop-out saliency (`scene_densities`, needs
     the study database at `db_url` to know which stimulus a trial shows); "centre" from the
     centre bias. ValueError when the server cannot be reached at all (checked once first, so a
     wrong URL fails at once rather than after every client's retries).
     Returns {"results": per participant dicts, "failures": ["Type: message", ...], "complete",
-    "clicks_sent", "saves", "resends"}."""
+    "refused", "statuses" ({status: participants}), "clicks_sent", "saves", "resends"}."""
     from concurrent.futures import ThreadPoolExecutor
 
     import requests
@@ -206,16 +249,19 @@ def simulate_participants(base_url: str, experiment: str, n_participants: int, *
     density_of = scene_densities(db_url) if model == "popout" else None
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         futures = [pool.submit(run_participant, base_url, experiment, seed + i, density_of=density_of,
-                               drop_rate=drop_rate, retry_for_s=retry_for_s) for i in range(n_participants)]
+                               drop_rate=drop_rate, retry_for_s=retry_for_s,
+                               fail=failing(i, failure_rates or {}, seed))
+                   for i in range(first, first + n_participants)]
         results, failures = [], []
         for future in futures:
             try:
                 results.append(future.result())
             except Exception as exc:  # noqa: BLE001 — report every participant, the caller decides
                 failures.append(f"{type(exc).__name__}: {exc}")
-    return {"results": results, "failures": failures, "complete": sum(r["status"] == "complete" for r in results),
-            "clicks_sent": sum(r["clicks_sent"] for r in results), "saves": sum(r["saves"] for r in results),
-            "resends": sum(r["resends"] for r in results)}
+    statuses = Counter(r["status"] for r in results)
+    return {"results": results, "failures": failures, "complete": statuses["complete"], "refused": statuses["refused"],
+            "statuses": dict(statuses), "clicks_sent": sum(r["clicks_sent"] for r in results),
+            "saves": sum(r["saves"] for r in results), "resends": sum(r["resends"] for r in results)}
 
 
 def scene_densities(db_url: str | None):
@@ -276,11 +322,13 @@ def _bubbleview_save(trial: dict, density_of, clicks_per_trial: tuple[int, int],
     return trial["save_url"], body, len(clicks)
 
 
-def _codecharts_answer(http, base: str, trial: dict, density_of, rng) -> tuple[str, dict, int]:
+def _codecharts_answer(http, base: str, trial: dict, density_of, rng,
+                       miss_sentinel: bool = False) -> tuple[str, dict, int]:
     """A CodeCharts trial's answer: the chart fetched as the page does; for an image, the code
     nearest a gaze point drawn from the density (display px); for a sentinel, the code nearest
     its target, found on the sentinel's screen (a participant who did look; the JSON does not
-    say where it is). Returns (path, body, gaze points it stores)."""
+    say where it is), or with miss_sentinel the code farthest from it. Returns (path, body,
+    gaze points it stores)."""
     from studyweb.codecharts import locate_sentinel_target
 
     chart = http.call("GET", f"{base}{trial['chart_url']}").json()
@@ -292,16 +340,18 @@ def _codecharts_answer(http, base: str, trial: dict, density_of, rng) -> tuple[s
         density = density_of(trial) if density_of else popout_density(None, (width, height))
         point = sample_clicks(density, 1, rng)[0]
         gaze_x, gaze_y = point["x"] * chart["width"] / width, point["y"] * chart["height"] / height
-    nearest = min(codes, key=lambda c: (c["x"] - gaze_x) ** 2 + (c["y"] - gaze_y) ** 2)
+    distance = lambda c: (c["x"] - gaze_x) ** 2 + (c["y"] - gaze_y) ** 2  # noqa: E731
+    nearest = max(codes, key=distance) if miss_sentinel and chart["kind"] == "sentinel" else min(codes, key=distance)
     body = {"idempotency_key": _key(rng), "code": nearest["code"], "rt_ms": float(rng.uniform(800, 2500))}
     return trial["answer_url"], body, int(chart["kind"] == "image")
 
 
-def _questionnaire_answer(http, base: str, trial: dict, rng) -> tuple[str, dict, int]:
+def _questionnaire_answer(http, base: str, trial: dict, rng, fail_catch: bool = False) -> tuple[str, dict, int]:
     """A questionnaire trial's answers, as an attentive participant without taste gives them: a
     random candidate, scale point or object, a short text; on a catch trial the right answer,
     found by looking (the candidate whose image bytes equal the original's; the top score for
-    an image identical to its reference). Returns (path, body, 0 gaze points)."""
+    an image identical to its reference), or with fail_catch a wrong one (another candidate,
+    the lowest score). Returns (path, body, 0 gaze points)."""
     def image(url):
         return http.call("GET", f"{base}{url}").content
 
@@ -314,13 +364,15 @@ def _questionnaire_answer(http, base: str, trial: dict, rng) -> tuple[str, dict,
             choice = labels[int(rng.integers(len(labels)))]
             if catch:
                 original = image(reference)
-                choice = next((c["label"] for c in trial["candidates"] if image(c["image_url"]) == original), choice)
+                right = [c["label"] for c in trial["candidates"] if image(c["image_url"]) == original]
+                wrong = [label for label in labels if label not in right]
+                choice = (wrong if fail_catch and wrong else right or [choice])[0]
             answers.append({"question": question["id"], "choice": choice})
         elif trial["task"] == "rate":
             scores = trial["scale"]["scores"]
             rating = scores[int(rng.integers(len(scores)))]
             if catch and reference and image(reference) == image(trial["image_url"]):
-                rating = max(scores)
+                rating = min(scores) if fail_catch else max(scores)
             answers.append({"question": question["id"], "rating": rating})
         elif trial["task"] == "pick_region":
             x, y = trial["regions"][int(rng.integers(len(trial["regions"])))]["point"]  # a pixel on the object
@@ -350,9 +402,9 @@ class _RetryingClient:
         self.retries = 0
         self._jitter = random.Random(jitter_seed)  # apart from the click RNG: network luck never changes clicks
 
-    def call(self, method: str, url: str, **kwargs):
-        """The response (redirects followed) once it is < 500; ValueError on a 4xx; RuntimeError
-        when it still fails after retry_for_s seconds."""
+    def call(self, method: str, url: str, accept: tuple[int, ...] = (), **kwargs):
+        """The response (redirects followed) once it is < 500; ValueError on a 4xx not in
+        `accept` (those are returned); RuntimeError when it still fails after retry_for_s seconds."""
         import requests
 
         deadline = time.monotonic() + self.retry_for_s
@@ -364,7 +416,7 @@ class _RetryingClient:
                 # refused, reset, timed out, or the answer cut off mid-body (the server died)
                 failure = f"{type(exc).__name__}: {exc}"
             else:
-                if response.status_code < 400:
+                if response.status_code < 400 or response.status_code in accept:
                     return response
                 if response.status_code < 500:
                     raise ValueError(f"{method} {url} refused: {response.status_code} {response.text[:200]}")

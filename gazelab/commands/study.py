@@ -64,7 +64,8 @@ def create_admin(username: str, password_stdin: bool, db_url: str | None) -> Non
 
 METHODS_OPTION = click.option(
     "--methods", "method_dirs", multiple=True, metavar="NAME=DIR",
-    help="A method's outputs (<pair_id>.png), adding to or overriding the design's methods; repeatable.")
+    help="A method's outputs (<pair_id>.png; DIR relative to the current directory), adding to or overriding"
+         " the design's methods; repeatable.")
 
 
 @group.command("create-experiment")
@@ -99,19 +100,25 @@ METHODS_OPTION = click.option(
 @click.option("--no-tutorial", is_flag=True, default=None, help="CodeCharts: no gated tutorial.")
 @click.option("--completion-code", default=None)
 @click.option("--completion-url", default=None, help="Send participants here at the end (e.g. Prolific).")
+@click.option("--exclude-workers-of", "exclude_workers_of", multiple=True, metavar="EXPERIMENT",
+              help="Refuse recruit ids that took part in EXPERIMENT (one worker, one experiment of a study;"
+                   " both ways); repeatable, adds to a design's exclude_workers_of.")
 @click.option("--base-url", default="http://127.0.0.1:5000", show_default=True, help="For the printed link.")
 @DB_OPTION
-def create_experiment(dataset_dir, name, design_path, method_dirs, task, title, description, base_url, db_url,
-                      **options) -> None:
+def create_experiment(dataset_dir, name, design_path, method_dirs, task, title, description, exclude_workers_of,
+                      base_url, db_url, **options) -> None:
     """Create an experiment from a dataset's pairs (or from a design, --from) and print the link."""
     from studyweb.experiments import create_experiment as create
 
+    if name in exclude_workers_of:
+        raise click.BadParameter(f"{name!r} is the experiment being created", param_hint="--exclude-workers-of")
     if design_path:
         given = sorted(k.replace("_", "-") for k, v in options.items() if v is not None)
         if given or task != "bubbleview" or title or description:
             raise click.UsageError(f"--from takes the task and its settings from the design; drop"
                                    f" {', '.join('--' + g for g in given) or '--task/--title/--description'}")
-        _create_from_design(design_path, dataset_dir, name, _method_dirs(method_dirs), base_url, db_url)
+        _create_from_design(design_path, dataset_dir, name, _method_dirs(method_dirs), exclude_workers_of, base_url,
+                            db_url)
         return
     if method_dirs:
         raise click.UsageError("--methods goes with --from DESIGN.yaml")
@@ -125,7 +132,7 @@ def create_experiment(dataset_dir, name, design_path, method_dirs, task, title, 
         "display_width_px": options["display_width"], "max_upscale": options["max_upscale"],
         "time_limit_s": options["time_limit"], "max_clicks": options["max_clicks"],
         "px_per_degree": options["px_per_degree"], "completion_code": options["completion_code"],
-        "completion_url": options["completion_url"],
+        "completion_url": options["completion_url"], "exclude_workers_of": list(exclude_workers_of) or None,
     }
     codecharts = {"image_ms": _durations(options["image_ms"]), "fixation_ms": options["fixation_ms"],
                   "chart_ms": options["chart_ms"], "sentinel_every": options["sentinel_every"],
@@ -142,21 +149,51 @@ def create_experiment(dataset_dir, name, design_path, method_dirs, task, title, 
         session.commit()
         n_stimuli = len(experiment.stimuli)
         code = experiment.settings.get("completion_code")
+        related = _exclusions(session, experiment)
     click.echo(f"experiment {name!r}: {n_stimuli} stimuli" + (f", completion code {code}" if code else ""))
+    _echo_exclusions(related)
     click.echo(f"participant link: {base_url.rstrip('/')}/s/{name}")
 
 
-def _create_from_design(design_path, dataset_dir, name, methods, base_url, db_url) -> None:
+def _create_from_design(design_path, dataset_dir, name, methods, exclude_workers_of, base_url, db_url) -> None:
     from studyweb.designs import create_from_design
+    from studyweb.experiments import experiment_names
 
     with _session(db_url) as session:
         experiment = create_from_design(session, design_path, dataset_dir, name, methods)
+        if exclude_workers_of:  # added to the design's own list
+            listed = experiment.settings.get("exclude_workers_of") or []
+            experiment.settings = {**experiment.settings, "exclude_workers_of": experiment_names(
+                "--exclude-workers-of", [*listed, *exclude_workers_of])}
         session.commit()
         n_stimuli, task = len(experiment.stimuli), experiment.task
         code = experiment.settings.get("completion_code")
+        related = _exclusions(session, experiment)
     click.echo(f"experiment {name!r} ({task}, from {design_path}): {n_stimuli} images"
                + (f", completion code {code}" if code else ""))
+    _echo_exclusions(related)
     click.echo(f"participant link: {base_url.rstrip('/')}/s/{name}")
+
+
+def _exclusions(session, experiment) -> list[tuple[str, bool]]:
+    """(name, exists) of each experiment whose workers the new one refuses."""
+    from sqlalchemy import select
+
+    from studyweb.db import Experiment
+    from studyweb.experiments import related_experiments
+
+    related = related_experiments(session, experiment)
+    known = set(session.scalars(select(Experiment.name).where(Experiment.name.in_(list(related)))))
+    return [(name, name in known) for name in related]
+
+
+def _echo_exclusions(related: list[tuple[str, bool]]) -> None:
+    if related:
+        click.echo(f"refuses recruit ids that took part in {', '.join(name for name, _ in related)}"
+                   " (and those experiments refuse this one's)")
+    for name, exists in related:
+        if not exists:
+            click.echo(f"note: no experiment named {name!r} yet; its workers are refused once it exists", err=True)
 
 
 def _method_dirs(values) -> dict[str, str]:
@@ -328,32 +365,62 @@ def import_fixations(experiment, csv_path, screen, image_rect, replace, db_url) 
 @click.option("--dataset", "dataset_dir", required=True, type=click.Path(file_okay=False), help="Dataset directory.")
 @METHODS_OPTION
 @click.option("--participants", type=click.IntRange(1, 1000), default=None,
-              help="Simulated participants [enough to fill every image's observers, at most 60].")
+              help="Simulated participants [as many as the observers target needs, at most 200].")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Where the pilot's database, maps and CSVs go (an earlier pilot there is replaced).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the simulated answers.")
-def pilot(design_path, dataset_dir, method_dirs, participants, out_dir, seed) -> None:
+@click.option("--catch-failure-rate", type=click.FloatRange(0, 1), default=None,
+              help="Share of simulated participants who fail the catch trials [design's pilot:, else 0.05].")
+@click.option("--sentinel-failure-rate", type=click.FloatRange(0, 1), default=None,
+              help="Share who miss the CodeCharts sentinels [design's pilot:, else 0.05].")
+@click.option("--tutorial-failure-rate", type=click.FloatRange(0, 1), default=None,
+              help="Share who fail the CodeCharts tutorial [design's pilot:, else 0.10].")
+def pilot(design_path, dataset_dir, method_dirs, participants, out_dir, seed, **rates) -> None:
     """Pilot a study design with simulated participants before paying anyone: a throwaway study
-    server, every task answered through the browser's API, QC, maps, CSVs and a summary."""
+    server, every task answered through the browser's API (some answered wrongly, at the failure
+    rates), QC, maps, CSVs and a summary with the exclusions to expect and the participants to
+    recruit. --methods folders are relative to the current directory."""
     from studyweb.pilot import run_pilot
 
-    summary = run_pilot(design_path, dataset_dir, out_dir, _method_dirs(method_dirs), participants, seed)
-    obs = summary["observers"]
-    click.echo(f"pilot of {design_path} ({summary['task']}): {summary['complete']} of {summary['participants']}"
-               f" simulated participants finished, {len(summary['excluded'])} excluded by QC")
-    for reason in summary["exclusion_reasons"][:5]:
-        click.echo(f"  excluded: {reason}")
-    click.echo(f"observers per image: min {obs['min']}, mean {obs['mean']:.1f}, max {obs['max']} of {obs['wanted']}"
-               f" wanted, over {obs['images']} images")
-    click.echo(f"each participant: {summary['trials_per_participant']:.1f} trials, about"
-               f" {summary['minutes_per_participant']:g} minutes")
-    if summary["maps"]:
-        click.echo(f"maps: {summary['maps']['built']} built into {summary['maps']['folder']}")
+    summary = run_pilot(design_path, dataset_dir, out_dir, _method_dirs(method_dirs), participants, seed, rates)
+    for line in pilot_summary_lines(design_path, summary):
+        click.echo(line)
     click.echo(f"data: {', '.join(Path(p).name for p in summary['csv'].values())} in {Path(out_dir) / 'csv'};"
                f" database {summary['database']}")
     if summary["failures"]:
         raise click.ClickException(f"{len(summary['failures'])} simulated participant(s) failed; first: "
                                    f"{summary['failures'][0]}")
+
+
+def pilot_summary_lines(design_path, summary: dict) -> list[str]:
+    """The pilot's summary as the command prints it (`studyweb.pilot.run_pilot`'s dict)."""
+    from collections import Counter
+
+    obs, rates, failed = summary["observers"], summary["failure_rates"], summary["simulated_failures"]
+    lines = [f"pilot of {design_path} ({summary['task']}): {summary['took_part']} simulated participants took part,"
+             f" {summary['complete']} finished, {summary['screened_out']} screened out,"
+             f" {len(summary['excluded'])} excluded by QC, {summary['kept']} kept"
+             + (f"; {summary['refused']} refused (the study was full)" if summary["refused"] else "")]
+    lines.append("  answered wrongly on purpose: " + (", ".join(
+        f"{kind} {n} ({rates[kind + '_failure_rate']:.0%} rate)" for kind, n in failed.items())
+        or "nothing (no catch trials, sentinels or tutorial to fail)"))
+    reasons = Counter(summary["exclusion_reasons"])
+    lines += [f"  {n} x {reason}" for reason, n in reasons.most_common(5)]
+    lines.append(f"observers per image (kept participants): min {obs['min']}, mean {obs['mean']:.1f}, max {obs['max']}"
+                 f" of {obs['wanted']} wanted, over {obs['images']} images"
+                 + (f" ({obs['blocks']} blocks: each counts its own observers)" if obs["blocks"] > 1 else ""))
+    low, high = summary["trials_range"]
+    practice = f" (and {summary['practice_trials']} practice)" if summary["practice_trials"] else ""
+    lines.append(f"each finished participant: {low if low == high else f'{low}-{high}'} trials{practice}, about"
+                 f" {summary['minutes_per_participant']:g} minutes")
+    recruit = f"recruit about {summary['recruit']}" if summary["recruit"] else "this pilot kept no one to estimate from"
+    lines.append(f"to reach {obs['wanted']} observers per image: {summary['needed']} participants who finish and are"
+                 f" kept; {recruit} ({summary['lost']} of {summary['took_part']} screened out or excluded here)"
+                 + (f"; the pilot stopped at {summary['participants']} participants" if summary["capped"] else ""))
+    if summary["maps"]:
+        lines.append(f"maps: {summary['maps']['built']} built into {summary['maps']['folder']}")
+    lines += [f"warning: {warning}" for warning in summary["warnings"]]
+    return lines
 
 
 @group.command("simulate")

@@ -1,6 +1,9 @@
-"""Admin pages: login (Admin table, werkzeug hashes), the experiment dashboards (progress,
-QC flags, each stimulus with its current map as a heat map) and export buttons. Every route
-but login refuses without a logged-in admin; every form carries a CSRF token."""
+"""Admin pages: login (Admin table, werkzeug hashes), the experiment dashboards per task
+(`studyweb.admin.dashboards`: questionnaires' answers per method and question, catch failures
+and exclusions; CodeCharts' valid codes, sentinel accuracy and tutorial failures; BubbleView's
+and CodeCharts' stimuli with their current maps as heat maps), the recruitment links ready to
+paste, and export buttons. Every route but login refuses without a logged-in admin; every form
+carries a CSRF token."""
 from __future__ import annotations
 
 import io
@@ -15,6 +18,7 @@ from flask import (Blueprint, abort, flash, g, redirect, render_template, reques
                    url_for)
 from sqlalchemy import func, select
 
+from studyweb.admin import dashboards
 from studyweb.admin.csrf import check_csrf, csrf_token
 from studyweb.admin.heatmap import overlay_png
 from studyweb.admin.sessions import current_admin, end_session, start_session
@@ -25,6 +29,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.add_app_template_global(csrf_token, "csrf_token")
 OPEN_ENDPOINTS = {"admin.login"}
+MAP_TASKS = ("bubbleview", "codecharts")  # the tasks that make fixation maps (questionnaires make none)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -77,16 +82,19 @@ def logout():
 
 @bp.get("/")
 def index():
+    """The experiments, their links, and which refuse the workers of which (exclude_workers_of)."""
     experiments = get_db().scalars(select(Experiment).order_by(Experiment.id)).all()
-    return render_template("admin/index.html", experiments=experiments)
+    return render_template("admin/index.html", experiments=experiments, related=dashboards.related_names(experiments))
 
 
 @bp.get("/e/<name>")
 def experiment(name: str):
-    """Progress (observers per stimulus, participants by status), the QC flags stored with the
-    current maps (what the last build decided; QC is not re-run here), heat maps."""
-    from studyweb.assignment import completed_counts, observer_counts
-    from studyweb.maps import current_maps, recorded_flags
+    """Participants by status and source, the recruitment links, exclusions, then per task:
+    a questionnaire's progress per block, answers per method and question and catch failures;
+    a BubbleView or CodeCharts study's observers per stimulus, the QC flags stored with the
+    current maps (what the last build decided; QC is not re-run here) and heat maps, with
+    CodeCharts' code validity, sentinel accuracy and tutorial failures."""
+    from studyweb.experiments import related_experiments
 
     db = get_db()
     exp = _experiment(name)
@@ -94,14 +102,36 @@ def experiment(name: str):
         Participant.experiment_id == exp.id).group_by(Participant.status)).all())
     by_source = dict(db.execute(select(Participant.source, func.count()).where(
         Participant.experiment_id == exp.id).group_by(Participant.source)).all())
+    known = set(db.scalars(select(Experiment.name)))
+    context = dict(
+        experiment=exp, by_status=by_status, by_source=by_source, exclusions=dashboards.exclusions(db, exp),
+        links=dashboards.recruitment_links(url_for("participant.entry", name=exp.name, _external=True)),
+        related=[(other, how, other in known) for other, how in related_experiments(db, exp).items()],
+        has_maps=exp.task in MAP_TASKS,
+    )
+    if exp.task == "questionnaire":
+        context["quest"] = dashboards.questionnaire_dashboard(db, exp)
+    else:
+        context.update(_maps_context(db, exp))
+    if exp.task == "codecharts":
+        context["cc"] = dashboards.codecharts_dashboard(db, exp)
+    return render_template("admin/experiment.html", **context)
+
+
+def _maps_context(db, exp: Experiment) -> dict:
+    """What the stimuli and QC sections of a study with maps need (BubbleView, CodeCharts)."""
+    from studyweb.assignment import completed_counts, observer_counts
+    from studyweb.maps import current_maps, recorded_flags
+
     maps = current_maps(db, exp, arrays=False)
     flags, maps_without_flags = recorded_flags(maps.values())
-    return render_template(
-        "admin/experiment.html", experiment=exp, by_status=by_status, by_source=by_source,
-        observers=observer_counts(db, exp), completed=completed_counts(db, exp), maps=maps,
-        qc_flags=flags, maps_without_flags=maps_without_flags,
-        last_build=max((m.built_at for m in maps.values()), default=None), target=exp.settings.get("observers"),
-    )
+    observers = observer_counts(db, exp)
+    target = int(exp.settings.get("observers") or 0)
+    return dict(observers=observers, completed=completed_counts(db, exp), maps=maps, qc_flags=flags,
+                maps_without_flags=maps_without_flags, target=target,
+                last_build=max((m.built_at for m in maps.values()), default=None),
+                progress=dashboards.attention_progress(observers, exp.stimuli, target),
+                version_label=dashboards.version_label)
 
 
 @bp.get("/stimuli/<int(max=2147483647):stimulus_id>/heatmap.png")  # ids fit a 32-bit INTEGER column
@@ -119,12 +149,21 @@ def heatmap(stimulus_id: int):
 
 @bp.post("/e/<name>/build-maps")
 def build_maps(name: str):
+    """Build the maps, and store QC's decision on every participant; a questionnaire builds no
+    maps, so for it this is the button that decides QC (catch trials, focus losses)."""
     from studyweb.maps import build_maps as build
 
     db = get_db()
-    summary = build(db, _experiment(name))
+    exp = _experiment(name)
+    summary = build(db, exp)
     db.commit()
-    flash(f"Maps: {summary['built']} built, {summary['skipped']} unchanged, {summary['empty']} without clicks.")
+    decided = (f"QC: {summary['kept_participants']} participant(s) kept,"
+               f" {len(summary['excluded_participants'])} excluded.")
+    if exp.task in MAP_TASKS:
+        flash(f"Maps: {summary['built']} built, {summary['skipped']} unchanged, {summary['empty']} without clicks."
+              f" {decided}")
+    else:
+        flash(decided)
     return redirect(url_for("admin.experiment", name=name))
 
 

@@ -438,6 +438,8 @@ def _trial_json(participant: Participant, trial: Trial, settings: dict, number: 
 
     out = {"id": trial.id, "position": trial.position, "is_practice": trial.is_practice,
            "status": trial.status, "number": number}
+    if (trial.spec or {}).get("pace"):  # the design's pause before it (`studyweb.workload.pace_trials`)
+        out["pace"] = trial.spec["pace"]
     if trial.task == "codecharts":
         out["kind"] = trial.spec["kind"]  # finished ones too: the page counts images, not sentinels
     if trial.status == "done":

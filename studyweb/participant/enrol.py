@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from studyweb.assignment import AlreadyParticipated, AssignmentError, StudyFull, assign
 from studyweb.db import FINISHED_STATUSES, Experiment, Participant
+from studyweb.experiments import related_participation
 
 MAX_ID_LENGTH = 128
 # (recruit_source, the recruit id parameter, study parameter, session parameter)
@@ -42,12 +43,16 @@ def recruit_ids(args: Mapping[str, str]) -> tuple[str, str | None, str | None, s
 
 
 SIMULATED_FLAG = "gazelab_simulated"
+RELATED_STUDY_MESSAGE = ("Our records show that you already took part in a study related to this one, and each"
+                         " person may take part in only one of them. Thank you for your interest! Please return"
+                         " this study so that someone else can take your place.")
 
 
 def enter(db: Session, experiment: Experiment, args: Mapping[str, str], user_agent: str | None) -> Participant:
     """The participant for this link: a recruit id already known here resumes its unfinished
-    participation; a finished one is refused (RefusedEntry) unless the experiment allows repeats.
-    Otherwise a new participant (status 'consent'), committed."""
+    participation; a finished one is refused (RefusedEntry) unless the experiment allows repeats,
+    and so is one with a participant row in a related experiment (`exclude_workers_of`), without
+    a row made here. Otherwise a new participant (status 'consent'), committed."""
     source, recruit_id, study_id, session_id = recruit_ids(args)
     if recruit_id is not None:
         earlier = _by_recruit_id(db, experiment, source, recruit_id)
@@ -58,6 +63,8 @@ def enter(db: Session, experiment: Experiment, args: Mapping[str, str], user_age
                 raise RefusedEntry("You have already taken part",
                                    "Our records show that you already took part in this study. "
                                    "Thank you! You cannot take part a second time.")
+        if related_participation(db, experiment, source, recruit_id):  # exclude_workers_of: refused, no row made
+            raise RefusedEntry("You have already taken part in a related study", RELATED_STUDY_MESSAGE)
     # `gazelab study simulate` marks its clients, so their data are labelled simulated everywhere.
     origin = "simulated" if args.get(SIMULATED_FLAG) == "1" else "real"
     participant = Participant(

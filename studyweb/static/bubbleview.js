@@ -9,8 +9,8 @@
 // never shows "0 s" while clicks are still taken.
 
 const SAVE_EVERY_MS = 3000;
-const PAD_PX = 24; // kept free around the canvas
-const BELOW_PX = 60; // room kept under the canvas
+const PAD_PX = 24; // kept free beside the canvas
+const MIN_SIDE_PX = 50; // the least the canvas is given where even that does not fit (the page then scrolls)
 
 /** Load an image URL into an HTMLImageElement. */
 export function loadImage(url) {
@@ -72,7 +72,8 @@ export function toImagePx(event, canvas, natW, natH) {
  *         time_limit_ms, click_cap, bubble_radius (image px), save_url,
  *         display_width_px (CSS px), max_upscale, clicks_saved: [{x, y, t_ms}], elapsed_ms}
  * The image is shown at min(display_width_px, max_upscale × natural width, what fits the
- * window) CSS px wide; the timer counts on from the larger of the server's elapsed_ms and
+ * window) CSS px wide, with what lies under it (the text box and Done) inside the window too;
+ * the timer counts on from the larger of the server's elapsed_ms and
  * the time recorded in this browser.
  * saver: a SaveQueue, or null for the practice trial (nothing is stored).
  * images: optional {blurred, sharp} already-loaded images (the practice trial draws its own).
@@ -102,9 +103,12 @@ export async function runTrial(root, trial, saver, images = null) {
   let display = { w: 0, h: 0 };
 
   function layout() {
-    const top = canvas.getBoundingClientRect().top;
-    const maxW = Math.min(trial.display_width_px ?? Infinity, window.innerWidth - PAD_PX);
-    display = fitSize(natW, natH, maxW, window.innerHeight - top - PAD_PX - BELOW_PX, trial.max_upscale ?? Infinity);
+    const box = canvas.getBoundingClientRect();
+    // The canvas gets the height between what is above it and what is below it (measured).
+    const below = document.body.getBoundingClientRect().bottom - box.bottom;
+    const maxW = Math.min(trial.display_width_px ?? Infinity, document.documentElement.clientWidth - PAD_PX);
+    const maxH = Math.max(MIN_SIDE_PX, window.innerHeight - (box.top + window.scrollY) - below);
+    display = fitSize(natW, natH, Math.max(MIN_SIDE_PX, maxW), maxH, trial.max_upscale ?? Infinity);
     const dpr = window.devicePixelRatio || 1;
     canvas.style.width = `${display.w}px`;
     canvas.style.height = `${display.h}px`;
@@ -151,16 +155,16 @@ export async function runTrial(root, trial, saver, images = null) {
   window.addEventListener("blur", onBlur);
   window.addEventListener("pagehide", onHide);
   document.addEventListener("fullscreenchange", onFs);
+  const textEl = root.querySelector(".bv-text");
+  const doneBtn = root.querySelector(".bv-done");
+  const describe = trial.mode === "describe";
+  if (textEl) textEl.hidden = !describe; // before the layout, which keeps room for them
+  if (doneBtn) doneBtn.hidden = !describe;
   layout();
   canvas.dataset.state = "running";
 
   return new Promise((resolve) => {
     let finished = false;
-    const textEl = root.querySelector(".bv-text");
-    const doneBtn = root.querySelector(".bv-done");
-    const describe = trial.mode === "describe";
-    if (textEl) textEl.hidden = !describe;
-    if (doneBtn) doneBtn.hidden = !describe;
     if (describe && textEl) textEl.value = "";
 
     const limit = trial.time_limit_ms || null; // ms; null: no limit

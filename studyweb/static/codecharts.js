@@ -1,8 +1,10 @@
 // The CodeCharts task (Rudoy et al.; TurkEyes): one trial's screens. A fixation cross, then
 // the image (or, in a sentinel trial, a target on a blank screen), then a chart of codes, then
-// a box for the code the participant saw last. Everything is drawn at the trial's fixed display
-// size (CSS px), in canvases prepared before the timed screens start, so switching screens is
-// only a visibility change made in a requestAnimationFrame callback.
+// a box for the code the participant saw last. Everything is drawn in the trial's display px
+// (its fixed display size, CSS px), scaled down to what the window holds but never so far that a
+// code is drawn less than trial.min_code_px high (`fitStage`), in canvases prepared before the
+// timed screens start, so switching screens is only a visibility change made in a
+// requestAnimationFrame callback.
 import { getJson } from "./study_page.js";
 import { loadImage } from "./bubbleview.js";
 
@@ -10,6 +12,7 @@ const BACKGROUND = "#ffffff";
 const INK = "#111111";
 const CODE_FONT = '"DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace';
 export const SHAPE_HINT = "Type the code you saw last: a letter and two digits, like B47";
+const prepared = new WeakMap(); // stage -> {trial, chart, shown (the image drawn), scale (as drawn)}
 
 /**
  * The canonical form (upper case, no whitespace) of a typed answer shaped like a code — a letter
@@ -24,9 +27,10 @@ export function normaliseCode(text) {
 /**
  * Load what a trial shows — the image (image trials) or the sentinel's screen, and the chart
  * JSON — and draw its three screens into the stage's canvases (canvas.cc-fixation,
- * canvas.cc-stimulus, canvas.cc-chart) at trial.display_w x trial.display_h CSS px. A sentinel's
- * screen comes as a picture (chart.sentinel_png): the page is never told where its target is,
- * the server judges the answer. Resolves with the chart (display px).
+ * canvas.cc-stimulus, canvas.cc-chart) at trial.display_w x trial.display_h CSS px (`fitStage`
+ * draws them smaller). A sentinel's screen comes as a picture (chart.sentinel_png): the page is
+ * never told where its target is, the server judges the answer. Resolves with the chart
+ * (display px).
  */
 export async function prepareTrial(stage, trial, token, onRetry) {
   const [chart, image] = await Promise.all([
@@ -35,16 +39,29 @@ export async function prepareTrial(stage, trial, token, onRetry) {
   ]);
   const shown = image ?? (chart.sentinel_png ? await loadImage(chart.sentinel_png) : null);
   if (shown && shown.decode) await shown.decode().catch(() => {});
-  const w = trial.display_w, h = trial.display_h;
-  stage.style.width = `${w}px`;
-  stage.style.height = `${h}px`;
-  drawFixation(sized(stage.querySelector(".cc-fixation"), w, h), w, h);
-  const stimulus = sized(stage.querySelector(".cc-stimulus"), w, h);
-  stimulus.fillStyle = BACKGROUND;
-  stimulus.fillRect(0, 0, w, h);
-  if (shown) stimulus.drawImage(shown, 0, 0, w, h);
-  drawChart(sized(stage.querySelector(".cc-chart"), w, h), chart);
+  const item = { trial, chart, shown, scale: null };
+  prepared.set(stage, item);
+  drawStage(stage, item, 1);
   return chart;
+}
+
+/**
+ * Fit the prepared trial's image area into availW x availH CSS px: as large as fits, never
+ * larger than its display size, and never so small that a code is drawn under trial.min_code_px
+ * CSS px high (the code height is the chart's font size; a trial whose codes are smaller than
+ * that at its display size is drawn at that size only). Redraws the stage's canvases when the
+ * scale changes. Returns {scale (of the display size; null: it does not fit, nothing was
+ * drawn), need: {w, h} (the smallest area, CSS px, it fits in)}.
+ */
+export function fitStage(stage, availW, availH) {
+  const item = prepared.get(stage);
+  const { display_w: w, display_h: h } = item.trial;
+  const least = Math.min(1, (item.trial.min_code_px ?? item.chart.font_px) / item.chart.font_px);
+  const need = { w: Math.ceil(w * least), h: Math.ceil(h * least) };
+  const scale = Math.min(1, availW / w, availH / h);
+  if (!(scale >= least - 1e-9)) return { scale: null, need };
+  if (scale !== item.scale) drawStage(stage, item, scale);
+  return { scale, need };
 }
 
 /** Draw the chart's codes, each centred on its (x, y) in display px, on a plain background. */
@@ -75,7 +92,8 @@ export function drawFixation(ctx, w, h) {
  * "answer". Durations come from trial.fixation_ms, image_ms, chart_ms.
  * Resolves with {code (the text typed), rt_ms (from the answer box appearing), events} where
  * events are the screens as shown ({type: "screen", t_ms from the fixation's start,
- * data: {screen, shown_ms}}) and any typed answers of the wrong shape.
+ * data: {screen, shown_ms}}), the size they were drawn at ({type: "stage_size", data: {w, h,
+ * code_px}}, CSS px) and any typed answers of the wrong shape.
  */
 export async function runTrial(stage, trial) {
   const screens = [
@@ -85,6 +103,10 @@ export async function runTrial(stage, trial) {
   ];
   const shown = await showInTurn(stage, screens);
   const events = shown.map((s) => ({ type: "screen", t_ms: round(s.at - shown[0].at), data: { screen: s.screen, shown_ms: round(s.ms) } }));
+  const item = prepared.get(stage);
+  const scale = item?.scale ?? 1; // the window may have made it smaller than the display size (fitStage)
+  events.push({ type: "stage_size", t_ms: 0, data: { w: round(trial.display_w * scale), h: round(trial.display_h * scale),
+    code_px: item ? round(item.chart.font_px * scale) : null } });
   const answerShownAt = shown[shown.length - 1].at + shown[shown.length - 1].ms;
   const { code, submittedAt, badShapes } = await askForCode(stage);
   for (const t of badShapes) events.push({ type: "code_bad_shape", t_ms: round(t - shown[0].at) });
@@ -93,13 +115,31 @@ export async function runTrial(stage, trial) {
 
 // --- helpers -------------------------------------------------------------------------------
 
-/** A 2D context for `canvas` sized to w x h CSS px (backing store in device px), drawing in CSS px. */
-function sized(canvas, w, h) {
+/** Draw a prepared trial's three screens on `stage` at `scale` x its display size. */
+function drawStage(stage, item, scale) {
+  const { trial, chart, shown } = item;
+  const w = trial.display_w, h = trial.display_h;
+  stage.style.width = `${w * scale}px`;
+  stage.style.height = `${h * scale}px`;
+  drawFixation(sized(stage.querySelector(".cc-fixation"), w, h, scale), w, h);
+  const stimulus = sized(stage.querySelector(".cc-stimulus"), w, h, scale);
+  stimulus.fillStyle = BACKGROUND;
+  stimulus.fillRect(0, 0, w, h);
+  if (shown) stimulus.drawImage(shown, 0, 0, w, h);
+  drawChart(sized(stage.querySelector(".cc-chart"), w, h, scale), chart);
+  item.scale = scale;
+}
+
+/**
+ * A 2D context for `canvas` shown at scale x (w x h) CSS px (backing store in device px),
+ * drawing in the w x h display px.
+ */
+function sized(canvas, w, h, scale = 1) {
   const dpr = window.devicePixelRatio || 1;
-  canvas.style.width = `${w}px`;
-  canvas.style.height = `${h}px`;
-  canvas.width = Math.round(w * dpr);
-  canvas.height = Math.round(h * dpr);
+  canvas.style.width = `${w * scale}px`;
+  canvas.style.height = `${h * scale}px`;
+  canvas.width = Math.round(w * scale * dpr);
+  canvas.height = Math.round(h * scale * dpr);
   const ctx = canvas.getContext("2d");
   ctx.setTransform(canvas.width / w, 0, 0, canvas.height / h, 0, 0);
   return ctx;

@@ -1,9 +1,12 @@
 // The CodeCharts task page: flushes saves left from an earlier visit, asks the server where the
 // participant is, runs the tutorial, re-reads the session to learn whether it was passed, then
-// runs the main trials. Each trial waits until the window holds the image at its display size.
+// runs the main trials. Each trial waits until the window holds the image with codes of the
+// minimum height (codecharts.js `fitStage`: the image area shrinks to the window down to that).
+// After each tutorial trial the next screen says how it went ("the code at the red dot was K47").
 import { SaveQueue } from "./saver.js";
-import { prepareTrial, runTrial } from "./codecharts.js";
+import { fitStage, prepareTrial, runTrial } from "./codecharts.js";
 import { finishStudy, getSession as readSession, unanswered } from "./study_page.js";
+import { pacer } from "./pacing.js";
 
 const MARGIN_W = 24; // the page's padding, both sides
 const MARGIN_H = 64; // the padding and the status line above the image area
@@ -11,6 +14,7 @@ const TUTORIAL_HELP = "Look at the cross, then look at the picture wherever you 
   "flashes up: type the code you were looking at when it appeared. If a red dot appears instead of a " +
   "picture, look at the dot.";
 const MAIN_HELP = "Look at the cross, then at the picture wherever you like; then type the code you saw last.";
+const FEEDBACK_WAIT_MS = 5000; // how long a tutorial answer may take to save before its feedback is skipped
 
 const root = document.getElementById("task");
 const token = root.dataset.token;
@@ -20,6 +24,8 @@ const stage = root.querySelector(".cc-stage");
 const ready = stage.querySelector(".cc-ready");
 const startBtn = ready.querySelector(".start");
 const tooSmall = root.querySelector(".cc-toosmall");
+const feedbackEl = ready.insertBefore(Object.assign(document.createElement("p"), { className: "cc-feedback" }),
+  ready.firstChild);
 window.gazelabSaver = saver; // for tests and debugging
 tooSmall.querySelector(".cc-fullscreen").addEventListener("click", () => {
   const el = document.documentElement;
@@ -32,19 +38,22 @@ function say(text) {
 
 const retrying = () => say("Connection lost, retrying…");
 
-/** Wait until the window holds w x h CSS px (plus margins), prompting for a larger window. */
-function windowHolds(w, h) {
-  const fits = () => window.innerWidth - MARGIN_W >= w && window.innerHeight - MARGIN_H >= h;
-  if (fits()) {
+/** Whether the window holds the prepared trial's image area (drawn to fit it when it does): `fitStage`. */
+const fits = () => fitStage(stage, window.innerWidth - MARGIN_W, window.innerHeight - MARGIN_H);
+
+/** Wait until the window holds the prepared trial's image area, prompting for a larger window. */
+function windowHolds() {
+  const fit = fits();
+  if (fit.scale) {
     tooSmall.hidden = true;
     return Promise.resolve();
   }
   stage.hidden = true;
   tooSmall.hidden = false;
-  tooSmall.querySelector(".cc-size").textContent = `${Math.ceil(w + MARGIN_W)} × ${Math.ceil(h + MARGIN_H)}`;
+  tooSmall.querySelector(".cc-size").textContent = `${fit.need.w + MARGIN_W} × ${fit.need.h + MARGIN_H}`;
   return new Promise((resolve) => {
     const check = () => {
-      if (!fits()) return;
+      if (!fits().scale) return;
       window.removeEventListener("resize", check);
       tooSmall.hidden = true;
       resolve();
@@ -54,12 +63,14 @@ function windowHolds(w, h) {
 }
 
 /** The Start button inside the image area; resolves when pressed while the window is large enough. */
-async function waitForStart(trial, label, help) {
+async function waitForStart(trial, label, help, feedback = "") {
   for (;;) {
-    await windowHolds(trial.display_w, trial.display_h);
     say(label);
+    await windowHolds();
     stage.hidden = false;
     stage.dataset.screen = "ready";
+    feedbackEl.textContent = feedback;
+    feedbackEl.hidden = !feedback;
     ready.querySelector(".cc-help").textContent = help;
     ready.hidden = false;
     startBtn.focus();
@@ -71,7 +82,7 @@ async function waitForStart(trial, label, help) {
     });
     startBtn.onclick = null;
     window.removeEventListener("resize", onResize);
-    if (pressed && window.innerWidth - MARGIN_W >= trial.display_w && window.innerHeight - MARGIN_H >= trial.display_h) {
+    if (pressed && fits().scale) {
       ready.hidden = true;
       return;
     }
@@ -106,13 +117,39 @@ function progressLabels(session) {
   return labels;
 }
 
-async function runOne(trial, label) {
+/** Feedback on a tutorial answer, in words (`codecharts_study.tutorial_feedback`'s JSON). */
+export function feedbackText(f) {
+  const typed = f.code ?? "your answer";
+  if (f.kind === "sentinel") {
+    if (f.correct) return f.code === f.expected ? `Right: the code at the red dot was ${f.expected}.`
+      : `Right: ${typed} was next to the red dot (the code at the dot was ${f.expected}).`;
+    return `Not quite: the code at the red dot was ${f.expected}, and you typed ${typed}. Keep looking at the dot ` +
+      "until the codes appear, then type the code closest to it.";
+  }
+  if (f.valid) return `Good: ${typed} was one of the codes on the screen.`;
+  return `${typed} was not one of the codes on the screen. Type the code you see where you are looking when ` +
+    "the codes appear.";
+}
+
+/** How the tutorial trial's answer went, once it is saved; "" when that takes too long. */
+async function tutorialFeedback(trial) {
+  if (!(await saver.flush(FEEDBACK_WAIT_MS))) return "";
+  const url = new URL(`feedback/${trial.id}`, new URL(root.dataset.nextUrl, window.location.href));
+  try {
+    const res = await fetch(url, { headers: { "X-Participant-Token": token }, credentials: "same-origin" });
+    return res.ok ? feedbackText(await res.json()) : "";
+  } catch {
+    return ""; // the network: the tutorial goes on without it
+  }
+}
+
+async function runOne(trial, label, feedback = "") {
   stage.hidden = true;
   say(`${label}: loading…`);
   const chart = await prepareTrial(stage, trial, token, retrying);
   window.gazelabLastChart = chart; // what the chart screen draws (display px), for tests
   window.gazelabLastTrial = trial;
-  await waitForStart(trial, label, trial.is_practice ? TUTORIAL_HELP : MAIN_HELP);
+  await waitForStart(trial, label, trial.is_practice ? TUTORIAL_HELP : MAIN_HELP, feedback);
   const events = [];
   const onResize = () => events.push({ type: "resize", data: { w: window.innerWidth, h: window.innerHeight } });
   const onBlur = () => events.push({ type: "focus_lost" });
@@ -140,21 +177,34 @@ async function main() {
   // The tutorial first. The server applies its gate on the last tutorial answer, so only the
   // session read after every answer has arrived says whether the main trials follow; a tutorial
   // answer the server refused leaves its trial open, and it is run again.
+  let feedback = "";
   while (session.trials.some((t) => t.is_practice && t.status !== "done")) {
     const labels = progressLabels(session);
-    for (const trial of unanswered(session, saver).filter((t) => t.is_practice)) await runOne(trial, labels.get(trial.id));
+    for (const trial of unanswered(session, saver).filter((t) => t.is_practice)) {
+      await runOne(trial, labels.get(trial.id), feedback);
+      stage.hidden = true;
+      say(`${labels.get(trial.id)}: saving…`);
+      feedback = await tutorialFeedback(trial);
+      window.gazelabLastFeedback = feedback; // for tests
+    }
     stage.hidden = true;
     await saveAll();
     session = await getSession();
   }
   if (session.status !== "practice" && session.status !== "trials") {
-    say("Thank you for taking part! The study ends here for you; you will now be taken to the last page.");
-    await new Promise((r) => setTimeout(r, 2500));
+    say(`${feedback ? `${feedback} ` : ""}Thank you for taking part! The study ends here for you; you will now be ` +
+      "taken to the last page.");
+    await new Promise((r) => setTimeout(r, 2500 + (feedback ? 2500 : 0)));
     window.location.assign(root.dataset.nextUrl);
     return;
   }
   const labels = progressLabels(session);
-  for (const trial of unanswered(session, saver)) await runOne(trial, labels.get(trial.id));
+  const paceBefore = pacer(); // the design's block screens and grey inter-trial interval (Gatys: 2 s)
+  for (const trial of unanswered(session, saver)) {
+    await paceBefore(trial);
+    await runOne(trial, labels.get(trial.id), feedback);
+    feedback = ""; // the last tutorial answer's, shown before the first main trial only
+  }
   stage.hidden = true;
   await finishStudy(root, saver, session, say);
 }

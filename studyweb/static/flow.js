@@ -3,6 +3,7 @@
 import { SaveQueue } from "./saver.js";
 import { runTrial, practiceImages } from "./bubbleview.js";
 import { finishStudy, getSession } from "./study_page.js";
+import { pacer } from "./pacing.js";
 
 const root = document.getElementById("task");
 const token = root.dataset.token;
@@ -37,7 +38,9 @@ async function main() {
   // Not done yet: a trial with saves still queued is resumed (its time and clicks carry on).
   const todo = session.trials.filter((t) => t.status !== "done");
   const total = session.trials.filter((t) => !t.is_practice).length;
+  const paceBefore = pacer(); // the design's breaks, block screens and grey interval
   for (const trial of todo) {
+    await paceBefore(trial);
     // The heading stays on screen during the trial, so participants see how far they are.
     const heading = trial.is_practice ? "Practice trial" : `Image ${trial.number} of ${total}`;
     const seconds = trial.time_limit_ms ? ` for ${+(trial.time_limit_ms / 1000).toFixed(1)} s` : "";

@@ -1,7 +1,9 @@
 // The questionnaire task: one trial's screen for each task type — choose the best of several
 // edited images (choose_best), rate an image on a labelled scale (rate), click an object in an
 // image (pick_region) or describe an image in words (describe). A trial's questions are asked one
-// after another on the same screen; "Next" is enabled once the question shown is answered.
+// after another on the same screen; "Next" is enabled once the question shown is answered. The
+// images take the room the window has left once the question, answers and Next are inside it
+// (`fitRows`), side by side or one above another, whichever shows them larger.
 // Picked points are converted from display pixels to IMAGE pixels (the natural size) here, and
 // checked again by the server. pick_region highlights the object under the pointer from the pair's
 // label mask, the one the server decides by, read with the server's rule (label_mask.js), so the
@@ -10,16 +12,11 @@ import { fitSize, loadImage } from "./bubbleview.js";
 import { labelAt, loadLabels, objectOverlay } from "./label_mask.js";
 
 export const PICK_HINT = "Click on one of the objects (it is outlined when the pointer is over it).";
-const MAX_UPSCALE = 2; // images are never shown larger than twice their natural size
-const SIDE_BY_SIDE = 0.45; // the most of the window's width one image of a row may take
+const MAX_UPSCALE = 2; // images are never shown larger than twice their natural size (unless the trial says)
 const GAP_PX = 16; // between images in a row (study.css .qn-row gap)
-const PAD_PX = 32; // the page's padding, both sides
-const MIN_CANDIDATE_W = 140; // narrower than this, candidates wrap onto more rows
+const PAD_PX = 32; // the page's padding, both sides, and a little room
 const CARD_EXTRA_PX = 14; // a candidate's padding and border, both sides (study.css .qn-candidate)
-// Height kept for the progress line, the question, the captions, the answers and the button.
-const CHROME_PX = { choose_best: 190, rate: 230, pick_region: 230, describe: 300 };
-const FOLLOW_UP_PX = 70; // pick_region's follow-up question and its buttons
-const CAPTION_PX = 28; // a figure's caption
+const MIN_IMAGE_PX = 48; // the least height an image gets where even that does not fit (the page then scrolls)
 
 /**
  * Show `trial` (one entry of GET /api/v1/session, see the module comment) on `stage` and ask its
@@ -45,11 +42,16 @@ export async function runTrial(stage, trial, opts = {}) {
   const hint = el("p", { class: "qn-hint", role: "alert" }, notice);
   const next = el("button", { type: "button", class: "qn-next" }, "Next");
   stage.replaceChildren(progress, question, view.body, hint, el("div", { class: "qn-actions" }, next));
-  const chrome = CHROME_PX[trial.task];
-  const onResize = () => view.layout(chrome);
+  const maxUpscale = trial.max_upscale ?? MAX_UPSCALE;
+  // Room is kept for what may appear while the question is shown (a hint, a follow-up), so
+  // nothing moves under the pointer and Next stays inside the window.
+  const layout = () => {
+    withRoomFor(view.reserve ?? [], hint, view.hintText ?? "", () => fitRows(view.rows, maxUpscale));
+    view.onLayout?.();
+  };
+  const onResize = () => layout();
   window.addEventListener("resize", onResize);
   stage.hidden = false;
-  view.layout(chrome);
   stage.dataset.state = "answering";
   const shownAt = performance.now();
   const answers = [];
@@ -59,6 +61,7 @@ export async function runTrial(stage, trial, opts = {}) {
       progress.textContent = `${heading}${part}`;
       question.textContent = step.text;
       stage.dataset.step = String(i);
+      layout(); // the question's length sets the room left for the images
       const askedAt = performance.now();
       await new Promise((resolve) => {
         const update = () => { next.disabled = step.answer() === null; };
@@ -91,7 +94,10 @@ export function toImagePoint(clientX, clientY, rect, natW, natH) {
   return { x: Math.round(x * 100) / 100, y: Math.round(y * 100) / 100 };
 }
 
-// --- one builder per task: {body, layout(chromePx), steps: [{text, start(onChange, say), answer(), stop()}], shownOrder} ---
+// --- one builder per task: {body, rows, steps: [{text, start(onChange, say), answer(), stop()}], shownOrder,
+// reserve, hintText, onLayout}: rows are the image rows fitRows sizes, reserve the elements
+// shown later in the trial (room is kept for them), hintText the longest hint a step may give,
+// onLayout what to redo once the images have their size ---
 
 const BUILDERS = {
   async choose_best(trial, onRetry) {
@@ -110,19 +116,13 @@ const BUILDERS = {
     });
     const group = el("div", { class: "qn-row qn-candidates", role: "radiogroup" }, ...cards.map((c) => c.wrap));
     const body = el("div", { class: "qn-body" });
-    if (refFigures.length) body.append(el("div", { class: "qn-row qn-references" }, ...refFigures));
+    const rows = [{ row: group, imgs: candImages, extraW: CARD_EXTRA_PX }];
+    if (refFigures.length) {
+      const refRow = el("div", { class: "qn-row qn-references" }, ...refFigures);
+      body.append(refRow);
+      rows.unshift({ row: refRow, imgs: refImages, extraW: 0 });
+    }
     body.append(group);
-    const layout = (chrome) => {
-      const width = availableWidth();
-      let perRow = cards.length;
-      while (perRow > 1 && (width - GAP_PX * (perRow - 1)) / perRow < MIN_CANDIDATE_W) perRow -= 1;
-      const rows = Math.ceil(cards.length / perRow) + (refFigures.length ? 1 : 0);
-      const maxH = Math.max(60, (window.innerHeight - chrome) / rows);
-      const candW = Math.min(SIDE_BY_SIDE * window.innerWidth, (width - GAP_PX * (perRow - 1)) / perRow) - CARD_EXTRA_PX;
-      for (const c of cards) size(c.img, candW, maxH);
-      const refW = Math.min(SIDE_BY_SIDE * window.innerWidth, (width - GAP_PX) / 2);
-      for (const img of refImages) size(img, refW, maxH);
-    };
     const steps = trial.questions.map((q, k) => ({
       text: q.text,
       start(onChange) { startChoices(cards, `qn-${trial.id}-${k}`, group, trial.id, onChange); },
@@ -132,7 +132,7 @@ const BUILDERS = {
       },
       stop() { for (const c of cards) c.radio.onchange = null; },
     }));
-    return { body, layout, steps, shownOrder: cards.map((c) => c.label) };
+    return { body, rows, steps, shownOrder: cards.map((c) => c.label) };
   },
 
   async rate(trial, onRetry) {
@@ -145,12 +145,9 @@ const BUILDERS = {
     const scale = trial.scale;
     const options = scale.labels.map((label, i) => choiceButton(label, String(scale.scores[i])));
     const group = el("div", { class: "qn-scale", role: "radiogroup" }, ...options.map((o) => o.wrap));
-    const body = el("div", { class: "qn-body" }, el("div", { class: "qn-row" }, ...figures), group);
-    const layout = (chrome) => {
-      const maxW = original ? Math.min(SIDE_BY_SIDE * window.innerWidth, (availableWidth() - GAP_PX) / 2) : availableWidth();
-      const maxH = Math.max(60, window.innerHeight - chrome);
-      for (const img of original ? [original, image] : [image]) size(img, maxW, maxH);
-    };
+    const row = el("div", { class: "qn-row" }, ...figures);
+    const body = el("div", { class: "qn-body" }, row, group);
+    const rows = [{ row, imgs: original ? [original, image] : [image], extraW: 0 }];
     const steps = trial.questions.map((q, k) => ({
       text: q.text,
       start(onChange) { startChoices(options, `qn-${trial.id}-${k}`, group, trial.id, onChange); },
@@ -160,7 +157,7 @@ const BUILDERS = {
       },
       stop() { for (const o of options) o.radio.onchange = null; },
     }));
-    return { body, layout, steps };
+    return { body, rows, steps };
   },
 
   async pick_region(trial, onRetry) {
@@ -184,13 +181,8 @@ const BUILDERS = {
     const fuGroup = el("div", { class: "qn-scale", role: "radiogroup" }, ...fuOptions.map((o) => o.wrap));
     const followUp = el("div", { class: "qn-followup", hidden: true }, el("p", { class: "qn-followup-text" }, fu?.text ?? ""), fuGroup);
     const body = el("div", { class: "qn-body" }, row, followUp);
-    const layout = (chrome) => {
-      const maxW = original ? Math.min(SIDE_BY_SIDE * window.innerWidth, (availableWidth() - GAP_PX) / 2)
-        : availableWidth();
-      const maxH = Math.max(60, window.innerHeight - chrome - (fu ? FOLLOW_UP_PX : 0) - (original ? CAPTION_PX : 0));
-      for (const img of original ? [original, image] : [image]) size(img, maxW, maxH);
-      overlay.scale(parseFloat(image.style.width) / labels.width);
-    };
+    const rows = [{ row, imgs: original ? [original, image] : [image], extraW: 0 }];
+    const onLayout = () => overlay.scale(parseFloat(image.style.width) / labels.width);
     let point = null, picked = 0, hovered = 0;
     const show = () => {
       overlay.draw(picked, hovered);
@@ -259,7 +251,7 @@ const BUILDERS = {
         },
       };
     });
-    return { body, layout, steps };
+    return { body, rows, steps, reserve: fu ? [followUp] : [], hintText: PICK_HINT, onLayout };
   },
 
   async describe(trial, onRetry) {
@@ -267,9 +259,9 @@ const BUILDERS = {
     const max = trial.max_chars;
     const text = el("textarea", { class: "qn-text", rows: "4", cols: "60", maxlength: String(max) });
     const counter = el("span", { class: "qn-counter" });
-    const body = el("div", { class: "qn-body" }, el("div", { class: "qn-row" }, figure(image, "")),
-      el("div", { class: "qn-describe" }, text, counter));
-    const layout = (chrome) => size(image, availableWidth(), Math.max(60, window.innerHeight - chrome));
+    const row = el("div", { class: "qn-row" }, figure(image, ""));
+    const body = el("div", { class: "qn-body" }, row, el("div", { class: "qn-describe" }, text, counter));
+    const rows = [{ row, imgs: [image], extraW: 0 }];
     const steps = trial.questions.map((q) => ({
       text: q.text,
       start(onChange) {
@@ -289,7 +281,7 @@ const BUILDERS = {
       },
       stop() { text.oninput = null; },
     }));
-    return { body, layout, steps };
+    return { body, rows, steps };
   },
 };
 
@@ -331,15 +323,100 @@ function startChoices(options, name, group, trialId, onChange) {
   }
 }
 
-/** Show `img` as large as fits maxW x maxH CSS px, keeping its aspect ratio, at most 2x enlarged. */
-function size(img, maxW, maxH) {
-  const { w, h } = fitSize(img.naturalWidth, img.naturalHeight, maxW, maxH, MAX_UPSCALE);
-  img.style.width = `${w}px`;
-  img.style.height = `${h}px`;
+/**
+ * Size the images of `rows` ([{row, imgs, extraW}]: a .qn-row grid, its images, the width each
+ * image's frame adds) as large as the window allows with the rest of the page (progress,
+ * question, captions, answers, Next) inside it too, never more than maxUpscale x their natural
+ * size. Each arrangement of the rows is tried — a row's images all side by side, in two lines,
+ * ..., one above the other: the page is laid out with the images at their widest and 0 px high
+ * to measure the height the rest takes, and the height left is shared among the lines of images
+ * (a line held back by the width takes only what it needs). The arrangement whose smallest image
+ * is largest wins; of equal ones, the one with more side by side. CSS px throughout.
+ */
+function fitRows(rows, maxUpscale = MAX_UPSCALE) {
+  const width = availableWidth();
+  let best = null;
+  for (const across of arrangements(rows.map((r) => r.imgs.length))) {
+    const plan = planRows(rows, across, width, maxUpscale);
+    if (!best || plan.least > best.least * 1.01) best = plan;
+  }
+  if (!best) return;
+  applyPlan(rows, best);
+  // Captions may wrap anew at the final widths: take what that added from every line.
+  const over = contentHeight() - window.innerHeight;
+  if (over > 0) {
+    const lines = best.lines.reduce((n, line) => n + line.count, 0);
+    for (const line of best.lines) line.h = Math.max(MIN_IMAGE_PX, line.h - Math.ceil(over / lines));
+    applyPlan(rows, { ...best, sizes: sizesOf(rows, best.lines, maxUpscale) });
+  }
+}
+
+/** Every choice of images across per row, most side by side first: [[k of row 0, k of row 1, ...], ...]. */
+function arrangements(counts) {
+  const options = counts.map((n) => [...new Set(Array.from({ length: n }, (_, r) => Math.ceil(n / (r + 1))))]);
+  return options.reduce((acc, ks) => acc.flatMap((a) => ks.map((k) => [...a, k])), [[]]);
+}
+
+/** The images' sizes with `across` images per line in each row: {lines, sizes, least (the smallest scale)}. */
+function planRows(rows, across, width, maxUpscale) {
+  const lines = rows.map((r, i) => {
+    const k = across[i];
+    const maxW = Math.max(1, (width - GAP_PX * (k - 1)) / k - r.extraW);
+    const widest = r.imgs.map((img) => fitSize(img.naturalWidth, img.naturalHeight, maxW, Infinity, maxUpscale));
+    return { k, maxW, widest, tallest: Math.max(...widest.map((s) => s.h)), count: Math.ceil(r.imgs.length / k) };
+  });
+  applyPlan(rows, { lines, sizes: lines.map((line) => line.widest.map(({ w }) => ({ w, h: 0 }))) });
+  let left = window.innerHeight - contentHeight();
+  let n = lines.reduce((sum, line) => sum + line.count, 0);
+  for (const line of [...lines].sort((a, b) => a.tallest - b.tallest)) {
+    line.h = Math.max(MIN_IMAGE_PX, Math.min(line.tallest, Math.floor(left / n)));
+    left -= line.h * line.count;
+    n -= line.count;
+  }
+  const sizes = sizesOf(rows, lines, maxUpscale);
+  const least = Math.min(...rows.flatMap((r, i) => r.imgs.map((img, j) => sizes[i][j].w / img.naturalWidth)));
+  return { across, lines, sizes, least };
+}
+
+function sizesOf(rows, lines, maxUpscale) {
+  return rows.map((r, i) => r.imgs.map((img) => fitSize(img.naturalWidth, img.naturalHeight, lines[i].maxW, lines[i].h,
+    maxUpscale)));
+}
+
+function applyPlan(rows, { lines, sizes }) {
+  rows.forEach((r, i) => {
+    r.row.style.setProperty("--across", String(lines[i].k));
+    r.imgs.forEach((img, j) => {
+      img.style.width = `${sizes[i][j].w}px`;
+      img.style.height = `${sizes[i][j].h}px`;
+    });
+  });
+}
+
+/**
+ * Run `measure` with room made for what is not shown yet: the `reserve` elements shown (but not
+ * visible) and an empty hint holding `hintText`; all is put back before the browser paints.
+ */
+function withRoomFor(reserve, hint, hintText, measure) {
+  const hidden = reserve.filter((node) => node.hidden);
+  const text = hint.textContent;
+  for (const node of hidden) { node.hidden = false; node.style.visibility = "hidden"; }
+  if (!text) hint.textContent = hintText;
+  try {
+    return measure();
+  } finally {
+    for (const node of hidden) { node.hidden = true; node.style.visibility = ""; }
+    hint.textContent = text;
+  }
+}
+
+/** The height of the page's content (CSS px), whatever the window's. */
+function contentHeight() {
+  return document.body.getBoundingClientRect().height;
 }
 
 function availableWidth() {
-  return Math.max(100, window.innerWidth - PAD_PX);
+  return Math.max(100, document.documentElement.clientWidth - PAD_PX);
 }
 
 function pct(v, of) {

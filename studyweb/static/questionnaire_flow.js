@@ -6,6 +6,7 @@
 import { SaveQueue } from "./saver.js";
 import { finishStudy, getSession, unanswered } from "./study_page.js";
 import { runTrial } from "./questionnaire.js";
+import { pacer } from "./pacing.js";
 
 const VERDICT_WAIT_MS = 4000; // how long to wait for the server's answer before moving on
 
@@ -49,9 +50,17 @@ async function main() {
   const session = await getSession(root, token, retrying);
   const total = session.trials.filter((t) => !t.is_practice).length;
   say("");
+  const paceBefore = pacer(); // the design's breaks, block screens and grey interval
   for (const trial of unanswered(session, saver)) {
+    await paceBefore(trial);
     // The progress line stays on screen during the trial, so participants see how far they are.
     await runOne(trial, `Question ${trial.number} of ${total}`);
+    // A failed catch trial can end the study (screened out, decided by the server): leave at once
+    // instead of asking questions the server would refuse.
+    if ((trial.questions || []).some((q) => q.id === "catch") && (await saver.flush(VERDICT_WAIT_MS))) {
+      const now = await getSession(root, token, retrying);
+      if (now.status !== "trials" && now.status !== "practice") break;
+    }
   }
   stage.hidden = true;
   await finishStudy(root, saver, session, say);

@@ -77,6 +77,7 @@ def _gatys_export(root: Path) -> tuple[Path, Path]:
         for pair_id in ("g0", "g1", "g2"):
             shutil.copyfile(dataset.path / f"images/{pair_id}_x.png", root / method / f"{pair_id}.png")
     design.update(methods={m: str(root / m) for m in design["methods"]}, per_participant="all")
+    design["blocks"][0]["max_upscale"] = 3  # 320x240 images shown large enough for 10-px codes
     with open_session(f"sqlite:///{root / 'study.db'}") as db:
         experiment = create_from_design(db, design, dataset.path, "gatys")
         db.commit()

@@ -110,6 +110,13 @@ def test_a_chart_is_pinned_to_its_seed():
                                                                     abs=1e-9)
 
 
+def test_the_page_scales_a_chart_down_only_as_far_as_codes_of_the_minimum_height():
+    assert cc.MIN_CODE_PX == 10  # TurkEyes' codes: 1.85% of a 1920x1080 chart shown 1000 px wide
+    assert cc.FONT_FRAC * 720 * cc.least_scale(720) == pytest.approx(cc.MIN_CODE_PX)
+    assert cc.least_scale(541) == pytest.approx(cc.MIN_CODE_PX / (cc.FONT_FRAC * 541)) and cc.least_scale(541) < 1
+    assert cc.least_scale(480) == 1.0  # codes already under the minimum (an older experiment): never smaller
+
+
 def test_too_small_or_too_large_sizes_are_refused_with_the_value():
     with pytest.raises(ValueError, match=r"height 100 px gives a 1\.85 px font.*at least 217 px"):
         generate_chart(1000, 100, 1)

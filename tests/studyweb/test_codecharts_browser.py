@@ -1,7 +1,7 @@
 """Browser tests of the CodeCharts task page (static/codecharts.js, static/codecharts_flow.js)
 against the real server: the timed screens come in order, a typed code is stored at its
-chart position in image pixels, a typo is caught in the page, the tutorial gate ends a
-participant's study, a small window is asked to grow, and the chart screen shows its codes.
+chart position in image pixels, a typo is caught in the page, the tutorial gate screens a
+participant out, a small window is asked to grow, and the chart screen shows its codes.
 
 Images are 480x360 px, shown at 960x720 CSS px (display_width_px 1000, max_upscale 2). No test
 asserts on durations: a loaded machine shows screens late, never in another order."""
@@ -179,7 +179,7 @@ def test_a_code_of_the_wrong_shape_is_refused_in_the_page_and_a_retry_is_sent(se
         db.close()
 
 
-def test_invalid_codes_in_the_tutorial_end_at_the_debrief_with_no_main_trials_left(serve, page, app):
+def test_invalid_codes_in_the_tutorial_end_at_the_screened_out_page_with_no_main_trials_left(serve, page, app):
     base = serve("ccgate")
     _enter(page, base, "ccgate", "gate1")
     kinds = []
@@ -189,13 +189,13 @@ def test_invalid_codes_in_the_tutorial_end_at_the_debrief_with_no_main_trials_le
         kinds.append(trial["kind"])
         screens = page.evaluate("window.__screens")
         _type(page, "A11")  # a code's two digits differ: never on a chart
-    page.wait_for_function("document.querySelector('.status').textContent.startsWith('Thank you')")
-    page.wait_for_url("**/debrief*")
+    page.wait_for_function("document.querySelector('.status').textContent.includes('Thank you')")
+    page.wait_for_url("**/screened-out*")
     _assert_screens_in_order(screens, kinds)
     db = _db(app)
     try:
         participant = _participant(db, "gate1")
-        assert participant.status == "debrief"
+        assert participant.status == "screened_out"
         assert [t.status for t in participant.trials if not t.is_practice] == []
         assert all(t.status == "done" for t in participant.trials)
     finally:

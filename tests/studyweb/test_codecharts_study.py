@@ -108,7 +108,8 @@ def test_codes_of_the_wrong_shape_are_refused_and_unknown_codes_stored_invalid(e
     assert _answer(c, token, trial, chart["codes"][0]["code"], "again").status_code == 409  # answered already
 
 
-def test_failing_the_tutorial_ends_the_study_frees_the_slots_and_is_excluded_by_qc(enter, dbs, app):
+def test_failing_the_tutorial_screens_out_frees_the_slots_and_is_excluded_by_qc(enter, dbs, app):
+    from studyweb.assignment import observer_counts
     from studyweb.experiments import experiment_by_name
     from studyweb.qc import run_qc
 
@@ -119,9 +120,12 @@ def test_failing_the_tutorial_ends_the_study_frees_the_slots_and_is_excluded_by_
         assert r.status_code == 200
     last = r.get_json()
     assert last["tutorial"]["passed"] is False and "invalid" in last["tutorial"]["reason"]
+    assert last["status"] == "screened_out"
     after = _session(c, token)
-    assert after["status"] == "debrief" and all(t["is_practice"] for t in after["trials"])
+    assert after["status"] == "screened_out" and all(t["is_practice"] for t in after["trials"])
+    assert observer_counts(dbs, experiment_by_name(dbs, "cc")) == {}  # nobody's slot is held
     participant = dbs.query(Participant).filter_by(recruit_id="fails").one()
+    assert participant.completion_code != "CC1" and participant.qc_status == "screened_out"
     assert dbs.query(Event).filter_by(participant_id=participant.id, kind="tutorial_failed").count() == 1
     flags = [f for f in run_qc(dbs, experiment_by_name(dbs, "cc")).flags if f.participant_id == participant.id]
     assert flags and flags[-1].excluded and "tutorial" in flags[-1].reason
@@ -151,11 +155,24 @@ def test_chart_and_answer_refuse_other_participants_and_bubbleview_trials(enter,
     assert p.get(f"/api/v1/trials/{bubble}/chart", headers={H: token_p}).status_code == 404
 
 
+def test_the_smallest_size_the_page_draws_an_image_at_keeps_codes_of_the_minimum_height():
+    from studyweb.codecharts import FONT_FRAC, MIN_CODE_PX
+    from studyweb.codecharts_study import least_shown_size
+
+    settings = {"display_width_px": 1000, "max_upscale": 2}
+    w, h = least_shown_size(*SIZE, settings)  # shown at 960x720
+    assert FONT_FRAC * h == pytest.approx(MIN_CODE_PX) and w / h == pytest.approx(SIZE[0] / SIZE[1])
+    assert least_shown_size(1000, 500, settings) == (1000, 500)  # codes 9.25 px already: never smaller
+
+
 @pytest.mark.parametrize("settings, match", [
     ({"codecharts": {"image_ms": []}}, "image_ms"),
     ({"codecharts": {"sentinel_every": 1}}, "sentinel_every must be an integer >= 2"),
     ({"codecharts": {"flash_ms": 3}}, "unknown codecharts settings \\['flash_ms'\\]"),
     ({"display_width_px": 200, "max_upscale": 1}, "too small for a code chart"),
+    ({"display_width_px": 640}, r"shown at 640x480 CSS px, too small for a code chart: its codes would be 8\.88 px"
+                                r" high, under the 10 px minimum \(a shown height of at least 541 px:"
+                                r" display_width_px at least 722 and max_upscale at least 1\.51\)"),
 ])
 def test_bad_codecharts_settings_are_refused_with_the_key(app, tmp_path, write_pair, settings, match):
     from datagen.dataset import Dataset

@@ -162,25 +162,38 @@ def test_answers_that_do_not_fit_are_refused_and_nothing_is_stored(enter, dbs, t
     assert _answer(c, token, trial, _good_answers(c, token, trial), "fixed").status_code == 200
 
 
-def test_failing_a_catch_trial_excludes_the_participant_and_csv_says_why(enter, dbs, app, tmp_path):
+def test_failing_a_catch_trial_screens_the_participant_out_and_csv_says_why(enter, dbs, app, tmp_path):
+    """catch.max_failures 0: the first failed catch trial screens the participant out then and
+    there (studyweb.screening); their later answers are refused."""
     from studyweb.experiments import experiment_by_name
     from studyweb.export import export_csv
     from studyweb.maps import build_maps
 
+    careful, careful_token = enter("careful")
+    for i, trial in enumerate(_trials(careful, careful_token)):
+        assert _answer(careful, careful_token, trial, _good_answers(careful, careful_token, trial),
+                       f"g{i}").status_code == 200
     c, token = enter("careless")
+    answered = []
     for i, trial in enumerate(_trials(c, token)):
         answers = _good_answers(c, token, trial)
         if answers[0]["question"] == "catch":  # the wrong candidate / not the top score
             answers[0] = ({"question": "catch", "choice": next(x["label"] for x in trial["candidates"]
                                                                if x["label"] != answers[0]["choice"])}
                           if trial["task"] == "choose_best" else {"question": "catch", "rating": 0})
-        assert _answer(c, token, trial, answers, f"c{i}").status_code == 200
+        r = _answer(c, token, trial, answers, f"c{i}")
+        answered.append((answers[0]["question"], r.status_code, (r.get_json() or {}).get("status")))
+    first_catch = next(k for k, (question, _, _) in enumerate(answered) if question == "catch")
+    assert answered[first_catch][1:] == (200, "screened_out")
+    assert all(code == 200 for _, code, _ in answered[:first_catch])
+    assert answered[first_catch + 1:] and all(code == 409 for _, code, _ in answered[first_catch + 1:])
+    assert "/screened-out" in c.get("/s/quest/resume").location
     build_maps(dbs, experiment_by_name(dbs, "quest"))  # a questionnaire builds no maps; QC decides and stores
     dbs.commit()
     files = export_csv(dbs, experiment_by_name(dbs, "quest"), tmp_path / "csv")
     with open(files["participants"], encoding="utf-8", newline="") as handle:
         row = next(r for r in csv.DictReader(handle) if r["recruit_id"] == "careless")
-    assert row["qc_status"] == "excluded" and "catch" in row["qc_reason"]
+    assert row["status"] == "screened_out" and "catch" in row["qc_reason"]
     with open(files["responses"], encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["block"] for r in rows} == {"best", "fidelity", "salient", "words"}
@@ -253,13 +266,13 @@ def test_latin_square_blocks_over_participants(app, tmp_path, write_pair, task):
     from studyweb.assignment import assign
 
     ds = Dataset.create(tmp_path / "g", "g", seed=1)
-    ds.add_pairs([write_pair(ds.path, f"g{i}", size=(320, 240)) for i in range(4)])
+    ds.add_pairs([write_pair(ds.path, f"g{i}", size=(480, 360)) for i in range(4)])  # CodeCharts: legible codes
     folders = {}
     for method in ("increase", "decrease"):
         folder = tmp_path / method
         folder.mkdir()
         for i in range(4):
-            cv2.imwrite(str(folder / f"g{i}.png"), np.full((240, 320, 3), 90, np.uint8))
+            cv2.imwrite(str(folder / f"g{i}.png"), np.full((360, 480, 3), 90, np.uint8))
         folders[method] = str(folder)
     design = {"methods": folders, "per_participant": "all", "observers": 50,
               "conditions": ["original", "increase", "decrease"],
@@ -513,3 +526,27 @@ def test_study_commands_print_one_line_for_a_hostile_design(run_cli, tmp_path, d
         code, out, err = run_cli("study", *args)
         assert code == 2 and out == "" and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1 and re.search(rf"design\.yaml line \d+: .*{message}", err), err
+
+
+def test_attention_blocks_set_their_display_size_and_320x240_codecharts_can_run(tmp_path):
+    """CodeCharts on the datasets gazelab renders (320x240): refused at the default max_upscale
+    (codes under codecharts.MIN_CODE_PX), accepted once the design lets images grow."""
+    import yaml
+
+    from studyweb.db import open_session
+    from support.study_data import example_dataset
+
+    dataset = example_dataset(tmp_path, 4, size=(320, 240))
+    design = yaml.safe_load((Path(__file__).parents[2] / "studyweb/examples/codecharts_attention.yaml").read_text())
+    design["per_participant"] = 4
+    with open_session(f"sqlite:///{tmp_path / 'study.db'}") as session:
+        with pytest.raises(ValueError, match="max_upscale"):
+            create_from_design(session, design, dataset.path, "small")
+        session.rollback()
+        design["blocks"][0]["max_upscale"] = 3
+        experiment = create_from_design(session, design, dataset.path, "grown")
+        assert experiment.settings["max_upscale"] == 3
+    for key, value in (("max_upscale", 0.5), ("max_upscale", float("nan")), ("display_width_px", 1e9)):
+        bad = {**design, "blocks": [{**design["blocks"][0], key: value}]}
+        with pytest.raises(DesignError, match=key):
+            load_design(bad)
