@@ -100,8 +100,11 @@ def experiment(name: str):
     exp = _experiment(name)
     by_status = dict(db.execute(select(Participant.status, func.count()).where(
         Participant.experiment_id == exp.id).group_by(Participant.status)).all())
-    by_source = dict(db.execute(select(Participant.source, func.count()).where(
-        Participant.experiment_id == exp.id).group_by(Participant.source)).all())
+    from studyweb.export import SOURCES
+
+    by_source = {SOURCES.get(source, source): n for source, n in db.execute(  # the exports' words
+        select(Participant.source, func.count()).where(Participant.experiment_id == exp.id)
+        .group_by(Participant.source)).all()}
     known = set(db.scalars(select(Experiment.name)))
     context = dict(
         experiment=exp, by_status=by_status, by_source=by_source, exclusions=dashboards.exclusions(db, exp),
