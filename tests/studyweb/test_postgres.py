@@ -233,22 +233,24 @@ def test_concurrent_assignments_never_exceed_the_cap(engine, session, make_exper
     assert sorted(Counter(t.stimulus_id for t in _main_trials(session, experiment)).values()) == [1] * 6
 
 
-def test_concurrent_assignments_fill_every_stimulus_to_m_and_no_further(engine, session, make_experiment):
+def test_concurrent_assignments_fill_every_stimulus_to_m_and_at_most_one_over(engine, session, make_experiment):
     # 6 stimuli x M=3 = 18 observer slots, K=2 each, sides of a pair never together; 20 arrive at once.
+    # Even workloads (studyweb.workload): the participant who takes the last open slot gets a full
+    # session, topped up with a least-observed full image, so an image may end at M + 1.
     experiment = make_experiment(per_participant=2, observers=3)
     outcomes, errors = _assign_concurrently(engine, experiment, _new_participants(session, experiment, 20))
     assert errors == []
     session.expire_all()
     trials = _main_trials(session, experiment)
     observers = Counter(t.stimulus_id for t in trials)
-    assert sorted(observers.values()) == [3] * 6  # all slots taken, none over M
+    assert len(observers) == 6 and min(observers.values()) == 3 and max(observers.values()) <= 4
     by_participant: dict[int, list[db.Trial]] = {}
     for trial in trials:
         by_participant.setdefault(trial.participant_id, []).append(trial)
     assert set(by_participant) == {pid for pid, outcome in outcomes.items() if outcome == "ok"}
     for own in by_participant.values():
         pairs = [session.get(db.Stimulus, t.stimulus_id).pair_id for t in own]
-        assert len(pairs) == len(set(pairs)) and 1 <= len(own) <= 2
+        assert len(pairs) == len(set(pairs)) and len(own) == 2  # the same workload for everyone
     assert set(outcomes.values()) == {"ok", "full"} and len(outcomes) == 20
 
 
