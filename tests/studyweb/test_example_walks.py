@@ -77,10 +77,7 @@ def test_a_participant_walks_the_example_from_consent_to_the_completion_code(exa
             page.evaluate(FRAMES)  # the page lays itself out again for the new window
             if "debrief" in page.url or "screened" in page.url:
                 break
-            if page.locator(".pace-continue").count():
-                _assert_inside(page, ".pace-continue", "a pause")
-                page.locator(".pace-continue").click()
-                page.locator(".pace-continue").wait_for(state="detached")
+            if _continue_pause(page):
                 pauses += 1
                 continue
             trial = page.evaluate("window.gazelabLastTrial")
@@ -128,6 +125,16 @@ def _answer(page, trial: dict) -> None:
             page.wait_for_function("(before) => document.querySelector('.qn-progress')?.textContent !== before",
                                    arg=progress)
             _assert_inside(page, CONTROLS, f"trial {trial['id']}, question {part + 2}")
+
+
+def _continue_pause(page) -> bool:
+    """Continue the design's pause on screen (checked inside the window); False without one."""
+    if not page.locator(".pace-continue").count():
+        return False
+    _assert_inside(page, ".pace-continue", "a pause")
+    page.locator(".pace-continue").click()
+    page.locator(".pace-continue").wait_for(state="detached")
+    return True
 
 
 def _assert_inside(page, selector: str, where: str) -> None:
@@ -240,10 +247,7 @@ def test_a_participant_walks_a_codecharts_example_through_the_tutorial_to_the_co
             page.wait_for_function(CODECHARTS_NEXT, timeout=60_000)
             if "debrief" in page.url or "screened" in page.url:
                 break
-            if page.locator(".pace-continue").count():
-                _assert_inside(page, ".pace-continue", "a pause")
-                page.locator(".pace-continue").click()
-                page.locator(".pace-continue").wait_for(state="detached")
+            if _continue_pause(page):
                 pauses += 1
                 continue
             if page.locator(".cc-stage").get_attribute("data-screen") != "answer":
