@@ -76,7 +76,7 @@ class PairInputs:
 def read_pairs(data_dir, split: str | None) -> list[PairInputs]:
     """Every non-`single` pair of `split` (None: all) in the dataset at `data_dir`, sorted by id.
     ValueError naming the splits there are when `split` has no pairs."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
 
     dataset = Dataset.open(data_dir)
     table = dataset.pairs
@@ -231,7 +231,7 @@ def _labels(root: Path, relative, shape, pair_id: str) -> np.ndarray | None:
 
 
 def _density(root: Path, relative, shape, pair_id: str) -> np.ndarray | None:
-    from analysis.fixations import load_map
+    from datadir.maps import load_map
 
     if not relative:
         return None

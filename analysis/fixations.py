@@ -1,4 +1,4 @@
-"""Fixation maps from points, and reading and writing saliency maps.
+"""Fixation maps from points (reading and writing maps is `datadir.maps`).
 
 Pixel convention (shared with `analysis.metrics` and `datagen.scene`): a point is (x, y) in
 image pixels, x right and y down, sub-pixel allowed; pixel column j covers x ∈ [j, j + 1),
@@ -15,8 +15,6 @@ import pandas as pd
 
 # Gaussian kernels are cut at this many standard deviations (scipy.ndimage's default).
 KERNEL_TRUNCATE = 4.0
-# How far a stored float32 density may drift from summing to 1.
-DENSITY_TOLERANCE = 1e-3
 
 
 def fixation_map(points, shape: tuple[int, int], sigma_px: float, weights=None) -> np.ndarray:
@@ -83,54 +81,6 @@ def sigma_from_visual_angle(degrees: float, px_per_degree: float) -> float:
     return float(degrees * px_per_degree)
 
 
-def to_density(saliency_map) -> np.ndarray:
-    """A non-negative saliency map divided by its sum: float32 that sums to 1."""
-    values = np.asarray(saliency_map, dtype=np.float64)
-    check_map(values, "saliency_map")
-    return (values / values.sum()).astype(np.float32)
-
-
-def save_map(path, density) -> Path:
-    """Save a map: `.npy` as float32 density (sums to 1), `.png` as 8-bit scaled so max = 255.
-
-    Written to a temporary file first and renamed, so a crash never leaves half a map.
-    """
-    path = Path(path)
-    values = np.asarray(density, dtype=np.float64)
-    check_map(values, "density")
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        np.save(tmp, (values / values.sum()).astype(np.float32))
-    elif suffix == ".png":
-        scaled = np.round(values / values.max() * 255.0).astype(np.uint8)
-        if not cv2.imwrite(str(tmp), scaled):
-            raise ValueError(f"could not write PNG map to {path}")
-    else:
-        raise ValueError(f"map path {path} has suffix {path.suffix!r}; expected .png or .npy")
-    tmp.replace(path)
-    return path
-
-
-def load_map(path) -> np.ndarray:
-    """Load a map saved as `.npy` (returned as is, float32) or an image (grey, float32 in [0, 255])."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"map file {path} does not exist")
-    if path.suffix.lower() == ".npy":
-        try:
-            values = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"map file {path} is not a readable .npy array: {exc}") from exc
-    else:
-        values = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
-        if values is None:
-            raise ValueError(f"map file {path} is not a readable image")
-    if values.ndim != 2:
-        raise ValueError(f"map file {path} holds an array of shape {values.shape}; expected 2-D")
-    return values.astype(np.float32)
-
-
 def fixation_points_from_csv(path) -> dict[str, np.ndarray]:
     """Read fixations from a CSV with columns `image, x, y` (optional `participant, t_ms`).
 
@@ -175,26 +125,3 @@ def _as_points(points, name: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains {int((~np.isfinite(array)).sum())} NaN or infinite values")
     return array
-
-
-def check_density(values, name: str = "density", tolerance: float = DENSITY_TOLERANCE) -> np.ndarray:
-    """`values` as float64 if it is a finite, non-negative 2-D map summing to 1 (± tolerance);
-    else a ValueError naming `name`."""
-    array = np.asarray(values, dtype=np.float64)
-    check_map(array, name)
-    total = float(array.sum())
-    if abs(total - 1.0) > tolerance:
-        raise ValueError(f"{name} sums to {total:.6g}; expected a density summing to 1")
-    return array
-
-
-def check_map(values: np.ndarray, name: str) -> None:
-    """ValueError naming `name` unless `values` is a finite, non-negative 2-D map with some mass."""
-    if values.ndim != 2:
-        raise ValueError(f"{name} has shape {values.shape}; expected a 2-D map")
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} contains {int((~np.isfinite(values)).sum())} NaN or infinite values")
-    if values.min() < 0:
-        raise ValueError(f"{name} has negative values (min {values.min():.4g}); expected a map >= 0")
-    if values.sum() <= 0:
-        raise ValueError(f"{name} is all zeros; expected some positive mass")

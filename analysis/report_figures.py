@@ -156,7 +156,7 @@ def grid_plot(ev: Evaluation, pair_ids: list[str], methods: list[str]):
     """A matplotlib figure: per pair a row of images (X, Y, outputs) and, when the evaluation has
     maps, a row of densities on one colour scale with its colour bar. Returns (figure, colour bars)."""
     from analysis.eval_pairs import read_rgb
-    from datagen.dataset import relative_path
+    from datadir import relative_path
 
     maps, data = ev.folder / "maps", Path(ev.record["data"])
     with_maps = maps.is_dir()

@@ -20,7 +20,7 @@ from analysis.eval_pairs import read_pairs
 from analysis.fixations import fixation_map
 from analysis.observer_consistency import split_half_consistency
 from analysis.study_rows import image_clicks
-from datagen.dataset import Dataset
+from datadir import Dataset
 
 if TYPE_CHECKING:
     from analysis.report_tables import Evaluation

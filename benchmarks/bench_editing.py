@@ -83,7 +83,7 @@ from analysis.fidelity import ssim_map  # noqa: E402
 from analysis.realism import realism_c2st  # noqa: E402
 from benchmarks._editing_references import (DIRECTION_SIGN, FIXED_KNOBS, best_fixed_at, case_measures,  # noqa: E402
                                             fixed_edit, fixed_edit_grid, matched_frontiers, per_case_above)
-from datagen.dataset import Dataset  # noqa: E402
+from datadir import Dataset  # noqa: E402
 from models.base import SaliencyPredictor, build_model, registry_of  # noqa: E402
 from models.editors import gazeshift_ops as ops  # noqa: E402
 from models.losses import gaussian_blur  # noqa: E402

@@ -37,7 +37,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import models.data as data_module  # noqa: E402
-from datagen.dataset import Dataset  # noqa: E402
+from datadir import Dataset  # noqa: E402
 from models.arrays import collate  # noqa: E402
 from models.batching import batch_stream  # noqa: E402
 from models.data import TrainingItems  # noqa: E402

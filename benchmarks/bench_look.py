@@ -113,7 +113,7 @@ def chart_figures(renderer, size: tuple[int, int], shifts: int, folder: Path):
 
 def sampled_figures(dataset: Path, engine: str, pairs: int, size: tuple[int, int], samples: int, seed: int):
     """Render `pairs` sampled pairs into `dataset`; return the same figures as `chart_figures` for rubber objects."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from datagen.generator_config import GeneratorConfig
     from datagen.pipeline import generate
 

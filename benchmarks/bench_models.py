@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datagen.dataset import Dataset  # noqa: E402
+from datadir import Dataset  # noqa: E402
 from models.base import build_model, import_models  # noqa: E402
 from models.arrays import collate  # noqa: E402
 from models.registry import EDITORS, PREDICTORS  # noqa: E402

@@ -40,9 +40,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.controls import control_verdicts, with_controls  # noqa: E402
-from analysis.fixations import fixation_map, save_map  # noqa: E402
+from analysis.fixations import fixation_map  # noqa: E402
+from datadir.maps import save_map  # noqa: E402
 from analysis.metrics import cc  # noqa: E402
-from datagen.dataset import Dataset  # noqa: E402
+from datadir import Dataset  # noqa: E402
 from studyweb.simulate import popout_density, sample_clicks  # noqa: E402
 
 CLEVR_COLOURS = {"gray": (87, 87, 87), "red": (173, 35, 35), "blue": (42, 75, 215), "green": (29, 105, 20),

@@ -416,7 +416,7 @@ def insert_observations(engine, experiment_id: int, stimulus_ids: list[int], n_p
 def make_dataset(root: Path, n_pairs: int, size: tuple[int, int], seed: int, same_image: bool = False):
     """A gazelab dataset of n_pairs clevr-style pairs (x and y images of size (width, height));
     same_image writes one random image's bytes everywhere (faster for many pairs)."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
 
     width, height = size
     rng = np.random.default_rng(seed)

@@ -12,7 +12,7 @@ import math
 import shutil
 from pathlib import Path
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 
 log = logging.getLogger(__name__)
 FILE_COLUMNS = ("x_image", "y_image", "x_mask", "y_mask", "scene", "x_map", "y_map")

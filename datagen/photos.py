@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from analysis.fixations import load_map, save_map, to_density
+from datadir.maps import load_map, save_map, to_density
 from datagen.dataset import _PAIR_ID, Dataset
 from datagen.splits import assign_split, parse_splits
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 
 TILE_WIDTH = 240
 GAP = 6
@@ -172,7 +172,7 @@ def _overlay(image: np.ndarray, mask: np.ndarray | None, edited: set[int]) -> np
 
 def _heatmap(image_path: Path, map_path: Path) -> np.ndarray:
     """The image darkened under a JET heat map of its fixation density."""
-    from analysis.fixations import load_map
+    from datadir.maps import load_map
 
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     density = load_map(map_path)

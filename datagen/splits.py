@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 
-from datagen.dataset import SPLITS
+from datadir import SPLITS
 
 
 def parse_splits(text: str | tuple | list) -> tuple[float, float, float]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from analysis.fixations import load_map, to_density
+from datadir.maps import load_map, to_density
 
 DENSITY_TOLERANCE = 1e-3  # |sum − 1| allowed for a float32 .npy map
 

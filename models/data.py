@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from datagen.dataset import SPLITS, Dataset
+from datadir import SPLITS, Dataset
 from models.arrays import _check_size, _finish, _load, read_density, read_image, read_mask
 
 logger = logging.getLogger(__name__)

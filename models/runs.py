@@ -150,7 +150,7 @@ def predict_images(ckpt: str | os.PathLike, images: str | os.PathLike, out_dir: 
                    device: str = "auto") -> dict[str, Any]:
     """Saliency densities for an image file or every image in a folder: `<stem>.npy` (float32
     density) and `<stem>.png` (max-scaled view) in `out_dir`, plus `predictions.json`."""
-    from analysis.fixations import save_map
+    from datadir.maps import save_map
 
     paths = _image_paths(images)
     out = Path(out_dir)

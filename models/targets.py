@@ -17,7 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from analysis.fixations import check_density, gaussian_blur
+from analysis.fixations import gaussian_blur
+from datadir.maps import check_density
 
 LOCAL_SHIFT_RANGE = (-4.0, 4.0)  # Gatys et al.: k_sh ∈ [−4, 4]
 GLOBAL_SCALE_RANGE = (0.5, 2.0)  # Gatys et al.: k_sc ∈ [0.5, 2]

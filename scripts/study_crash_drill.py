@@ -135,7 +135,7 @@ def make_experiment(tmp: Path, url: str, pairs: int, per_participant: int, task:
     import cv2
     import numpy as np
 
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.db import open_session
     from studyweb.experiments import create_experiment
 

@@ -274,7 +274,7 @@ def _minutes(experiment, design, trials: int, pauses: int) -> float:
 
 def _maps(session, experiment, out: Path) -> dict:
     """Build the maps in the pilot's database and save each as OUT/maps/LABEL.npy and .png."""
-    from analysis.fixations import save_map
+    from datadir.maps import save_map
     from studyweb.maps import build_maps, current_maps
 
     summary = build_maps(session, experiment)

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 from gazelab.cli import main
 
 

@@ -14,7 +14,7 @@ def group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(directory: str, as_json: bool) -> None:
     """Counts by split, source, edit type and observers."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
 
     summary = Dataset.open(directory).summary()
     if as_json:
@@ -40,7 +40,7 @@ def info(directory: str, as_json: bool) -> None:
 @click.pass_context
 def validate(ctx: click.Context, directory: str) -> None:
     """Check every file against the contract; one line per problem, exit 1 if any."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
 
     dataset = Dataset.open(directory)
     problems = dataset.validate(progress=len(dataset.pairs) > 200)
@@ -59,7 +59,7 @@ def validate(ctx: click.Context, directory: str) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="A new folder.")
 def filter_command(directory: str, min_kl: float, out_dir: str) -> None:
     """A new dataset of the pairs whose edit changed where people look (SGIT-S's filter)."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from datagen.filtering import filter_by_kl
 
     summary = filter_by_kl(directory, out_dir, min_kl)

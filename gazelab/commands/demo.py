@@ -39,7 +39,7 @@ MODEL_PRESET = "cpu"  # each model's CPU-sized preset: SalGAN 400 steps from scr
               help=f"Training steps for each model [default: the {MODEL_PRESET!r} preset's].")
 def command(out, n_pairs, workers, train_steps) -> None:
     """Render a small paired dataset, collect simulated attention on it, train a predictor and an editor."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from datagen.generator_config import GeneratorConfig
     from datagen.pipeline import generate
     from datagen.preview import contact_sheet
@@ -95,7 +95,7 @@ def _train_evaluate_report(out: Path, dataset_dir: Path, steps: int | None) -> P
     """Stages 6–8: SalGAN and SalG-GAN's detector on the exported maps of the training pairs,
     GazeShiftNet guided by SalGAN, its edits of the held-out pairs evaluated under the detector (a
     predictor it never saw: attention, not optimisation) and under SalGAN, and reported."""
-    from analysis.evaluation import MethodSpec, evaluate
+    from gazelab.evaluation import MethodSpec, evaluate
     from analysis.report import build_report
     from models.runs import train
 
@@ -147,7 +147,7 @@ def _headline(folder: Path) -> str:
 
 
 def _split_column(dataset_dir: Path) -> list[str]:
-    from datagen.dataset import Dataset
+    from datadir import Dataset
 
     return list(Dataset.open(dataset_dir).pairs["split"])
 

@@ -35,7 +35,7 @@ import click
 def evaluate_command(data_dir, method_args, runs_dir, predictor_ckpt, split, samples, lpips_net, local_ds_region, fid,
                      c2st, device, out_dir) -> None:
     """Run or read each method's edits of a dataset split and score them all the same way."""
-    from analysis.evaluation import evaluate, parse_methods
+    from gazelab.evaluation import evaluate, parse_methods
 
     if runs_dir:
         from models.runs import discover_editor_runs

@@ -33,7 +33,8 @@ def command(pred_dir, gt_dir, fixations_csv, baseline_path, metrics, skip_missin
 
     from analysis import metrics as metric_fns
     from analysis.scoring import score_many
-    from analysis.fixations import fixation_points_from_csv, load_map
+    from analysis.fixations import fixation_points_from_csv
+    from datadir.maps import load_map
 
     preds, gts = _maps_by_stem(Path(pred_dir), "--pred"), _maps_by_stem(Path(gt_dir), "--gt")
     only_pred, only_gt = sorted(set(preds) - set(gts)), sorted(set(gts) - set(preds))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.study_stats import PARTICIPANT_COLUMNS, RESPONSE_COLUMNS
-from datagen.dataset import Dataset
+from datadir import Dataset
 
 W, H = 40, 32
 

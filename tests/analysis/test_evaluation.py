@@ -1,11 +1,11 @@
-"""`analysis.evaluation` / `gazelab evaluate` and `analysis.report` / `gazelab report` on a tiny dataset."""
+"""`gazelab.evaluation` / `gazelab evaluate` and `analysis.report` / `gazelab report` on a tiny dataset."""
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis import fidelity
-from analysis.evaluation import MethodSpec, evaluate, parse_methods
+from gazelab.evaluation import MethodSpec, evaluate, parse_methods
 from analysis.report import build_report
 
 W, H = 40, 32  # the size of the conftest dataset's images

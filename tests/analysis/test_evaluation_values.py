@@ -16,7 +16,7 @@ fid_score = pytest.importorskip("pytorch_fid.fid_score")
 from analysis import image_metrics as im  # noqa: E402
 from analysis.attention_boxes import salggan_boxes  # noqa: E402
 from analysis.eval_pairs import read_pairs  # noqa: E402
-from analysis.evaluation import evaluate, parse_methods  # noqa: E402
+from gazelab.evaluation import evaluate, parse_methods  # noqa: E402
 
 PAIRS = ["p0", "p1", "p2", "p3"]
 

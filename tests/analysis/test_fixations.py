@@ -4,14 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.ndimage import gaussian_filter
 
-from analysis.fixations import (
-    fixation_map,
-    fixation_points_from_csv,
-    load_map,
-    save_map,
-    sigma_from_visual_angle,
-    to_density,
-)
+from analysis.fixations import fixation_map, fixation_points_from_csv, sigma_from_visual_angle
+from datadir.maps import load_map, save_map, to_density
 
 
 @settings(max_examples=40, deadline=None)

@@ -6,7 +6,7 @@ from support.browser import chromium_page, require_browser
 require_browser()
 pytestmark = pytest.mark.browser
 
-from analysis.evaluation import evaluate, parse_methods  # noqa: E402
+from gazelab.evaluation import evaluate, parse_methods  # noqa: E402
 from analysis.report import build_report  # noqa: E402
 from analysis.report_figures import DPI, FONT_PT  # noqa: E402
 

@@ -4,7 +4,7 @@ import struct
 import numpy as np
 import pytest
 
-from analysis.evaluation import evaluate, parse_methods
+from gazelab.evaluation import evaluate, parse_methods
 from analysis.report_figures import (DPI, FONT_PT, GRID_METHODS, PAGE_WIDTH_PX, box_plots, grid_figures, grid_plot,
                                      map_scale, scatter)
 from analysis.report_tables import load_evaluation

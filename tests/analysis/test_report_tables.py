@@ -24,7 +24,7 @@ from analysis.study_attention import HUMAN_SIGMA_PX_AT_640, consistency_curve
 from analysis.study_stats import (image_clicks, preference_shares, rating_summary, read_export,
                                   split_half_consistency, spearman_brown)
 from analysis.table_format import interval, number, plus_minus
-from datagen.dataset import Dataset
+from datadir import Dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 

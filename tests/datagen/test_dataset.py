@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datagen.dataset import PAIR_COLUMNS, Dataset
+from datadir import PAIR_COLUMNS, Dataset
 
 
 def test_round_trip_create_add_reopen_validate(dataset):
@@ -135,7 +135,7 @@ def test_validate_reports_files_that_no_row_lists(dataset):
 
 
 def test_validate_counts_unlisted_files_beyond_a_limit(dataset):
-    from datagen.validation import MAX_UNLISTED_SHOWN
+    from datadir.validation import MAX_UNLISTED_SHOWN
 
     for k in range(MAX_UNLISTED_SHOWN + 7):
         (dataset.path / f"images/ghost{k:03d}_x.png").write_bytes(b"")

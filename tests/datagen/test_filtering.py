@@ -1,7 +1,7 @@
 """`gazelab dataset filter`: SGIT-S's kl_xy filter writes a valid subset and counts what it left."""
 import pytest
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 from datagen.filtering import filter_by_kl
 
 

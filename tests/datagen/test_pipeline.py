@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 from datagen.generator_config import GeneratorConfig
 from datagen.pipeline import (
     GenerationAborted, RunSummary, check_render_device, generate, open_for_generation, plan_resume,

@@ -29,7 +29,7 @@ def test_contact_sheet_errors(dataset, tmp_path):
 
 def test_captions_fit_their_tile(dataset, tmp_path, monkeypatch):
     """Long edits and long pair ids wrap (or end in '...') inside the tile: measured with getTextSize."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
 
     scene_path = dataset.path / "scenes/000001.json"
     scene = json.loads(scene_path.read_text())

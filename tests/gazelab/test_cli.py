@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 from gazelab import __version__
 
 
@@ -88,7 +88,8 @@ def test_datagen_import_and_preview_commands(run_cli, tmp_path):
 
 
 def _score_folders(tmp_path):
-    from analysis.fixations import fixation_map, save_map
+    from analysis.fixations import fixation_map
+    from datadir.maps import save_map
 
     rng = np.random.default_rng(0)
     (tmp_path / "pred").mkdir(), (tmp_path / "gt").mkdir()

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 
 
 @pytest.mark.blender

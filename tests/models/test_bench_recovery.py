@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis.metrics import cc
-from datagen.dataset import Dataset
+from datadir import Dataset
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_recovery.py"
 

@@ -180,7 +180,7 @@ def test_training_needs_pairs_of_at_least_two(tmp_path, write_pair):
         editor.train_step({"x": batch["x"], "x_map": batch["x_map"], "target_map": batch["y_map"]})
     with pytest.raises(ValueError, match="batch_size = 1"):
         make_editor(batch_size=1)
-    from datagen.dataset import Dataset
+    from datadir import Dataset
 
     singles = Dataset.create(tmp_path / "singles", "singles", seed=1)
     row = write_pair(singles.path, "s0", size=(32, 24))

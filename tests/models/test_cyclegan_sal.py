@@ -192,7 +192,7 @@ def test_make_dataset_items_and_single_rows(scene_dataset, tmp_path, write_pair)
     assert set(item) == {"x", "y", "x_map", "y_map", "pair_id"}
     assert item["x"].shape == item["y"].shape == (3, H, W) and item["y_map"].shape == (1, H, W)
     assert abs(float(item["y_map"].sum()) - 1) < 1e-4
-    from datagen.dataset import Dataset
+    from datadir import Dataset
 
     singles = Dataset.create(tmp_path / "singles", "singles", seed=1)
     row = write_pair(singles.path, "s0", size=(32, 24))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 from models.arrays import JointAugment, collate, read_density
 from models.data import FolderSaliencyDataset, PairDataset, SingleImageDataset
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 from models.base import build_model, load_trained
 from models.arrays import collate
 from models.editors.salggan import ABLATIONS, SalGGAN

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 
 H = "X-Participant-Token"
 
@@ -158,7 +158,7 @@ def test_unknown_experiment_and_stimulus_are_404(admin):
 
 
 def test_an_export_that_fails_is_a_message_not_a_500_and_writes_nothing(admin, enrol, dataset, monkeypatch):
-    from datagen.dataset import Dataset
+    from datadir import Dataset
 
     _complete_participants(enrol, 3)
     admin.post("/admin/e/pilot/build-maps", data={"csrf_token": admin.csrf})

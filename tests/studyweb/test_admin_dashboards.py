@@ -135,7 +135,7 @@ def test_a_questionnaire_dashboard_shows_answers_per_method_as_stored_and_no_map
 @pytest.fixture
 def cc(app, tmp_path, write_pair):
     """Experiment 'cc' (CodeCharts, 6 pairs of 480x360, K=4, M=5; a sentinel in about 3 trials)."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.experiments import create_experiment
 
     ds = Dataset.create(tmp_path / "ccds", "cc", seed=1)

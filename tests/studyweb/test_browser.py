@@ -20,7 +20,7 @@ CLICKS = [(0.2, 0.3), (0.75, 0.5), (0.5, 0.9)]  # fractions of the displayed can
 def server(app, tmp_path, write_pair):
     """Base URL of the app served by werkzeug in a thread, with experiment 'browser' on a
     dataset of 600x450 images (2 trials of 3 clicks each, plus the practice)."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.experiments import create_experiment
 
     ds = Dataset.create(tmp_path / "big", "big", seed=1)

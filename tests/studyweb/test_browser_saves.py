@@ -16,7 +16,7 @@ require_browser()
 def serve(serve_with, tmp_path, write_pair):
     """serve(name, **settings) -> base URL of the app (werkzeug, in a thread) with experiment
     `name` on a 3-pair dataset of 64x48 images, 2 trials per participant plus the practice."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.experiments import create_experiment
 
     def start(name: str, **settings) -> str:

@@ -32,7 +32,7 @@ def server(app, tmp_path, write_pair):
     width, two clicks end a trial). Two images per participant, after the practice."""
     import cv2
 
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.experiments import create_experiment
 
     db = app.extensions["studyweb.sessions"]()

@@ -34,7 +34,7 @@ def serve(serve_with, tmp_path, write_pair):
     """serve(name, **codecharts) -> base URL of the app (werkzeug, in a thread) with CodeCharts
     experiment `name` on 3 pairs of 480x360 images: 2 images per participant after the tutorial
     (3 images, 3 sentinels); fixation 300 ms, image 600 ms, chart 400 ms unless overridden."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.experiments import create_experiment
 
     def start(name: str, **codecharts) -> str:

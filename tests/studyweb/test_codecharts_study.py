@@ -14,7 +14,7 @@ SIZE = (480, 360)  # natural size; shown at 960x720 CSS px (max_upscale 2 < disp
 @pytest.fixture
 def cc(app, tmp_path, write_pair):
     """Experiment 'cc' (CodeCharts, 6 pairs of 480x360, K=4, M=5) in the app's database."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.experiments import create_experiment
 
     ds = Dataset.create(tmp_path / "ccds", "cc", seed=1)
@@ -175,7 +175,7 @@ def test_the_smallest_size_the_page_draws_an_image_at_keeps_codes_of_the_minimum
                                 r" display_width_px at least 722 and max_upscale at least 1\.51\)"),
 ])
 def test_bad_codecharts_settings_are_refused_with_the_key(app, tmp_path, write_pair, settings, match):
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.experiments import create_experiment
 
     ds = Dataset.create(tmp_path / "bad", "bad", seed=1)
@@ -207,7 +207,7 @@ def test_simulated_participants_do_codecharts_through_the_http_api(app, cc, dbs)
 
 
 def test_create_experiment_cli_makes_a_codecharts_study(run_cli, tmp_path, write_pair):
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.db import open_session
     from studyweb.experiments import experiment_by_name
 

@@ -262,7 +262,7 @@ def test_latin_square_blocks_over_participants(app, tmp_path, write_pair, task):
     one condition per block, and the conditions of the first blocks balance over participants."""
     from collections import Counter
 
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.assignment import assign
 
     ds = Dataset.create(tmp_path / "g", "g", seed=1)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 from studyweb import db
 from studyweb.experiments import (blur_sigma_image_px, blurred_image, bubble_radius_image_px, create_experiment,
                                   validate_settings)

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from analysis.eval_pairs import pixel_digest
 from analysis.metrics import kld
-from datagen.dataset import Dataset
+from datadir import Dataset
 from studyweb import db
 from studyweb.experiments import create_experiment
 from studyweb.export import FewerObservers, export_csv, export_to_dataset, spreadsheet_cell

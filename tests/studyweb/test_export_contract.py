@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "studyweb" / "examples").glob("*.yaml"))
 # The contract, copied from DESIGN.md §2 ("Study exports"; ../shared/DESIGN.md, absent from a

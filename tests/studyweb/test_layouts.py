@@ -83,7 +83,7 @@ def questionnaire(serve_with, tmp_path, write_pair):
     methods' outputs, and one trial of each task per participant (choose_best with the long
     question and both references, rate with the original, pick_region with a follow-up about the
     original, describe)."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.designs import create_from_design
 
     ds = Dataset.create(tmp_path / "layout", "layout", seed=1)
@@ -155,7 +155,7 @@ def bubbleview(serve_with, tmp_path, write_pair):
     """Base URL of the app with BubbleView experiment 'bvlayout' in the describe mode (the text box
     and Done under the image): 480x360 images (up to 960x720 CSS px, taller than the room left at
     1280x720 and 1366x768), one per participant after the practice."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.experiments import create_experiment
 
     ds = Dataset.create(tmp_path / "bv", "bv", seed=1)
@@ -185,7 +185,7 @@ def test_bubbleview_screens_fit_every_window(bubbleview, new_page):
 def codecharts(serve_with, tmp_path, write_pair):
     """Base URL of the app with CodeCharts experiment 'cclayout' on 480x360 images (shown at
     960x720 CSS px); short screens, the chart long enough to be looked at."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.experiments import create_experiment
 
     ds = Dataset.create(tmp_path / "cc", "cc", seed=1)

@@ -46,7 +46,7 @@ def quest(app, dataset, tmp_path):
 @pytest.fixture
 def cc(app, tmp_path, write_pair):
     """Experiment 'cc' (CodeCharts, 4 pairs of 480x360, K=2, no tutorial)."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.experiments import create_experiment
 
     ds = Dataset.create(tmp_path / "ccds", "cc", seed=1)

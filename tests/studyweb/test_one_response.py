@@ -39,7 +39,7 @@ def app(study_app_on, database_url, dataset, tmp_path, write_pair):
     """The conftest `app` (experiment 'pilot', BubbleView) on `database_url`, plus 'cc'
     (CodeCharts, 4 images of 480x360, K=2, no tutorial) and 'quest' (choose_best, K=2: two
     trials of three candidates each); conftest's client, enrol_in and dbs follow it."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.designs import create_from_design
     from studyweb.experiments import create_experiment
 

@@ -22,7 +22,7 @@ BETWEEN = "That part is done. Next: how realistic each image looks on its own."
 def make_study(serve_with, tmp_path, write_pair):
     """make_study(name, design, size) -> base URL of the app serving `design` (its one method
     'edit', a grey copy of each input) made on 2 pairs of `size` images."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.designs import create_from_design
 
     def start(name: str, design: dict, size: tuple[int, int]) -> str:

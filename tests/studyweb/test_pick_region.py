@@ -40,7 +40,7 @@ def picks(app, tmp_path, write_pair, enrol_in):
     """enter(recruit_id) -> (test client, token, {block name: trial JSON}) of a participant of
     experiment 'picks': a pick on the original, a pick on method m1's output with a follow-up
     about the original, and a choose_best between m1 and m2, one trial each."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.designs import create_from_design
 
     ds = Dataset.create(tmp_path / "picks", "picks", seed=1)

@@ -11,7 +11,7 @@ import math
 import pytest
 import yaml
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 from studyweb.pilot import run_pilot
 from support.study_data import EXAMPLES, example_dataset, method_outputs
 

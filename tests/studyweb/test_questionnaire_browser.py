@@ -34,7 +34,7 @@ def serve(serve_with, tmp_path, write_pair):
     """serve(name, block) -> base URL of the app (werkzeug, in a thread) with questionnaire
     experiment `name` of one block (one trial per participant) on one pair of 120x90 images and
     the four METHODS' outputs."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.designs import create_from_design
 
     def start(name: str, block: dict) -> str:

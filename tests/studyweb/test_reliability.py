@@ -22,7 +22,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 from studyweb import db
 from studyweb.experiments import create_experiment
 from studyweb.simulate import run_participant

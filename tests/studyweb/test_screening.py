@@ -59,7 +59,7 @@ def test_device_problems_name_what_is_missing(rule, report, agent, expected):
 def codecharts(app, tmp_path, write_pair):
     """make(name, **design keys) -> `name`: a CodeCharts design on 3 pairs of 480x360 images
     (shown at 960x720 CSS px), 2 images per participant, in the app's database."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.designs import create_from_design
 
     def make(name: str, **keys) -> str:

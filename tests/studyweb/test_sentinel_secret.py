@@ -19,7 +19,7 @@ SIZE = (480, 360)  # natural size; shown at 960x720 CSS px
 def sentinels(app, tmp_path, write_pair, enrol_in, dbs):
     """(client, token, [(trial JSON, the server's SentinelTrial)]) of a participant's sentinels
     in a CodeCharts experiment (tutorial ones first)."""
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.experiments import create_experiment
 
     ds = Dataset.create(tmp_path / "ccds", "cc", seed=1)

@@ -170,7 +170,7 @@ def test_bad_text_comprehension_device_and_screenout_keys_name_the_key(keys, mes
 
 
 def test_design_keys_reach_the_settings_with_the_tasks_device_defaults(app, dataset, make, tmp_path, write_pair):
-    from datagen.dataset import Dataset
+    from datadir import Dataset
     from studyweb.db import Experiment
 
     make("quiet", device=False, screenout_code="SCR1")

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import yaml
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "studyweb" / "examples").glob("*.yaml"))
 SIZE = (480, 360)  # CodeCharts shows these at 960x720 CSS px: codes above codecharts.MIN_CODE_PX

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from datagen.dataset import EDIT_TYPES, KINDS, SIDES, SOURCES, SPLITS, SUBDIRS, Problem, _PAIR_ID, relative_path
+from datadir.files import read_image
+from datadir.layout import KINDS, SIDES, SUBDIRS, relative_path
+from datadir.maps import DENSITY_TOLERANCE
+from datadir.schema import EDIT_TYPES, PAIR_ID_PATTERN, SOURCES, SPLITS, Problem
 
 if TYPE_CHECKING:
-    from datagen.dataset import Dataset
+    from datadir.dataset import Dataset
 
-# A float32 density may drift from 1 by rounding; more than this is a map that is not a density.
-DENSITY_TOLERANCE = 1e-3
 # Which file columns each source requires (the rest may be empty).
 REQUIRED_FILES = {
     "clevr": ("x_image", "y_image", "x_mask", "y_mask", "scene"),
@@ -93,7 +94,7 @@ def _validate_row(root: Path, row: dict) -> list[Problem]:
     def report(kind: str, message: str) -> None:
         problems.append(Problem(pid, kind, message))
 
-    if not _PAIR_ID.match(pid):
+    if not PAIR_ID_PATTERN.match(pid):
         report("pair_id", f"{pid!r} is not a file-name-safe id")
     if row["split"] not in SPLITS:
         report("split", f"unknown split {row['split']!r}; expected one of {SPLITS}")
@@ -114,7 +115,7 @@ def _validate_row(root: Path, row: dict) -> list[Problem]:
     for side in ("x", "y"):
         path = _existing(root, row[f"{side}_image"], f"{side}_image", report)
         if path is not None:
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            image = read_image(path, cv2.IMREAD_UNCHANGED)
             if image is None:
                 report("unreadable", f"{side}_image {row[f'{side}_image']} is not a readable image")
             else:
@@ -133,7 +134,7 @@ def _validate_mask(root, row, side, image, scene, report) -> None:
     path = _existing(root, row[f"{side}_mask"], f"{side}_mask", report)
     if path is None:
         return
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    mask = read_image(path, cv2.IMREAD_UNCHANGED)
     if mask is None:
         report("unreadable", f"{side}_mask {row[f'{side}_mask']} is not a readable image")
         return
@@ -169,7 +170,7 @@ def _validate_map(root, row, side, image, report) -> None:
             if abs(float(values.sum(dtype=np.float64)) - 1.0) > DENSITY_TOLERANCE:
                 report("density", f"{side}_map {name} sums to {values.sum():.6g}; a density sums to 1")
         else:
-            values = cv2.imread(str(map_path), cv2.IMREAD_UNCHANGED)
+            values = read_image(map_path, cv2.IMREAD_UNCHANGED)
             if values is None or values.ndim != 2 or values.dtype != np.uint8:
                 report("unreadable", f"{side}_map {name} must be an 8-bit grey PNG")
                 continue
