@@ -5,7 +5,8 @@ Layout (DESIGN.md §2): `datadir.layout`.
 `pairs.csv` holds one row per pair, paths relative to DATASET, in the columns of §2
 (`PAIR_COLUMNS`), then any of `OPTIONAL_COLUMNS` that the dataset uses: `x_source_file` and
 `y_source_file`, the file names (no folder) a photo import read a row's X and Y (or target map)
-from — the photo importers' record of what is already in. It is rewritten atomically
+from, and `x_source_sha256` and `y_source_sha256`, the SHA-256 of those files' bytes — the photo
+importers' record of what is already in. It is rewritten atomically
 (temp file, fsync, rename) on every change, so a crash leaves the previous complete table.
 Files get the mode open() gives a new file (0666 & ~umask), like every other dataset file.
 """

@@ -12,7 +12,9 @@ PAIR_COLUMNS = [
     "x_map", "y_map", "n_observers_x", "n_observers_y", "kl_xy",
 ]
 # Written only by datasets that use them (after PAIR_COLUMNS); readers of §2 columns ignore them.
-OPTIONAL_COLUMNS = ["x_source_file", "y_source_file"]
+# A photo import's record of what it read: the source file names (no folder) and the SHA-256
+# (hex) of their bytes, so a re-import knows a photo by name and content (datagen.photos).
+OPTIONAL_COLUMNS = ["x_source_file", "y_source_file", "x_source_sha256", "y_source_sha256"]
 NUMERIC_COLUMNS = {"n_edited": "Int64", "n_observers_x": "Int64", "n_observers_y": "Int64", "kl_xy": "float64"}
 SPLITS = ("train", "val", "test")
 SOURCES = ("clevr", "photo", "single")

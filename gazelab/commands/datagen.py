@@ -64,12 +64,22 @@ def render(ctx, out, n_pairs, width, height, samples, seed, workers, edit_mix, o
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset directory (created or extended).")
 @click.option("--splits", default="0.94,0.03,0.03", show_default=True, help="train,val,test fractions.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the split assignment.")
-def import_pairs(x_dir, y_dir, out, splits, seed) -> None:
-    """Import SGIT-R style photo pairs of the same view, matched by file stem (same size required)."""
+@click.option("--follow-symlinks", is_flag=True,
+              help="Read symlinks that lead out of the source folders (without it they are left out, named).")
+def import_pairs(x_dir, y_dir, out, splits, seed, follow_symlinks) -> None:
+    """Import SGIT-R style photo pairs of the same view, matched by file stem (same size required).
+
+    All or nothing: a file name that is not UTF-8, a damaged or truncated image, names that differ
+    only in case, or a photo whose content changed since it was imported refuse the whole import,
+    and a killed import leaves the dataset as it was (the next import completes or discards it).
+    Re-running adds new photos and skips those already in with the same content (SHA-256).
+    Hidden files are left out, each named.
+    """
     from datagen.photos import import_pairs as run
 
-    summary = run(x_dir, y_dir, out, splits=splits, seed=seed)
-    click.echo(f"imported {summary.imported} pairs ({summary.skipped} already there) into {summary.path}")
+    summary = run(x_dir, y_dir, out, splits=splits, seed=seed, follow_symlinks=follow_symlinks)
+    for line in summary.lines("pairs"):
+        click.echo(line)
 
 
 @group.command("import-singles")
@@ -79,12 +89,19 @@ def import_pairs(x_dir, y_dir, out, splits, seed) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset directory (created or extended).")
 @click.option("--splits", default="0,0,1", show_default=True, help="train,val,test fractions (SGIT-C is a test set).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the split assignment.")
-def import_singles(images, target_maps, out, splits, seed) -> None:
-    """Import SGIT-C style single images, optionally with target maps."""
+@click.option("--follow-symlinks", is_flag=True,
+              help="Read symlinks that lead out of the source folders (without it they are left out, named).")
+def import_singles(images, target_maps, out, splits, seed, follow_symlinks) -> None:
+    """Import SGIT-C style single images, optionally with target maps.
+
+    All or nothing, like import-pairs: unreadable names or files, case clashes and changed
+    content refuse the whole import; re-running skips images already in with the same content.
+    """
     from datagen.photos import import_singles as run
 
-    summary = run(images, out, target_maps=target_maps, splits=splits, seed=seed)
-    click.echo(f"imported {summary.imported} images ({summary.skipped} already there) into {summary.path}")
+    summary = run(images, out, target_maps=target_maps, splits=splits, seed=seed, follow_symlinks=follow_symlinks)
+    for line in summary.lines("images"):
+        click.echo(line)
 
 
 @group.command("preview")

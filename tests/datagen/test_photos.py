@@ -1,8 +1,12 @@
+import hashlib
+import logging
+
 import cv2
 import numpy as np
 import pytest
 
-from datagen.dataset import _PAIR_ID, SUBDIRS, Dataset
+from datadir import SUBDIRS, Dataset
+from datadir.schema import PAIR_ID_PATTERN
 from datagen.photos import import_pairs, import_singles, photo_pair_id
 from datagen.splits import assign_split, parse_splits
 
@@ -50,7 +54,8 @@ def test_import_pairs_errors_leave_nothing_half_written(photo_dirs, tmp_path):
     (y_dir / "street.jpg").unlink(missing_ok=True)
     with pytest.raises(ValueError, match="21x15"):
         import_pairs(x_dir, y_dir, tmp_path / "out2")
-    assert Dataset.open(tmp_path / "out2").pairs.empty
+    # a refused import into a new folder leaves no folder, and nothing beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x", "y"]
 
 
 def test_import_pairs_rejects_unreadable_images(photo_dirs, tmp_path):
@@ -140,7 +145,7 @@ def test_ids_are_file_name_safe_and_injective():
     stems = ["a b", "a_b", "a-b", "a.b", "a", "A", " a", "_a", "a%20b", "a:b", "ä", "日本", "..", "-", "x" * 300]
     ids = [photo_pair_id(stem) for stem in stems]
     assert len(set(ids)) == len(stems)
-    assert all(_PAIR_ID.match(pid) and len(pid) <= 120 for pid in ids)
+    assert all(PAIR_ID_PATTERN.match(pid) and len(pid) <= 120 for pid in ids)
     assert photo_pair_id("kitchen_1") == "kitchen_1" and photo_pair_id("IMG_0001.raw") == "IMG_0001.raw"
     # a safe stem that looks like a derived id is itself derived, so it cannot take another photo's id
     derived = photo_pair_id("a b")
@@ -175,17 +180,24 @@ def test_a_failed_commit_removes_the_files_of_the_import(photo_dirs, tmp_path, m
     def refuse(self, rows):
         raise OSError("disk full")
 
+    import_pairs(x_dir, y_dir, tmp_path / "old")
+    before = _files_under(tmp_path / "old")
+    _photo(x_dir / "beach.png"), _photo(y_dir / "beach.png")
     monkeypatch.setattr(Dataset, "add_pairs", refuse)
+    with pytest.raises(OSError, match="disk full"):  # after the files were moved in: they go again
+        import_pairs(x_dir, y_dir, tmp_path / "old")
+    assert _files_under(tmp_path / "old") == before and len(Dataset.open(tmp_path / "old").pairs) == 3
+    assert [p.name for p in (tmp_path / "old").iterdir() if p.name.startswith(".")] == []
     with pytest.raises(OSError, match="disk full"):
         import_pairs(x_dir, y_dir, tmp_path / "out")
-    assert _files_under(tmp_path / "out") == []
+    assert not (tmp_path / "out").exists()
     images, maps = tmp_path / "images", tmp_path / "maps"
     images.mkdir(), maps.mkdir()
     _photo(images / "a.png")
     np.save(maps / "a.npy", np.ones((15, 20), np.float32))
     with pytest.raises(OSError, match="disk full"):
         import_singles(images, tmp_path / "singles", target_maps=maps)
-    assert _files_under(tmp_path / "singles") == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "maps", "old", "x", "y"]
 
 
 def test_import_singles_records_sources_and_resumes_exactly(tmp_path):
@@ -227,4 +239,65 @@ def test_two_photos_whose_ids_would_clash_are_refused_before_any_file(photo_dirs
     x_dir, y_dir = photo_dirs
     with pytest.raises(ValueError, match=r"photo '(park|street)' would get pair id same, which photo '.+' has"):
         import_pairs(x_dir, y_dir, tmp_path / "out")
-    assert _files_under(tmp_path / "out") == []
+    assert not (tmp_path / "out").exists()
+
+
+def _sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_reimport_knows_a_photo_by_content_as_well_as_by_name(photo_dirs, tmp_path):
+    x_dir, y_dir = photo_dirs
+    import_pairs(x_dir, y_dir, tmp_path / "out")
+    table = Dataset.open(tmp_path / "out").pairs.set_index("pair_id")
+    assert table.loc["park", "x_source_sha256"] == _sha256(x_dir / "park.jpg")
+    assert table.loc["park", "y_source_sha256"] == _sha256(y_dir / "park.png")
+    before = (tmp_path / "out/pairs.csv").read_bytes()
+    _photo(y_dir / "park.png", value=123)  # another photo under a stem already imported
+    _photo(x_dir / "zoo.png"), _photo(y_dir / "zoo.png")
+    with pytest.raises(ValueError, match=r"1 file\(s\) differ from what .* imported under their stem: park\.png"
+                                         r" \(pair park, imported from 'park\.png'\); restore them, or rename"):
+        import_pairs(x_dir, y_dir, tmp_path / "out")
+    assert (tmp_path / "out/pairs.csv").read_bytes() == before and _files_under(tmp_path / "out") == sorted(
+        f"images/{pid}_{side}.png" for pid in table.index for side in "xy")
+    _photo(y_dir / "park.png", value=200)  # the imported photo back: same bytes, so it is skipped
+    again = import_pairs(x_dir, y_dir, tmp_path / "out")
+    assert (again.imported, again.skipped) == (1, 3)
+
+
+def test_rows_imported_before_hashes_were_recorded_are_matched_by_name(photo_dirs, tmp_path, caplog):
+    x_dir, y_dir = photo_dirs
+    import_pairs(x_dir, y_dir, tmp_path / "out")
+    table = Dataset.open(tmp_path / "out").pairs.drop(columns=["x_source_sha256", "y_source_sha256"])
+    (tmp_path / "out/pairs.csv").write_text(table.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
+    _photo(y_dir / "park.png", value=123)
+    with caplog.at_level(logging.WARNING, logger="datagen"):
+        again = import_pairs(x_dir, y_dir, tmp_path / "out")
+    assert (again.imported, again.skipped) == (0, 3)
+    assert any("3 photo(s) already in" in r.getMessage() and "by file name only" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_target_map_added_after_the_import_is_reported(tmp_path):
+    images, maps = tmp_path / "images", tmp_path / "maps"
+    images.mkdir(), maps.mkdir()
+    _photo(images / "a.png")
+    import_singles(images, tmp_path / "out")
+    assert import_singles(images, tmp_path / "out").skipped == 1  # no maps given: the image alone is compared
+    np.save(maps / "a.npy", np.ones((15, 20), np.float32))
+    with pytest.raises(ValueError, match=r"a\.npy \(pair a, imported without it\)"):
+        import_singles(images, tmp_path / "out", target_maps=maps)
+
+
+def test_an_id_that_differs_only_in_case_from_one_in_the_dataset_is_refused(tmp_path):
+    x_dir, y_dir = tmp_path / "x", tmp_path / "y"
+    x_dir.mkdir(), y_dir.mkdir()
+    _photo(x_dir / "Cat.png"), _photo(y_dir / "Cat.png")
+    import_pairs(x_dir, y_dir, tmp_path / "out")
+    for side in (x_dir, y_dir):
+        (side / "Cat.png").rename(side / "cat.png")
+    before = _files_under(tmp_path / "out")
+    with pytest.raises(ValueError, match=r"differ only in case .*: photo 'cat' \(id cat\) against photo 'Cat'"
+                                         r" \(id Cat\); rename"):
+        import_pairs(x_dir, y_dir, tmp_path / "out")
+    assert _files_under(tmp_path / "out") == before and list(Dataset.open(tmp_path / "out").pairs["pair_id"]) == ["Cat"]
