@@ -4,6 +4,10 @@ Pair i depends only on (seed, i): its scenes come from `sample_pair(seed, i, att
 split from `assign_split(seed, i)`. Any sharding, worker count or resume gives the same
 dataset. A pair is complete when its scene file exists (the worker writes it last, after
 both images and masks); pairs.csv is updated from the main process as pairs finish.
+
+A run owns its dataset folder and its workers (`datagen.run_ownership`): it holds the folder's
+run lock from before it reads the folder until after its workers have ended, workers die with
+the main process however it ends, and a worker commits a file only while its run holds the lock.
 """
 from __future__ import annotations
 
@@ -21,9 +25,11 @@ from typing import Any, Callable, Iterator
 
 from tqdm import tqdm
 
-from datagen.dataset import SUBDIRS, Dataset
+from datadir.dataset import Dataset
+from datadir.layout import SUBDIRS, is_dataset, meta_path, pairs_path
 from datagen.generator_config import GeneratorConfig
-from datagen.worker import PAIR_FILES, PairOutcome, pair_id_of, pair_row, prepare_worker_process, render_pair
+from datagen.run_ownership import RunLock, RunToken
+from datagen.worker import PairOutcome, pair_files, pair_id_of, pair_row, prepare_worker_process, render_pair
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,7 @@ def generate(
     function as Ray tasks instead ('local' starts a local instance, 'auto' joins a running
     cluster, or an address); `out` must then be on a filesystem every node sees.
     A pair that raises is retried `retries` times, then recorded as failed; the run goes on.
+    Another run on the same folder is refused (RunLocked) while it lives.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -91,23 +98,34 @@ def generate(
     config = as_rendered(config)
     if ray_address is None:  # Ray renders on the cluster's nodes, whose devices this machine cannot see
         check_render_device(config)
-    folder_existed, dataset_existed = Path(out).exists(), (Path(out) / "dataset.json").exists()
-    dataset = open_for_generation(Path(out), config)
-    summary = RunSummary(dataset.path, config.n_pairs)
-    todo, adopted_rows = plan_resume(dataset, config, summary)
-    if adopted_rows:
-        dataset.add_pairs(adopted_rows)
-    if todo:
-        threads = config.render.threads or max(1, (os.cpu_count() or 1) // workers)
-        job = config.with_threads(threads)
-        runner = _ray_results if ray_address else _local_results
-        try:
-            _collect(dataset, runner(job, dataset.path, todo, workers, ray_address, recycle_every, retries),
-                     summary, len(todo), progress, on_pair)
-        except GenerationAborted:
-            if not dataset_existed:  # e.g. a Ray worker found no GPU before any pair was done
-                _remove_empty_dataset(dataset, remove_folder=not folder_existed)
-            raise
+    out = Path(out)
+    folder_existed, dataset_existed = out.exists(), is_dataset(out)
+    if folder_existed and not out.is_dir():
+        raise ValueError(f"dataset path {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)  # the lock lives in it, and guards the dataset's creation too
+    try:
+        with RunLock.acquire(out) as lock:
+            dataset = open_for_generation(out, config)
+            summary = RunSummary(dataset.path, config.n_pairs)
+            todo, adopted_rows = plan_resume(dataset, config, summary)
+            if adopted_rows:
+                dataset.add_pairs(adopted_rows)
+            if todo:
+                threads = config.render.threads or max(1, (os.cpu_count() or 1) // workers)
+                job = config.with_threads(threads)
+                runner = _ray_results if ray_address else _local_results
+                results = runner(job, dataset.path, todo, workers, ray_address, recycle_every, retries, lock.token())
+                try:
+                    _collect(dataset, results, summary, len(todo), progress, on_pair)
+                except GenerationAborted:
+                    if not dataset_existed:  # e.g. a Ray worker found no GPU before any pair was done
+                        _remove_empty_dataset(dataset)
+                    raise
+    except BaseException:
+        if not folder_existed:  # a folder this run made goes if nothing is left in it
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -129,7 +147,8 @@ def check_render_device(config: GeneratorConfig) -> None:
     if config.render.device in ("auto", "cpu"):
         return
     context = multiprocessing.get_context("spawn")  # bpy must not be forked
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=prepare_worker_process) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=prepare_worker_process,
+                             initargs=(os.getpid(),)) as pool:
         problem = pool.submit(_device_problem, config.render.device).result()
     if problem:
         raise GenerationAborted(f"{problem}; nothing was written")
@@ -153,9 +172,9 @@ def _device_problem(device: str) -> str | None:
 def open_for_generation(path: Path, config: GeneratorConfig) -> Dataset:
     """Create the dataset, or open it if its generator settings equal `config`'s (else ValueError)."""
     config = as_rendered(config)
-    if not (path / "dataset.json").exists():
+    if not is_dataset(path):
         if path.exists() and any(p for p in path.iterdir() if not p.name.startswith(".")):
-            raise ValueError(f"{path} exists, is not empty and holds no dataset.json; choose an empty or new folder")
+            raise ValueError(f"{path} exists, is not empty and holds no dataset; choose an empty or new folder")
         return Dataset.create(path, path.name, source="clevr", generator=config.identity())
     dataset = Dataset.open(path)
     theirs = dataset.settings.get("generator")
@@ -176,15 +195,16 @@ def open_for_generation(path: Path, config: GeneratorConfig) -> Dataset:
 def plan_resume(dataset: Dataset, config: GeneratorConfig, summary: RunSummary) -> tuple[list[int], list[dict]]:
     """Indices still to render, and rows of pairs complete on disk but missing from pairs.csv.
 
-    Files of incomplete pairs and stray temporary files are deleted so none survives.
+    Files of incomplete pairs and stray temporary files are deleted so none survives: call it
+    only while holding the folder's run lock (as `generate` does), so no live run writes them.
     """
-    for stray in dataset.path.glob("*/.*.tmp*"):
+    for stray in [*dataset.path.glob(".*.tmp*"), *dataset.path.glob("*/.*.tmp*")]:
         stray.unlink(missing_ok=True)
     listed = set(dataset.pairs["pair_id"])
     todo, adopted = [], []
     for index in range(config.n_pairs):
         pair_id = pair_id_of(index)
-        paths = [dataset.path / rel.format(pair_id=pair_id) for rel in PAIR_FILES]
+        paths = [dataset.path / rel for rel in pair_files(pair_id).values()]
         complete = all(p.is_file() for p in paths)
         if pair_id in listed and complete:
             summary.skipped += 1
@@ -223,22 +243,27 @@ def _collect(dataset, results: Iterator[PairOutcome], summary: RunSummary, total
                 pending, last_flush = [], time.monotonic()
     finally:
         bar.close()
+        if hasattr(results, "close"):  # a runner generator: its workers end now, however this ends
+            results.close()
         if pending:  # also on Ctrl-C: what finished is saved
             dataset.add_pairs(pending)
 
 
-def _local_results(config, out: Path, todo, workers, _address, recycle_every, retries) -> Iterator[PairOutcome]:
-    """Outcomes as they finish from a spawn-based process pool whose workers are recycled."""
+def _local_results(config, out: Path, todo, workers, _address, recycle_every, retries,
+                   run: RunToken) -> Iterator[PairOutcome]:
+    """Outcomes as they finish from a spawn-based process pool whose workers are recycled and
+    die with this process."""
     context = multiprocessing.get_context("spawn")  # bpy must not be forked
     attempts: Counter = Counter()
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, max_tasks_per_child=recycle_every, initializer=prepare_worker_process
+        max_workers=workers, mp_context=context, max_tasks_per_child=recycle_every,
+        initializer=prepare_worker_process, initargs=(os.getpid(),),
     ) as pool:
         futures: dict[Future, int] = {}
 
         def submit(index: int) -> None:
             attempts[index] += 1
-            futures[pool.submit(render_pair, config, str(out), index)] = index
+            futures[pool.submit(render_pair, config, str(out), index, run)] = index
 
         queue = list(todo)
         try:
@@ -254,13 +279,25 @@ def _local_results(config, out: Path, todo, workers, _address, recycle_every, re
                         submit(index)
                         continue
                     yield outcome
-        except BaseException:
+        except BaseException:  # e.g. Ctrl-C: stop now, not after the queued pairs, and before the lock goes
+            _kill_workers(pool)
             pool.shutdown(wait=False, cancel_futures=True)
             raise
 
 
-def _ray_results(config, out: Path, todo, workers, address, recycle_every, retries) -> Iterator[PairOutcome]:
-    """The same worker function as Ray tasks; GPU renders request a GPU each."""
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    # Python 3.14 has pool.kill_workers(); before it, the executor's own table of processes.
+    processes = list((pool._processes or {}).values())
+    for process in processes:
+        process.kill()
+    for process in processes:
+        process.join()
+
+
+def _ray_results(config, out: Path, todo, workers, address, recycle_every, retries,
+                 run: RunToken) -> Iterator[PairOutcome]:
+    """The same worker function as Ray tasks; GPU renders request a GPU each. A task checks
+    `run` against the lock file (on the shared filesystem) before it commits a file."""
     try:
         import ray
     except ImportError as exc:
@@ -276,7 +313,7 @@ def _ray_results(config, out: Path, todo, workers, address, recycle_every, retri
 
     def submit(index: int) -> None:
         attempts[index] += 1
-        refs[task.remote(config, str(out), index)] = index
+        refs[task.remote(config, str(out), index, run)] = index
 
     try:
         for index in todo:
@@ -299,14 +336,14 @@ def _ray_results(config, out: Path, todo, workers, address, recycle_every, retri
             ray.shutdown()
 
 
-def _remove_empty_dataset(dataset: Dataset, remove_folder: bool) -> None:
+def _remove_empty_dataset(dataset: Dataset) -> None:
     """Undo the creation of a dataset that holds no pair and no pair file (only empty folders
     are removed, so a file a late worker wrote keeps its folder)."""
     if len(dataset.pairs) or any(p.is_file() for sub in SUBDIRS for p in (dataset.path / sub).rglob("*")):
         return
-    for name in ("pairs.csv", "dataset.json"):
-        (dataset.path / name).unlink(missing_ok=True)
-    for folder in [dataset.path / sub for sub in SUBDIRS] + ([dataset.path] if remove_folder else []):
+    for table in (pairs_path(dataset.path), meta_path(dataset.path)):
+        table.unlink(missing_ok=True)
+    for folder in [dataset.path / sub for sub in SUBDIRS]:
         with contextlib.suppress(OSError):
             folder.rmdir()
 

@@ -8,28 +8,33 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datadir.files import temp_file_beside
+from datadir.layout import relative_path
 from datagen.blender.visibility import check_visibility
-from datagen.dataset import temp_file_beside
 from datagen.generator_config import GeneratorConfig
+from datagen.run_ownership import RunGone, RunToken, die_with_parent
 from datagen.sampling import sample_pair
 from datagen.splits import assign_split
 
 log = logging.getLogger(__name__)
 
-# The files of a complete pair; the scene file is written last and marks completion.
-PAIR_FILES = (
-    "images/{pair_id}_x.png",
-    "images/{pair_id}_y.png",
-    "masks/{pair_id}_x.png",
-    "masks/{pair_id}_y.png",
-    "scenes/{pair_id}.json",
-)
+# The files of a complete pair, by pairs.csv column: (kind, side) in the dataset's layout. The
+# rendered images come first; the scene file is written last and marks completion.
+PAIR_FILES = {"x_image": ("image", "x"), "y_image": ("image", "y"), "x_mask": ("mask", "x"),
+              "y_mask": ("mask", "y"), "scene": ("scene", "x")}
+RENDERED = ("x_image", "y_image", "x_mask", "y_mask")
+
+
+def pair_files(pair_id: str) -> dict[str, str]:
+    """{pairs.csv column: path relative to the dataset} of a rendered pair's files."""
+    return {column: relative_path(pair_id, kind, side) for column, (kind, side) in PAIR_FILES.items()}
 
 _RENDERERS: dict[Any, Any] = {}  # one Blender session per worker process, keyed by settings
 
@@ -48,12 +53,15 @@ class PairOutcome:
     seconds: float = 0.0
 
 
-def prepare_worker_process() -> None:
-    """Initializer of spawned workers: drop Blender's script folders from the inherited sys.path.
+def prepare_worker_process(parent_pid: int | None = None) -> None:
+    """Initializer of spawned workers: end with the parent `parent_pid` (if given), and drop
+    Blender's script folders from the inherited sys.path.
 
     A parent that imported bpy (a notebook, a test session) has Blender's bundled
     `scripts/modules` on sys.path, and its `bpy` folder would shadow the real module here.
     """
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     if "bpy" not in sys.modules:
         sys.path[:] = [p for p in sys.path if not _is_blender_script_folder(p)]
 
@@ -67,17 +75,21 @@ def pair_id_of(index: int) -> str:
     return f"{index:06d}"
 
 
-def render_pair(config: GeneratorConfig, out: str, index: int) -> PairOutcome:
+def render_pair(config: GeneratorConfig, out: str, index: int, run: RunToken | None = None) -> PairOutcome:
     """Sample pair `index`, render X and Y with masks, check visibility, resample if needed.
 
     Never raises for a failed pair: the error comes back in the outcome so the caller can
-    retry it or record it. The pair's files are removed when it fails.
+    retry it or record it. Images are rendered to temporary names and renamed into place only
+    once the pair passes, then the scene file marks it complete; with `run`, each rename
+    happens only while that run still holds the dataset (else nothing is written). The pair's
+    files are removed when it fails.
     """
     from datagen.blender.settings import RenderDeviceError
 
     pair_id = pair_id_of(index)
     root = Path(out)
-    paths = {rel: root / rel.format(pair_id=pair_id) for rel in PAIR_FILES}
+    paths = {column: root / rel for column, rel in pair_files(pair_id).items()}
+    staged = {column: _staging_name(paths[column]) for column in RENDERED}
     start = time.perf_counter()
     try:
         renderer = _renderer(config)
@@ -87,8 +99,8 @@ def render_pair(config: GeneratorConfig, out: str, index: int) -> PairOutcome:
                 config.seed, index, config.properties, config.placement, config.edit_mix,
                 config.image_size, attempt=attempt,
             )
-            result_x = renderer.render(spec.scene_x, paths[PAIR_FILES[0]], paths[PAIR_FILES[2]])
-            result_y = renderer.render(spec.scene_y, paths[PAIR_FILES[1]], paths[PAIR_FILES[3]])
+            result_x = renderer.render(spec.scene_x, staged["x_image"], staged["x_mask"])
+            result_y = renderer.render(spec.scene_y, staged["y_image"], staged["y_mask"])
             edit = spec.edit.to_dict()
             problems = check_visibility(
                 spec.scene_x, spec.scene_y, edit, result_x.pixel_counts, result_y.pixel_counts,
@@ -108,23 +120,30 @@ def render_pair(config: GeneratorConfig, out: str, index: int) -> PairOutcome:
             },
             device=result_x.device,
         )
-        _write_json(paths[PAIR_FILES[4]], record)
+        for column, tmp in staged.items():
+            _check(run)
+            os.replace(tmp, paths[column])
+        _write_json(paths["scene"], record, run)
         return PairOutcome(
             pair_id, row=_row(config, index, edit), resampled=len(reasons), resample_reasons=reasons,
             device=result_x.device, seconds=time.perf_counter() - start,
         )
+    except RunGone as exc:  # the files may now be another run's: touch none of them
+        return PairOutcome(pair_id, error=str(exc))
     except RenderDeviceError as exc:
-        _remove(paths.values())
+        _remove_if_current(paths.values(), run)
         return PairOutcome(pair_id, error=str(exc), fatal=True)
     except Exception as exc:  # noqa: BLE001 — one bad pair must not end a 60,000-pair run
         log.exception("pair %s failed", pair_id)
-        _remove(paths.values())
+        _remove_if_current(paths.values(), run)
         return PairOutcome(pair_id, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - start)
+    finally:
+        _remove(staged.values())
 
 
 def pair_row(root: Path, config: GeneratorConfig, index: int) -> dict[str, Any]:
     """The pairs.csv row of a pair whose files are complete on disk (read from its scene file)."""
-    scene_path = root / PAIR_FILES[4].format(pair_id=pair_id_of(index))
+    scene_path = root / pair_files(pair_id_of(index))["scene"]
     try:
         edit = json.loads(scene_path.read_text(encoding="utf-8"))["edit"]
     except (OSError, ValueError, KeyError) as exc:
@@ -134,14 +153,13 @@ def pair_row(root: Path, config: GeneratorConfig, index: int) -> dict[str, Any]:
 
 def _row(config: GeneratorConfig, index: int, edit: dict[str, Any]) -> dict[str, Any]:
     pair_id = pair_id_of(index)
-    files = [rel.format(pair_id=pair_id) for rel in PAIR_FILES]
     return {
         "pair_id": pair_id,
         "split": assign_split(config.seed, index, config.splits),
         "source": "clevr",
         "edit_type": edit["type"],
         "n_edited": len(edit["object_ids"]),
-        "x_image": files[0], "y_image": files[1], "x_mask": files[2], "y_mask": files[3], "scene": files[4],
+        **pair_files(pair_id),
     }
 
 
@@ -159,13 +177,34 @@ def _renderer(config: GeneratorConfig):
     return _RENDERERS[key]
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def _staging_name(path: Path) -> Path:
+    """A hidden name beside `path` for a render not yet committed: `.NAME.….tmp`, the pattern of
+    leftovers that resume deletes and `dataset validate` reports."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+
+
+def _write_json(path: Path, data: dict[str, Any], run: RunToken | None) -> None:
     fd, tmp = temp_file_beside(path)  # the dataset's usual mode (mkstemp's would be 0600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _check(run)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check(run: RunToken | None) -> None:
+    if run is not None:
+        run.check()
+
+
+def _remove_if_current(paths, run: RunToken | None) -> None:
+    """Remove a failed pair's files, unless its run is gone (they may be another run's now)."""
+    if run is None or run.is_current():
+        _remove(paths)
 
 
 def _remove(paths) -> None:

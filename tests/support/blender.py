@@ -7,6 +7,7 @@ torch. Cycles loads no OpenGL and may render in the test process itself.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -17,7 +18,9 @@ def render_in_fresh_process(settings, jobs: list[tuple]) -> list:
     """Render `jobs` = [(Scene, image path, mask path)] with one new `Renderer(settings)` in a
     spawned process; returns their `RenderResult`s in order."""
     context = multiprocessing.get_context("spawn")  # bpy must not be forked
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=prepare_worker_process) as pool:
+    # initargs: the render process dies with the test session, however that ends
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=prepare_worker_process,
+                             initargs=(os.getpid(),)) as pool:
         return pool.submit(_render, settings, [(scene, str(image), str(mask)) for scene, image, mask in jobs]).result()
 
 
