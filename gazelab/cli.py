@@ -9,7 +9,7 @@ import sys
 import click
 
 from gazelab import __version__
-from gazelab.commands import datagen, dataset, demo, evaluate, modeling, score, study
+from gazelab.commands import datagen, dataset, demo, doctor, evaluate, modeling, score, study
 
 # Errors that mean "the user gave something wrong", shown as one line without a traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
@@ -29,6 +29,7 @@ cli.add_command(dataset.group)
 cli.add_command(score.command)
 cli.add_command(study.group)
 cli.add_command(demo.command)
+cli.add_command(doctor.command)
 for command in modeling.COMMANDS + evaluate.COMMANDS:
     cli.add_command(command)
 
