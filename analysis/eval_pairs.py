@@ -22,6 +22,8 @@ import numpy as np
 
 from analysis import attention_shift as shift
 from analysis import fidelity
+from datadir import Dataset
+from datadir.maps import load_map
 
 # column -> (what it is, better direction: "higher" / "lower" / None). The report's tables use these.
 METRIC_INFO = {
@@ -73,11 +75,10 @@ class PairInputs:
     x_human: np.ndarray | None  # the human fixation map of X, when a study made one
 
 
-def read_pairs(data_dir, split: str | None) -> list[PairInputs]:
-    """Every non-`single` pair of `split` (None: all) in the dataset at `data_dir`, sorted by id.
-    ValueError naming the splits there are when `split` has no pairs."""
-    from datadir import Dataset
-
+def read_pairs(data_dir, split: str | None, pair_ids=None) -> list[PairInputs]:
+    """Every non-`single` pair of `split` (None: all) in the dataset at `data_dir`, sorted by id
+    (only those in `pair_ids` when given: one shard of an evaluation). ValueError naming the
+    splits there are when `split` has no pairs."""
     dataset = Dataset.open(data_dir)
     table = dataset.pairs
     table = table[table["source"] != "single"]
@@ -86,6 +87,8 @@ def read_pairs(data_dir, split: str | None) -> list[PairInputs]:
         counts = table["split"].value_counts().to_dict()
         raise ValueError(f"dataset {dataset.path} has no pairs of split {split!r} (it has {counts or 'none'}); "
                          "choose another --split, or --split all to score every pair")
+    if pair_ids is not None:
+        chosen = chosen[chosen["pair_id"].isin(set(pair_ids))]
     return [_read_pair(dataset.path, row) for row in chosen.sort_values("pair_id").to_dict("records")]
 
 
@@ -231,8 +234,6 @@ def _labels(root: Path, relative, shape, pair_id: str) -> np.ndarray | None:
 
 
 def _density(root: Path, relative, shape, pair_id: str) -> np.ndarray | None:
-    from datadir.maps import load_map
-
     if not relative:
         return None
     path = root / relative

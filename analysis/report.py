@@ -23,6 +23,7 @@ from analysis.report_tables import (Evaluation, Table, ablation_tables, consiste
                                     gazeshiftnet_table1, ground_truth_table, human_attention, load_evaluation,
                                     missing_line, preference_table, rating_tables, sagim_table1, salggan_table1)
 from analysis.report_checks import parameter_limits_table, predictor_check_table, realism_fidelity_table
+from analysis.study_stats import per_image_ratings, preference_shares, qc_summary, rating_summary, read_export
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.4}
@@ -161,8 +162,6 @@ def _figures(ev: Evaluation, exports, human: pd.DataFrame | None) -> str:
 
 
 def _study_tables(export, ev: Evaluation) -> list[Table]:
-    from analysis.study_stats import preference_shares, rating_summary
-
     responses, tables = export.responses, []
     if (responses["task"] == "choose_best").any():
         tables.append(preference_table(preference_shares(responses, method_order=ev.methods), ev.methods))
@@ -192,8 +191,6 @@ def _study_names(exports) -> list[str]:
 
 
 def _qc_html(export) -> str:
-    from analysis.study_stats import qc_summary
-
     qc = qc_summary(export)
     people = "; ".join(f"{source}: " + ", ".join(f"{n} {status}" for status, n in counts.items())
                        for source, counts in qc["participants"].items())
@@ -238,8 +235,6 @@ def _provenance(ev: Evaluation, exports) -> str:
 
 
 def _read_study(folder, ev: Evaluation):
-    from analysis.study_stats import read_export
-
     export = read_export(folder, sources=None)
     ids = set(export.responses["pair_id"].dropna().astype(str)) - {""}
     known = set(ev.per_image["pair_id"].astype(str))
@@ -295,8 +290,6 @@ def _human_attention(exports, ev: Evaluation) -> pd.DataFrame | None:
 def _ratings(exports) -> pd.DataFrame | None:
     """Per-image mean rating per (block, question, method) of the rate tasks (`study_stats.
     per_image_ratings`: no catch, practice or invalid rows): the box plots' distributions."""
-    from analysis.study_stats import per_image_ratings
-
     frames = [per_image_ratings(export.responses) for export in exports]
     frames = [frame for frame in frames if len(frame)]
     return pd.concat(frames, ignore_index=True) if frames else None

@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from analysis.controls import ALPHA, MIN_MARGIN, control_tests
 from analysis.report_tables import Evaluation, Table, _interval, _number, _p, _pm, _why_absent
 
 
@@ -53,8 +54,6 @@ def predictor_check_table(ev: Evaluation) -> Table | None:
     """The measuring predictor against its controls, per metric: mean of the predictor, the centre
     bias and the shuffle on the evaluated X and Y images with human maps, n, the one-sided Wilcoxon
     p of each comparison and the verdict (None when the evaluation had no predictor)."""
-    from analysis.controls import ALPHA, MIN_MARGIN, control_tests
-
     check = ev.record.get("predictor_check") or {}
     if not ev.record.get("predictor"):
         return None

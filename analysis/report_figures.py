@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.eval_pairs import METRIC_INFO, read_rgb, resize_density
 from analysis.evaluation import REFERENCE
 from analysis.report_tables import Evaluation
+from datadir import relative_path
 
 PAGE_WIDTH_PX = 1100  # the report's body max-width (report._STYLE): wider images would be scaled down
 DPI = 100
@@ -155,9 +157,6 @@ def scatter(ev: Evaluation, ratings: pd.DataFrame | None, human: pd.DataFrame | 
 def grid_plot(ev: Evaluation, pair_ids: list[str], methods: list[str]):
     """A matplotlib figure: per pair a row of images (X, Y, outputs) and, when the evaluation has
     maps, a row of densities on one colour scale with its colour bar. Returns (figure, colour bars)."""
-    from analysis.eval_pairs import read_rgb
-    from datadir import relative_path
-
     maps, data = ev.folder / "maps", Path(ev.record["data"])
     with_maps = maps.is_dir()
     titles = ["input X", "target Y", *methods]
@@ -250,8 +249,6 @@ def _grid_caption(ev: Evaluation, shown: list[str], n_common: int, methods: list
 
 
 def _box_caption(ev: Evaluation, metric: str, panels) -> str:
-    from analysis.eval_pairs import METRIC_INFO
-
     parts = []
     for title, groups in panels:
         counts = ", ".join(f"{m} {len(v)}" for m, v in groups.items() if len(v)) or "no data"
@@ -313,15 +310,11 @@ def _render(fig, alt: str, caption: str, colour_bars: int = 0) -> ReportFigure:
 
 
 def _rgb_or_none(path: Path):
-    from analysis.eval_pairs import read_rgb
-
     return read_rgb(path) if path.is_file() else None
 
 
 def _density_or_none(path: Path, shape: tuple[int, int]):
     """A saved density map resampled to `shape` (H, W), summing to 1; None when there is none."""
-    from analysis.eval_pairs import resize_density
-
     return resize_density(np.load(path), shape) if path.is_file() else None
 
 

@@ -16,11 +16,13 @@ import numpy as np
 import pandas as pd
 
 from analysis.evaluation import LOCAL_DS_REGIONS, REFERENCE
-from analysis.study_attention import MIN_OBSERVERS, human_attention  # noqa: F401 (human_attention: the report's)
+from analysis.study_attention import (MIN_OBSERVERS, consistency_curve,  # noqa: F401 (human_attention: the report's)
+                                      human_attention)
 from analysis.table_format import interval as _interval
 from analysis.table_format import number as _number
 from analysis.table_format import p_value as _p
 from analysis.table_format import plus_minus as _pm
+from analysis.study_stats import attention_change, has_flattened
 
 
 @dataclass
@@ -175,8 +177,6 @@ def gatys_table(ev: Evaluation, human: pd.DataFrame | None = None) -> Table:
     with a 95% bootstrap interval over images per method — from the predictor's maps and, given
     `human` (per-image rows condition, method, pair_id, side, dp_obj, dp_obj_rel,
     entropy_change_bits: `human_attention`), from human maps per (condition, method)."""
-    from analysis.study_stats import attention_change
-
     sources = [("predictor", ev.per_image)] + ([("human", human)] if human is not None and len(human) else [])
     rows, notes = [], []
     for source, table in sources:
@@ -343,8 +343,6 @@ def consistency_table(responses: pd.DataFrame, ev: Evaluation, max_images: int =
     consistency_curve` on the evaluated dataset's images): split-half CC and NSS by observers per
     half and the CC projected to all observers, averaged over the displayed images with most
     observers. None without clicks on images."""
-    from analysis.study_attention import consistency_curve
-    from analysis.study_stats import has_flattened
 
     curve, observers = consistency_curve(responses, ev.record["data"], max_images, n_splits, seed)
     if observers.empty:

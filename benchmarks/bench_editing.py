@@ -83,7 +83,7 @@ from analysis.fidelity import ssim_map  # noqa: E402
 from analysis.realism import realism_c2st  # noqa: E402
 from benchmarks._editing_references import (DIRECTION_SIGN, FIXED_KNOBS, best_fixed_at, case_measures,  # noqa: E402
                                             fixed_edit, fixed_edit_grid, matched_frontiers, per_case_above)
-from datadir import Dataset  # noqa: E402
+from datadir import Dataset, PairWriter  # noqa: E402
 from models.base import SaliencyPredictor, build_model, registry_of  # noqa: E402
 from models.editors import gazeshift_ops as ops  # noqa: E402
 from models.losses import gaussian_blur  # noqa: E402
@@ -170,7 +170,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        data_dir = args.data or write_scenes(Path(tmp) / "scenes", n_train, n_test, (64, 48), args.seed, rule)
+        data_dir = args.data or write_scenes(Path(tmp) / "box-scenes", n_train, n_test, (64, 48), args.seed, rule)
         measurer = train_measurer(Path(tmp) / "measurer", measurer_pairs, measurer_steps, args.seed, rule)
         cases = held_out_cases(data_dir, EVAL_SIZE, rule, measurer)
         grid = fixed_edit_grid(cases, rule, measurer)
@@ -229,6 +229,7 @@ def write_scenes(root: Path, n_train: int, n_test: int, size: tuple[int, int], s
     u uniform in ± that many stops (0: the editors' scenes, whose random stream stays as it was)."""
     width, height = size
     ds = Dataset.create(root, "bench-editing-scenes", seed=seed, image_size=[width, height])
+    writer = PairWriter(root)
     rng = np.random.default_rng(seed)
     object_stops, ground_stops = brightness_stops
     rows = []
@@ -240,8 +241,7 @@ def write_scenes(root: Path, n_train: int, n_test: int, size: tuple[int, int], s
         boxes = _boxes(rng, width, height)
         colours = [_colour(rng, object_stops) for _ in boxes]
         recoloured = int(rng.integers(len(boxes)))
-        row = {"pair_id": pair_id, "split": "train" if index < n_train else "test", "source": "clevr",
-               "edit_type": "recolor", "n_edited": 1, "scene": f"scenes/{pair_id}.json"}
+        columns, images, masks = {}, {}, {}
         for side in ("x", "y"):
             if side == "y":
                 colours[recoloured] = _colour(rng, object_stops)
@@ -250,20 +250,18 @@ def write_scenes(root: Path, n_train: int, n_test: int, size: tuple[int, int], s
                 shade = np.linspace(1.1, 0.75, h)[:, None, None]  # lit from above, as a rendered box
                 image[y0:y0 + h, x0:x0 + w] = colour * shade
                 labels[y0:y0 + h, x0:x0 + w] = k
-            image = np.clip(image, 0, 1)
-            cv2.imwrite(str(root / f"images/{pair_id}_{side}.png"), (image[..., ::-1] * 255).round().astype(np.uint8))
-            cv2.imwrite(str(root / f"masks/{pair_id}_{side}.png"), labels)
-            with torch.no_grad():
-                saved = cv2.imread(str(root / f"images/{pair_id}_{side}.png"))[..., ::-1] / 255.0
-                tensor = torch.from_numpy(saved.copy()).float().permute(2, 0, 1)[None]
+            images[side] = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+            masks[side] = labels
+            with torch.no_grad():  # the predictor sees the 8-bit image that is saved
+                tensor = torch.from_numpy(images[side] / 255.0).float().permute(2, 0, 1)[None]
                 density = predictor.density(tensor)[0, 0].numpy().astype(np.float32)
-            np.save(root / f"maps/{pair_id}_{side}.npy", density / density.sum())
-            row.update({f"{side}_image": f"images/{pair_id}_{side}.png", f"{side}_mask": f"masks/{pair_id}_{side}.png",
-                        f"{side}_map": f"maps/{pair_id}_{side}.npy", f"n_observers_{side}": 1})
+            columns[f"{side}_map"] = writer.map(pair_id, side, density, png=False)
+            columns[f"n_observers_{side}"] = 1
         objects = [{"id": k, "mask_id": k} for k in range(1, len(boxes) + 1)]
         scene = {"x": {"objects": objects}, "y": {"objects": objects},
                  "edit": {"type": "recolor", "object_ids": [recoloured + 1]}}
-        (root / f"scenes/{pair_id}.json").write_text(json.dumps(scene))
+        row = writer.write(pair_id, split="train" if index < n_train else "test", source="clevr",
+                           edit_type="recolor", n_edited=1, images=images, masks=masks, scene=scene, **columns)
         rows.append(row)
     ds.add_pairs(rows)
     return root
@@ -336,7 +334,7 @@ def held_out_cases(data_dir: Path, size_hw, rule: LuminanceSaliency, measurer: S
 def train_measurer(root: Path, pairs: int, steps: int, seed: int, rule: LuminanceSaliency) -> SaliencyPredictor:
     """MEASURER trained `steps` steps on the rule's maps of `pairs` scenes of their own (seed + 1,
     brightness spread by MEASURER_BRIGHTNESS), on CPU; returned in eval mode."""
-    data_dir = write_scenes(root / "scenes", pairs, 0, (EVAL_SIZE[1], EVAL_SIZE[0]), seed + 1, rule,
+    data_dir = write_scenes(root / "box-scenes", pairs, 0, (EVAL_SIZE[1], EVAL_SIZE[0]), seed + 1, rule,
                             MEASURER_BRIGHTNESS)
     torch.manual_seed(seed)
     name, preset, overrides = MEASURER

@@ -5,8 +5,9 @@
 
 The data: a synthetic gazelab dataset dir whose pairs.csv has `--pairs` rows. They share the files
 of 64 template pairs (PNG images and label masks at `--size`, .npy fixation densities, scene
-JSON), except that every row and side gets its own hard link to its map: construction checks
-that each map file exists, so those paths are distinct, as in a real dataset.
+JSON), except that every row and side gets its own hard link to its map, at the row's own map
+path in the layout: construction checks that each map file exists, so those paths are distinct, as
+in a real dataset.
 
 1. Construction of `TrainingItems(unit="pair")` (what every model's `make_dataset` builds on) must
    read no image, map or mask: the files opened while it runs are counted (Python's audit hook
@@ -37,7 +38,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import models.data as data_module  # noqa: E402
-from datadir import Dataset  # noqa: E402
+from datadir import SUBDIRS, Dataset, PairWriter, relative_path  # noqa: E402
+from datadir.layout import pairs_path  # noqa: E402
 from models.arrays import collate  # noqa: E402
 from models.batching import batch_stream  # noqa: E402
 from models.data import TrainingItems  # noqa: E402
@@ -76,40 +78,43 @@ def write_dataset(root: Path, n_pairs: int, size: tuple[int, int]) -> None:
     """`n_pairs` rows sharing TEMPLATES template pairs' files; one hard link per row and side for its map."""
     width, height = size
     dataset = Dataset.create(root, "bench-loader", seed=0)
-    (root / "maps/rows").mkdir()
+    writer = PairWriter(root)
     rng = np.random.default_rng(0)
     ys, xs = np.mgrid[0:height, 0:width]
     objects = [{"id": k, "mask_id": k} for k in (1, 2, 3)]
-    for t in range(TEMPLATES):
+    templates = [f"t{t}" for t in range(TEMPLATES)]  # files only: no pairs.csv row names them as its pair
+    for template in templates:
         for side in ("x", "y"):
             image = rng.integers(0, 255, (height, width, 3), np.uint8)
             mask = np.zeros((height, width), np.uint8)
             for k in (1, 2, 3):
                 y0, x0 = int(rng.integers(0, height // 2)), int(rng.integers(0, width // 2))
                 mask[y0:y0 + height // 4, x0:x0 + width // 4] = k
-            cv2.imwrite(str(root / f"images/t{t}_{side}.png"), image)
-            cv2.imwrite(str(root / f"masks/t{t}_{side}.png"), mask)
+            writer.image(template, side, image[..., ::-1])  # drawn as cv2's BGR: the same bytes as before
+            writer.mask(template, side, mask)
             cy, cx = rng.uniform(0, height), rng.uniform(0, width)
             density = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * (width / 8) ** 2)) + 1e-4
-            np.save(root / f"maps/t{t}_{side}.npy", (density / density.sum()).astype(np.float32))
-        (root / f"scenes/t{t}.json").write_text(json.dumps({"x": {"objects": objects}, "y": {"objects": objects},
-                                                           "edit": {"type": "recolor", "object_ids": [1]}}))
+            writer.map(template, side, density, png=False)
+        writer.scene(template, {"x": {"objects": objects}, "y": {"objects": objects},
+                                "edit": {"type": "recolor", "object_ids": [1]}})
     rows = []
     for index in range(n_pairs):
-        pair_id, t = f"{index:06d}", index % TEMPLATES
+        pair_id, template = f"{index:06d}", templates[index % TEMPLATES]
         row = {"pair_id": pair_id, "split": "train", "source": "clevr", "edit_type": "recolor", "n_edited": 1,
-               "scene": f"scenes/t{t}.json"}
+               "scene": relative_path(template, "scene")}
         for side in ("x", "y"):
-            os.link(root / f"maps/t{t}_{side}.npy", root / f"maps/rows/{pair_id}_{side}.npy")
-            row.update({f"{side}_image": f"images/t{t}_{side}.png", f"{side}_mask": f"masks/t{t}_{side}.png",
-                        f"{side}_map": f"maps/rows/{pair_id}_{side}.npy", f"n_observers_{side}": 7})
+            # The row's own map path (where the layout puts it), a hard link to its template's map.
+            os.link(writer.path(template, "map_npy", side), writer.path(pair_id, "map_npy", side))
+            row.update({f"{side}_image": relative_path(template, "image", side),
+                        f"{side}_mask": relative_path(template, "mask", side),
+                        f"{side}_map": relative_path(pair_id, "map_npy", side), f"n_observers_{side}": 7})
         rows.append(row)
     dataset.add_pairs(rows)
 
 
 def bench_construction(root: Path, n_pairs: int) -> bool:
     """Print construction figures; True if construction read an image, map or mask."""
-    csv_s = best_of(3, lambda: pd.read_csv(root / "pairs.csv"))
+    csv_s = best_of(3, lambda: pd.read_csv(pairs_path(root)))
     opened: list[str] = []
     counting = [False]
 
@@ -145,8 +150,8 @@ def bench_construction(root: Path, n_pairs: int) -> bool:
     print(f"  baseline pandas.read_csv(pairs.csv): {csv_s:.3f} s  -> construction / read_csv = {build_s / csv_s:.1f}x")
     tenth = root.parent / f"{root.name}-tenth"
     subset = Dataset.create(tenth, "bench-loader-tenth", seed=0)
-    table = pd.read_csv(root / "pairs.csv", dtype=str, keep_default_na=False).iloc[: max(1, n_pairs // 10)]
-    for folder in ("images", "masks", "maps", "scenes"):
+    table = pd.read_csv(pairs_path(root), dtype=str, keep_default_na=False).iloc[: max(1, n_pairs // 10)]
+    for folder in SUBDIRS:  # the subset reads the full dataset's files
         (tenth / folder).rmdir()
         (tenth / folder).symlink_to(root / folder)
     subset.add_pairs(table)

@@ -23,13 +23,12 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datadir import Dataset  # noqa: E402
+from datadir import Dataset, PairWriter  # noqa: E402
 from models.base import build_model, import_models  # noqa: E402
 from models.arrays import collate  # noqa: E402
 from models.registry import EDITORS, PREDICTORS  # noqa: E402
@@ -148,6 +147,7 @@ def write_scene_dataset(root: Path, n_pairs: int, size: tuple[int, int]) -> Path
     """A valid dataset of coloured rectangles (masks, peaked maps) at `size` = (W, H)."""
     width, height = size
     ds = Dataset.create(root, "bench-scenes", seed=0)
+    writer = PairWriter(root)
     rng = np.random.default_rng(0)
     rows = []
     for index in range(n_pairs):
@@ -156,26 +156,25 @@ def write_scene_dataset(root: Path, n_pairs: int, size: tuple[int, int]) -> Path
         for k in range(3):
             w, h = int(width * rng.uniform(0.15, 0.25)), int(height * rng.uniform(0.15, 0.25))
             boxes.append((int(width * (0.05 + 0.3 * k)), int(rng.integers(0, height - h)), w, h))
-        row = {"pair_id": pair_id, "split": "train", "source": "clevr", "edit_type": "recolor", "n_edited": 1,
-               "scene": f"scenes/{pair_id}.json"}
+        row = {"pair_id": pair_id, "split": "train", "source": "clevr", "edit_type": "recolor", "n_edited": 1}
         for side in ("x", "y"):
             image = np.full((height, width, 3), 110, np.uint8)
             mask = np.zeros((height, width), np.uint8)
             for k, (x0, y0, w, h) in enumerate(boxes, start=1):
                 image[y0:y0 + h, x0:x0 + w] = rng.integers(20, 255, 3)
                 mask[y0:y0 + h, x0:x0 + w] = k
-            cv2.imwrite(str(root / f"images/{pair_id}_{side}.png"), image)
-            cv2.imwrite(str(root / f"masks/{pair_id}_{side}.png"), mask)
+            # The colours were drawn as BGR (as cv2.imwrite wrote them): the same file bytes as before.
+            row[f"{side}_image"] = writer.image(pair_id, side, image[..., ::-1])
+            row[f"{side}_mask"] = writer.mask(pair_id, side, mask)
             x0, y0, w, h = boxes[int(rng.integers(0, 3))]
             ys, xs = np.mgrid[0:height, 0:width]
             sigma = max(width, height) / 20
             density = np.exp(-((xs - x0 - w / 2) ** 2 + (ys - y0 - h / 2) ** 2) / (2 * sigma**2)) + 1e-4
-            np.save(root / f"maps/{pair_id}_{side}.npy", (density / density.sum()).astype(np.float32))
-            row.update({f"{side}_image": f"images/{pair_id}_{side}.png", f"{side}_mask": f"masks/{pair_id}_{side}.png",
-                        f"{side}_map": f"maps/{pair_id}_{side}.npy", f"n_observers_{side}": 7})
+            row[f"{side}_map"] = writer.map(pair_id, side, density, png=False)
+            row[f"n_observers_{side}"] = 7
         objects = [{"id": k, "mask_id": k} for k in range(1, 4)]
-        (root / f"scenes/{pair_id}.json").write_text(json.dumps({"x": {"objects": objects}, "y": {"objects": objects},
-                                                                 "edit": {"type": "recolor", "object_ids": [1]}}))
+        row["scene"] = writer.scene(pair_id, {"x": {"objects": objects}, "y": {"objects": objects},
+                                              "edit": {"type": "recolor", "object_ids": [1]}})
         rows.append(row)
     ds.add_pairs(rows)
     return root

@@ -36,14 +36,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.controls import control_verdicts, with_controls  # noqa: E402
 from analysis.fixations import fixation_map  # noqa: E402
-from datadir.maps import save_map  # noqa: E402
 from analysis.metrics import cc  # noqa: E402
-from datadir import Dataset  # noqa: E402
+from datadir import Dataset, PairWriter  # noqa: E402
 from studyweb.simulate import popout_density, sample_clicks  # noqa: E402
 
 CLEVR_COLOURS = {"gray": (87, 87, 87), "red": (173, 35, 35), "blue": (42, 75, 215), "green": (29, 105, 20),
@@ -120,6 +120,7 @@ def synthetic_dataset(data_dir: Path, n_train: int, n_test: int, size: tuple[int
     at `data_dir`; returns {(pair_id, side): (scene side, split)} for the observers."""
     dataset = Dataset.create(data_dir, "recovery-synthetic", seed=seed, image_size=list(size),
                              generator="bench_recovery")
+    writer = PairWriter(data_dir)
     rng = np.random.default_rng(seed)
     rows, truth = [], {}
     for index in range(n_train + n_test):
@@ -127,18 +128,16 @@ def synthetic_dataset(data_dir: Path, n_train: int, n_test: int, size: tuple[int
         split = "train" if index < n_train else "test"
         scene_x = random_scene(rng, size)
         scene_y = recoloured(scene_x, rng)
-        row = {"pair_id": pair_id, "split": split, "source": "clevr", "edit_type": "recolor", "n_edited": 1,
-               "scene": f"scenes/{pair_id}.json"}
+        row = {"pair_id": pair_id, "split": split, "source": "clevr", "edit_type": "recolor", "n_edited": 1}
         ground = textured_ground(rng, size)
         for side, scene in (("x", scene_x), ("y", scene_y)):
             image, mask = draw_scene(ground, scene)
-            cv2.imwrite(str(dataset.path_of(pair_id, "image", side)), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-            cv2.imwrite(str(dataset.path_of(pair_id, "mask", side)), mask)
-            row.update({f"{side}_image": f"images/{pair_id}_{side}.png", f"{side}_mask": f"masks/{pair_id}_{side}.png"})
+            row[f"{side}_image"] = writer.image(pair_id, side, image)
+            row[f"{side}_mask"] = writer.mask(pair_id, side, mask)
             truth[(pair_id, side)] = (scene, split)
         edit = {"type": "recolor", "object_ids": [scene_y["edited"]]}
-        dataset.path_of(pair_id, "scene").write_text(json.dumps({"x": scene_x, "y": scene_y, "edit": edit,
-                                                                 "seed": seed, "image_size": list(size)}))
+        row["scene"] = writer.scene(pair_id, {"x": scene_x, "y": scene_y, "edit": edit, "seed": seed,
+                                              "image_size": list(size)})
         rows.append(row)
     dataset.add_pairs(rows)
     return truth
@@ -252,6 +251,7 @@ def simulate_observers(data_dir: Path, truth: dict, observers: int, seed: int) -
     CC of their own fixation maps with their densities (how noisy one image's map is)}.
     """
     dataset = Dataset.open(data_dir)
+    writer = PairWriter(data_dir)
     rng = np.random.default_rng(seed + 1)
     updates: dict[str, dict] = {}
     items, map_cc = [], []
@@ -263,13 +263,12 @@ def simulate_observers(data_dir: Path, truth: dict, observers: int, seed: int) -
                   for c in sample_clicks(density, int(rng.integers(*CLICKS_PER_OBSERVER, endpoint=True)), rng)]
         points = np.array([[c["x"], c["y"]] for c in clicks])
         fixations = fixation_map(points, (height, width), 25.0 * width / 640.0)
-        save_map(dataset.path_of(pair_id, "map_npy", side), fixations)
-        save_map(dataset.path_of(pair_id, "map", side), fixations)
-        with open(dataset.path_of(pair_id, "fixations", side), "w", encoding="utf-8") as handle:
-            handle.write("participant_id,x,y,t_ms\n")
-            handle.writelines(f"{c['participant_id']},{c['x']:.3f},{c['y']:.3f},{c['t_ms']:.1f}\n" for c in clicks)
+        map_file = writer.map(pair_id, side, fixations, png=True)
+        # Rounded as the file always held them: pixels to 1/1000, times to 0.1 ms.
+        writer.fixations(pair_id, side, pd.DataFrame(clicks, columns=["participant_id", "x", "y", "t_ms"])
+                         .round({"x": 3, "y": 3, "t_ms": 1}))
         updates.setdefault(pair_id, {"pair_id": pair_id}).update(
-            {f"{side}_map": f"maps/{pair_id}_{side}.npy", f"n_observers_{side}": observers})
+            {f"{side}_map": map_file, f"n_observers_{side}": observers})
         if split == "test" and side == "x":  # one side per pair: X and Y of a scene are near copies
             image = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
             items.append({"name": f"{pair_id}_{side}", "image": image, "density": density, "clicks": points})

@@ -33,6 +33,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import sqlite3
@@ -44,7 +45,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
@@ -272,7 +272,7 @@ def start_server(gunicorn: list[str], app: str, chdir: Path, log_path: Path, env
         try:
             requests.get(server["url"] + probe, timeout=2)
             return server
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its workers still loading
             time.sleep(0.1)
     stop_server(server)
     raise RuntimeError(f"gunicorn {app} did not start; its log:\n{log_path.read_text()[-3000:]}")
@@ -416,22 +416,27 @@ def insert_observations(engine, experiment_id: int, stimulus_ids: list[int], n_p
 def make_dataset(root: Path, n_pairs: int, size: tuple[int, int], seed: int, same_image: bool = False):
     """A gazelab dataset of n_pairs clevr-style pairs (x and y images of size (width, height));
     same_image writes one random image's bytes everywhere (faster for many pairs)."""
-    from datadir import Dataset
+    from datadir import Dataset, PairWriter, relative_path
 
     width, height = size
     rng = np.random.default_rng(seed)
     dataset = Dataset.create(root, "bench", seed=seed)
-    encoded = None
+    writer = PairWriter(root)
+    first = None
     rows = []
     for i in range(n_pairs):
         pair_id = f"{i:06d}"
         for side in ("x", "y"):
-            if encoded is None or not same_image:
-                ok, encoded = cv2.imencode(".png", rng.integers(0, 255, (height, width, 3), np.uint8))
-                assert ok
-            (root / f"images/{pair_id}_{side}.png").write_bytes(encoded.tobytes())
+            if first is None or not same_image:
+                # Drawn in cv2's BGR order as before, so the files' bytes are unchanged.
+                bgr = rng.integers(0, 255, (height, width, 3), np.uint8)
+                writer.image(pair_id, side, bgr[..., ::-1])
+                first = writer.path(pair_id, "image", side)
+            else:  # the same image everywhere: copy its file instead of encoding it again
+                shutil.copyfile(first, writer.path(pair_id, "image", side))
         rows.append({"pair_id": pair_id, "split": "train", "source": "clevr", "edit_type": "recolor",
-                     "n_edited": 1, "x_image": f"images/{pair_id}_x.png", "y_image": f"images/{pair_id}_y.png"})
+                     "n_edited": 1, "x_image": relative_path(pair_id, "image", "x"),
+                     "y_image": relative_path(pair_id, "image", "y")})
     dataset.add_pairs(rows)
     return dataset
 

@@ -21,15 +21,18 @@ def temp_file_beside(path: Path) -> tuple[int, Path]:
     return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
 
 
-def atomic_write_bytes(path, data: bytes, *, sync_folder: bool = False) -> None:
-    """Write `data` to `path` through a temporary file, fsync and rename."""
+def atomic_write_bytes(path, data: bytes, *, sync: bool = True, sync_folder: bool = False) -> None:
+    """Write `data` to `path` through a temporary file and rename it into place: a crashed process
+    never leaves half a file. `sync`: fsync the data first, so a power cut cannot either (tables and
+    scene files; images skip it: a render or import rerun redoes a pair whose files are lost)."""
     path = Path(path)
     fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -60,7 +63,7 @@ def write_png(path, image: np.ndarray, *, rgb: bool = True) -> None:
     ok, encoded = cv2.imencode(".png", array)
     if not ok:
         raise ValueError(f"cannot encode a {array.shape} {array.dtype} array as PNG for {path}")
-    atomic_write_bytes(path, encoded.tobytes())
+    atomic_write_bytes(path, encoded.tobytes(), sync=False)
 
 
 def read_image(path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:

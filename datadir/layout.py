@@ -23,8 +23,8 @@ _FILES = {
     "scene": ("scenes", "{pair_id}.json"),
 }
 KINDS = tuple(_FILES)
-# The pairs.csv column that names each kind's file of side s ("{side}" filled in), where one does.
-COLUMN_OF_KIND = {"image": "{side}_image", "mask": "{side}_mask", "map": "{side}_map", "scene": "scene"}
+# The pairs.csv column (after "x_" / "y_") that names each kind's file of a side, where one does.
+COLUMN_OF_KIND = {"image": "image", "mask": "mask", "map": "map", "map_npy": "map"}
 
 # Every image format gazelab reads (photos, predictions, maps given as images), and the order a
 # stem's files are preferred in when a folder holds several files of one stem.
@@ -66,21 +66,41 @@ def is_dataset(path) -> bool:
     return meta_path(path).is_file() and pairs_path(path).is_file()
 
 
-def find_images(folder, suffixes=IMAGE_SUFFIXES, *, what: str = "folder") -> dict[str, Path]:
-    """{file stem: path} of the files in `folder` (not recursive) whose suffix is in `suffixes`
-    (any case). Where one stem has several files, the suffix earlier in `suffixes` wins. Hidden
-    files are left out. ValueError naming `what` if the folder does not exist."""
+def saliency_folders(root) -> tuple[Path, Path, Path | None] | None:
+    """(images, maps, fixations or None) of a SALICON / MIT1003-style folder with images/ and
+    maps/ (and optionally fixations/) sub-folders; None if `root` is not one."""
+    root = Path(root)
+    images, maps, fixations = (root / folder_of(kind) for kind in ("image", "map", "fixations"))
+    if images.is_dir() and maps.is_dir():
+        return images, maps, fixations if fixations.is_dir() else None
+    return None
+
+
+def find_images(folder, suffixes=IMAGE_SUFFIXES, *, name_suffix: str = "", what: str = "folder",
+                duplicates: str = "prefer") -> dict[str, Path]:
+    """{stem: path} of the files in `folder` (not recursive) whose suffix is in `suffixes` (any
+    case) and whose stem ends in `name_suffix` (removed from the key: SALICON's `_fixMap`, say).
+    Hidden files are left out. Where one stem has several files, `duplicates` "prefer" keeps the
+    suffix earlier in `suffixes` and "refuse" raises a ValueError naming both. ValueError naming
+    `what` if the folder does not exist."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{what} {folder} is not a folder")
+    if duplicates not in ("prefer", "refuse"):
+        raise ValueError(f"duplicates {duplicates!r}: expected 'prefer' or 'refuse'")
     rank = {suffix: i for i, suffix in enumerate(suffixes)}
-    found: dict[str, Path] = {}
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+    candidates = []
+    for entry in os.scandir(folder):
         path = Path(entry.path)
         suffix = path.suffix.lower()
-        if entry.name.startswith(".") or suffix not in rank or not entry.is_file():
+        if entry.name.startswith(".") or suffix not in rank or not path.stem.endswith(name_suffix):
             continue
-        best = found.get(path.stem)
-        if best is None or rank[suffix] < rank[best.suffix.lower()]:
-            found[path.stem] = path
+        if entry.is_file():
+            candidates.append(path)
+    found: dict[str, Path] = {}
+    for path in sorted(candidates, key=lambda p: (rank[p.suffix.lower()], p.name)):
+        stem = path.stem[: len(path.stem) - len(name_suffix)]
+        if stem in found and duplicates == "refuse":
+            raise ValueError(f"{what} {folder} has two files for {stem}: {found[stem].name}, {path.name}")
+        found.setdefault(stem, path)
     return found

@@ -41,7 +41,7 @@ def save_map(path, density) -> Path:
         data = encoded.tobytes()
     else:
         raise ValueError(f"map path {path} has suffix {path.suffix!r}; expected .png or .npy")
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, sync=False)
     return path
 
 

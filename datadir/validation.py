@@ -157,7 +157,7 @@ def _validate_map(root, row, side, image, report) -> None:
         return
     paths = [path] + [p for p in (path.with_suffix(".npy"), path.with_suffix(".png")) if p != path and p.exists()]
     for map_path in paths:
-        name = map_path.relative_to(root)
+        name = map_path.relative_to(root.resolve())
         if map_path.suffix == ".npy":
             try:
                 values = np.load(map_path, allow_pickle=False)

@@ -48,13 +48,15 @@ class PairWriter:
         write_png(self.path(pair_id, "mask", side), array, rgb=False)
         return relative_path(pair_id, "mask", side)
 
-    def map(self, pair_id: str, side: str, saliency) -> str:
-        """A saliency map, stored both ways (§2): the float32 density (.npy, sums to 1) and the 8-bit
-        PNG scaled so max = 255. Returns the PNG's relative path (the pairs.csv map column)."""
+    def map(self, pair_id: str, side: str, saliency, *, png: bool = True) -> str:
+        """A saliency map as the float32 density (.npy, sums to 1) and, with `png`, also as the 8-bit
+        PNG scaled so max = 255 (§2). Returns the .npy's relative path, the pairs.csv map column
+        (the exact map; readers given the PNG read the .npy beside it)."""
         density = to_density(saliency)
         save_map(self.path(pair_id, "map_npy", side), density)
-        save_map(self.path(pair_id, "map", side), density)
-        return relative_path(pair_id, "map", side)
+        if png:
+            save_map(self.path(pair_id, "map", side), density)
+        return relative_path(pair_id, "map_npy", side)
 
     def fixations(self, pair_id: str, side: str, table: pd.DataFrame) -> str:
         """The fixations behind a map: columns participant_id, x, y, t_ms (image pixels)."""
@@ -82,7 +84,7 @@ class PairWriter:
             for side, value in (given or {}).items():
                 if side not in SIDES:
                     raise ValueError(f"pair {pair_id}: side {side!r} is not one of {SIDES}")
-                row[COLUMN_OF_KIND[kind].format(side=side)] = write(pair_id, side, value)
+                row[f"{side}_{kind}"] = write(pair_id, side, value)
         if scene is not None:
             row["scene"] = self.scene(pair_id, scene)
         return {**row, **columns}
@@ -95,5 +97,5 @@ class PairWriter:
             if kind == "scene":
                 row["scene"] = relative_path(pair_id, "scene")
             for side in sides:
-                row[COLUMN_OF_KIND[kind].format(side=side)] = relative_path(pair_id, kind, side)
+                row[f"{side}_{COLUMN_OF_KIND[kind]}"] = relative_path(pair_id, kind, side)
         return row

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from datadir import Dataset
+from datadir.maps import load_map
 
 TILE_WIDTH = 240
 GAP = 6
@@ -172,8 +173,6 @@ def _overlay(image: np.ndarray, mask: np.ndarray | None, edited: set[int]) -> np
 
 def _heatmap(image_path: Path, map_path: Path) -> np.ndarray:
     """The image darkened under a JET heat map of its fixation density."""
-    from datadir.maps import load_map
-
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     density = load_map(map_path)
     scaled = np.round(density / max(float(density.max()), 1e-30) * 255).astype(np.uint8)

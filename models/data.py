@@ -22,13 +22,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from datadir import SPLITS, Dataset
+from datadir import IMAGE_SUFFIXES, MAP_SUFFIXES, SPLITS, Dataset, find_images, is_dataset, saliency_folders
 from models.arrays import _check_size, _finish, _load, read_density, read_image, read_mask
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-MAP_SUFFIXES = (".npy", ".png", ".jpg", ".jpeg")  # first wins when one stem has several
 
 
 class _ItemsDataset(torch.utils.data.Dataset):
@@ -171,8 +169,9 @@ class TrainingItems(_ItemsDataset):
     def __init__(self, dataset_dir, split: str | None = "train", *, unit: str = "pair", size=None, require=(),
                  singles: bool = False, augment: Callable | None = None, owner: str = "the model"):
         root = Path(dataset_dir)
-        if not (root / "pairs.csv").is_file():
-            raise ValueError(f"{root} is not a gazelab dataset dir (no pairs.csv); {owner} trains on one")
+        if not is_dataset(root):
+            raise ValueError(f"{root} is not a gazelab dataset dir (no dataset.json and pairs.csv); {owner} trains "
+                             "on one")
         if unit not in ("pair", "image"):
             raise ValueError(f"unit must be 'pair' or 'image', got {unit!r}")
         fields = self.PAIR_FIELDS if unit == "pair" else self.IMAGE_FIELDS
@@ -304,12 +303,11 @@ def saliency_samples(data_dir, split: str | None = "train", size=None, augment: 
     root = Path(data_dir)
     if not root.is_dir():
         raise ValueError(f"data dir {root} does not exist or is not a directory")
-    if (root / "pairs.csv").is_file():
+    if is_dataset(root):
         return SaliencyItems(root, split, size, augment)
-    if (root / "images").is_dir() and (root / "maps").is_dir():
-        fixations = root / "fixations"
-        return FolderSaliencyDataset(root / "images", root / "maps", fixations if fixations.is_dir() else None,
-                                     size=size, augment=augment)
+    folders = saliency_folders(root)
+    if folders is not None:
+        return FolderSaliencyDataset(*folders, size=size, augment=augment)
     raise ValueError(f"{root} is neither a gazelab dataset dir (no pairs.csv) nor a folder with images/ and maps/ "
                      "subfolders (SALICON/MIT1003 layout)")
 
@@ -401,11 +399,11 @@ class FolderSaliencyDataset(_ItemsDataset):
                  map_suffix: str = "", fixations_suffix: str = "", strict: bool = False):
         self.size = _check_size(size)
         self.augment = augment
-        images = _files_by_stem(images_dir, IMAGE_SUFFIXES, "", "images_dir")
-        maps = _files_by_stem(maps_dir, MAP_SUFFIXES, map_suffix, "maps_dir")
+        images = find_images(images_dir, IMAGE_SUFFIXES, what="images_dir")
+        maps = find_images(maps_dir, MAP_SUFFIXES, name_suffix=map_suffix, what="maps_dir")
         fixations = None
         if fixations_dir is not None:
-            fixations = _files_by_stem(fixations_dir, MAP_SUFFIXES, fixations_suffix, "fixations_dir")
+            fixations = find_images(fixations_dir, MAP_SUFFIXES, name_suffix=fixations_suffix, what="fixations_dir")
         names = sorted(set(images) & set(maps) & (set(fixations) if fixations is not None else set(images)))
         self.unmatched = {
             "images": sorted(set(images) - set(names)),
@@ -455,12 +453,3 @@ def _read_scene(root: Path, row) -> dict | None:
         raise ValueError(f"pair {row['pair_id']}: scene file {path} is not readable JSON: {exc}") from exc
 
 
-def _files_by_stem(folder, suffixes, name_suffix: str, argument: str) -> dict[str, Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"{argument} {folder} is not a directory")
-    found: dict[str, Path] = {}
-    candidates = [p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.stem.endswith(name_suffix)]
-    for path in sorted(candidates, key=lambda p: (suffixes.index(p.suffix.lower()), p.name)):
-        found.setdefault(path.stem[: len(path.stem) - len(name_suffix)], path)
-    return found

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import yaml
 
+from datadir import IMAGE_SUFFIXES, find_images
 from models.base import build_model, load_predictor, load_trained, predictor_provenance, registry_of
 from models.arrays import read_density, read_image, read_mask
 from models.data import PairDataset
@@ -38,10 +39,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["train", "predict_images", "edit_image", "edit_dataset", "load_editor_for_editing", "iter_pair_edits",
            "iter_pair_parameters", "discover_editor_runs",
            "load_saliency_function",
-           "describe_weights",
-           "IMAGE_SUFFIXES"]
+           "describe_weights"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEFAULT_STEPS = 10_000  # for configs that name no step count of their own
 
 
@@ -394,7 +393,7 @@ def _image_paths(images) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise ValueError(f"--images {path} is neither an image file nor a folder")
-    paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(find_images(path, what="--images folder").values())
     if not paths:
         raise ValueError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return paths

@@ -132,23 +132,20 @@ def drill(tmp: Path, args) -> int:
 
 
 def make_experiment(tmp: Path, url: str, pairs: int, per_participant: int, task: str) -> None:
-    import cv2
     import numpy as np
 
-    from datadir import Dataset
+    from datadir import Dataset, PairWriter
     from studyweb.db import open_session
     from studyweb.experiments import create_experiment
 
     dataset = Dataset.create(tmp / "ds", "drill", seed=1)
     rng = np.random.default_rng(1)
-    rows = []
-    for i in range(pairs):
-        for side in ("x", "y"):
-            height, width = (48, 64) if task == "bubbleview" else (360, 480)  # codes of codecharts.MIN_CODE_PX
-            cv2.imwrite(str(tmp / f"ds/images/{i:06d}_{side}.png"), rng.integers(0, 255, (height, width, 3), np.uint8))
-        rows.append({"pair_id": f"{i:06d}", "split": "train", "source": "clevr", "edit_type": "recolor",
-                     "n_edited": 1, "x_image": f"images/{i:06d}_x.png", "y_image": f"images/{i:06d}_y.png"})
-    dataset.add_pairs(rows)
+    writer = PairWriter(dataset.path)
+    height, width = (48, 64) if task == "bubbleview" else (360, 480)  # codes of codecharts.MIN_CODE_PX
+    dataset.add_pairs([
+        writer.write(f"{i:06d}", split="train", source="clevr", edit_type="recolor", n_edited=1,
+                     images={side: rng.integers(0, 255, (height, width, 3), np.uint8) for side in ("x", "y")})
+        for i in range(pairs)])
     with open_session(url) as session:
         create_experiment(session, dataset.path, EXPERIMENT, task, per_participant=per_participant, observers=10,
                           completion_code="DRILL")

@@ -1,11 +1,9 @@
-import json
 import os
 
-import cv2
 import numpy as np
 import pytest
 
-from datadir import Dataset
+from datadir import Dataset, PairWriter
 from gazelab.cli import main
 
 
@@ -13,26 +11,22 @@ def _write_pair(root, pair_id, size=(16, 12), mask_ids=(1, 2), scene_ids=(1, 2),
     """Files of one clevr pair at `size` (width, height); returns its pairs.csv row."""
     width, height = size
     rng = np.random.default_rng(abs(hash(pair_id)) % 2**32)
+    images, masks, maps = {}, {}, {}
     for side in ("x", "y"):
-        cv2.imwrite(str(root / f"images/{pair_id}_{side}.png"), rng.integers(0, 255, (height, width, 3), np.uint8))
-        mask = np.zeros((height, width), np.uint8)
+        images[side] = rng.integers(0, 255, (height, width, 3), np.uint8)
+        masks[side] = np.zeros((height, width), np.uint8)
         for k, mask_id in enumerate(mask_ids):
-            mask[2 + 3 * k : 4 + 3 * k, 2:6] = mask_id
-        cv2.imwrite(str(root / f"masks/{pair_id}_{side}.png"), mask)
+            masks[side][2 + 3 * k : 4 + 3 * k, 2:6] = mask_id
         if with_maps:
-            density = np.full((height, width), 1.0 / (height * width), np.float32)
-            np.save(root / f"maps/{pair_id}_{side}.npy", density)
+            maps[side] = np.full((height, width), 1.0 / (height * width), np.float32)
     objects = [{"id": i, "mask_id": i} for i in scene_ids]
     scene = {"x": {"objects": objects}, "y": {"objects": objects}, "edit": {"type": "recolor"}}
-    (root / f"scenes/{pair_id}.json").write_text(json.dumps(scene))
-    row = {
-        "pair_id": pair_id, "split": "train", "source": "clevr", "edit_type": "recolor", "n_edited": 1,
-        "x_image": f"images/{pair_id}_x.png", "y_image": f"images/{pair_id}_y.png",
-        "x_mask": f"masks/{pair_id}_x.png", "y_mask": f"masks/{pair_id}_y.png",
-        "scene": f"scenes/{pair_id}.json",
-    }
+    row = PairWriter(root).write(pair_id, split="train", source="clevr", edit_type="recolor", n_edited=1,
+                                 images=images, masks=masks, scene=scene)
     if with_maps:
-        row.update(x_map=f"maps/{pair_id}_x.npy", y_map=f"maps/{pair_id}_y.npy", n_observers_x=7, n_observers_y=8)
+        writer = PairWriter(root)
+        row.update({f"{side}_map": writer.map(pair_id, side, maps[side], png=False) for side in maps},
+                   n_observers_x=7, n_observers_y=8)
     return row
 
 
@@ -133,9 +127,9 @@ def _write_scene_pair(root, pair_id: str, rng: np.random.Generator, size=(32, 24
         x0 = int(rng.integers(0, width - w)) if k else 2
         y0 = 2 + 7 * k if 2 + 7 * k + h <= height else int(rng.integers(0, height - h))
         boxes.append((x0, y0, w, h))
-    row = {"pair_id": pair_id, "split": "train", "source": "clevr", "edit_type": "recolor", "n_edited": 1,
-           "scene": f"scenes/{pair_id}.json"}
-    objects = []
+    writer = PairWriter(root)
+    row = {"n_observers_x": 7, "n_observers_y": 7}
+    images, masks = {}, {}
     for side in ("x", "y"):
         image = np.full((height, width, 3), 110, np.uint8) + rng.integers(0, 12, (height, width, 3), np.uint8)
         mask = np.zeros((height, width), np.uint8)
@@ -143,19 +137,16 @@ def _write_scene_pair(root, pair_id: str, rng: np.random.Generator, size=(32, 24
             colour = rng.integers(20, 255, 3)
             image[y0 : y0 + h, x0 : x0 + w] = colour
             mask[y0 : y0 + h, x0 : x0 + w] = k
-        cv2.imwrite(str(root / f"images/{pair_id}_{side}.png"), image)
-        cv2.imwrite(str(root / f"masks/{pair_id}_{side}.png"), mask)
+        images[side], masks[side] = image[..., ::-1], mask  # drawn in OpenCV's BGR order
         ys, xs = np.mgrid[0:height, 0:width]
         x0, y0, w, h = boxes[int(rng.integers(0, n_objects))]
         centre = (x0 + w / 2, y0 + h / 2)
         density = np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * 3.0**2)) + 1e-3
-        np.save(root / f"maps/{pair_id}_{side}.npy", (density / density.sum()).astype(np.float32))
-        row.update({f"{side}_image": f"images/{pair_id}_{side}.png", f"{side}_mask": f"masks/{pair_id}_{side}.png",
-                    f"{side}_map": f"maps/{pair_id}_{side}.npy", f"n_observers_{side}": 7})
-        objects = [{"id": k, "mask_id": k} for k in range(1, n_objects + 1)]
+        row[f"{side}_map"] = writer.map(pair_id, side, density, png=False)
+    objects = [{"id": k, "mask_id": k} for k in range(1, n_objects + 1)]
     scene = {"x": {"objects": objects}, "y": {"objects": objects}, "edit": {"type": "recolor"}}
-    (root / f"scenes/{pair_id}.json").write_text(json.dumps(scene))
-    return row
+    return writer.write(pair_id, split="train", source="clevr", edit_type="recolor", n_edited=1, images=images,
+                        masks=masks, scene=scene, **row)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import click
 
-MAP_SUFFIXES = (".npy", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MAP_METRICS = ("cc", "sim", "kld")
 FIXATION_METRICS = ("nss", "auc_judd", "auc_borji", "sauc")
 
@@ -100,12 +99,12 @@ def command(pred_dir, gt_dir, fixations_csv, baseline_path, metrics, skip_missin
 
 
 def _maps_by_stem(folder: Path, option: str) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in MAP_SUFFIXES and not path.name.startswith("."):
-            if path.stem in found:
-                raise click.UsageError(f"{option} has two maps for {path.stem}: {found[path.stem].name}, {path.name}")
-            found[path.stem] = path
+    from datadir import MAP_SUFFIXES, find_images
+
+    try:
+        found = find_images(folder, MAP_SUFFIXES, what=option, duplicates="refuse")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     if not found:
         raise click.UsageError(f"{option} folder {folder} holds no maps ({', '.join(MAP_SUFFIXES)})")
     return found

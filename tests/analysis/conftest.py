@@ -1,6 +1,5 @@
 """Fixtures of the evaluation and report tests: a tiny dataset with an edited object per pair,
 folders of method outputs, a fitted centre bias as predictor, and study exports."""
-import json
 import shutil
 
 import cv2
@@ -9,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis.study_stats import PARTICIPANT_COLUMNS, RESPONSE_COLUMNS
-from datadir import Dataset
+from datadir import Dataset, PairWriter, relative_path
 
 W, H = 40, 32
 
@@ -22,22 +21,17 @@ def _write_pair(root, pair_id: str, rng, split="test"):
     image[mask == 1], image[mask == 2] = (200, 40, 40), (40, 40, 200)
     y = image.copy()
     y[mask == 1] = (40, 200, 40)
-    cv2.imwrite(str(root / f"images/{pair_id}_x.png"), image)
-    cv2.imwrite(str(root / f"images/{pair_id}_y.png"), y)
-    for side in ("x", "y"):
-        cv2.imwrite(str(root / f"masks/{pair_id}_{side}.png"), mask)
+    writer = PairWriter(root)
     ys, xs = np.mgrid[0:H, 0:W]
+    maps = {}
     for side, (cx, cy) in (("x", (23, 16)), ("y", (7, 8))):
         density = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 18.0) + 1e-3
-        np.save(root / f"maps/{pair_id}_{side}.npy", (density / density.sum()).astype(np.float32))
+        maps[f"{side}_map"] = writer.map(pair_id, side, density, png=False)
     objects = [{"id": 1, "mask_id": 1}, {"id": 2, "mask_id": 2}]
     scene = {"x": {"objects": objects}, "y": {"objects": objects}, "edit": {"type": "recolor", "object_ids": [1]}}
-    (root / f"scenes/{pair_id}.json").write_text(json.dumps(scene))
-    return {"pair_id": pair_id, "split": split, "source": "clevr", "edit_type": "recolor", "n_edited": 1,
-            "x_image": f"images/{pair_id}_x.png", "y_image": f"images/{pair_id}_y.png",
-            "x_mask": f"masks/{pair_id}_x.png", "y_mask": f"masks/{pair_id}_y.png", "scene": f"scenes/{pair_id}.json",
-            "x_map": f"maps/{pair_id}_x.npy", "y_map": f"maps/{pair_id}_y.npy", "n_observers_x": 7,
-            "n_observers_y": 7}
+    return writer.write(pair_id, split=split, source="clevr", edit_type="recolor", n_edited=1,
+                        images={"x": image[..., ::-1], "y": y[..., ::-1]},  # drawn in OpenCV's BGR order
+                        masks={"x": mask, "y": mask}, scene=scene, **maps, n_observers_x=7, n_observers_y=7)
 
 
 @pytest.fixture
@@ -54,8 +48,8 @@ def outputs(tmp_path, data):
     oracle, dim = tmp_path / "oracle", tmp_path / "dim"
     oracle.mkdir(), dim.mkdir()
     for i in range(4):
-        shutil.copyfile(data / f"images/p{i}_y.png", oracle / f"p{i}.png")
-        x = cv2.imread(str(data / f"images/p{i}_x.png"))
+        shutil.copyfile(data / relative_path(f"p{i}", "image", "y"), oracle / f"p{i}.png")
+        x = cv2.imread(str(data / relative_path(f"p{i}", "image", "x")))
         if i == 1:
             continue
         cv2.imwrite(str(dim / f"p{i}.png"), cv2.resize(x, (16, 12)) if i == 2 else (x * 0.5).astype(np.uint8))

@@ -150,3 +150,11 @@ def test_validate_reports_a_photo_imported_twice(dataset, write_pair):
     problems = Dataset.open(dataset.path).validate()
     assert [(p.pair_id, p.kind) for p in problems] == [("a_b_2", "duplicate_source")]
     assert "a_b" in problems[0].message
+
+
+def test_validate_with_a_relative_dataset_path(tmp_path, monkeypatch, write_pair):
+    """`gazelab dataset validate ds` from the dataset's parent folder: maps are checked, not refused."""
+    ds = Dataset.create(tmp_path / "ds", "relative", seed=0)
+    ds.add_pairs([write_pair(ds.path, "000001")])
+    monkeypatch.chdir(tmp_path)
+    assert Dataset.open("ds").validate() == []

@@ -4,14 +4,13 @@ maps and scenes, and stand-in outputs (a tinted copy of each input) for every me
 names."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import yaml
 
-from datadir import Dataset
+from datadir import Dataset, PairWriter
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "studyweb" / "examples").glob("*.yaml"))
 SIZE = (480, 360)  # CodeCharts shows these at 960x720 CSS px: codes above codecharts.MIN_CODE_PX
@@ -32,7 +31,7 @@ def method_outputs(example: Path, root: Path, dataset: Dataset) -> dict[str, str
         folder = Path(root) / name
         folder.mkdir(parents=True, exist_ok=True)
         for pair_id in dataset.pairs["pair_id"]:
-            image = cv2.imread(str(dataset.path / f"images/{pair_id}_x.png"))
+            image = cv2.imread(str(dataset.path_of(pair_id, "image", "x")))
             tinted = np.clip(image.astype(int) + 20 * (k + 1), 0, 255).astype(np.uint8)
             cv2.imwrite(str(folder / f"{pair_id}.png"), tinted)
         out[name] = str(folder)
@@ -43,9 +42,11 @@ def _pair(root: Path, pair_id: str, size: tuple[int, int]) -> dict:
     """The files of one pair (two objects in each mask and scene); its pairs.csv row."""
     width, height = size
     rng = np.random.default_rng(int(pair_id[1:]))
+    writer = PairWriter(root)
+    images, masks, maps = {}, {}, {}
     objects = []
     for side in ("x", "y"):
-        cv2.imwrite(str(root / f"images/{pair_id}_{side}.png"), rng.integers(0, 255, (height, width, 3), np.uint8))
+        images[side] = rng.integers(0, 255, (height, width, 3), np.uint8)
         mask = np.zeros((height, width), np.uint8)
         objects = []
         for mask_id, (fx, fy) in enumerate([(0.3, 0.4), (0.7, 0.6)], start=1):
@@ -53,12 +54,9 @@ def _pair(root: Path, pair_id: str, size: tuple[int, int]) -> dict:
             mask[y - height // 10:y + height // 10, x - width // 10:x + width // 10] = mask_id
             objects.append({"id": mask_id, "mask_id": mask_id, "pixel_coords": [x, y, 10.0], "color": "red",
                             "shape": "cube" if mask_id == 1 else "sphere", "material": "rubber", "size": "large"})
-        cv2.imwrite(str(root / f"masks/{pair_id}_{side}.png"), mask)
-        np.save(root / f"maps/{pair_id}_{side}.npy", np.full((height, width), 1.0 / (height * width), np.float32))
-    (root / f"scenes/{pair_id}.json").write_text(json.dumps({"x": {"objects": objects}, "y": {"objects": objects},
-                                                              "edit": {"type": "recolor"}}))
-    return {"pair_id": pair_id, "split": "test", "source": "clevr", "edit_type": "recolor", "n_edited": 1,
-            "x_image": f"images/{pair_id}_x.png", "y_image": f"images/{pair_id}_y.png",
-            "x_mask": f"masks/{pair_id}_x.png", "y_mask": f"masks/{pair_id}_y.png", "scene": f"scenes/{pair_id}.json",
-            "x_map": f"maps/{pair_id}_x.npy", "y_map": f"maps/{pair_id}_y.npy", "n_observers_x": 7,
-            "n_observers_y": 8}
+        masks[side] = mask
+        maps[f"{side}_map"] = writer.map(pair_id, side, np.ones((height, width)), png=False)
+    return writer.write(pair_id, split="test", source="clevr", edit_type="recolor", n_edited=1, images=images,
+                        masks=masks, scene={"x": {"objects": objects}, "y": {"objects": objects},
+                                            "edit": {"type": "recolor"}},
+                        **maps, n_observers_x=7, n_observers_y=8)
