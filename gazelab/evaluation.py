@@ -16,11 +16,14 @@ import inspect
 import json
 import logging
 import math
+import multiprocessing
 import os
 import platform
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from analysis.evaluation import (FORMAT, IMAGE_CONVENTION, LOCAL_DS_REGIONS, REF
                                  append_row, c2st_rows, check_unique, coverage, finite_or_none, now, output_digests,
                                  parse_methods, per_image_table, predictor_check, read_rows, set_metrics,
                                  summary_lines, summary_table, write_json, write_png)
+from datadir import Dataset, is_dataset
 from models.runs import iter_pair_edits, iter_pair_parameters, load_editor_for_editing, load_saliency_function
 
 logger = logging.getLogger(__name__)
@@ -45,12 +49,17 @@ __all__ = ["MethodSpec", "parse_methods", "evaluate", "REFERENCE", "LOCAL_DS_REG
 def evaluate(data_dir, methods: list[MethodSpec], out_dir, *, predictor=None, split: str = "test",
              device: str = "auto", samples: int = 1, fid: bool = True, c2st: bool = True, lpips_net: str = "alex",
              local_ds_region: str = "attention-boxes", progress: bool = True, echo: Callable[[str], Any] = logger.info,
-             _random_weights_for_tests: bool = False) -> dict:
+             workers: int = 1, ray_address: str | None = None, _random_weights_for_tests: bool = False) -> dict:
     """Evaluate `methods` on the pairs of `split` ("all": every pair) of the dataset at `data_dir`
     into `out_dir` (module docstring). `predictor`: a saliency predictor checkpoint for the
     attention-shift metrics (without one only the image metrics are scored). `samples`: outputs per
     input for the diversity scores (editors that sample). `c2st`: the realism C2ST of each method
-    against X. `local_ds_region`: a key of LOCAL_DS_REGIONS. Returns the evaluation.json dict."""
+    against X. `local_ds_region`: a key of LOCAL_DS_REGIONS. `workers` > 1 scores each method's
+    pairs in that many processes (each runs the editor and the predictor on its shard of the pairs),
+    or as that many Ray tasks on the cluster at `ray_address` ("local": a local Ray instance); the
+    per-image rows are the same files either way. Returns the evaluation.json dict."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     if local_ds_region not in LOCAL_DS_REGIONS:
@@ -66,9 +75,14 @@ def evaluate(data_dir, methods: list[MethodSpec], out_dir, *, predictor=None, sp
          f"into {out}")
     saliency = _Saliency(predictor, device, out / "maps", record) if predictor else None
     lpips = LpipsScorer(lpips_net, device, local_ds_region, _random_weights_for_tests)
+    settings = _ShardSettings(str(data_dir), None if split == "all" else split, str(out), predictor, device, lpips_net,
+                              local_ds_region, samples, _random_weights_for_tests)
     for method in methods:
         scorer = _MethodScorer(method, pairs, out, saliency, lpips, samples, device, record, progress)
-        scorer.run(echo)
+        if workers > 1 or ray_address:
+            _run_sharded(scorer, settings, workers, ray_address, echo)
+        else:
+            scorer.run(echo)
     table = per_image_table(out, methods, pairs)
     table.to_csv(out / "per_image.csv", index=False)
     output_digests(out, methods, table).to_csv(out / "outputs.csv", index=False)
@@ -97,30 +111,43 @@ class _MethodScorer:
     """Outputs of one method (run, copied or the input itself), scored pair by pair, resumable."""
 
     def __init__(self, method: MethodSpec, pairs: list[PairInputs], out: Path, saliency, lpips, samples: int,
-                 device: str, record: dict, progress: bool):
+                 device: str, record: dict, progress: bool, shard: int | None = None):
         self.method, self.pairs, self.saliency, self.lpips = method, {p.pair_id: p for p in pairs}, saliency, lpips
         self.samples, self.device, self.record, self.progress = samples, device, record, progress
         self.folder = out / "outputs" / method.name
         self.rows_file = out / "metrics" / f"{method.name}.jsonl"
+        self.shard = shard  # a worker's share of the pairs: rows go to its own file, merged by the parent
+        if shard is not None:
+            self.rows_file = _shard_folder(out, method.name) / f"{shard}.jsonl"
         self.skipped: dict[str, Counter] = defaultdict(Counter)
 
-    def run(self, echo) -> None:
+    def todo(self) -> tuple[list[str], int]:
+        """The pairs still to score, and how many were scored before (rows of earlier runs and of
+        shards an interrupted sharded run left are merged into the method's rows file first)."""
+        _merge_shards(self.rows_file.parent.parent, self.method.name)
         rows = read_rows(self.rows_file)
         if self.rows_file.is_file() and len(self.rows_file.read_text().splitlines()) != len(rows):
             # an interrupted run left half a line: keep the whole rows, so appends start on a fresh line
             self.rows_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
         done = {row["pair_id"] for row in rows if "missing" not in row}
-        todo = [pair_id for pair_id in self.pairs if pair_id not in done]
+        return [pair_id for pair_id in self.pairs if pair_id not in done], len(done)
+
+    def run(self, echo, todo: list[str] | None = None) -> None:
+        if todo is None:
+            todo, done = self.todo()
+            echo(f"  {self.method.name}: {done} pairs scored before, {len(todo)} to go")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.rows_file.parent.mkdir(parents=True, exist_ok=True)
-        echo(f"  {self.method.name}: {len(done)} pairs scored before, {len(todo)} to go")
         if todo:
             with tqdm(total=len(todo), desc=self.method.name, disable=not self.progress) as bar:
                 for pair_id, images, seconds in self._outputs(todo):
                     self._score(pair_id, images, seconds)
                     bar.update()
+        self.record_skipped(self.skipped)
+
+    def record_skipped(self, skipped: dict[str, Counter]) -> None:
         info = self.record["methods"][self.method.name]
-        info["skipped_metrics"] = {metric: dict(reasons) for metric, reasons in sorted(self.skipped.items())}
+        info["skipped_metrics"] = {metric: dict(reasons) for metric, reasons in sorted(skipped.items())}
 
     def _outputs(self, todo: list[str]):
         """(pair_id, images (K, H, W, 3) uint8 as saved, seconds) or (pair_id, None, reason)."""
@@ -145,8 +172,11 @@ class _MethodScorer:
         info = self.record["methods"][self.method.name]
         info.update(editor=editor.name, step=getattr(editor, "checkpoint_info", {}).get("step"),
                     weights_info=editor.weights_info, guidance=editor.guidance, options=options)
-        write_json(self.folder.parent.parent / "evaluation.json", self.record)
-        skip = set(self.pairs) - set(todo)
+        if self.shard is None:  # a shard's worker reports back; the parent writes evaluation.json
+            write_json(self.folder.parent.parent / "evaluation.json", self.record)
+        table = Dataset.open(self.record["data"]).pairs
+        in_split = table["pair_id"] if self._split() is None else table.loc[table["split"] == self._split(), "pair_id"]
+        skip = set(in_split) - set(todo)  # a shard's worker edits its own pairs only
         for pair_id, images, seconds in iter_pair_edits(editor, self.record["data"], self._split(), skip=skip,
                                                         options=options):
             if pair_id not in self.pairs:
@@ -155,10 +185,10 @@ class _MethodScorer:
                 yield pair_id, None, seconds
                 continue
             yield pair_id, self._save(pair_id, _to_uint8(images)), seconds
-        if hasattr(editor, "edit_parameters"):
-            self._record_parameters(editor, options)
+        if hasattr(editor, "edit_parameters") and self.shard is None:
+            self.record_parameters(editor, options)
 
-    def _record_parameters(self, editor, options: dict) -> None:
+    def record_parameters(self, editor, options: dict) -> None:
         """parameters/METHOD.csv (one row per pair, one column per scalar edit parameter) and, in
         evaluation.json, each parameter's share of images at its limits (never averaged)."""
         rows = [{"pair_id": pair_id, **values} for pair_id, values in
@@ -252,6 +282,116 @@ class _Saliency:
         return density
 
 
+# ---------------------------------------------------------------- shards
+
+
+@dataclass(frozen=True)
+class _ShardSettings:
+    """What a worker needs to score its shard of one method's pairs as the parent would."""
+
+    data_dir: str
+    split: str | None
+    out: str
+    predictor: str | None
+    device: str
+    lpips_net: str
+    local_ds_region: str
+    samples: int
+    random_weights: bool
+
+
+def _shard_folder(out: Path, method: str) -> Path:
+    """Where the workers of a sharded run write their rows (one file each), until merged."""
+    return out / "metrics" / f"{method}.shards"
+
+
+def _merge_shards(out: Path, method: str) -> None:
+    """Append the whole rows of every shard file to the method's rows file, then delete them: what
+    a sharded run does at its end, and what a rerun does with the shards an interrupted one left."""
+    folder = _shard_folder(out, method)
+    if not folder.is_dir():
+        return
+    rows_file = out / "metrics" / f"{method}.jsonl"
+    rows = read_rows(rows_file)
+    for part in sorted(folder.glob("*.jsonl")):
+        rows.extend(read_rows(part))
+    _write_json_lines(rows_file, rows)
+    shutil.rmtree(folder)
+
+
+def _write_json_lines(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _score_shard(method: MethodSpec, settings: _ShardSettings, shard: int, pair_ids: list[str], record: dict) -> dict:
+    """A worker: score `pair_ids` of `method` into its own rows file; returns what the parent
+    records (the method's info and the metrics skipped, with reasons and counts)."""
+    out = Path(settings.out)
+    pairs = read_pairs(settings.data_dir, settings.split, pair_ids=pair_ids)
+    record = {**record, "methods": {method.name: dict(record["methods"][method.name])}}
+    saliency = _Saliency(settings.predictor, settings.device, out / "maps", {}) if settings.predictor else None
+    lpips = LpipsScorer(settings.lpips_net, settings.device, settings.local_ds_region, settings.random_weights)
+    scorer = _MethodScorer(method, pairs, out, saliency, lpips, settings.samples, settings.device, record,
+                           progress=False, shard=shard)
+    scorer.run(lambda line: None, todo=[p.pair_id for p in pairs])
+    return {"info": record["methods"][method.name],
+            "skipped": {metric: dict(reasons) for metric, reasons in scorer.skipped.items()}}
+
+
+def _run_sharded(scorer: _MethodScorer, settings: _ShardSettings, workers: int, ray_address: str | None,
+                 echo) -> None:
+    """Score one method's remaining pairs in `workers` shards (processes, or Ray tasks), then merge
+    the shards' rows into the method's rows file and their reports into evaluation.json."""
+    todo, done = scorer.todo()
+    shards = [todo[k::workers] for k in range(workers) if todo[k::workers]]
+    where = f"Ray at {ray_address}" if ray_address else f"{len(shards)} processes"
+    echo(f"  {scorer.method.name}: {done} pairs scored before, {len(todo)} to go in {len(shards)} shard(s) on {where}")
+    if not shards:
+        return
+    jobs = [(scorer.method, settings, k, shard, scorer.record) for k, shard in enumerate(shards)]
+    results = _run_on_ray(jobs, ray_address) if ray_address else _run_in_processes(jobs)
+    _merge_shards(Path(settings.out), scorer.method.name)
+    skipped: dict[str, Counter] = defaultdict(Counter)
+    for result in results:
+        scorer.record["methods"][scorer.method.name].update(
+            {k: v for k, v in result["info"].items() if k != "skipped_metrics"})
+        for metric, reasons in result["skipped"].items():
+            skipped[metric].update(reasons)
+    scorer.record_skipped(skipped)
+    if scorer.method.kind == "checkpoint":
+        editor = load_editor_for_editing(scorer.method.path, device=settings.device)
+        if hasattr(editor, "edit_parameters"):
+            scorer.record_parameters(editor, scorer.record["methods"][scorer.method.name].get("options", {}))
+
+
+def _run_in_processes(jobs: list[tuple]) -> list[dict]:
+    context = multiprocessing.get_context("spawn")  # torch and OpenCV threads do not survive a fork
+    with ProcessPoolExecutor(max_workers=len(jobs), mp_context=context) as pool:
+        return list(pool.map(_score_shard, *zip(*jobs)))
+
+
+def _run_on_ray(jobs: list[tuple], address: str) -> list[dict]:
+    try:
+        import ray  # optional: the cluster extra
+    except ImportError as exc:
+        raise ValueError("--ray-address needs Ray: pip install 'gazelab[cluster]'") from exc
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=None if address == "local" else address, include_dashboard=False,
+                 log_to_driver=False, ignore_reinit_error=True)
+    try:
+        task = ray.remote(max_retries=0)(_score_shard)
+        return ray.get([task.remote(*job) for job in jobs])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 # ---------------------------------------------------------------- state
 
 
@@ -293,8 +433,7 @@ def _start_record(out: Path, data_dir, split: str, predictor, samples: int, meth
 
 
 def _dataset_provenance(data: str) -> dict:
-    meta_path = Path(data) / "dataset.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = Dataset.open(data).meta if is_dataset(data) else {}
     return {"path": data, "name": meta.get("name"), "created": meta.get("created"),
             "generator": meta.get("generator") or meta.get("settings")}
 

@@ -30,10 +30,15 @@ import click
               help="Realism C2ST: the held-out accuracy of a small CNN trained to tell each method's outputs from "
                    "the unedited inputs (0.5 = indistinguishable); seconds per method on the CPU.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
+              help="Score each method's pairs in this many processes (each runs the editor and predictor on its "
+                   "shard); the per-image files and tables are the same as with one.")
+@click.option("--ray-address", default=None, metavar="ADDRESS|local",
+              help="Run the --workers shards as Ray tasks on this cluster ('local': a local Ray instance).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Evaluation folder (an existing one is continued).")
 def evaluate_command(data_dir, method_args, runs_dir, predictor_ckpt, split, samples, lpips_net, local_ds_region, fid,
-                     c2st, device, out_dir) -> None:
+                     c2st, device, workers, ray_address, out_dir) -> None:
     """Run or read each method's edits of a dataset split and score them all the same way."""
     from gazelab.evaluation import evaluate, parse_methods
 
@@ -46,7 +51,7 @@ def evaluate_command(data_dir, method_args, runs_dir, predictor_ckpt, split, sam
         raise click.UsageError("give at least one method: --methods NAME=CKPT (or NAME=DIR) or --runs DIR")
     record = evaluate(data_dir, methods, out_dir, predictor=predictor_ckpt, split=split, device=device,
                       samples=samples, fid=fid, c2st=c2st, lpips_net=lpips_net, local_ds_region=local_ds_region,
-                      echo=click.echo)
+                      workers=workers, ray_address=ray_address, echo=click.echo)
     for line in record.get("predictor_check", {}).get("verdicts", []):
         click.echo(f"  predictor check: {line}")
     click.echo(f"per-image metrics: {out_dir}/per_image.csv; means: {out_dir}/summary.csv")
