@@ -243,18 +243,3 @@ def test_missing_gpu_is_an_error_not_a_cpu_fallback(tmp_path):
     with pytest.raises(GenerationAborted, match="(?i)cuda"):
         generate(tmp_path / "gpu", _config(n_pairs=1, device="cuda"), progress=False)
     assert not (tmp_path / "gpu").exists()
-
-
-@pytest.mark.blender
-@pytest.mark.ray
-@pytest.mark.slow
-def test_ray_path_on_a_local_instance(tmp_path):
-    pytest.importorskip("bpy")
-    pytest.importorskip("ray")
-    summary = generate(tmp_path / "ray", _config(n_pairs=2, seed=9), ray_address="local", progress=False)
-    assert summary.rendered == 2 and not summary.failed
-    assert Dataset.open(tmp_path / "ray").validate() == []
-    local = generate(tmp_path / "local", _config(n_pairs=2, seed=9), progress=False)
-    assert local.rendered == 2
-    strip = lambda files: {k: {s: v[s] for s in ("x", "y", "edit")} for k, v in files.items()}  # noqa: E731
-    assert strip(_scene_files(tmp_path / "ray")) == strip(_scene_files(tmp_path / "local"))
