@@ -46,7 +46,9 @@ NUMBER_COLUMNS = {"participant_id", "trial_id", "rating", "x", "y", "rt_ms"}
 FLAG_COLUMNS = ("valid", "is_practice", "is_catch", "correct")
 SOURCES = ("human", "simulated", "imported")
 TASKS = ("choose_best", "rate", "pick_region", "describe", "codecharts", "bubbleview")
-QC_STATUSES = ("kept", "excluded", "")  # as QC stored it; "" for a participant never decided
+# As stored (studyweb): QC's "kept" / "excluded", "screened_out" when the study's screening ended the
+# participant's session, "" for a participant never decided.
+QC_STATUSES = ("kept", "excluded", "screened_out", "")
 # A choose_best catch trial asks for the image identical to the input: its right answer is
 # the candidate of method "original" (studyweb.questionnaire_study._catch_spec).
 CATCH_ANSWER = "original"
@@ -84,7 +86,8 @@ def read_export(folder, experiment: str | None = None, sources=None, only_kept: 
     given (or names none of them), when simulated responses are mixed with human or imported ones
     and `sources` (an iterable of source names to keep) does not say which, or when a response's
     participant is not in participants.csv. only_kept: keep only participants whose qc_status is
-    "kept", the decision QC stored (the others, excluded or undecided, are listed in `dropped`)."""
+    "kept", the decision QC stored (the others, excluded, screened out or undecided, are listed in
+    `dropped`)."""
     folder = Path(folder)
     responses = _read_table(folder / "responses.csv", RESPONSE_COLUMNS)
     participants = _read_table(folder / "participants.csv", PARTICIPANT_COLUMNS)

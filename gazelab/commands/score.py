@@ -102,7 +102,8 @@ def _maps_by_stem(folder: Path, option: str) -> dict[str, Path]:
     from datadir import MAP_SUFFIXES, find_images
 
     try:
-        found = find_images(folder, MAP_SUFFIXES, what=option, duplicates="refuse")
+        # a stem's exact .npy density wins over its 8-bit image (predict and datasets write both)
+        found = find_images(folder, MAP_SUFFIXES, what=option)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     if not found:

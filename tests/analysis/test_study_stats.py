@@ -148,6 +148,20 @@ def test_catch_rows_pass_by_the_servers_correct_where_the_export_has_it(tmp_path
     assert list(export.responses["trial_id"]) == [1]
 
 
+def test_screened_out_participants_are_read_and_left_out_with_their_reason(tmp_path):
+    """The server stores qc_status "screened_out" when screening ends a session (studyweb.screening)."""
+    rows = [_response(participant_id=1, trial_id=1, choice="a", shown_methods="a|b"),
+            _response(participant_id=2, trial_id=2, choice="b", shown_methods="a|b")]
+    write_csv(tmp_path / "responses.csv", RESPONSE_COLUMNS, [[r.get(c) for c in RESPONSE_COLUMNS] for r in rows])
+    write_csv(tmp_path / "participants.csv", PARTICIPANT_COLUMNS,
+              [[1, "human", "complete", "kept", ""], [2, "human", "screened_out", "screened_out", "device: phone"]])
+    export = read_export(tmp_path)
+    assert list(export.responses["participant_id"]) == [1]
+    assert export.dropped.to_dict("records") == [{"participant_id": 2, "qc_status": "screened_out",
+                                                  "qc_reason": "device: phone", "responses": 1}]
+    assert "screened_out (device: phone)" in export.dropped_summary
+
+
 def _choices(question: str, counts: dict[str, int], shown: str, block: str = "preference") -> list[dict]:
     picks = [m for m, n in counts.items() for _ in range(n)]
     return [_response(participant_id=i, trial_id=i, question=question, block=block, shown_methods=shown, choice=m)

@@ -115,10 +115,29 @@ def test_score_command_writes_one_row_per_image(run_cli, tmp_path):
     assert (table["cc"] > 0.5).all() and (table["auc_judd"] > 0.7).all()
     code, out, _ = run_cli("score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt",
                            "--metrics", "cc,kld", "--out", tmp_path / "maps_only.csv")
+    assert code == 0
     assert code == 0 and list(pd.read_csv(tmp_path / "maps_only.csv").columns) == ["name", "cc", "kld"]
     controls = pd.read_csv(tmp_path / "maps_only.controls.csv")  # the honest checks, scored alongside
     assert sorted(set(controls["model"])) == ["centre_bias", "predictor", "shuffle"] and len(controls) == 9
     assert "controls (centre bias, other scenes' maps)" in out and out.count("  cc: predictor") == 1
+
+
+def test_score_command_reads_the_exact_density_where_a_stem_has_npy_and_png(run_cli, tmp_path):
+    """`gazelab predict` and a dataset's maps/ write both a .npy density and an 8-bit .png per stem."""
+    import pandas as pd
+
+    from datadir.maps import load_map, save_map
+
+    _score_folders(tmp_path)
+    for k in range(3):
+        save_map(tmp_path / f"pred/im{k}.npy", load_map(tmp_path / f"pred/im{k}.png") + 1.0)  # differs from the PNG
+        save_map(tmp_path / f"gt/im{k}.png", load_map(tmp_path / f"gt/im{k}.npy"))
+    code, _, err = run_cli("score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--metrics", "cc",
+                           "--no-controls", "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    from analysis.metrics import cc
+    expected = [cc(load_map(tmp_path / f"pred/im{k}.npy"), load_map(tmp_path / f"gt/im{k}.npy")) for k in range(3)]
+    assert pd.read_csv(tmp_path / "s.csv")["cc"].tolist() == pytest.approx(expected)
 
 
 def test_score_command_reports_missing_counterparts_by_name(run_cli, tmp_path):
