@@ -7,6 +7,7 @@ import math
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -516,6 +517,20 @@ def test_tensorboard_scalars_match_the_csv_logs(tmp_path):
         [(int(r["step"]), float(r["mse"])) for r in val_rows]
     make_trainer(make_model(), tmp_path / "off", tensorboard=False).train()
     assert (tmp_path / "off/log.csv").is_file() and not (tmp_path / "off/tensorboard").exists()
+
+
+def test_without_the_tensorboard_package_the_logs_are_csv_and_the_log_says_how_to_add_it(tmp_path, monkeypatch,
+                                                                                         caplog):
+    import models.run_logs
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # an import of it fails
+    monkeypatch.setattr(models.run_logs, "_TB_NOTICE_GIVEN", False)
+    caplog.set_level(logging.WARNING, logger="models.run_logs")
+    make_trainer(make_model(), tmp_path, val_data=NoisyRegression(8), val_every=5).train()
+    assert "tensorboard package is not installed" in caplog.text and "`pip install tensorboard`" in caplog.text
+    assert [int(r["step"]) for r in read_rows(tmp_path / "log.csv")] == [2, 4, 6, 8, 10]
+    assert [int(r["step"]) for r in read_rows(tmp_path / "val.csv")] == [5, 10]
+    assert not (tmp_path / "tensorboard").exists()
 
 
 # -- frozen backbones ------------------------------------------------------------------------------------
