@@ -14,6 +14,9 @@ A checkpoint is a `torch.save`d dict of plain types and tensors only (so it load
     optimizers   {name: optimizer.state_dict()}
     schedulers   {name: scheduler.state_dict()}
     step         optimisation steps done (train_step calls)
+    hooks        {hook key: state} of the trainer's hooks that have state (`models/hooks.py`), e.g.
+                 the losses since the last log row and the validation results; absent in older
+                 checkpoints, whose hooks then start afresh
     rng          python / numpy / torch CPU / CUDA generator states
     weights_info the model's `weights_info` (pretrained-weights provenance, DESIGN.md §4) or None
     extra        anything the trainer adds (data position, world size)

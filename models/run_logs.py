@@ -33,7 +33,9 @@ class RunLogs:
                 from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             if not _TB_NOTICE_GIVEN:
-                logger.info("TensorBoard logs off: the tensorboard package is not installed (CSV logs only)")
+                logger.warning("TensorBoard logs off: the tensorboard package is not installed, so the logs are CSV "
+                               "only (log.csv, val.csv); `pip install tensorboard` (in gazelab's `models` extra) "
+                               "adds them")
                 _TB_NOTICE_GIVEN = True
             return
         self._tb = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=resumed_step + 1)

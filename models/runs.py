@@ -31,7 +31,7 @@ from datadir import IMAGE_SUFFIXES, find_images
 from models.base import build_model, load_predictor, load_trained, predictor_provenance, registry_of
 from models.arrays import read_density, read_image, read_mask
 from models.data import PairDataset
-from models.hooks import HookBase
+from models.hooks import HookBase, ValidationHook
 from models.trainer import Trainer, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,8 @@ def train(kind: str, name: str, data_dir: str | os.PathLike, out_dir: str | os.P
     echo(f"training {kind} {name} ({len(data)} training items, batch {batch_size}) on {trainer.device} "
          f"from step {trainer.step} to {steps}; run folder {out}")
     losses = trainer.train()
-    validation = trainer.hooks[0].history[-1] if val_data is not None and trainer.hooks[0].history else {}
+    validator = trainer.hook(ValidationHook)
+    validation = validator.history[-1] if validator is not None and validator.history else {}
     return {"out_dir": str(out), "checkpoint": str(last), "step": trainer.step, "losses": losses,
             "validation": validation, "weights_info": model.weights_info}
 

@@ -1,4 +1,7 @@
-"""The training loop: devices, mixed precision, checkpoints, exact resume, logs, hooks, validation and DDP.
+"""The training loop (detectron2's shape): `TrainerBase` runs steps with hooks around them, and
+`Trainer` adds devices, mixed precision, data order, DDP and the checkpoint's contents. What
+happens around a step is a hook (`models/hooks.py`): the NaN stop, the LR schedule, the logs,
+validation, checkpoints and the progress bar.
 
 The trainer owns the loop and never a model's maths. A model it trains follows this protocol:
 
@@ -63,43 +66,43 @@ Steps are counted from 1: `step` is the number of train_step calls done; checkpo
 (a hard link to the newest), with `config.yaml` beside them; logs
 `out_dir/log.csv` (step, seconds since training began, losses, lr) and `out_dir/val.csv`; on rank 0
 the same numbers as TensorBoard scalars in `out_dir/tensorboard/` (`train/<loss>`, `train/lr`,
-`val/<metric>`; `tensorboard=False` turns them off).
+`val/<metric>`; `tensorboard=False` turns them off; without the tensorboard package, which
+`pip install tensorboard` adds, the logs are CSV only and the log says so). The state of the hooks
+(the losses since the last log row, the validation results) is in every checkpoint, so a resumed
+run also logs what the uninterrupted run would.
 """
+
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import math
 import os
 import random
-import shutil
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from models.amp import Precision, choose_precision
-from models.checkpoint import (FORMAT, check_compatible, load_model_state, model_state, read_checkpoint,
-                               restore_rng_states, rng_states, save_checkpoint)
-from models.config import config_to_dict, save_config
 from models.arrays import collate
-from models.batching import batch_stream, iterate_batches, to_device
-from models.hooks import HookBase, ValidationHook
-from models.run_logs import RunLogs
+from models.batching import batch_stream, to_device
+from models.checkpoint import (FORMAT, check_compatible, load_model_state, model_state, read_checkpoint,
+                               restore_rng_states, rng_states)
+from models.config import config_to_dict
+from models.hooks import (Checkpointer, HookBase, LogWriter, LRScheduler, ProgressBar, StopOnNonFinite,
+                          TrainingDiverged, ValidationHook, hook_keys)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "TrainingDiverged", "HookBase", "ValidationHook", "resolve_device"]
+__all__ = ["TrainerBase", "Trainer", "TrainingDiverged", "HookBase", "ValidationHook", "resolve_device"]
 
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the message names the step and the loss."""
+AnyHook = TypeVar("AnyHook", bound=HookBase)
 
 
 def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
@@ -122,7 +125,80 @@ def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.dev
     return dev
 
 
-class Trainer:
+class TrainerBase:
+    """The loop: `run_step` until `step` reaches `max_steps`, with hooks around it (`models/hooks.py`).
+
+    Subclasses implement `run_step`. `state_dict` holds the step and the hooks' state.
+    """
+
+    def __init__(self, max_steps: int):
+        self.max_steps = max_steps
+        self.step = 0  # steps done
+        self.elapsed_s = 0.0  # training seconds before this process's run (kept across resumes)
+        self.hooks: list[HookBase] = []
+        self._clock: float | None = None
+
+    def register_hooks(self, hooks: Sequence[HookBase]) -> None:
+        """Append `hooks` (HookBase objects) to the ones run, in order."""
+        for hook in hooks:
+            if not isinstance(hook, HookBase):
+                raise ValueError(f"hooks must be HookBase objects (models/hooks.py), got {hook!r}")
+            hook.trainer = self
+            self.hooks.append(hook)
+
+    def hook(self, kind: type[AnyHook]) -> AnyHook | None:
+        """The first hook of type `kind`, or None."""
+        return next((hook for hook in self.hooks if isinstance(hook, kind)), None)
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of training so far, earlier runs of a resumed one included."""
+        return self.elapsed_s + (time.perf_counter() - self._clock if self._clock is not None else 0.0)
+
+    def train(self) -> None:
+        """before_train; (before_step, run_step, after_step) until max_steps; after_train in reverse
+        order, also after an exception, on every hook whose before_train ran."""
+        self._clock = time.perf_counter()
+        begun: list[HookBase] = []
+        try:
+            for hook in self.hooks:
+                hook.before_train()
+                begun.append(hook)
+            while self.step < self.max_steps:
+                for hook in self.hooks:
+                    hook.before_step()
+                self.run_step()
+                self.step += 1
+                for hook in self.hooks:
+                    hook.after_step()
+        finally:
+            self.elapsed_s, self._clock = self.seconds, None
+            for hook in reversed(begun):
+                hook.after_train()
+
+    def run_step(self) -> None:
+        """One training step (the subclass's)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """{"step", "hooks": {hook key: state} for the hooks that have state}."""
+        states = {key: hook.state_dict() for key, hook in zip(hook_keys(self.hooks), self.hooks)}
+        return {"step": self.step, "hooks": {key: state for key, state in states.items() if state}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()` output; the state of a hook this run lacks is logged and left unused."""
+        self.step = int(state["step"])
+        saved = state.get("hooks") or {}
+        keys = hook_keys(self.hooks)
+        for key, hook in zip(keys, self.hooks):
+            if key in saved:
+                hook.load_state_dict(saved[key])
+        if set(saved) - set(keys):
+            logger.info("the checkpoint holds the state of hooks %s, which this run does not have; left unused",
+                        sorted(set(saved) - set(keys)))
+
+
+class Trainer(TrainerBase):
     """Train `model` (see the module docstring for its protocol) for `max_steps` train_step calls.
 
     Args:
@@ -140,7 +216,8 @@ class Trainer:
             float32 on the CPU), or "bf16", "fp16", "fp32" to force one (on the CPU bf16 and fp16
             run CPU autocast, for tests). See `models/amp.py`.
         seed: seeds python, numpy and torch (plus the rank) and the data order.
-        hooks: extra HookBase objects, run after the built-in validation hook.
+        hooks: extra HookBase objects, run after the built-in NaN stop, LR schedule, logs and
+            validation, before the checkpointer and the progress bar.
         resume: continue from out_dir/checkpoints/last.pt if it exists.
         num_workers: DataLoader worker processes for map-style data (0: load in this process);
             they persist across epochs and pin memory on CUDA.
@@ -163,18 +240,16 @@ class Trainer:
             raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
         if not bf16 and precision not in ("auto", "fp32"):
             raise ValueError(f"bf16=False asks for float32 but precision={precision!r}; give one of them")
-        if not isinstance(keep_checkpoints, int) or keep_checkpoints < 0:
-            raise ValueError(f"keep_checkpoints must be an int >= 0 (0: keep all), got {keep_checkpoints!r}")
         if not callable(getattr(model, "train_step", None)) or not callable(getattr(model, "optimizers", None)):
             raise ValueError(f"{type(model).__name__} lacks train_step(batch) or optimizers(); see models/trainer.py")
         if val_data is not None and not callable(getattr(model, "validation_step", None)):
             raise ValueError(f"val_data was given but {type(model).__name__} has no validation_step(batch)")
+        validation = [ValidationHook(val_data, val_every, val_batch_size or batch_size)] if val_data is not None else []
+        checkpointer = Checkpointer(ckpt_every, keep_checkpoints)
+        super().__init__(max_steps)
         self.model, self.train_data, self.out_dir = model, train_data, Path(out_dir)
-        self.max_steps, self.batch_size, self.shuffle = max_steps, batch_size, shuffle
-        self.ckpt_every, self.log_every, self.seed = ckpt_every, log_every, seed
-        self.keep_checkpoints = keep_checkpoints
-        self.progress, self.num_workers, self.tensorboard = progress, num_workers, bool(tensorboard)
-        self.collate_fn = collate_fn or collate
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.num_workers, self.collate_fn = num_workers, collate_fn or collate
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -194,18 +269,10 @@ class Trainer:
         self._ddp: dict[str, tuple[nn.Module, nn.Module]] = {}
         if self.world_size > 1:
             self._wrap_ddp(find_unused_parameters)
-        self.step = 0
-        self.elapsed_s = 0.0  # training seconds before this process's run (kept across resumes)
         self.last_losses: dict[str, float] = {}
-        self.loss_history: list[dict[str, float]] = []  # the rows written to log.csv
-        self.hooks: list[HookBase] = []
-        if val_data is not None:
-            self.hooks.append(ValidationHook(val_data, val_every, val_batch_size or batch_size))
-        self.hooks.extend(hooks)
-        for hook in self.hooks:
-            hook.trainer = self
-        self._logs: RunLogs | None = None
-        self._start_step = 0
+        self._batches: Iterator[Any] | None = None
+        self.register_hooks([StopOnNonFinite(), LRScheduler(), LogWriter(log_every, tensorboard), *validation,
+                             *hooks, checkpointer, ProgressBar(progress)])
         if resume:
             if (self.ckpt_dir / "last.pt").is_file():
                 self.resume()
@@ -217,100 +284,46 @@ class Trainer:
         """Whether train_step runs under bfloat16 autocast."""
         return self.precision.mode == "bf16"
 
+    @property
+    def loss_history(self) -> list[dict[str, float]]:
+        """The rows written to log.csv by this process (kept on every rank)."""
+        return self.hook(LogWriter).rows
+
+    def write_row(self, log: str, row: dict[str, Any]) -> None:
+        """Append `row` to out_dir/<log>.csv (columns fixed by the first row) and to TensorBoard; rank 0."""
+        self.hook(LogWriter).write_row(log, row)
+
     # -- the loop ----------------------------------------------------------------------------------
 
     def train(self) -> dict[str, float]:
         """Run steps until `max_steps`; returns the last losses. Raises TrainingDiverged on NaN/inf."""
-        self._start_step = self.step  # log rows after it (left by a crashed run) are dropped
-        if self.rank == 0:
-            self._logs = RunLogs(self.out_dir, self._start_step, tensorboard=self.tensorboard)
-        for hook in self.hooks:
-            hook.before_train()
-        started = time.perf_counter()
-        batches = self._batches()
-        bar = tqdm(total=self.max_steps, initial=self.step, desc=getattr(self.model, "name", "train"),
-                   disable=not self.progress or self.rank != 0, dynamic_ncols=True)
-        window: dict[str, list[float]] = {}
+        self._batches = batch_stream(
+            self.train_data, self.step, batch_size=self.batch_size, world_size=self.world_size, rank=self.rank,
+            seed=self.seed, shuffle=self.shuffle, num_workers=self.num_workers, collate_fn=self.collate_fn,
+            pin_memory=self.device.type == "cuda")  # from step `self.step` on (see the module docstring)
         try:
-            while self.step < self.max_steps:
-                batch = to_device(next(batches), self.device)
-                with self.precision.train_step():
-                    losses = self.model.train_step(batch)
-                values = self._loss_values(losses)
-                bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-                if bad:
-                    last = self.ckpt_dir / "last.pt"
-                    kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
-                    raise TrainingDiverged(
-                        f"training diverged at step {self.step + 1}: "
-                        + ", ".join(f"loss {k} = {v}" for k, v in bad.items()) + f"; {kept}"
-                    )
-                with warnings.catch_warnings():
-                    if self.precision.scaler is not None:  # a step fp16 skipped (inf/NaN gradients) still counts
-                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
-                    for scheduler in self.schedulers.values():
-                        scheduler.step()
-                self.step += 1
-                self.last_losses = values
-                for key, value in values.items():
-                    window.setdefault(key, []).append(value)
-                if self.step % self.log_every == 0 or self.step == self.max_steps:
-                    row = {"step": self.step, "seconds": round(self.elapsed_s + time.perf_counter() - started, 3),
-                           **{k: sum(v) / len(v) for k, v in window.items()}, **self._lrs()}
-                    window = {}
-                    self.loss_history.append(row)
-                    if self.rank == 0:
-                        self.write_row("log", row)
-                        bar.set_postfix({k: f"{row[k]:.4g}" for k in values})
-                for hook in self.hooks:
-                    hook.after_step()
-                if self.step % self.ckpt_every == 0 or self.step == self.max_steps:
-                    self.elapsed_s += time.perf_counter() - started
-                    started = time.perf_counter()
-                    self.save_checkpoint()
-                bar.update(1)
-            for hook in self.hooks:
-                hook.after_train()
+            super().train()
         finally:
-            bar.close()
-            batches.close()  # ends the loader's worker processes
-            if self._logs is not None:
-                self._logs.close()
-                self._logs = None
+            self._batches.close()  # ends the loader's worker processes
+            self._batches = None
             if self._owns_process_group:
                 self._shutdown_distributed()
         return self.last_losses
 
-    def validate(self, data: Any, batch_size: int | None = None) -> dict[str, float]:
-        """Mean of `model.validation_step` over the batches of `data` (RNG states left untouched)."""
-        states = rng_states()
-        sums: dict[str, float] = {}
-        count = 0
-        self.model.eval()
-        try:
-            with self._unwrapped(), torch.no_grad(), self.precision.autocast():
-                for batch in iterate_batches(data, batch_size or self.batch_size, self.collate_fn):
-                    for key, value in self.model.validation_step(to_device(batch, self.device)).items():
-                        sums[key] = sums.get(key, 0.0) + float(value)
-                    count += 1
-        finally:
-            self.model.train()
-            restore_rng_states(states)
-        if count == 0:
-            raise ValueError("validation data yielded no batch")
-        return {key: total / count for key, total in sums.items()}
+    def run_step(self) -> None:
+        """One `model.train_step` on the next batch, under the run's precision; `last_losses` its losses."""
+        batch = to_device(next(self._batches), self.device)
+        with self.precision.train_step():
+            losses = self.model.train_step(batch)
+        self.last_losses = self._loss_values(losses)
 
     # -- checkpoints -------------------------------------------------------------------------------
 
-    def save_checkpoint(self) -> Path | None:
-        """Write step_NNNNNN.pt and last.pt (atomically) and config.yaml, then delete the step
-        checkpoints beyond the newest `keep_checkpoints`; rank 0 only."""
-        if self.rank != 0:
-            return None
-        with self._unwrapped():
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint of the present state (keys: `models/checkpoint.py`), with this rank's RNG states."""
+        with self.unwrapped():
             state, frozen = model_state(self.model)
-        info = getattr(self.model, "weights_info", None)
-        payload = {
+        return {
             "format": FORMAT,
             "model_name": getattr(self.model, "name", type(self.model).__name__),
             "config": config_to_dict(self.model.config),
@@ -319,68 +332,61 @@ class Trainer:
             "precision": self.precision.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "step": self.step,
+            **super().state_dict(),  # step, hooks
             "rng": rng_states(),
-            "weights_info": _plain(info),
+            "weights_info": _plain(getattr(self.model, "weights_info", None)),
             "extra": {"world_size": self.world_size, "batch_size": self.batch_size, "seed": self.seed,
-                      "elapsed_s": self.elapsed_s},
+                      "elapsed_s": self.seconds},
         }
-        path = save_checkpoint(payload, self.ckpt_dir / f"step_{self.step:06d}.pt")
-        tmp = self.ckpt_dir / f".last.pt.{os.getpid()}.tmp"
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(path, tmp)
-        except OSError:  # no hard links here (some network and FAT file systems): a copy
-            shutil.copyfile(path, tmp)
-        os.replace(tmp, self.ckpt_dir / "last.pt")
-        save_config(self.model.config, self.ckpt_dir / "config.yaml")
-        logger.info("step %d: checkpoint %s", self.step, path)
-        if self.keep_checkpoints:
-            written = sorted((p for p in self.ckpt_dir.glob("step_*.pt") if p.stem[5:].isdigit()),
-                             key=lambda p: int(p.stem[5:]))  # by number: step_1000000 comes after step_999999
-            for old in written[:-self.keep_checkpoints]:
-                old.unlink(missing_ok=True)
-        return path
 
     def resume(self, path: str | os.PathLike | None = None) -> int:
-        """Restore model, optimisers, schedulers, loss scaler, step and RNG states from `path` (default
-        last.pt); frozen backbones the checkpoint left out are rebuilt from their recorded weights.
+        """Continue from the checkpoint at `path` (default last.pt): `load_state_dict` of it.
 
         Raises FileNotFoundError if there is none, ValueError if it is another model or config.
         Returns the step resumed from.
         """
         path = Path(path) if path is not None else self.ckpt_dir / "last.pt"
-        ckpt = read_checkpoint(path)
-        check_compatible(ckpt, self.model, source=f"checkpoint {path}")
+        self.load_state_dict(read_checkpoint(path), source=f"checkpoint {path}")
+        logger.info("resumed from %s at step %d", path, self.step)
+        return self.step
+
+    def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
+        """Restore model, optimisers, schedulers, loss scaler, step, hooks and RNG states from a
+        checkpoint dict; frozen backbones it left out are rebuilt from their recorded weights.
+        ValueError (naming `source`) if it is another model or config, or has other optimisers."""
+        check_compatible(state, self.model, source=source)
         for kind, mine in (("optimizers", self.optimizers), ("schedulers", self.schedulers)):
-            if set(ckpt[kind]) != set(mine):
-                raise ValueError(f"checkpoint {path} holds {kind} {sorted(ckpt[kind])}, the model has {sorted(mine)}")
-        with self._unwrapped():
-            load_model_state(self.model, ckpt, source=f"checkpoint {path}")
+            if set(state[kind]) != set(mine):
+                raise ValueError(f"{source} holds {kind} {sorted(state[kind])}, the model has {sorted(mine)}")
+        with self.unwrapped():
+            load_model_state(self.model, state, source=source)
         for key, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(ckpt["optimizers"][key])
+            optimizer.load_state_dict(state["optimizers"][key])
         for key, scheduler in self.schedulers.items():
-            scheduler.load_state_dict(ckpt["schedulers"][key])
-        saved = ckpt.get("precision") or {}
+            scheduler.load_state_dict(state["schedulers"][key])
+        saved = state.get("precision") or {}
         if not self.precision.load_state_dict(saved) and saved.get("mode", self.precision.mode) != self.precision.mode:
             logger.warning("resuming in %s; the checkpoint trained in %s", self.precision.mode, saved["mode"])
-        self.step = int(ckpt["step"])
-        extra = ckpt.get("extra", {})
+        super().load_state_dict(state)  # step and hooks
+        extra = state.get("extra", {})
         self.elapsed_s = float(extra.get("elapsed_s", 0.0))
         for key, now in (("world_size", self.world_size), ("batch_size", self.batch_size), ("seed", self.seed)):
             if key in extra and extra[key] != now:
                 logger.warning("resuming with %s=%s, the checkpoint used %s: the data order will differ", key, now, extra[key])
-        restore_rng_states(ckpt["rng"])
-        logger.info("resumed from %s at step %d", path, self.step)
-        return self.step
+        restore_rng_states(state["rng"])
 
-    # -- logs --------------------------------------------------------------------------------------
+    # -- devices and DDP ---------------------------------------------------------------------------
 
-    def write_row(self, log: str, row: dict[str, Any]) -> None:
-        """Append `row` to out_dir/<log>.csv (columns fixed by the first row) and to TensorBoard."""
-        self._logs.write_row(log, row)
-
-    # -- helpers -----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def unwrapped(self):
+        """The model with its original networks in place of their DDP wrappers, for the duration."""
+        for name, (original, _) in self._ddp.items():
+            setattr(self.model, name, original)
+        try:
+            yield self.model
+        finally:
+            for name, (_, wrapper) in self._ddp.items():
+                setattr(self.model, name, wrapper)
 
     def _loss_values(self, losses: dict[str, Any]) -> dict[str, float]:
         """Losses as floats, averaged over DDP ranks (so every rank sees a NaN on any rank)."""
@@ -394,29 +400,6 @@ class Trainer:
             dist.all_reduce(stacked)
             stacked /= self.world_size
         return dict(zip(keys, stacked.tolist()))
-
-    def _lrs(self) -> dict[str, float]:
-        lrs = {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
-        if len(lrs) == 1:
-            return {"lr": next(iter(lrs.values()))}
-        return {f"lr_{name}": lr for name, lr in lrs.items()}
-
-    def _batches(self) -> Iterator[Any]:
-        """Batches from step `self.step` on, forever (see the module docstring for the order)."""
-        return batch_stream(self.train_data, self.step, batch_size=self.batch_size, world_size=self.world_size,
-                            rank=self.rank, seed=self.seed, shuffle=self.shuffle, num_workers=self.num_workers,
-                            collate_fn=self.collate_fn, pin_memory=self.device.type == "cuda")
-
-    @contextlib.contextmanager
-    def _unwrapped(self):
-        """The model with its original networks in place of their DDP wrappers, for the duration."""
-        for name, (original, _) in self._ddp.items():
-            setattr(self.model, name, original)
-        try:
-            yield self.model
-        finally:
-            for name, (_, wrapper) in self._ddp.items():
-                setattr(self.model, name, wrapper)
 
     def _init_distributed(self) -> None:
         import torch.distributed as dist
@@ -463,8 +446,6 @@ def _seed_everything(seed: int) -> None:
 
 
 def _plain(value: Any) -> Any:
-    import dataclasses
-
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     return value

@@ -4,11 +4,11 @@
 - `UNetGenerator`: BicycleGAN's U-Net with the latent code z tiled and concatenated at the input, or at
   the input of every level (the public code's default "all").
 - `ResNetEncoder`: BicycleGAN's E_ResNet: (B, 3, H, W) → (μ, log σ²), each (B, nz).
-- `MultiScalePatchDiscriminator`: BicycleGAN's two-scale 70 px PatchGAN (scale k sees the image
-  average-pooled k times, with half as many channels per scale).
 - `ImagePool`: CycleGAN's history of generated images, kept in buffers so checkpoints hold it.
 - `PairSamples`, `check_pair_batch`: X/Y pairs with both fixation maps, and the batch check.
-- `init_weights`, `linear_decay`, `to_signed`, `to_unit`, `conditioning_maps`: small helpers.
+- `init_weights`, `to_signed`, `to_unit`, `conditioning_maps`: small helpers.
+
+BicycleGAN's two-scale discriminator is `_layers.MultiScaleDiscriminator` with `halve_channels`.
 
 Conventions as in `_layers`: convolutions followed by InstanceNorm have no bias and the norms are
 affine (the references use non-affine norms after biased convolutions: the same family of
@@ -22,17 +22,16 @@ import os
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from models.data import TrainingItems
-from models.editors._layers import PatchDiscriminator, ResidualBlock, check_target_maps, max_normalise
+from models.editors._layers import ResidualBlock, check_target_maps, max_normalise
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ResnetGenerator", "UNetGenerator", "ResNetEncoder", "MultiScalePatchDiscriminator", "ImagePool",
-    "PairSamples", "check_pair_batch", "init_weights", "linear_decay", "to_signed", "to_unit", "conditioning_maps",
+    "ResnetGenerator", "UNetGenerator", "ResNetEncoder", "ImagePool", "PairSamples", "check_pair_batch",
+    "init_weights", "to_signed", "to_unit", "conditioning_maps",
 ]
 
 
@@ -169,29 +168,6 @@ class _EncoderBlock(nn.Module):
         return self.body(x) + self.shortcut(x)
 
 
-class MultiScalePatchDiscriminator(nn.Module):
-    """(B, in_channels, H, W) → a list of `scales` raw patch-score maps (LSGAN targets 1 / 0).
-
-    Scale k is a `PatchDiscriminator` with round(channels / 2**k) base channels on the image
-    average-pooled (3×3, stride 2) k times (BicycleGAN's D_NLayersMulti).
-    """
-
-    def __init__(self, in_channels: int = 3, channels: int = 64, n_layers: int = 3, scales: int = 2):
-        super().__init__()
-        if scales < 1:
-            raise ValueError(f"scales must be >= 1, got {scales}")
-        self.nets = nn.ModuleList(PatchDiscriminator(in_channels, max(1, round(channels / 2**k)), n_layers)
-                                  for k in range(scales))
-
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        scores, x = [], images
-        for k, net in enumerate(self.nets):
-            if k:
-                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            scores.append(net(x))
-        return scores
-
-
 class ImagePool(nn.Module):
     """A history of up to `size` generated images that D is shown instead of the newest ones (CycleGAN).
 
@@ -291,10 +267,3 @@ def init_weights(module: nn.Module, kind: str = "normal", gain: float = 0.02) ->
                 nn.init.xavier_normal_(layer.weight, gain=gain)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
-
-
-def linear_decay(total_steps: int, decay_start: float):
-    """LambdaLR factor: 1 until decay_start·total_steps, then linearly to 0 at total_steps (the
-    references' "n epochs constant, n epochs decaying to 0", per step)."""
-    start = decay_start * total_steps
-    return lambda step: 1.0 if step <= start else max(0.0, (total_steps - step) / max(total_steps - start, 1e-12))

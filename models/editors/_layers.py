@@ -1,7 +1,10 @@
-"""Blocks and helpers shared by the editors guided by a target saliency map (FGTransform, SaGIM).
+"""Blocks and helpers shared by the editors.
 
 - `PatchDiscriminator`: pix2pix's 70 px PatchGAN (5 convolutions with 64, 128, 256, 512, 1
-  channels, LeakyReLU 0.2), InstanceNorm instead of BatchNorm as Gatys et al. §7.1.2 use it.
+  channels, LeakyReLU 0.2), InstanceNorm instead of BatchNorm as Gatys et al. §7.1.2 use it, or
+  no norm and spectral norm (GazeShiftNet).
+- `MultiScaleDiscriminator`: PatchGANs on the input average-pooled 0, 1, … times (BicycleGAN,
+  SalG-GAN's D_G, GazeShiftNet's critic).
 - `ResidualBlock`: conv–IN–ReLU–conv–IN plus the input (then a ReLU for Gatys' Fig. 3c, none for
   CycleGAN's generator); a 1×1 projection when the channel count changes.
 - `check_target_maps`: the ValueError checks of `edit(image, target_map)`.
@@ -15,47 +18,108 @@ affine, so every parameter receives a gradient.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from models import amp
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "PatchDiscriminator", "ResidualBlock", "check_target_maps", "pad_to_multiple", "max_normalise",
-    "log_density_ratio", "latent_codes",
+    "PatchDiscriminator", "MultiScaleDiscriminator", "ResidualBlock", "check_target_maps", "pad_to_multiple",
+    "max_normalise", "log_density_ratio", "latent_codes",
 ]
 
 LOG_RATIO_FLOOR = -20.0  # log(p·H·W) below this (e^-20 of the uniform density) counts as zero mass
 
 
 class PatchDiscriminator(nn.Module):
-    """(B, in_channels, H, W) images → (B, 1, h, w) raw patch scores, each seeing 70×70 px.
+    """(B, in_channels, H, W) images → (B, 1, h, w) raw patch scores, each seeing 70×70 px at n_layers 3.
 
-    Kernel 4; strides 2, 2, 2, 1, 1; channels base·(1, 2, 4, 8), then 1. Inputs must be at least
-    about 24 px on each side (InstanceNorm needs more than one position per channel).
+    Kernel 4; strides 2 (`n_layers` times), 1, 1; channels base·(1, 2, 4, 8, 8, …), then 1 (pix2pix).
+    `norm` "instance": InstanceNorm after every convolution but the first and the last, which alone
+    have a bias (Gatys et al. §7.1.2 use IN instead of BatchNorm); "none": no norms, every
+    convolution biased (GazeShiftNet's critic). `spectral`: spectral norm on every convolution.
+    With IN, inputs must be at least about 24 px on each side (IN needs more than one position).
     """
 
-    def __init__(self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3):
+    def __init__(self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3, *,
+                 norm: str = "instance", spectral: bool = False):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, base_channels, 4, 2, 1), nn.LeakyReLU(0.2)]
+        if n_layers < 1:
+            raise ValueError(f"a PatchGAN needs n_layers >= 1 stride-2 convolutions, got {n_layers}")
+        if norm not in ("instance", "none"):
+            raise ValueError(f"norm must be 'instance' or 'none', got {norm!r}")
+        wrap = spectral_norm if spectral else (lambda conv: conv)
+        instance = norm == "instance"
+        layers: list[nn.Module] = [wrap(nn.Conv2d(in_channels, base_channels, 4, 2, 1)), nn.LeakyReLU(0.2)]
         channels = base_channels
         for index in range(1, n_layers + 1):
             out = base_channels * min(2 ** index, 8)
             stride = 2 if index < n_layers else 1
-            layers += [nn.Conv2d(channels, out, 4, stride, 1, bias=False), nn.InstanceNorm2d(out, affine=True),
-                       nn.LeakyReLU(0.2)]
+            layers.append(wrap(nn.Conv2d(channels, out, 4, stride, 1, bias=not instance)))
+            if instance:
+                layers.append(nn.InstanceNorm2d(out, affine=True))
+            layers.append(nn.LeakyReLU(0.2))
             channels = out
-        layers.append(nn.Conv2d(channels, 1, 4, 1, 1))
+        layers.append(wrap(nn.Conv2d(channels, 1, 4, 1, 1)))
         self.net = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """(B, in_channels, H, W) → a list of `scales` (B, 1, h_k, w_k) raw patch-score maps, one per scale.
+
+    Scale k is a `PatchDiscriminator` (`n_layers`, `norm`, `spectral` as there) on the input
+    average-pooled (3×3, stride 2, padding 1) k times (pix2pixHD / BicycleGAN multi-scale D), with
+    `channels` base channels, or round(channels / 2**k) (at least 1) with `halve_channels`
+    (BicycleGAN's D_NLayersMulti). `unit_input`: the inputs are images in [0, 1], mapped to [−1, 1]
+    first (GazeShiftNet's critic). The three editors that use it:
+
+        BicycleGAN:   MultiScaleDiscriminator(3, 64, 3, 2, halve_channels=True)
+        SalG-GAN D_G: MultiScaleDiscriminator(3 + 1, 64, 3, 3)
+        GazeShiftNet: MultiScaleDiscriminator(3, 64, 3, 3, norm="none", spectral=True, unit_input=True)
+
+    State dicts from GazeShiftNet's former critic, whose scales were bare `nn.Sequential`s
+    (``nets.0.0.bias`` for ``nets.0.net.0.bias``), load unchanged.
+    """
+
+    def __init__(self, in_channels: int = 3, channels: int = 64, n_layers: int = 3, scales: int = 3, *,
+                 halve_channels: bool = False, norm: str = "instance", spectral: bool = False,
+                 unit_input: bool = False):
+        super().__init__()
+        if scales < 1:
+            raise ValueError(f"scales must be >= 1, got {scales}")
+        self.unit_input = unit_input
+        self.nets = nn.ModuleList(
+            PatchDiscriminator(in_channels, max(1, round(channels / 2**k)) if halve_channels else channels, n_layers,
+                               norm=norm, spectral=spectral) for k in range(scales))
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = images * 2 - 1 if self.unit_input else images
+        scores = []
+        for k, net in enumerate(self.nets):
+            if k:
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            scores.append(net(x))
+        return scores
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for key in [k for k in state_dict if k.startswith(prefix) and _BARE_SCALE.match(k[len(prefix):])]:
+            scale, rest = key[len(prefix) + len("nets."):].split(".", 1)
+            state_dict[f"{prefix}nets.{scale}.net.{rest}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+_BARE_SCALE = re.compile(r"nets\.\d+\.\d+\.")
 
 
 class ResidualBlock(nn.Module):

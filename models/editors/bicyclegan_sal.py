@@ -40,11 +40,11 @@ from torch import nn
 
 from models import amp, losses
 from models.base import Editor
-from models.editors._gan_nets import (MultiScalePatchDiscriminator, PairSamples, ResNetEncoder, UNetGenerator,
-                                      check_pair_batch, conditioning_maps, init_weights, linear_decay, to_signed,
-                                      to_unit)
-from models.editors._layers import check_target_maps, pad_to_multiple
+from models.editors._gan_nets import (PairSamples, ResNetEncoder, UNetGenerator, check_pair_batch, conditioning_maps,
+                                      init_weights, to_signed, to_unit)
+from models.editors._layers import MultiScaleDiscriminator, check_target_maps, pad_to_multiple
 from models.registry import EDITORS
+from models.schedules import linear_decay
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +124,10 @@ class BicycleGANSal(Editor):
         self.generator = UNetGenerator(5, 3, c.nz, c.unet_levels, c.generator_channels, c.z_at_every_level,
                                        c.dropout)
         self.encoder = ResNetEncoder(3, c.nz, c.encoder_channels, c.encoder_blocks)
-        self.discriminator = MultiScalePatchDiscriminator(3, c.disc_channels, c.disc_layers, c.disc_scales)
-        self.discriminator2 = MultiScalePatchDiscriminator(3, c.disc_channels, c.disc_layers, c.disc_scales)
+        self.discriminator = MultiScaleDiscriminator(3, c.disc_channels, c.disc_layers, c.disc_scales,
+                                                     halve_channels=True)
+        self.discriminator2 = MultiScaleDiscriminator(3, c.disc_channels, c.disc_layers, c.disc_scales,
+                                                      halve_channels=True)
         for net in self.networks().values():
             init_weights(net, "xavier", c.init_gain)
         betas = tuple(c.betas)

@@ -38,9 +38,10 @@ from torch import nn
 from models import amp, losses
 from models.base import Editor
 from models.editors._gan_nets import (ImagePool, PairSamples, ResnetGenerator, check_pair_batch, conditioning_maps,
-                                      init_weights, linear_decay, to_signed, to_unit)
+                                      init_weights, to_signed, to_unit)
 from models.editors._layers import PatchDiscriminator, check_target_maps, pad_to_multiple
 from models.registry import EDITORS
+from models.schedules import linear_decay
 
 logger = logging.getLogger(__name__)
 

@@ -26,21 +26,20 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from models import amp, losses
 from models.base import Editor
 from models.editors.gazeshift_ops import (CONTRAST_RANGE, EXPOSURE_RANGE, SHARPEN_RANGE, apply_parameters,
                                          check_image_and_mask, flatten_parameters, mask_from_guidance,
                                          parameters_from_raw, raw_size)
-from models.editors._layers import latent_codes
+from models.editors._layers import MultiScaleDiscriminator, latent_codes
 from models.editors.gazeshift_data import GazeShiftSamples
 from models.registry import EDITORS
+from models.schedules import linear_decay
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GazeShiftNetConfig", "GazeShiftNet", "ParameterEncoder", "LatentEncoder", "MultiScaleDiscriminator",
-           "GazeShiftSamples"]
+__all__ = ["GazeShiftNetConfig", "GazeShiftNet", "ParameterEncoder", "LatentEncoder", "GazeShiftSamples"]
 
 DIRECTIONS = ("increase", "decrease")
 
@@ -133,8 +132,9 @@ class GazeShiftNet(Editor):
         self.encoder = ParameterEncoder(config.encoder_channels, config.fc_width, config.z_dim, self.directions, n_raw)
         self.latent_encoder = (LatentEncoder(2 * n_raw, config.fc_width, config.z_dim, self.directions)
                                if config.z_dim > 0 else None)
-        self.discriminator = MultiScaleDiscriminator(config.d_scales, config.d_channels, config.d_layers,
-                                                     config.d_spectral_norm)
+        # the critic: PatchGANs without norms on images in [0, 1], spectral norm on every convolution
+        self.discriminator = MultiScaleDiscriminator(3, config.d_channels, config.d_layers, config.d_scales,
+                                                     norm="none", spectral=config.d_spectral_norm, unit_input=True)
         # load_pretrained has nothing to load: no part of GazeShiftNet starts from pretrained weights
         self.weights_info = {**self.weights_info, "backbone": "none", "random_backbone": False,
                              "encoder": "trained from scratch (GazeShiftNet has no pretrained backbone)"}
@@ -142,7 +142,7 @@ class GazeShiftNet(Editor):
         betas = tuple(config.adam_betas)
         self.optimizer_g = torch.optim.Adam(g_params, lr=config.lr, betas=betas)
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr, betas=betas)
-        decay = _linear_decay(config.max_steps, config.decay_start)
+        decay = linear_decay(config.max_steps, config.decay_start)
         self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, decay)
         self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, decay)
 
@@ -430,52 +430,12 @@ class LatentEncoder(nn.Module):
         return {d: self.nets[d](params[d]) for d in params}
 
 
-class MultiScaleDiscriminator(nn.Module):
-    """(B, 3, H, W) images in [0, 1] → a list of (B, 1, h_k, w_k) raw patch scores, one per scale.
-
-    Scale k sees the image average-pooled k times by 2 (pix2pixHD style); each is a PatchGAN:
-    conv 4×4 stride 2 × `layers` (channels ×2 each, at most 8×), conv 4×4 stride 1, conv to 1.
-    Spectral norm on every conv when `spectral`. Inputs need ≳ 2^(layers+scales) px per side.
-    """
-
-    def __init__(self, scales: int = 3, channels: int = 64, layers: int = 3, spectral: bool = True):
-        super().__init__()
-        norm = spectral_norm if spectral else (lambda module: module)
-        nets = []
-        for _ in range(scales):
-            blocks, previous = [], 3
-            for index in range(layers):
-                width = channels * min(2 ** index, 8)
-                blocks += [norm(nn.Conv2d(previous, width, 4, 2, 1)), nn.LeakyReLU(0.2)]
-                previous = width
-            width = channels * min(2 ** layers, 8)
-            blocks += [norm(nn.Conv2d(previous, width, 4, 1, 1)), nn.LeakyReLU(0.2),
-                       norm(nn.Conv2d(width, 1, 4, 1, 1))]
-            nets.append(nn.Sequential(*blocks))
-        self.nets = nn.ModuleList(nets)
-
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        x = images * 2 - 1
-        scores = []
-        for index, net in enumerate(self.nets):
-            if index:
-                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            scores.append(net(x))
-        return scores
-
-
 def _he_init(module: nn.Module) -> None:
     """He-normal weights (fan in, LeakyReLU 0.2) and zero biases on every conv and linear layer."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(layer.weight, a=0.2, nonlinearity="leaky_relu")
             nn.init.zeros_(layer.bias)
-
-
-def _linear_decay(total_steps: int, decay_start: float):
-    """LambdaLR factor: 1 until decay_start·total, then linearly to 0 at total (0 after)."""
-    start = decay_start * total_steps
-    return lambda step: 1.0 if step <= start else max(0.0, (total_steps - step) / max(total_steps - start, 1e-12))
 
 
 def _mask_density(log_density: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -48,8 +48,8 @@ from torch.func import functional_call
 from models import amp, losses
 from models.backbones import VGGFeatures
 from models.base import Editor
-from models.editors._layers import PatchDiscriminator, check_target_maps, latent_codes
-from models.editors.salggan_parts import (AttentionMaps, CueEncoder, MultiScaleDiscriminator, SalGGANSamples,
+from models.editors._layers import MultiScaleDiscriminator, PatchDiscriminator, check_target_maps, latent_codes
+from models.editors.salggan_parts import (AttentionMaps, CueEncoder, SalGGANSamples,
                                           SaliencyGuidedGenerator, attention_boxes, attention_maps, box_mask,
                                           check_batch, check_config, crop_patches)
 from models.registry import EDITORS
@@ -205,7 +205,7 @@ class SalGGAN(Editor):
                                                  c.unet_max_channels)
         self.encoder = CueEncoder(c.encoder_channels, c.z_dim)
         d_inputs = 4 if c.discriminator_condition else 3
-        self.discriminator_global = MultiScaleDiscriminator(d_inputs, c.d_scales, c.d_channels, c.d_layers)
+        self.discriminator_global = MultiScaleDiscriminator(d_inputs, c.d_channels, c.d_layers, c.d_scales)
         self.discriminator_local = (PatchDiscriminator(d_inputs, c.local_channels, c.local_layers)
                                     if c.local_discriminator else None)
         weights = c.backbone_weights if load_pretrained else "random"

@@ -10,7 +10,8 @@
 - `SaliencyGuidedGenerator`: eq. 2, Ŷ = C_1×1(S_d·Unet(X, S_p, S_m, z) ⊕ (1 − S_d)·X) where
   S_d > 0 and Ŷ = X exactly where S_d = 0.
 - `CueEncoder`: the saliency cue encoder E (5 convolutions, FC heads for μ and log σ²).
-- `MultiScaleDiscriminator`: D_G, PatchGANs at several scales; D_L is one `PatchDiscriminator`.
+
+The discriminators come from `_layers`: D_G is a `MultiScaleDiscriminator`, D_L a `PatchDiscriminator`.
 
 The paper gives the components' outlines only; what fills them in is BicycleGAN's (Zhu et al.
 2017, the paper's [38], whose disentangling scheme SalG-GAN follows) and pix2pix's, as each
@@ -24,17 +25,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
 from analysis.attention_boxes import attention_boxes as boxes_of
 from models.data import TrainingItems
-from models.editors._layers import PatchDiscriminator, check_target_maps, pad_to_multiple
+from models.editors._layers import check_target_maps, max_normalise, pad_to_multiple
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AttentionMaps", "Box", "CueEncoder", "MultiScaleDiscriminator", "SalGGANSamples", "SaliencyGuidedGenerator",
+__all__ = ["AttentionMaps", "Box", "CueEncoder", "SalGGANSamples", "SaliencyGuidedGenerator",
            "UNet", "attention_boxes", "attention_maps", "box_mask", "check_batch", "check_config", "crop_patches",
            "saliency_adjustment"]
 
@@ -92,7 +92,7 @@ def attention_maps(source: torch.Tensor, target: torch.Tensor, alpha: float, bet
     adjusted_target = saliency_adjustment(target, alpha, beta)
     change = adjusted_target - adjusted_source
     change = torch.where(change.abs() >= threshold, change, torch.zeros_like(change))
-    return AttentionMaps(source=_max_normalised(source), target=_max_normalised(target),
+    return AttentionMaps(source=max_normalise(source.float()), target=max_normalise(target.float()),
                          additive=change.clamp_min(0), subtractive=(-change).clamp_min(0), difference=change.abs())
 
 
@@ -245,26 +245,6 @@ class CueEncoder(nn.Module):
         return self.mu(pooled), self.logvar(pooled)
 
 
-class MultiScaleDiscriminator(nn.Module):
-    """D_G: (B, in_channels, H, W) → a list of (B, 1, h_k, w_k) raw LSGAN scores, one per scale.
-
-    Scale k sees the input average-pooled k times by 2 (pix2pixHD / BicycleGAN multi-scale D);
-    each scale is a `PatchDiscriminator` with `layers` stride-2 convolutions.
-    """
-
-    def __init__(self, in_channels: int, scales: int = 3, channels: int = 64, layers: int = 3):
-        super().__init__()
-        self.nets = nn.ModuleList(PatchDiscriminator(in_channels, channels, layers) for _ in range(scales))
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        scores = []
-        for index, net in enumerate(self.nets):
-            if index:
-                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            scores.append(net(x))
-        return scores
-
-
 class SalGGANSamples(TrainingItems):
     """SalG-GAN's training items from one split of a gazelab dataset dir, at `size` = (W, H).
 
@@ -374,8 +354,3 @@ def _patch_size(size: int, layers: int) -> int:
     for _ in range(layers):
         size //= 2
     return size - 2
-
-
-def _max_normalised(maps: torch.Tensor) -> torch.Tensor:
-    peak = maps.float().flatten(1).amax(1).clamp_min(torch.finfo(torch.float32).tiny).view(-1, 1, 1, 1)
-    return maps.float() / peak

@@ -36,6 +36,7 @@ from torch import nn
 from models import amp, losses
 from models.base import SaliencyPredictor, check_images, check_saliency_batch
 from models.registry import PREDICTORS
+from models.schedules import linear_decay
 
 
 __all__ = ["SalGDetector", "SalGDetectorConfig", "SalGDetectorNet"]
@@ -159,8 +160,8 @@ class SalGDetector(SaliencyPredictor):
             raise ValueError(f"decay_start = {config.decay_start} must be in [0, 1] and max_steps = "
                              f"{config.max_steps} >= 1")
         # No scheduler at a constant rate: runs from before decay_start existed resume as they were.
-        self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, _linear_decay(config.max_steps,
-                                                                                          config.decay_start))
+        self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_decay(config.max_steps,
+                                                                                         config.decay_start))
                           if config.decay_start < 1 else None)
         self.weights_info = {"backbone": None, "random_backbone": False,
                              "init": "from scratch (the SalG-GAN detector has no pretrained backbone)"}
@@ -193,18 +194,6 @@ class SalGDetector(SaliencyPredictor):
 
     def networks(self) -> dict[str, nn.Module]:
         return {"detector": self.detector}
-
-
-def _linear_decay(total_steps: int, decay_start: float):
-    """LambdaLR factor: 1 until decay_start·total_steps, then linearly to 0 at total_steps (0 after)."""
-    start = decay_start * total_steps
-
-    def factor(step: int) -> float:
-        if step <= start or total_steps <= start:
-            return 1.0
-        return max(0.0, (total_steps - step) / (total_steps - start))
-
-    return factor
 
 
 class _DenseLayer(nn.Module):

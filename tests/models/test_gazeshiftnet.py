@@ -249,7 +249,7 @@ def test_gradients_reach_every_trainable_parameter():
         # At init every score lies within the hinge margins, where the real term's gradient on the
         # final bias (−1) cancels the fake term's (+1); a shifted bias takes the real term out.
         for net in model.discriminator.nets:
-            net[-1].bias.fill_(1.5)
+            net.net[-1].bias.fill_(1.5)
     scores = model.discriminator(torch.cat([image, fake]))
     losses.hinge_d([s[:2] for s in scores], [s[2:] for s in scores]).backward()
     for name, parameter in model.discriminator.named_parameters():

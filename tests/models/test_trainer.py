@@ -7,6 +7,7 @@ import math
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -21,7 +22,7 @@ from models.backbones import VGGFeatures
 from models.batching import batch_stream
 from models.checkpoint import load_model, load_model_state, read_checkpoint
 from models.config import load_config
-from models.trainer import HookBase, Trainer, TrainingDiverged, resolve_device
+from models.trainer import HookBase, Trainer, TrainingDiverged, ValidationHook, resolve_device
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -176,21 +177,107 @@ def test_validation_hook_runs_and_does_not_change_training(tmp_path):
     assert all(math.isfinite(float(r["mse"])) for r in rows)
 
 
+class Recorder(HookBase):
+    """Appends (its name, the event, the trainer's step) to `calls` at every hook point."""
+
+    def __init__(self, name, calls):
+        self.name, self.calls = name, calls
+
+    def before_train(self):
+        self.calls.append((self.name, "before_train", self.trainer.step))
+
+    def before_step(self):
+        self.calls.append((self.name, "before_step", self.trainer.step))
+
+    def after_step(self):
+        self.calls.append((self.name, "after_step", self.trainer.step))
+
+    def after_train(self):
+        self.calls.append((self.name, "after_train", self.trainer.step))
+
+
 def test_hooks_are_called_in_order(tmp_path):
     calls = []
+    trainer = make_trainer(make_model(), tmp_path, max_steps=2, val_data=NoisyRegression(4),
+                           hooks=[Recorder("a", calls), Recorder("b", calls)])
+    assert [type(hook).__name__ for hook in trainer.hooks] == [
+        "StopOnNonFinite", "LRScheduler", "LogWriter", "ValidationHook", "Recorder", "Recorder", "Checkpointer",
+        "ProgressBar"]
+    trainer.train()
+    assert calls == [("a", "before_train", 0), ("b", "before_train", 0),
+                     ("a", "before_step", 0), ("b", "before_step", 0), ("a", "after_step", 1), ("b", "after_step", 1),
+                     ("a", "before_step", 1), ("b", "before_step", 1), ("a", "after_step", 2), ("b", "after_step", 2),
+                     ("b", "after_train", 2), ("a", "after_train", 2)]  # torn down in reverse order
 
-    class Recorder(HookBase):
+
+def test_after_train_runs_after_a_failure_for_the_hooks_that_began(tmp_path):
+    calls = []
+
+    class Broken(HookBase):
         def before_train(self):
-            calls.append("before")
+            raise RuntimeError("cannot start")
 
+    trainer = make_trainer(make_model(), tmp_path / "a", hooks=[Recorder("a", calls), Broken(), Recorder("b", calls)])
+    with pytest.raises(RuntimeError, match="cannot start"):
+        trainer.train()
+    assert calls == [("a", "before_train", 0), ("a", "after_train", 0)]  # "b" never began
+
+    calls.clear()
+    with pytest.raises(TrainingDiverged):
+        make_trainer(make_model(nan_at_step=3), tmp_path / "b", hooks=[Recorder("a", calls)]).train()
+    assert [c for c in calls if c[1] != "before_step"] == [
+        ("a", "before_train", 0), ("a", "after_step", 1), ("a", "after_step", 2), ("a", "after_train", 3)]
+    assert [int(r["step"]) for r in read_rows(tmp_path / "b/log.csv")] == [2]  # the NaN step was never logged
+
+
+class Counter(HookBase):
+    """Counts the steps it saw; the count is its state."""
+
+    def __init__(self):
+        self.count = 0
+
+    def after_step(self):
+        self.count += 1
+
+    def state_dict(self):
+        return {"count": self.count}
+
+    def load_state_dict(self, state):
+        self.count = state["count"]
+
+
+def test_hook_state_is_kept_in_checkpoints_and_restored_on_resume(tmp_path):
+    make_trainer(make_model(), tmp_path, max_steps=7, hooks=[Counter(), Counter()]).train()
+    saved = read_checkpoint(tmp_path / "checkpoints/last.pt")["hooks"]
+    assert saved == {"LogWriter": {"window": {}}, "Counter": {"count": 7}, "Counter#2": {"count": 7}}
+    first, second = Counter(), Counter()
+    trainer = make_trainer(make_model(), tmp_path, max_steps=9, resume=True, hooks=[first, second])
+    assert (trainer.step, first.count, second.count) == (7, 7, 7)
+    trainer.train()
+    assert (first.count, second.count) == (9, 9)
+
+
+def test_a_run_resumed_after_a_crash_logs_what_the_uninterrupted_run_logs(tmp_path):
+    options = dict(max_steps=14, log_every=4, ckpt_every=5, val_data=NoisyRegression(8), val_every=3)
+    make_trainer(make_model(), tmp_path / "full", **options).train()
+
+    class PowerCut(HookBase):
         def after_step(self):
-            calls.append(self.trainer.step)
+            if self.trainer.step == 7:
+                raise RuntimeError("power cut")
 
-        def after_train(self):
-            calls.append("after")
-
-    make_trainer(make_model(), tmp_path, max_steps=3, hooks=[Recorder()]).train()
-    assert calls == ["before", 1, 2, 3, "after"]
+    with pytest.raises(RuntimeError, match="power cut"):
+        make_trainer(make_model(), tmp_path / "split", hooks=[PowerCut()], **options).train()
+    ckpt = read_checkpoint(tmp_path / "split/checkpoints/last.pt")
+    assert ckpt["step"] == 5 and list(ckpt["hooks"]["LogWriter"]["window"]) == ["mse"]  # step 5's loss, unlogged
+    resumed = make_trainer(make_model(), tmp_path / "split", resume=True, **options)
+    resumed.train()
+    for log in ("log.csv", "val.csv"):
+        full, split = ([{k: v for k, v in row.items() if k != "seconds"} for row in read_rows(tmp_path / run / log)]
+                       for run in ("full", "split"))
+        assert split == full, log
+    assert [int(r["step"]) for r in read_rows(tmp_path / "split/log.csv")] == [4, 8, 12, 14]
+    assert [row["step"] for row in resumed.hook(ValidationHook).history] == [3, 6, 9, 12, 14]
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -430,6 +517,20 @@ def test_tensorboard_scalars_match_the_csv_logs(tmp_path):
         [(int(r["step"]), float(r["mse"])) for r in val_rows]
     make_trainer(make_model(), tmp_path / "off", tensorboard=False).train()
     assert (tmp_path / "off/log.csv").is_file() and not (tmp_path / "off/tensorboard").exists()
+
+
+def test_without_the_tensorboard_package_the_logs_are_csv_and_the_log_says_how_to_add_it(tmp_path, monkeypatch,
+                                                                                         caplog):
+    import models.run_logs
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # an import of it fails
+    monkeypatch.setattr(models.run_logs, "_TB_NOTICE_GIVEN", False)
+    caplog.set_level(logging.WARNING, logger="models.run_logs")
+    make_trainer(make_model(), tmp_path, val_data=NoisyRegression(8), val_every=5).train()
+    assert "tensorboard package is not installed" in caplog.text and "`pip install tensorboard`" in caplog.text
+    assert [int(r["step"]) for r in read_rows(tmp_path / "log.csv")] == [2, 4, 6, 8, 10]
+    assert [int(r["step"]) for r in read_rows(tmp_path / "val.csv")] == [5, 10]
+    assert not (tmp_path / "tensorboard").exists()
 
 
 # -- frozen backbones ------------------------------------------------------------------------------------
