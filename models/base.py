@@ -21,8 +21,10 @@ editor only, and records the predictor's provenance in `weights_info["predictor"
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import pkgutil
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from analysis import metrics
 from models.checkpoint import check_compatible, load_model_state, read_checkpoint
 from models.config import load_config
+from models.data import saliency_samples
 from models.registry import EDITORS, PREDICTORS, Registry
 
 logger = logging.getLogger(__name__)
@@ -78,16 +82,12 @@ class SaliencyPredictor(nn.Module):
         """(image, fixation density) samples at `config.input_size`: every X and Y image with a map of a
         gazelab dataset dir, or a SALICON/MIT1003-style folder with `images/` and `maps/` (see
         `models.data.saliency_samples`). Items: ``x`` (3, H, W) in [0, 1], ``x_map`` (1, H, W) density."""
-        from models.data import saliency_samples
-
         height, width = self.config.input_size
         return saliency_samples(data_dir, split=split, size=(width, height), augment=augment)
 
     def validation_step(self, batch: dict[str, Any]) -> dict[str, float]:
         """Mean CC, KLD and SIM (analysis.metrics, the benchmark's definitions) of the predicted
         densities against the batch's ``x_map``; NSS too where the batch has ``x_fixations``."""
-        from analysis import metrics
-
         predicted = self.density(batch["x"]).float().cpu().numpy()[:, 0]
         truth = batch["x_map"].float().cpu().numpy()[:, 0]
         rows = []
@@ -173,16 +173,12 @@ def optimizer_state_follows_parameters(module: nn.Module) -> None:
 
 
 def import_models() -> None:
-    """Import every predictor and editor module so that the registries are filled."""
-    import importlib
-    import pkgutil
-
-    import models.editors
-    import models.saliency
-
-    for package in (models.saliency, models.editors):
+    """Import every predictor and editor module so that the registries are filled: the model
+    packages are plug-ins, found by name (their modules import this one to register)."""
+    for name in ("models.saliency", "models.editors"):
+        package = importlib.import_module(name)
         for info in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+            importlib.import_module(f"{name}.{info.name}")
 
 
 def registry_of(kind: str) -> Registry:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.backbones import WeightsUnavailable
 from models.config import config_to_dict
 
 logger = logging.getLogger(__name__)
@@ -185,8 +186,6 @@ def load_model_state(model: nn.Module, ckpt: dict, source: str = "checkpoint", l
 
 def _rebuild(module: nn.Module, path: str, entry: dict, source: str) -> None:
     """Reload `module`'s recorded weights, keeping its trained parameters; check the frozen ones."""
-    from models.backbones import WeightsUnavailable
-
     weights = entry["weights_info"]["source"]
     trained = {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad}
     try:

@@ -28,10 +28,15 @@ import torch
 import yaml
 
 from datadir import IMAGE_SUFFIXES, find_images
-from models.base import build_model, load_predictor, load_trained, predictor_provenance, registry_of
+from datadir.maps import save_map
 from models.arrays import read_density, read_image, read_mask
+from models.base import build_model, import_models, load_predictor, load_trained, predictor_provenance, registry_of
+from models.checkpoint import read_checkpoint
 from models.data import PairDataset
 from models.hooks import HookBase, ValidationHook
+from models.registry import EDITORS
+from models.saliency.center_bias import CenterBias
+from models.targets import select_gazeshift_mask
 from models.trainer import Trainer, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -150,8 +155,6 @@ def predict_images(ckpt: str | os.PathLike, images: str | os.PathLike, out_dir: 
                    device: str = "auto") -> dict[str, Any]:
     """Saliency densities for an image file or every image in a folder: `<stem>.npy` (float32
     density) and `<stem>.png` (max-scaled view) in `out_dir`, plus `predictions.json`."""
-    from datadir.maps import save_map
-
     paths = _image_paths(images)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,7 +176,6 @@ def load_saliency_function(ckpt: str | os.PathLike, device: str = "auto"):
     """(predict, model name, weights_info) for a predictor checkpoint or a fitted centre bias (.json):
     predict(image) takes an (H, W, 3) float32 RGB array in [0, 1] and gives an (H, W) float64 map."""
     if Path(ckpt).suffix == ".json":  # a fitted centre bias (models/saliency/center_bias.py)
-        from models.saliency.center_bias import CenterBias
 
         bias = CenterBias.load(ckpt)
         return (lambda image: np.asarray(bias.predict(image.shape[:2]), np.float64)), "center_bias", {"fit": str(ckpt)}
@@ -310,9 +312,6 @@ def discover_editor_runs(runs_dir: str | os.PathLike) -> list[str]:
     """`NAME=CHECKPOINT` for every editor run under `runs_dir` (`*/checkpoints/last.pt`, recursively),
     named by its run folder relative to `runs_dir` ('/' → '.'), as `gazelab evaluate --methods` takes
     them; predictor runs are left out. ValueError when there is none."""
-    from models.base import import_models
-    from models.checkpoint import read_checkpoint
-    from models.registry import EDITORS
 
     root = Path(runs_dir)
     if not root.is_dir():
@@ -436,8 +435,6 @@ def _pair_guidance(editor, item: dict, index: int) -> np.ndarray | None:
     ids = [o["mask_id"] for o in item.get("x_objects") or [] if o.get("id") in edited and o.get("mask_id")]
     chosen = np.isin(labels, ids) if ids else None
     if chosen is None or not chosen.any():
-        from models.targets import select_gazeshift_mask
-
         saliency = item.get("x_map")
         density = saliency[0].numpy() if saliency is not None else np.full(labels.shape, 1.0 / labels.size)
         try:

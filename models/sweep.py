@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from models.base import import_models, registry_of
+from models.checkpoint import read_checkpoint
+from models.runs import train
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,6 @@ def load_sweep(path) -> dict:
         raise ValueError(f"sweep file {path}: unknown key(s) {unknown}; expected some of {sorted(_TOP_KEYS)}")
     if spec.get("kind") not in ("editor", "predictor"):
         raise ValueError(f"sweep file {path}: kind must be 'editor' or 'predictor', got {spec.get('kind')!r}")
-    from models.base import import_models, registry_of
 
     import_models()
     cls = registry_of(spec["kind"]).get(spec.get("name"))
@@ -87,8 +89,6 @@ def run_sweep(spec: dict, data_dir, out_dir, *, predictor_ckpt=None, preset: str
     """Train every run of `spec` (from `load_sweep`) into `out_dir`/<run name>; `preset`, `steps` and
     `extra_overrides` (e.g. a random backbone) apply to every run on top of the file. Returns one
     {"name", "status" (trained | resumed | done), "checkpoint", "step"} per run."""
-    from models.checkpoint import read_checkpoint
-    from models.runs import train
 
     out = Path(out_dir)
     results = []
@@ -106,8 +106,6 @@ def run_sweep(spec: dict, data_dir, out_dir, *, predictor_ckpt=None, preset: str
             status = "resumed"
         overrides = {**(spec.get("overrides") or {}), **(run.get("overrides") or {}), **(extra_overrides or {})}
         if run.get("ablation"):
-            from models.base import registry_of
-
             overrides = {**ablation_overrides(registry_of(spec["kind"]).get(spec["name"]), run["ablation"]),
                          **overrides}
         echo(f"run {run['name']}: {spec['name']}" + (f", ablation {run['ablation']}" if run.get("ablation") else "")
