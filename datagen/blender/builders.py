@@ -11,6 +11,7 @@ import bmesh
 import bpy
 from mathutils import Matrix, Vector
 
+from datagen.blender.catalog import base_color
 from datagen.scene import Camera, Light
 
 SHARP_ANGLE = math.radians(30.0)  # edges sharper than this stay crisp under smooth shading
@@ -79,18 +80,23 @@ def principled_material(
     metallic: float,
     specular: float = 0.5,
     clearcoat: float = 0.0,
+    clevr_color: float = 0.0,
+    color_scale: float = 1.0,
 ) -> bpy.types.Material:
-    """A Principled BSDF material; `linear_rgb` is the scene-linear base colour in [0, 1]
-    (`catalog.srgb_to_linear` of an object's sRGB colour); the rest as in `catalog.material_spec`."""
+    """A Principled BSDF material; `linear_rgb` is the object's colour as scene-linear [0, 1]
+    (`catalog.srgb_to_linear` of its sRGB colour), made into the base colour by
+    `catalog.base_color(linear_rgb, clevr_color, color_scale)`; the rest as in `catalog.material_spec`."""
     material = bpy.data.materials.new(name)
     linear = (*linear_rgb, 1.0)
     bsdf = material.node_tree.nodes["Principled BSDF"]  # 5.0: new materials come with nodes
-    bsdf.inputs["Base Color"].default_value = linear
+    bsdf.inputs["Base Color"].default_value = (*base_color(linear_rgb, clevr_color, color_scale), 1.0)
     bsdf.inputs["Roughness"].default_value = roughness
     bsdf.inputs["Metallic"].default_value = metallic
     bsdf.inputs["Specular IOR Level"].default_value = specular
     bsdf.inputs["Coat Weight"].default_value = clearcoat
-    # Workbench and the viewport read these instead of the node tree.
+    # Workbench and the viewport read these instead of the node tree. Workbench, a preview lit by
+    # its studio light with its own exposure, shows the listed colour: `linear_rgb`, not the base
+    # colour that reproduces CLEVR's renders under the scene's lights.
     material.diffuse_color = linear
     material.roughness = roughness
     material.metallic = metallic

@@ -1,15 +1,19 @@
 """How a render looks, measured on its 8-bit image and instance mask — bpy-free (numpy, OpenCV).
 
-Used by the look tests and `benchmarks/bench_look.py` to compare renders with CLEVR's listed
-colours and floor:
+Used by the look tests and `benchmarks/bench_look.py` to compare renders with CLEVR's renders,
+its listed colours and its floor:
 
     colors = object_colors(rgb, mask)                  # mask_id → median sRGB of its interior
     error = delta_e_2000(srgb_to_lab(colors[3]), srgb_to_lab((42, 75, 215)))
     floor = floor_brightness(rgb, mask)                # top band, bottom band, whole floor
     share = clipped_share(rgb)                         # pixels with a channel at 255
 
-`chart_scene` builds the scene these figures are taken on: one large rubber object per colour,
-spread over CLEVR's ground, camera and lights at CLEVR's defaults (no jitter).
+`chart_scene` builds the scene these figures are taken on: one large rubber or metal object per
+colour, spread over CLEVR's ground, camera and lights at CLEVR's defaults (no jitter).
+`CLEVR_RENDERS` holds what CLEVR's own generator renders for the same charts, the target:
+
+    reference = clevr_reference("metal", "red", [chart_position(o) for o in red_objects])
+
 Images are RGB (H, W, 3) uint8 (OpenCV reads BGR: convert first); masks are DESIGN.md §2's
 label images (0 floor, k = the object with mask_id k).
 """
@@ -33,6 +37,46 @@ CHART_LAYOUT: tuple[tuple[str, float, float], ...] = (
     ("sphere", -2.5, -1.7), ("cube", -0.6, -2.6), ("cylinder", 1.6, -2.4), ("sphere", 2.6, -0.4),
     ("cylinder", -2.6, 0.9), ("cube", -0.4, 0.1), ("sphere", 1.8, 1.6), ("cube", -1.0, 2.6),
 )
+
+# CLEVR's renders of the charts: material → colour → the median sRGB colour (`object_colors`) of
+# the `chart_scene` object of that colour at each CHART_LAYOUT position (radius 0.7, rotation 35°).
+# Source: CLEVR's own generator files (facebookresearch/clevr-dataset-gen, image_generation/data:
+# base_scene.blend for ground, camera, lamps and colour management; materials/Rubber.blend and
+# MyMetal.blend, whose node groups take "Color" = rgb / 255 as render_images.py feeds them;
+# shapes/SmoothCube_v2, Sphere, SmoothCylinder.blend) opened in bpy 5.0.1, Cycles set as
+# render_images.py sets it (blur_glossy 2, no denoising) but 128 samples (CLEVR: 512), 320×240,
+# 8 chart shifts (each colour once at each position), masks from the Object Index pass. The
+# rubber listed colours are not what CLEVR renders: its rubber is darker and greyer (yellow
+# (255, 238, 51) renders as (120–162, 115–155, 53–73)). Reliability: the same files give CLEVR's
+# floor (104 / 139 / 121 against its example images' 102–106 / 134–147); on the large spheres
+# of CLEVR's example images (images/img1-8.png, no masks: the median of a disc of 0.8 radius
+# placed by eye, on 6 metal and 6 rubber spheres) they differ from the rendered spheres of the
+# same colour by ΔE00 1.2–6.4 (mean 3.4) for metal and 0.9–5.1 (mean 2.1) for rubber (their lamps
+# are jittered; one colour's 8 positions above already span ΔE00 7–15). So compare like with like,
+# position by position (`clevr_reference`), and read a chart's ΔE00 below ~3 as "as close as the
+# reference can tell". benchmarks/_clevr_look_references.py re-derives the table from a checkout.
+CLEVR_RENDERS: dict[str, dict[str, tuple[tuple[int, int, int], ...]]] = {
+    "rubber": {
+        "gray": ((83, 81, 80), (72, 70, 69), (92, 90, 88), (99, 97, 93), (77, 74, 74), (83, 81, 81), (89, 87, 86), (82, 82, 80)),
+        "red": ((112, 52, 52), (100, 45, 45), (125, 59, 57), (136, 63, 60), (105, 47, 48), (115, 54, 52), (122, 56, 55), (115, 52, 50)),
+        "blue": ((57, 76, 122), (50, 66, 107), (65, 84, 133), (70, 90, 142), (52, 71, 115), (59, 78, 122), (63, 82, 130), (57, 75, 123)),
+        "green": ((48, 89, 39), (42, 78, 33), (55, 98, 44), (58, 106, 46), (44, 83, 35), (49, 89, 38), (52, 95, 41), (48, 88, 38)),
+        "brown": ((100, 75, 44), (87, 65, 38), (110, 84, 49), (118, 90, 51), (92, 69, 40), (100, 75, 43), (108, 80, 45), (98, 74, 43)),
+        "purple": ((98, 55, 119), (87, 48, 103), (110, 61, 127), (119, 65, 135), (92, 50, 110), (99, 54, 116), (106, 58, 125), (98, 53, 115)),
+        "cyan": ((58, 124, 121), (50, 110, 106), (65, 135, 131), (69, 145, 141), (53, 116, 113), (57, 123, 119), (61, 131, 127), (56, 122, 121)),
+        "yellow": ((135, 130, 62), (120, 115, 53), (150, 143, 68), (162, 155, 73), (126, 121, 57), (137, 130, 61), (147, 140, 65), (136, 131, 62)),
+    },
+    "metal": {
+        "gray": ((53, 51, 51), (65, 65, 64), (73, 72, 71), (61, 60, 57), (60, 58, 58), (63, 63, 63), (52, 51, 51), (73, 75, 74)),
+        "red": ((72, 31, 33), (92, 40, 40), (102, 44, 44), (83, 35, 35), (82, 35, 38), (89, 39, 39), (73, 31, 31), (107, 47, 44)),
+        "blue": ((35, 49, 80), (44, 61, 103), (50, 67, 111), (41, 53, 89), (39, 56, 94), (43, 59, 98), (36, 48, 79), (51, 68, 113)),
+        "green": ((28, 57, 21), (36, 72, 28), (40, 79, 32), (31, 63, 26), (33, 67, 25), (35, 70, 27), (27, 56, 21), (42, 80, 33)),
+        "brown": ((65, 47, 26), (80, 60, 33), (89, 66, 36), (71, 53, 28), (74, 55, 30), (77, 57, 31), (64, 46, 24), (89, 67, 38)),
+        "purple": ((63, 34, 81), (80, 42, 97), (89, 47, 105), (72, 36, 84), (72, 39, 90), (77, 40, 93), (63, 32, 77), (88, 48, 105)),
+        "cyan": ((36, 83, 79), (44, 101, 101), (49, 112, 109), (39, 88, 91), (41, 94, 92), (42, 97, 96), (33, 79, 79), (51, 111, 109)),
+        "yellow": ((89, 85, 38), (112, 108, 49), (124, 119, 54), (99, 99, 45), (99, 96, 44), (108, 103, 47), (88, 86, 38), (124, 118, 57)),
+    },
+}
 
 # D65 white and the sRGB (linear) → XYZ matrix of IEC 61966-2-1.
 _WHITE = np.array([0.95047, 1.0, 1.08883])
@@ -171,6 +215,25 @@ def chart_scene(
         ))
     scene = Scene(objects=(), camera=Camera(location=(7.48, -6.51, 5.34)), lights=tuple(lights), image_size=image_size)
     return scene.with_objects(objects)
+
+
+def chart_position(obj: SceneObject) -> int:
+    """Index into CHART_LAYOUT of a `chart_scene` object, found by its (x, y) position."""
+    for index, (_, x, y) in enumerate(CHART_LAYOUT):
+        if abs(obj.position[0] - x) < 1e-6 and abs(obj.position[1] - y) < 1e-6:
+            return index
+    raise ValueError(f"object {obj.id} at {obj.position[:2]} stands at no CHART_LAYOUT position; expected a chart_scene object")
+
+
+def clevr_reference(material: str, color: str, positions: Sequence[int]) -> np.ndarray:
+    """CLEVR's rendered sRGB colour (0–255, (3,)) of a `material` chart object of colour `color`:
+    the per-channel median of `CLEVR_RENDERS` over the CHART_LAYOUT `positions` (repeats count)."""
+    if material not in CLEVR_RENDERS or color not in CLEVR_RENDERS[material]:
+        known = {m: sorted(c) for m, c in CLEVR_RENDERS.items()}
+        raise ValueError(f"no CLEVR render of {material!r} {color!r}; expected a material and colour among {known}")
+    if not positions or not all(0 <= p < len(CHART_LAYOUT) for p in positions):
+        raise ValueError(f"positions {list(positions)}; expected one or more indices in 0–{len(CHART_LAYOUT) - 1}")
+    return np.median(np.array([CLEVR_RENDERS[material][color][p] for p in positions], np.float64), axis=0)
 
 
 def _checked(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

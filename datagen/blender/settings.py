@@ -23,9 +23,14 @@ class RenderDeviceError(RuntimeError):
 class RenderSettings:
     """How to render; the image size comes from `Scene.image_size`.
 
-    engine: 'CYCLES' (default; the mask comes from the same render's Object Index pass),
+    engine: 'CYCLES' (default, the engine for datasets: CLEVR's floor gradient, soft cast
+        shadows and metal reflections; the mask comes from the same render's Object Index pass),
         'BLENDER_EEVEE' or 'BLENDER_WORKBENCH' (these have no Object Index pass, so the mask
-        comes from a second flat-colour Workbench render of the same geometry).
+        comes from a second flat-colour Workbench render of the same geometry). Workbench is a
+        preview engine: it shades with its studio light instead of the scene's lights, so its
+        floor has no gradient, objects cast no shadows from the scene's lights (only faint ones
+        from the studio light) and metal reflects nothing of the scene; not for datasets meant
+        to look like CLEVR (`benchmarks/bench_look.py` measures each engine).
     samples: samples per pixel, 1–4096 (Cycles samples, EEVEE TAA samples; Workbench ignores it).
     denoise: OpenImageDenoise on the Cycles result (runs on the CPU).
     device: 'auto' (OptiX, then CUDA, then HIP, else CPU), 'cpu', or an explicit GPU backend,

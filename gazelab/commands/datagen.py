@@ -27,7 +27,11 @@ def group() -> None:
               help="Cycles device; an explicit GPU that is missing is an error (before anything is written),"
                    " never a silent CPU fallback.")
 @click.option("--engine", default="CYCLES", show_default=True,
-              type=click.Choice(["CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH"]), help="Blender render engine.")
+              type=click.Choice(["CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH"]),
+              help="Blender render engine. CYCLES renders datasets that look like CLEVR's (floor gradient,"
+                   " soft shadows, metal reflections). BLENDER_WORKBENCH is a preview engine: it shades with"
+                   " a studio light instead of the scene's lights (no floor gradient, no shadows from the"
+                   " scene's lights, no reflections); not for datasets meant to look like CLEVR.")
 @click.option("--preview", is_flag=True,
               help="Draft quality for a quick look: at most 8 samples, recorded so in dataset.json and the scene files.")
 @click.option("--ray-address", default=None,
