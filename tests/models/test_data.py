@@ -273,5 +273,6 @@ def test_training_items_refuse_bad_arguments_by_name(mixed, kwargs, message):
 def test_training_items_need_a_dataset_dir(tmp_path):
     from models.data import TrainingItems
 
-    with pytest.raises(ValueError, match=r"is not a gazelab dataset dir \(no pairs.csv\); SalG-GAN trains on one"):
+    message = r"is not a gazelab dataset dir \(no dataset.json and pairs.csv\); SalG-GAN trains on one"
+    with pytest.raises(ValueError, match=message):
         TrainingItems(tmp_path, owner="SalG-GAN")
