@@ -24,7 +24,8 @@ def create_app(test_config: dict | None = None):
     from flask import Flask
 
     from studyweb.config import check_production, instance_secret_key, load_config
-    from studyweb.db import close_db, make_engine, session_factory
+    from studyweb.db.engine import make_engine, session_factory
+    from studyweb.db.request import close_db
     from studyweb.serving import hide_query_strings
 
     config = load_config().as_dict()

@@ -19,7 +19,7 @@ experiment gets its tutorial and sentinels instead (`studyweb.codecharts_study.b
 A design's breaks, block screens and inter-trial interval go on the trials' specs
 (spec["pace"], `studyweb.workload.pace_trials`).
 
-Concurrency: `assign` first takes the experiment's write lock (`db.lock_experiment`: a no-op
+Concurrency: `assign` first takes the experiment's write lock (`db.engine.lock_experiment`: a no-op
 UPDATE of the experiment row — a row lock on PostgreSQL, the database write lock on SQLite
 WAL, where other writers wait up to busy_timeout), then counts and inserts in the same
 transaction. Two participants arriving together are therefore assigned one after the other
@@ -36,7 +36,8 @@ import numpy as np
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from studyweb.db import FINISHED_STATUSES, Experiment, Participant, Stimulus, Trial, lock_experiment, utcnow
+from studyweb.db.engine import lock_experiment
+from studyweb.db.schema import FINISHED_STATUSES, Experiment, Participant, Stimulus, Trial, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from studyweb import codecharts
-from studyweb.db import Click, Event, Participant, Response, Stimulus, Trial, utcnow
+from studyweb.db.schema import Click, Event, Participant, Response, Stimulus, Trial, utcnow
 from studyweb.screening import screen_out
 
 log = logging.getLogger(__name__)

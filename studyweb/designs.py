@@ -639,7 +639,7 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
                                                               if m != "original"])
         return experiment
 
-    from studyweb.db import Experiment, Stimulus
+    from studyweb.db.schema import Experiment, Stimulus
     from studyweb.experiments import check_name
 
     check_name(session, name)
@@ -684,7 +684,7 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
 
 def _add_method_stimuli(session, experiment, design: Design, methods: list[str]) -> None:
     """A stimulus for each method's output of each of the experiment's pairs (DesignError when one is missing)."""
-    from studyweb.db import Stimulus
+    from studyweb.db.schema import Stimulus
     from studyweb.experiments import image_size
 
     originals = [s for s in experiment.stimuli if not s.method]

@@ -49,7 +49,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from studyweb.db import Experiment, Stimulus
+from studyweb.db.schema import Experiment, Stimulus
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def related_participation(session: Session, experiment: Experiment, recruit_sour
                           recruit_id: str) -> str | None:
     """The name of a related experiment (`related_experiments`) where this recruit id (of this
     recruit source) has a participant row, whatever its status; None when there is none."""
-    from studyweb.db import Participant
+    from studyweb.db.schema import Participant
 
     names = related_experiments(session, experiment)
     if not names:
@@ -361,7 +361,7 @@ def experiment_status(session: Session, experiment: Experiment) -> dict[str, Any
     from sqlalchemy import func
 
     from studyweb.assignment import completed_counts
-    from studyweb.db import FixationMap, Participant
+    from studyweb.db.schema import FixationMap, Participant
 
     by = lambda column: {  # noqa: E731
         str(k): int(v) for k, v in session.execute(

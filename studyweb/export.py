@@ -40,7 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from analysis.eval_pairs import pixel_digest
-from studyweb.db import Click, Event, Experiment, FixationMap, Participant, Response, Stimulus, Trial
+from studyweb.db.schema import Click, Event, Experiment, FixationMap, Participant, Response, Stimulus, Trial
 from studyweb.designs import QUESTIONNAIRE_TASKS
 from studyweb.experiments import stimulus_image_path
 from studyweb.maps import current_maps

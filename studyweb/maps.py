@@ -23,7 +23,7 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer
 
-from studyweb.db import Experiment, FixationMap, Stimulus, utcnow
+from studyweb.db.schema import Experiment, FixationMap, Stimulus, utcnow
 from studyweb.qc import decide_qc
 
 log = logging.getLogger(__name__)

@@ -60,7 +60,7 @@ def run_pilot(design_path, dataset_dir, out_dir, methods: dict[str, str] | None 
     sentinel_failure_rate, tutorial_failure_rate} over the design's and FAILURE_RATES (None
     values ignored). ValueError / DesignError for a design or dataset that cannot run; OUT's
     earlier pilot is replaced."""
-    from studyweb.db import open_session
+    from studyweb.db.revisions import open_session
     from studyweb.designs import create_from_design, load_design
     from studyweb.serving import local_study_server
     from studyweb.workload import participants_needed, per_participant, workload_warnings
@@ -168,7 +168,7 @@ def _summarise(session, design, simulated: dict, out: Path, kinds: list[str]) ->
     participants.csv and the kept participants' trials."""
     from sqlalchemy import select
 
-    from studyweb.db import Trial
+    from studyweb.db.schema import Trial
     from studyweb.experiments import experiment_by_name
     from studyweb.export import export_csv
     from studyweb.qc import decide_qc
@@ -224,7 +224,7 @@ def _workload(session, participant_ids: list[int]) -> dict[int, tuple[int, int, 
     """{participant: (main trials, all trials, break and block screens)} of those participants."""
     from sqlalchemy import select
 
-    from studyweb.db import Trial
+    from studyweb.db.schema import Trial
 
     out: dict[int, list[int]] = {p: [0, 0, 0] for p in participant_ids}
     if not participant_ids:

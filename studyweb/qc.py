@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from studyweb.db import Click, Event, Experiment, Participant, Stimulus, Trial, utcnow
+from studyweb.db.schema import Click, Event, Experiment, Participant, Stimulus, Trial, utcnow
 
 log = logging.getLogger(__name__)
 MIN_PARTICIPANTS_FOR_IQR = 4
@@ -153,7 +153,7 @@ def questionnaire_qc(session: Session, experiment: Experiment, qc: dict) -> QCRe
     """A questionnaire's QC: a participant who answered any trial is kept unless they failed
     more catch trials than the design's catch.max_failures, or lost focus more than
     max_focus_losses times. No points: questionnaires make no maps."""
-    from studyweb.db import Response
+    from studyweb.db.schema import Response
 
     answered = sorted(session.scalars(
         select(Response.participant_id).join(Participant, Participant.id == Response.participant_id)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from studyweb.db import Participant, Response, Stimulus, Trial, utcnow
+from studyweb.db.schema import Participant, Response, Stimulus, Trial, utcnow
 
 log = logging.getLogger(__name__)
 CATCH_TEXT = "Which image is identical to the original?"

@@ -54,7 +54,7 @@ from typing import Any, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from studyweb.db import Event, Experiment, Participant, Stimulus, utcnow
+from studyweb.db.schema import Event, Experiment, Participant, Stimulus, utcnow
 
 log = logging.getLogger(__name__)
 

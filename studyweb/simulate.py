@@ -273,7 +273,9 @@ def scene_densities(db_url: str | None):
     import threading
 
     from studyweb.config import database_url
-    from studyweb.db import Trial, make_engine, migrate, session_factory
+    from studyweb.db.engine import make_engine, session_factory
+    from studyweb.db.revisions import migrate
+    from studyweb.db.schema import Trial
 
     url = db_url or database_url()
     migrate(url)

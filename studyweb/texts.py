@@ -17,7 +17,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from studyweb.db import Experiment, Participant
+from studyweb.db.schema import Experiment, Participant
 
 ALLOWED_TAGS = {"p", "br", "h2", "h3", "h4", "strong", "em", "b", "i", "u", "small", "sub", "sup", "code",
                 "ul", "ol", "li", "blockquote", "hr", "a"}

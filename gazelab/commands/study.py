@@ -24,7 +24,7 @@ def group() -> None:
 @DB_OPTION
 def init_db(db_url: str | None) -> None:
     """Create the database or migrate it to the newest schema."""
-    from studyweb.migrate import current_revision
+    from studyweb.db.revisions import current_revision
 
     url = _url(db_url)
     _migrate(url)

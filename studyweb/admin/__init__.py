@@ -22,7 +22,8 @@ from studyweb.admin import dashboards
 from studyweb.admin.csrf import check_csrf, csrf_token
 from studyweb.admin.heatmap import overlay_png
 from studyweb.admin.sessions import current_admin, end_session, start_session
-from studyweb.db import Admin, Experiment, Participant, Stimulus, get_db
+from studyweb.db.request import get_db
+from studyweb.db.schema import Admin, Experiment, Participant, Stimulus
 from studyweb.security import login_throttle
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from studyweb.db import FINISHED_STATUSES, Event, Experiment, Participant, Response, Stimulus, Trial, utcnow
+from studyweb.db.schema import FINISHED_STATUSES, Event, Experiment, Participant, Response, Stimulus, Trial, utcnow
 
 ORIGINAL = "original"  # the version name of a stimulus with method '' (the input image)
 # Prolific fills {{%NAME%}} in a study URL with the participant's, the study's and the session's ids.

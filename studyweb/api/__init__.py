@@ -4,7 +4,7 @@ Auth: the participant token (X-Participant-Token header, `t` query, or the cooki
 reaches only its own participant's trials (404 otherwise). Every refusal is a 4xx JSON
 {"error": short name, "message": what was wrong}; a save refused for its content stays refused
 when sent again, so the browser's queue sets it aside and goes on (`static/saver.js`). Saves are
-idempotent by the participant's idempotency_key (`studyweb.db.record_save`): the same key with
+idempotent by the participant's idempotency_key (`studyweb.db.saving.record_save`): the same key with
 the same content to the same route and trial twice stores once and answers 200 both times; the
 key with other content, or sent to another trial or route, answers 409 (`_content_digest`).
 Text the database cannot store (lone surrogates, NUL) is stored with U+FFFD in its place, and a
@@ -36,8 +36,10 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from werkzeug.exceptions import HTTPException
 
 from studyweb.api.validate import ApiError, check_events_body, check_save, parse_json_object
-from studyweb.db import (FINISHED_STATUSES, Click, Event, Experiment, KeyReused, Participant, Stimulus, Trial,
-                         claim_key, content_digest, get_db, record_save, utcnow, write_lock)
+from studyweb.db.engine import write_lock
+from studyweb.db.request import get_db
+from studyweb.db.saving import KeyReused, claim_key, content_digest, record_save
+from studyweb.db.schema import FINISHED_STATUSES, Click, Event, Experiment, Participant, Stimulus, Trial, utcnow
 from studyweb.driver_sql import DriverStatement, begin
 from studyweb.participant.auth import current_participant, request_token
 
@@ -92,7 +94,7 @@ def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
     """Apply and commit one trial save on `conn`; the JSON answer, or ApiError (nothing saved).
 
     Everything the writes need (rows, changed columns, statements) is prepared before the
-    first write. The writes and the commit run back to back under `lock` (`db.write_lock`):
+    first write. The writes and the commit run back to back under `lock` (`db.engine.write_lock`):
     on SQLite the savers take turns there instead of polling for the database's single write
     lock."""
     row = _SAVE_READ.first(conn, {"token": token, "trial_id": trial_id})

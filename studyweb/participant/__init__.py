@@ -16,7 +16,8 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request,
 from sqlalchemy import func, select
 
 from studyweb import screening, texts
-from studyweb.db import FINISHED_STATUSES, Event, Experiment, Participant, Trial, get_db, utcnow
+from studyweb.db.request import get_db
+from studyweb.db.schema import FINISHED_STATUSES, Event, Experiment, Participant, Trial, utcnow
 from studyweb.participant.auth import current_participant, set_token_cookie
 from studyweb.participant.enrol import RefusedEntry, assign_trials, enter
 

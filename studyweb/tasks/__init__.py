@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, send_file
 
-from studyweb.db import Trial, get_db
+from studyweb.db.request import get_db
+from studyweb.db.schema import Trial
 from studyweb.designs import QUESTIONNAIRE_TASKS
 from studyweb.experiments import blurred_image, stimulus_image_path
 from studyweb.participant import _participant_or_entry, elsewhere
@@ -59,7 +60,7 @@ def image(trial_id: int, kind: str):
 def stimulus_image(trial_id: int, stimulus_id: int):
     """An image a questionnaire trial shows (a candidate, the rated image, the input), PNG at
     its natural size; 404 unless the token's participant holds the trial and it shows that image."""
-    from studyweb.db import Stimulus
+    from studyweb.db.schema import Stimulus
 
     trial = _own_questionnaire_trial(trial_id)
     if stimulus_id not in _shown_stimuli(trial.spec):
@@ -79,7 +80,7 @@ def target_map(trial_id: int):
     import numpy as np
 
     from studyweb.admin.heatmap import overlay_png
-    from studyweb.db import Stimulus
+    from studyweb.db.schema import Stimulus
     from studyweb.designs import target_map_path
 
     trial = _own_questionnaire_trial(trial_id)

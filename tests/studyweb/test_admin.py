@@ -136,7 +136,7 @@ def test_dashboard_shows_the_qc_flags_of_the_last_build_without_running_qc(admin
 def test_dashboard_says_when_maps_predate_stored_flags(admin, enrol, dbs):
     from sqlalchemy import update
 
-    from studyweb.db import FixationMap
+    from studyweb.db.schema import FixationMap
 
     _complete_participants(enrol, 3)
     admin.post("/admin/e/pilot/build-maps", data={"csrf_token": admin.csrf})

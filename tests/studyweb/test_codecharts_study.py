@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from studyweb import codecharts
-from studyweb.db import Click, Event, Participant, Response, Trial
+from studyweb.db.schema import Click, Event, Participant, Response, Trial
 
 H = "X-Participant-Token"
 SIZE = (480, 360)  # natural size; shown at 960x720 CSS px (max_upscale 2 < display_width_px 1000)
@@ -208,7 +208,7 @@ def test_simulated_participants_do_codecharts_through_the_http_api(app, cc, dbs)
 
 def test_create_experiment_cli_makes_a_codecharts_study(run_cli, tmp_path, write_pair):
     from datagen.dataset import Dataset
-    from studyweb.db import open_session
+    from studyweb.db.revisions import open_session
     from studyweb.experiments import experiment_by_name
 
     ds = Dataset.create(tmp_path / "cli", "cli", seed=1)

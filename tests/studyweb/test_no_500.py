@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from studyweb.api.validate import MAX_JSON_DEPTH
-from studyweb.db import Response, Stimulus
+from studyweb.db.schema import Response, Stimulus
 
 H = "X-Participant-Token"
 SIZE = (480, 360)

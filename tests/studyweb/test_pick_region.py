@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from studyweb.db import Participant, Response
+from studyweb.db.schema import Participant, Response
 from studyweb.questionnaire_study import AnswerError, mask_cell, record_answers
 
 H = "X-Participant-Token"

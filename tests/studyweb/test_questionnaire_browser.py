@@ -316,7 +316,7 @@ def _screenshot(page) -> np.ndarray:
 
 def _candidate_methods(app, recruit_id) -> dict[str, str]:
     """label -> method of the participant's choose_best trial (hidden from the page)."""
-    from studyweb.db import Participant
+    from studyweb.db.schema import Participant
 
     db = app.extensions["studyweb.sessions"]()
     try:
@@ -327,7 +327,7 @@ def _candidate_methods(app, recruit_id) -> dict[str, str]:
 
 
 def _responses(app, recruit_id) -> list:
-    from studyweb.db import Participant, Response
+    from studyweb.db.schema import Participant, Response
 
     db = app.extensions["studyweb.sessions"]()
     try:

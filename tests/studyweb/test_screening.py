@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from studyweb.db import Event, Participant
+from studyweb.db.schema import Event, Participant
 from studyweb.screening import device_problems, is_phone
 
 H = "X-Participant-Token"
@@ -201,7 +201,7 @@ def test_the_export_says_screened_out(app, codecharts, dbs, tmp_path):
 def test_tutorial_feedback_names_the_code_at_a_sentinels_dot(app, codecharts, dbs):
     from studyweb import codecharts as cc
     from studyweb.codecharts_study import chart_of
-    from studyweb.db import Trial
+    from studyweb.db.schema import Trial
 
     name = codecharts("ccfeed", device=False)
     client = _enter(app, name, "p1")

@@ -9,7 +9,7 @@ import pytest
 
 from studyweb import codecharts
 from studyweb.codecharts_study import chart_of
-from studyweb.db import Experiment, Trial
+from studyweb.db.schema import Experiment, Trial
 
 H = "X-Participant-Token"
 SIZE = (480, 360)  # natural size; shown at 960x720 CSS px
