@@ -1,7 +1,8 @@
 """The Flask experiment server (flaskr style): `create_app(test_config=None)`.
 
-Blueprints: `participant` (entry link, consent, instructions, debrief, completion),
-`tasks` (the BubbleView page and its images), `api` (JSON under /api/v1) and `admin`.
+Blueprints: `participant` (entry link, consent, instructions, debrief, completion), `tasks`
+(`studyweb.tasks.pages`: the task pages and their images), `api` (JSON under /api/v1) and
+`admin`. The tasks themselves are plug-ins (`studyweb.tasks`).
 Importing this package stays cheap: Flask is imported only when an app is created.
 """
 from __future__ import annotations
@@ -50,10 +51,11 @@ def create_app(test_config: dict | None = None):
     app.extensions["studyweb.sessions"] = session_factory(engine)
     app.teardown_appcontext(close_db)
 
-    from studyweb import admin, api, participant, security, tasks
+    from studyweb import admin, api, participant, security
+    from studyweb.tasks import pages
 
     app.register_blueprint(participant.bp)
-    app.register_blueprint(tasks.bp)
+    app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     api.register_error_handlers(app)

@@ -162,7 +162,7 @@ class Trial(Base):
 
     task: the trial's task when it is not the experiment's own (None: the experiment's); spec:
     what the task needs to run and check the trial, e.g. CodeCharts' {"kind": "image" |
-    "sentinel", "seed", "image_ms", "tutorial"} (`studyweb.codecharts_study`). A sentinel trial
+    "sentinel", "seed", "image_ms", "tutorial"} (`studyweb.tasks.codecharts`). A sentinel trial
     has no stimulus."""
 
     __tablename__ = "trials"

@@ -1,5 +1,5 @@
 """Study designs in YAML (`studyweb.designs`) and the questionnaire trials they make
-(`studyweb.questionnaire_study`): checking with lines, stimuli per method, each question type
+(`studyweb.tasks`): checking with lines, stimuli per method, each question type
 answered and refused, catch trials and QC, responses.csv."""
 from __future__ import annotations
 

@@ -223,9 +223,9 @@ def test_the_follow_up_about_the_original_shows_the_original_beside_the_edited_i
 
 
 def test_the_page_reads_the_mask_pixel_the_server_reads(serve, page):
-    """label_mask.maskCell against questionnaire_study.mask_cell on points as the page sends them
+    """label_mask.maskCell against tasks.pick_region.mask_cell on points as the page sends them
     (rounded to 0.01 px), pixel borders included, for masks of the image's size and others."""
-    from studyweb.questionnaire_study import mask_cell
+    from studyweb.tasks.pick_region import mask_cell
 
     base = serve("rule", {"task": "pick_region", "image": "original", "question": "Click on an object."})
     _enter(page, base, "rule", "rule1")
