@@ -7,9 +7,12 @@ Importing this package stays cheap: Flask is imported only when an app is create
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
+
+from studyweb.config import check_production, instance_secret_key, load_config
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +25,9 @@ def create_app(test_config: dict | None = None):
 
     Raises ValueError in production mode with a secret key that is not secret: too short, or
     publicly known (`studyweb.config.check_production`)."""
+    # Flask, SQLAlchemy and the blueprints are imported here, not by `import studyweb`.
     from flask import Flask
 
-    from studyweb.config import check_production, instance_secret_key, load_config
     from studyweb.db.engine import make_engine, session_factory
     from studyweb.db.request import close_db
     from studyweb.serving import hide_query_strings
@@ -74,8 +77,6 @@ def _freeze_startup_objects() -> None:
     gunicorn worker, while every request queued on that worker waits)."""
     global _frozen
     if not _frozen:
-        import gc
-
         _frozen = True
         gc.collect()
         gc.freeze()
