@@ -7,9 +7,11 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from flask import render_template
 
 import studyweb
 from studyweb.designs import DesignError, create_from_design, load_design
@@ -78,6 +80,17 @@ def test_every_task_implements_the_hooks_of_its_kind_and_names_pages_that_exist(
         assert (PACKAGE / "static" / script).is_file(), script
 
 
+@pytest.mark.parametrize("name", ["bubbleview", "codecharts", "questionnaire"])
+def test_each_studys_page_runs_the_entry_script_its_task_names(app, name):
+    task = task_named(name)
+    experiment = SimpleNamespace(name="study", title="Study", settings={})
+    participant = SimpleNamespace(token="secret", status="trials")
+    with app.test_request_context("/s/study/task"):
+        page = render_template(task.template, experiment=experiment, participant=participant, task=task)
+    scripts = re.findall(r'<script type="module" src="/static/([\w.]+)"', page)
+    assert scripts[-1] == task.scripts[0] and set(scripts) - {"fullscreen.js"} == {task.scripts[0]}
+
+
 def test_every_question_task_has_its_builder_in_the_questionnaire_page_and_no_builder_lacks_one():
     source = (PACKAGE / "static" / "questionnaire.js").read_text()
     builders = set(re.findall(r"^  async (\w+)\(trial, onRetry\)", source, re.M))
@@ -133,7 +146,8 @@ def test_a_new_question_task_runs_through_the_whole_study_without_touching_the_s
     create_from_design(db, DESIGN, dataset.path, "yn")
     db.commit()
     c, token = enrol_in("yn")
-    assert c.get("/s/yn/task").status_code == 200  # the questionnaire's page
+    page = c.get("/s/yn/task")  # the questionnaire's page, which runs the task's builder
+    assert page.status_code == 200 and b'/static/questionnaire_flow.js"' in page.data
     trials = c.get("/api/v1/session", headers={H: token}).get_json()["trials"]
     assert [(t["task"], t["block"], t["choices"]) for t in trials] == [("yes_no", "edited", ["yes", "no"])] * 2
     with c.get(trials[0]["image_url"]) as image:  # closed: it streams the file
