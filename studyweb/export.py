@@ -40,6 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from analysis.eval_pairs import pixel_digest
+from analysis.metrics import kld
 from studyweb.db.schema import Click, Event, Experiment, FixationMap, Participant, Response, Stimulus, Trial
 from studyweb.experiments import stimulus_image_path
 from studyweb.maps import current_maps
@@ -354,8 +355,7 @@ def _staging(target: Path) -> Path:
 def _kl_xy(dataset, row, pair: str, new_maps: dict) -> float | None:
     """KLD(Y, X) of the pair's maps after the export: the new map of a side written now, else
     the side's map file in pairs.csv; None when a side has no map."""
-    from analysis.fixations import load_map
-    from analysis.metrics import kld
+    from analysis.fixations import load_map  # pandas: only when an export reads the dataset's maps
 
     maps = {}
     for side in ("x", "y"):
