@@ -40,6 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from analysis.eval_pairs import pixel_digest
+from analysis.fixations import load_map, save_map
 from analysis.metrics import kld
 from studyweb.db.schema import Click, Event, Experiment, FixationMap, Participant, Response, Stimulus, Trial
 from studyweb.experiments import stimulus_image_path
@@ -82,7 +83,6 @@ def export_to_dataset(session: Session, experiment: Experiment, dataset_dir=None
     in the dataset, or the other side's map of a pair cannot be read for kl_xy."""
     import pandas as pd
 
-    from analysis.fixations import save_map
     from datagen.dataset import Dataset
 
     dataset = Dataset.open(Path(dataset_dir) if dataset_dir is not None else Path(experiment.dataset_path))
@@ -355,8 +355,6 @@ def _staging(target: Path) -> Path:
 def _kl_xy(dataset, row, pair: str, new_maps: dict) -> float | None:
     """KLD(Y, X) of the pair's maps after the export: the new map of a side written now, else
     the side's map file in pairs.csv; None when a side has no map."""
-    from analysis.fixations import load_map  # pandas: only when an export reads the dataset's maps
-
     maps = {}
     for side in ("x", "y"):
         if (pair, side) in new_maps:
