@@ -1,14 +1,18 @@
 """The Flask experiment server (flaskr style): `create_app(test_config=None)`.
 
-Blueprints: `participant` (entry link, consent, instructions, debrief, completion),
-`tasks` (the BubbleView page and its images), `api` (JSON under /api/v1) and `admin`.
+Blueprints: `participant` (entry link, consent, instructions, debrief, completion), `tasks`
+(`studyweb.tasks.pages`: the task pages and their images), `api` (JSON under /api/v1) and
+`admin`. The tasks themselves are plug-ins (`studyweb.tasks`).
 Importing this package stays cheap: Flask is imported only when an app is created.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
+
+from studyweb.config import check_production, instance_secret_key, load_config
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +25,11 @@ def create_app(test_config: dict | None = None):
 
     Raises ValueError in production mode with a secret key that is not secret: too short, or
     publicly known (`studyweb.config.check_production`)."""
+    # Flask, SQLAlchemy and the blueprints are imported here, not by `import studyweb`.
     from flask import Flask
 
-    from studyweb.config import check_production, instance_secret_key, load_config
-    from studyweb.db import close_db, make_engine, session_factory
+    from studyweb.db.engine import make_engine, session_factory
+    from studyweb.db.request import close_db
     from studyweb.serving import hide_query_strings
 
     config = load_config().as_dict()
@@ -49,10 +54,11 @@ def create_app(test_config: dict | None = None):
     app.extensions["studyweb.sessions"] = session_factory(engine)
     app.teardown_appcontext(close_db)
 
-    from studyweb import admin, api, participant, security, tasks
+    from studyweb import admin, api, participant, security
+    from studyweb.tasks import pages
 
     app.register_blueprint(participant.bp)
-    app.register_blueprint(tasks.bp)
+    app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     api.register_error_handlers(app)
@@ -71,8 +77,6 @@ def _freeze_startup_objects() -> None:
     gunicorn worker, while every request queued on that worker waits)."""
     global _frozen
     if not _frozen:
-        import gc
-
         _frozen = True
         gc.collect()
         gc.freeze()

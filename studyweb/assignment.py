@@ -14,12 +14,18 @@ A recruit id that already has an assignment in the experiment gets no second one
 allow_repeat. Trial 0 is a practice trial (is_practice=True) on a stimulus of a pair the
 participant does not see in their main trials, or, where every pair is theirs, on the image the
 page draws itself (no stimulus): the practice image is never one of their main images nor the
-other side of one. Practice clicks never enter a map. A CodeCharts
-experiment gets its tutorial and sentinels instead (`studyweb.codecharts_study.build_trials`).
-A design's breaks, block screens and inter-trial interval go on the trials' specs
-(spec["pace"], `studyweb.workload.pace_trials`).
+other side of one. Practice clicks never enter a map. The trials are the task's
+(`Task.shown_trials`): BubbleView's practice and one trial per image, or CodeCharts' tutorial
+and sentinels between the images (`studyweb.tasks.codecharts.build_trials`).
 
-Concurrency: `assign` first takes the experiment's write lock (`db.lock_experiment`: a no-op
+A questionnaire (a study whose task counts observers per block, `Task.by_block`) gets K units
+of each design block, least observed in that block first, topped up like the rest, and the
+block's catch trials in their gaps (`workload.catch_gaps`); each block's task says what its
+units are and what its trials show (`studyweb.tasks.questions.QuestionTask`). A design's breaks,
+block screens and inter-trial interval go on the trials' specs (spec["pace"],
+`studyweb.workload.pace_trials`).
+
+Concurrency: `assign` first takes the experiment's write lock (`db.engine.lock_experiment`: a no-op
 UPDATE of the experiment row — a row lock on PostgreSQL, the database write lock on SQLite
 WAL, where other writers wait up to busy_timeout), then counts and inserts in the same
 transaction. Two participants arriving together are therefore assigned one after the other
@@ -36,7 +42,11 @@ import numpy as np
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from studyweb.db import FINISHED_STATUSES, Experiment, Participant, Stimulus, Trial, lock_experiment, utcnow
+from studyweb.counterbalance import counterbalanced_blocks
+from studyweb.db.engine import lock_experiment
+from studyweb.db.schema import FINISHED_STATUSES, Experiment, Participant, Stimulus, Trial, utcnow
+from studyweb.tasks import Task, task_named
+from studyweb.workload import catch_gaps, pace_trials, per_participant
 
 log = logging.getLogger(__name__)
 
@@ -77,25 +87,24 @@ def assign(session: Session, experiment: Experiment, participant: Participant, r
                 f" experiment {experiment.name!r} (participant {earlier.id})"
             )
     seen = _seen_by_recruit(session, experiment, participant)
+    study = task_named(experiment.task)
     counts = observer_counts(session, experiment, now=now, exclude_participant_id=participant.id,
-                             by_block=experiment.task == "questionnaire")
+                             by_block=study.by_block)
     stimuli = session.scalars(select(Stimulus).where(Stimulus.experiment_id == experiment.id)
                               .order_by(Stimulus.id)).all()
     seed = int(secrets.randbits(31) if rng_seed is None else rng_seed) % 2**31
     rng = np.random.default_rng(seed)
-    if experiment.task == "questionnaire":  # blocks of questions (studyweb.questionnaire_study)
-        from studyweb.questionnaire_study import build_trials as questionnaire_trials
-
-        trials = questionnaire_trials(participant, [s for s in stimuli if s.id not in seen], counts, settings, rng)
+    if study.by_block:  # blocks of questions (a questionnaire)
+        trials = _block_trials(participant, [s for s in stimuli if s.id not in seen], counts, settings, rng)
         wanted = int(settings["design"]["observers"])
-        if not any(t.stimulus_id is not None and counts.get((t.spec["block_index"], t.stimulus_id), 0) < wanted
+        if not any(t.stimulus_id is not None and counts.get(study.observer_key(t.stimulus_id, t.spec), 0) < wanted
                    for t in trials):
             raise StudyFull(f"experiment {experiment.name!r}: every image already has"
                             f" {settings['design']['observers']} observers")
         return _store(session, participant, trials, seed, now)
     if settings.get("conditions"):  # blocks x conditions in a Latin square (a design's `conditions`)
-        return _store(session, participant, _condition_trials(session, experiment, participant, stimuli, counts,
-                                                              seen, rng), seed, now)
+        return _store(session, participant, _condition_trials(session, experiment, study, participant, stimuli,
+                                                              counts, seen, rng), seed, now)
     chosen = choose_stimuli(
         stimuli, counts, k=int(settings["per_participant"]), m=int(settings["observers"]),
         allow_both_sides=bool(settings.get("allow_both_sides", False)), rng=rng, exclude_ids=seen, top_up=True,
@@ -104,20 +113,11 @@ def assign(session: Session, experiment: Experiment, participant: Participant, r
         raise StudyFull(f"experiment {experiment.name!r}: every stimulus already has"
                         f" {settings['observers']} observers (or is active with someone)")
     order = [chosen[i] for i in rng.permutation(len(chosen))]
-    if experiment.task == "codecharts":  # a tutorial, and sentinels between the images
-        from studyweb.codecharts_study import build_trials
-
-        trials = build_trials(participant, order, list(stimuli), settings, rng)
-    else:
-        trials = [_practice_trial(participant, stimuli, order)]
-        trials += [Trial(participant_id=participant.id, stimulus_id=s.id, position=i + 1)
-                   for i, s in enumerate(order)]
+    trials = study.shown_trials(participant, [(s, {}) for s in order], list(stimuli), settings, rng)
     return _store(session, participant, trials, seed, now)
 
 
 def _store(session: Session, participant: Participant, trials: list[Trial], seed: int, now) -> list[Trial]:
-    from studyweb.workload import pace_trials
-
     pace_trials(trials, participant.experiment.settings.get("design"))  # breaks, block screens, grey ITI
     session.add_all(trials)
     participant.assignment_seed = seed
@@ -127,15 +127,13 @@ def _store(session: Session, participant: Participant, trials: list[Trial], seed
     return trials
 
 
-def _condition_trials(session: Session, experiment: Experiment, participant: Participant, stimuli, counts, seen,
-                      rng) -> list[Trial]:
+def _condition_trials(session: Session, experiment: Experiment, study: Task, participant: Participant, stimuli,
+                      counts, seen, rng) -> list[Trial]:
     """The trials of an attention study with conditions (`studyweb.counterbalance`): K source
     images (least observed first, counted over all their versions), then one block per
     condition, each showing every chosen image once in the block's condition (or, mixed, the
     conditions spread over the images), the blocks in the order of the participant's row of a
     Williams square (participants numbered in arrival order, under the experiment's lock)."""
-    from studyweb.counterbalance import counterbalanced_blocks
-
     settings = experiment.settings
     conditions = settings["conditions"]
     versions = {(s.pair_id, s.method or "original"): s for s in stimuli}
@@ -153,21 +151,41 @@ def _condition_trials(session: Session, experiment: Experiment, participant: Par
                            .where(Participant.experiment_id == experiment.id))
     blocks = counterbalanced_blocks([s.pair_id for s in chosen], conditions["versions"], int(index),
                                     layout=conditions["layout"], seed=int(rng.integers(2**31)))
-    shown = [(b, condition, versions[pair_id, condition]) for b, block in enumerate(blocks)
+    shown = [(versions[pair_id, condition], {"block": b, "condition": condition}) for b, block in enumerate(blocks)
              for pair_id, condition in block]
-    if experiment.task == "codecharts":
-        from studyweb.codecharts_study import build_trials
+    return study.shown_trials(participant, shown, list(stimuli), settings, rng)
 
-        trials = build_trials(participant, [s for _, _, s in shown], list(stimuli), settings, rng)
-        labels = iter(shown)
-        for trial in trials:
-            if not trial.is_practice and trial.spec["kind"] == "image":
-                b, condition, _ = next(labels)
-                trial.spec = {**trial.spec, "block": b, "condition": condition}
-        return trials
-    trials = [_practice_trial(participant, [s for s in stimuli if not s.method], chosen)]
-    trials += [Trial(participant_id=participant.id, stimulus_id=s.id, position=i + 1,
-                     spec={"block": b, "condition": condition}) for i, (b, condition, s) in enumerate(shown)]
+
+def _block_trials(participant: Participant, stimuli: list[Stimulus], counts: dict, settings: dict,
+                  rng: np.random.Generator) -> list[Trial]:
+    """A questionnaire participant's trials, block after block (not added to a session): K units
+    per block (`workload.per_participant`; `QuestionTask.block_units`), least observed in that
+    block first (counts: {(block index, stimulus id): observers}, `observer_counts` by_block),
+    topped up with already full units when fewer than K still want observers (the caller refuses
+    a participant none of whose units wants one), and the block's catch trials in their gaps
+    (`workload.catch_gaps`), where its task has them."""
+    design = settings["design"]
+    by_version: dict[str, list[Stimulus]] = {}
+    for stimulus in stimuli:
+        by_version.setdefault(stimulus.method or "original", []).append(stimulus)
+    originals = {s.pair_id: s for s in by_version.get("original", [])}
+    catch = design.get("catch")
+    trials: list[Trial] = []
+    for b, block in enumerate(design["blocks"]):
+        task = task_named(block["task"])
+        seen_in_block = {sid: n for (index, sid), n in counts.items() if index == b}  # each block its own observers
+        chosen = choose_stimuli(task.block_units(block, by_version), seen_in_block,
+                                k=per_participant(design, len(originals)), m=int(design["observers"]),
+                                allow_both_sides=False, rng=rng, top_up=True)
+        specs = [(unit.id, task.trial_spec(block, b, unit, originals[unit.pair_id], by_version, rng))
+                 for unit in chosen]
+        if catch and task.has_catch(block) and specs:
+            for gap in reversed(catch_gaps(len(chosen), catch["every"], rng)):  # from the end: gaps stay put
+                source = originals[chosen[min(gap, len(chosen) - 1)].pair_id]
+                specs.insert(gap, (None, task.catch_spec(block, b, source, by_version, rng)))  # counts for nobody
+        for unit_id, spec in specs:
+            trials.append(Trial(participant_id=participant.id, stimulus_id=unit_id, position=len(trials) + 1,
+                                is_practice=False, task=block["task"], spec=spec))
     return trials
 
 
@@ -276,14 +294,3 @@ def _seen_by_recruit(session: Session, experiment: Experiment, participant: Part
         seen |= set(session.scalars(select(Stimulus.id).where(Stimulus.experiment_id == experiment.id,
                                                               Stimulus.pair_id.in_(pairs))))
     return seen
-
-
-def _practice_trial(participant: Participant, stimuli, shown) -> Trial:
-    """The practice trial (position 0) on the first of `stimuli` from a pair none of `shown` (the
-    participant's main stimuli) belongs to; without one, on no stimulus: the page then draws its
-    own practice image (`static/bubbleview.js` practiceImages), never one the participant sees
-    again as a main trial."""
-    pairs = {s.pair_id for s in shown}
-    practice = next((s for s in stimuli if s.pair_id not in pairs), None)
-    return Trial(participant_id=participant.id, stimulus_id=practice.id if practice else None, position=0,
-                 is_practice=True)

@@ -28,7 +28,7 @@ chart in a box of at most 1000 x 700 CSS px (assets/js/custom.js IMG_WIDTH, IMG_
 1920x1080 chart is shown 1000 x 562.5 px with codes of about 10 CSS px. (TurkEyes' 1.85% is the
 height of the letters, drawn at a font size about 1.4 times that; here it is the font size, so
 letters are about 0.73 x font_px tall.) An experiment whose images would be shown with smaller
-codes is refused when it is created (`codecharts_study.check_stimuli`: a shown height of at least
+codes is refused when it is created (`tasks.codecharts.check_stimuli`: a shown height of at least
 541 px), and the task page draws a chart smaller than its shown size only as far as
 `least_scale` allows, asking for a larger window beyond that (static/codecharts.js `fitStage`).
 MIN_FONT_PX is the hard floor of `generate_chart`, which also rebuilds the charts of experiments

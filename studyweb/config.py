@@ -19,6 +19,8 @@ GAZELAB_ADMIN_SESSION_IDLE_MIN, GAZELAB_ADMIN_SESSION_MAX_H  an admin session en
 from __future__ import annotations
 
 import os
+import secrets
+import tempfile
 from pathlib import Path
 
 SECRET_KEY_FILE = "secret_key"
@@ -126,9 +128,6 @@ def instance_secret_key(instance_path: str | os.PathLike) -> str:
     0600) by the first process that asks. Race-safe: the key is written to a temporary file and
     linked into place, so processes starting at once (gunicorn workers) all read the same
     complete key."""
-    import secrets
-    import tempfile
-
     folder = Path(instance_path)
     path = folder / SECRET_KEY_FILE
     if not path.exists():

@@ -72,47 +72,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from studyweb.design_yaml import DesignError, design_error, read_yaml  # DesignError: this module's error too
+from studyweb.db.schema import Experiment, Stimulus
+from studyweb.design_checks import (MAX_BLOCKS, MAX_CHARS, MAX_CHOICES, MAX_COUNT, MAX_METHODS, MAX_MS, MAX_PAGES,
+                                    MAX_PAIRS, MAX_QUESTIONS, MAX_WINDOW_PX, Checker)
+from studyweb.design_yaml import DesignError, read_yaml  # DesignError: this module's error too
+from studyweb.experiments import check_name, create_experiment, image_size
+from studyweb.screening import PHONES
+from studyweb.settings import experiment_names, fill_codes, validate_settings
+from studyweb.tasks import attention_tasks, block_tasks, task_named
+from studyweb.workload import FAILURE_RATES, check_workload, workload_warnings
+
 log = logging.getLogger(__name__)
 
-QUESTIONNAIRE_TASKS = ("choose_best", "rate", "pick_region", "describe")
-ATTENTION_TASKS = ("codecharts", "bubbleview")
-SCALES = {
-    # GazeShiftNet (papers/004…, §4.3): fidelity against the original, realism alone; scores as assigned there.
-    "fidelity": {"question": "Compared with the original, how much was this image edited?",
-                 "labels": ["not edited", "slightly edited", "moderately edited", "definitely edited"],
-                 "scores": [3, 2, 1, 0]},
-    "realism": {"question": "Was this image edited?",
-                "labels": ["definitely not edited", "probably not edited", "probably edited", "definitely edited"],
-                "scores": [3, 2, 1, 0]},
-}
 TOP_KEYS = {"title", "description", "methods", "stimuli", "per_participant", "observers", "catch", "completion_code",
             "completion_url", "blocks", "conditions", "counterbalance", "screenout_code", "screenout_url",
             "consent", "instructions", "debrief", "screened_out", "comprehension", "device",
             "exclude_workers_of",
             "break_after", "between_blocks", "iti_ms", "pilot"}  # pacing and pilot: `studyweb.workload`, `.pilot`
-BLOCK_KEYS = {
-    "choose_best": {"name", "task", "questions", "question", "candidates", "reference"},
-    "rate": {"name", "task", "questions", "question", "image", "scale", "reference"},
-    "pick_region": {"name", "task", "questions", "question", "image", "follow_up"},
-    "describe": {"name", "task", "questions", "question", "image", "max_chars"},
-    "codecharts": {"name", "task", "image", "codecharts", "display_width_px", "max_upscale"},
-    "bubbleview": {"name", "task", "image", "mode", "time_limit_s", "max_clicks", "blur_sigma_frac",
-                   "bubble_radius_frac", "display_width_px", "max_upscale"},
-}
-CATCH_QUESTION = "catch"
-# Ranges of the values; every number must also be finite (no .nan/.inf reaches the JSON pages are sent).
-MAX_COUNT = 10_000  # observers, per_participant, catch.every and .max_failures, max_clicks, sentinel_every
-MAX_PAIRS = 1_000_000  # stimuli.pairs (a number or a list of ids)
-MAX_METHODS, MAX_BLOCKS, MAX_QUESTIONS, MAX_CHOICES = 50, 50, 20, 20
-MAX_SCORE = 1e6  # |a rating scale's score|
-MAX_MS = 60_000  # a CodeCharts screen
-MAX_SECONDS = 3600.0  # a BubbleView trial's time limit
-MAX_DISPLAY_PX, MAX_UPSCALE = 4000.0, 10.0  # an attention block's display_width_px and max_upscale
-MAX_CHARS = {"id": 64, "choice": 64, "label": 200, "title": 200, "text": 2000, "description": 20_000, "path": 4096,
-             "page": 50_000}  # page: a consent form, a page of instructions, a debrief
-MAX_PAGES = 20  # of instructions
-MAX_WINDOW_PX = 10_000  # device.min_window, CSS px
 
 
 @dataclass(frozen=True)
@@ -125,9 +101,10 @@ class Design:
 
     @property
     def task(self) -> str:
-        """'questionnaire', or the one attention task of a single-block design."""
-        tasks = {block["task"] for block in self.values["blocks"]}
-        return tasks.pop() if tasks <= set(ATTENTION_TASKS) else "questionnaire"
+        """The experiment task it makes: 'questionnaire', or the one attention task of a
+        single-block design (each block task's `study`)."""
+        studies = {task_named(block["task"]).study for block in self.values["blocks"]}
+        return studies.pop() if len(studies) == 1 else "questionnaire"
 
 
 def load_design(source, methods: dict[str, str] | None = None) -> Design:
@@ -142,49 +119,9 @@ def load_design(source, methods: dict[str, str] | None = None) -> Design:
     return Design(checker.design(values, base, methods or {}), checker.name)
 
 
-class _Checker:
-    """Checks a design's plain data; `fail(path, message)` raises a DesignError with the line."""
-
-    def __init__(self, name: str, lines: dict):
-        self.name, self.lines = name, lines
-
-    def fail(self, path: tuple, message: str):
-        raise design_error(self.name, self.lines, path, message)
-
-    def integer(self, path: tuple, value: Any, low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.fail(path, f"expected an integer in [{low}, {high}], got {value!r}")
-        return value
-
-    def number(self, path: tuple, value: Any, low: float, high: float, *, above: bool = False) -> float:
-        """A finite number in [low, high], or (low, high] with `above`; NaN and ±inf fail both."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not (low < value if above else low <= value) or not value <= high:
-            self.fail(path, f"expected a finite number in {'(' if above else '['}{low:g}, {high:g}], got {value!r}")
-        return value
-
-    def text(self, path: tuple, value: Any, kind: str = "text", *, empty: bool = False) -> str:
-        """A text of at most MAX_CHARS[kind] characters (not blank unless `empty`)."""
-        limit = MAX_CHARS[kind]
-        if not isinstance(value, str) or len(value) > limit or not (empty or value.strip()):
-            got = f"{len(value)} characters" if isinstance(value, str) and len(value) > limit else repr(value)
-            hint = " (quote it in YAML)" if isinstance(value, (bool, int, float)) else ""
-            self.fail(path, f"expected a{'' if empty else ' non-empty'} text of at most {limit} characters,"
-                            f" got {got}{hint}")
-        return value
-
-    def label(self, path: tuple, value: Any, kind: str = "label") -> str:
-        """A label or choice: a text, or a number written as one (1..7 scales); yes/no must be
-        quoted. kind "choice": a follow-up's answer, stored as given (responses.choice, 64 chars)."""
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(self.number(path, value, -MAX_SCORE, MAX_SCORE))
-        return self.text(path, value, kind)
-
-    def listed(self, path: tuple, value: Any, low: int, high: int, what: str) -> list:
-        if not isinstance(value, list) or not low <= len(value) <= high:
-            got = f"{len(value)} of them" if isinstance(value, list) else repr(value)
-            self.fail(path, f"expected a list of {low} to {high} {what}, got {got}")
-        return value
+class _Checker(Checker):
+    """Checks a design's plain data: its own keys here, each block's by its task
+    (`Task.check_block`); `fail(path, message)` raises a DesignError with the line."""
 
     def design(self, values: Any, base: Path, extra_methods: dict[str, str]) -> dict:
         if not isinstance(values, dict):
@@ -213,7 +150,7 @@ class _Checker:
         names = [b["name"] for b in out["blocks"]]
         if len(set(names)) != len(names):
             self.fail(("blocks",), f"block names must be distinct, got {names}")
-        attention = [b["task"] for b in out["blocks"] if b["task"] in ATTENTION_TASKS]
+        attention = [b["task"] for b in out["blocks"] if b["task"] in attention_tasks()]
         if attention and len(out["blocks"]) > 1:
             self.fail(("blocks",), f"a {attention[0]} block must be the design's only block (a study of that task);"
                                    " run questionnaires as another experiment")
@@ -259,8 +196,6 @@ class _Checker:
 
     def exclude_workers_of(self, value: Any) -> list[str]:
         """Experiment names (`studyweb.experiments.related_experiments`); [] when not given."""
-        from studyweb.experiments import experiment_names
-
         try:
             return experiment_names("exclude_workers_of", [] if value is None else value)
         except ValueError as exc:
@@ -284,11 +219,6 @@ class _Checker:
         if layout not in ("blocked", "mixed"):
             self.fail(("counterbalance",), f"expected blocked or mixed, got {layout!r}")
         return {"versions": list(conditions), "layout": layout}
-
-    def known(self, values: dict, allowed: set, path: tuple) -> None:
-        for key in values:
-            if key not in allowed:
-                self.fail(path + (key,), f"unknown key {key!r}; expected one of {sorted(allowed)}")
 
     def stimuli(self, values: Any) -> dict:
         if not isinstance(values, dict):
@@ -368,9 +298,7 @@ class _Checker:
     def device(self, value: Any, task: str) -> dict | None:
         """The device check (`studyweb.screening`): the task's defaults updated with `value`;
         None for `device: false` (no check)."""
-        from studyweb.screening import PHONES, device_defaults
-
-        rule, path = device_defaults(task), ("device",)
+        rule, path = task_named(task).default_device(), ("device",)
         if value is False:
             return None
         if value is None:
@@ -410,9 +338,7 @@ class _Checker:
         return pacing
 
     def pilot(self, values: Any) -> dict:
-        """The simulated participants' failure rates in [0, 1] (`studyweb.pilot.FAILURE_RATES`)."""
-        from studyweb.pilot import FAILURE_RATES
-
+        """The simulated participants' failure rates in [0, 1] (`studyweb.workload.FAILURE_RATES`)."""
         if values is None:
             return {}
         if not isinstance(values, dict):
@@ -431,176 +357,18 @@ class _Checker:
                                             f" block; set per_participant to at most {n_pairs}")
 
     def block(self, block: Any, i: int, methods: dict) -> dict:
+        """A block: its task's keys (`Task.block_keys`), its name, then its task's own checks."""
         path = ("blocks", i)
         if not isinstance(block, dict):
             self.fail(path, "expected a mapping with at least name and task")
+        tasks = block_tasks()
         task = block.get("task")
-        if not isinstance(task, str) or task not in BLOCK_KEYS:
-            self.fail(path + ("task",), f"expected one of {sorted(BLOCK_KEYS)}, got {task!r}")
-        self.known(block, BLOCK_KEYS[task], path)
+        if not isinstance(task, str) or task not in tasks:
+            self.fail(path + ("task",), f"expected one of {sorted(tasks)}, got {task!r}")
+        self.known(block, tasks[task].block_keys, path)
         out = {k: v for k, v in block.items() if k not in ("questions", "question")}
         out["name"] = self.text(path + ("name",), block.get("name", f"block{i + 1}"), "id")
-        if task in ATTENTION_TASKS:
-            if block.get("image", "original") != "original":
-                self.fail(path + ("image",), "attention studies run on the dataset's own images ('original')")
-            return {**out, **self.display(block, path),
-                    **(self.bubbleview(block, path) if task == "bubbleview" else self.codecharts(block, path))}
-        out["questions"] = self.questions(block, path, task)
-        versions = ["original", *methods]
-        if task == "choose_best":
-            candidates = self.listed(path + ("candidates",), block.get("candidates", list(methods)), 2,
-                                     MAX_METHODS + 1, "methods")
-            for k, candidate in enumerate(candidates):
-                if not isinstance(candidate, str) or candidate not in versions:
-                    self.fail(path + ("candidates", k), f"{candidate!r} is not a method of this design"
-                                                        f" ({', '.join(methods) or 'none'}) nor 'original'")
-            if len(set(candidates)) != len(candidates):
-                self.fail(path + ("candidates",), f"candidates must be distinct, got {candidates}")
-            out["candidates"] = list(candidates)
-            out["reference"] = self.reference(block.get("reference", {"input": True, "target_map": True}), path,
-                                              {"input", "target_map"})
-        else:
-            image = block.get("image", "methods" if task == "rate" else "original")
-            if not isinstance(image, str) or image != "methods" and image not in versions:
-                self.fail(path + ("image",), f"expected 'original', 'methods' or one of the methods"
-                                             f" ({', '.join(methods) or 'none'}), got {image!r}")
-            if image == "methods" and not methods:
-                self.fail(path + ("image",), "'methods' needs methods in the design (methods: name: folder)")
-            out["image"] = image
-        if task == "rate":
-            out["scale"] = self.scale(block.get("scale", "fidelity"), path)
-            default_reference = {"input": block.get("scale", "fidelity") == "fidelity"}
-            out["reference"] = self.reference(block.get("reference", default_reference), path, {"input"})
-        if task == "pick_region":
-            out["follow_up"] = self.follow_up(block.get("follow_up"), path + ("follow_up",))
-        if task == "describe":
-            out["max_chars"] = self.integer(path + ("max_chars",), block.get("max_chars", 1000), 1, 5000)
-        return out
-
-    def questions(self, block: dict, path: tuple, task: str) -> list[dict]:
-        if "questions" in block and "question" in block:
-            self.fail(path, "give either question (one text) or questions (a list), not both")
-        if "question" in block:
-            raw = [{"id": task, "text": self.text(path + ("question",), block["question"])}]
-        elif "questions" in block:
-            raw = self.listed(path + ("questions",), block["questions"], 1, MAX_QUESTIONS, "{id, text}")
-        elif task == "rate":
-            raw = [{"id": "score", "text": self.scale(block.get("scale", "fidelity"), path)["question"]}]
-        elif task == "pick_region":
-            raw = [{"id": "most_salient", "text": "Click on the object that stands out most."}]
-        else:
-            self.fail(path + ("questions",), "expected the questions to ask: a list of {id, text}")
-        out = []
-        for k, question in enumerate(raw):
-            if not isinstance(question, dict):
-                self.fail(path + ("questions", k), f"expected {{id, text}}, got {question!r}")
-            self.known(question, {"id", "text"}, path + ("questions", k))
-            out.append({"id": self.identifier(path + ("questions", k, "id"), question.get("id")),
-                        "text": self.text(path + ("questions", k, "text"), question.get("text"))})
-        ids = [q["id"] for q in out]
-        if len(set(ids)) != len(ids) or CATCH_QUESTION in ids:
-            self.fail(path + ("questions",), f"question ids must be distinct and not {CATCH_QUESTION!r}, got {ids}")
-        if task in ("pick_region",) and len(out) != 1:
-            self.fail(path + ("questions",), "pick_region asks one question (the follow_up asks the second)")
-        return out
-
-    def identifier(self, path: tuple, value: Any) -> str:
-        """A question id: a text or an integer (written as text)."""
-        return self.text(path, str(value) if isinstance(value, int) and not isinstance(value, bool) else value, "id")
-
-    def scale(self, scale: Any, path: tuple) -> dict:
-        if isinstance(scale, str):
-            if scale not in SCALES:
-                self.fail(path + ("scale",), f"expected one of {sorted(SCALES)} or {{labels, scores}}, got {scale!r}")
-            return {"name": scale, **SCALES[scale]}
-        if not isinstance(scale, dict):
-            self.fail(path + ("scale",), f"expected one of {sorted(SCALES)} or {{labels, scores}}, got {scale!r}")
-        path = path + ("scale",)
-        self.known(scale, {"labels", "scores", "question"}, path)
-        labels = self.listed(path + ("labels",), scale.get("labels"), 2, MAX_CHOICES, "labels")
-        scores = self.listed(path + ("scores",), scale.get("scores"), 2, MAX_CHOICES, "scores (a number per label)")
-        if len(labels) != len(scores):
-            self.fail(path, f"expected a score per label, got {len(labels)} labels and {len(scores)} scores")
-        question = self.text(path + ("question",), scale.get("question", "How would you rate this image?"))
-        return {"name": "custom", "question": question,
-                "labels": [self.label(path + ("labels", k), label) for k, label in enumerate(labels)],
-                "scores": [self.number(path + ("scores", k), score, -MAX_SCORE, MAX_SCORE)
-                           for k, score in enumerate(scores)]}
-
-    def follow_up(self, follow: Any, path: tuple) -> dict | None:
-        if follow is None:
-            return None
-        if not isinstance(follow, dict):
-            self.fail(path, f"expected {{id, text, choices: [yes, no]}}, got {follow!r}")
-        self.known(follow, {"id", "text", "choices"}, path)
-        choices = self.listed(path + ("choices",), follow.get("choices", ["yes", "no"]), 2, MAX_CHOICES, "choices")
-        choices = [self.label(path + ("choices", k), choice, "choice") for k, choice in enumerate(choices)]
-        if len(set(choices)) != len(choices):
-            self.fail(path + ("choices",), f"choices must be distinct, got {choices}")
-        return {"id": self.identifier(path + ("id",), follow.get("id", "follow_up")),
-                "text": self.text(path + ("text",), follow.get("text")), "choices": choices}
-
-    def reference(self, reference: Any, path: tuple, allowed: set) -> dict:
-        if not isinstance(reference, dict) or not all(isinstance(v, bool) for v in reference.values()):
-            self.fail(path + ("reference",), f"expected a mapping of {sorted(allowed)} to true/false")
-        self.known(reference, allowed, path + ("reference",))
-        return {key: bool(reference.get(key, False)) for key in sorted(allowed)}
-
-    def display(self, block: dict, path: tuple) -> dict:
-        """An attention block's display size: display_width_px (CSS px an image is shown at) and
-        max_upscale (the most it is enlarged: CodeCharts needs room for codes MIN_CODE_PX high,
-        so 320x240 images need max_upscale 2.3 or more); studyweb.experiments' defaults otherwise."""
-        out = {}
-        if "display_width_px" in block:
-            out["display_width_px"] = self.number(path + ("display_width_px",), block["display_width_px"], 0,
-                                                  MAX_DISPLAY_PX, above=True)
-        if "max_upscale" in block:
-            out["max_upscale"] = self.number(path + ("max_upscale",), block["max_upscale"], 1, MAX_UPSCALE)
-        return out
-
-    def bubbleview(self, block: dict, path: tuple) -> dict:
-        """The block's BubbleView settings, checked (studyweb.experiments repeats the checks)."""
-        from studyweb.experiments import MODES
-
-        out = {}
-        if "mode" in block and block["mode"] not in MODES:
-            self.fail(path + ("mode",), f"expected one of {list(MODES)}, got {block['mode']!r}")
-        if "time_limit_s" in block:
-            out["time_limit_s"] = self.number(path + ("time_limit_s",), block["time_limit_s"], 0, MAX_SECONDS,
-                                              above=True)
-        if block.get("max_clicks") is not None:
-            out["max_clicks"] = self.integer(path + ("max_clicks",), block["max_clicks"], 1, MAX_COUNT)
-        for key in ("blur_sigma_frac", "bubble_radius_frac"):  # fractions of the image width
-            if key in block:
-                out[key] = self.number(path + (key,), block[key], 0, 1, above=True)
-        return out
-
-    def codecharts(self, block: dict, path: tuple) -> dict:
-        """The block's `codecharts` settings, checked (studyweb.codecharts_study fills the defaults)."""
-        from studyweb.codecharts_study import DEFAULTS
-
-        settings, path = block.get("codecharts"), path + ("codecharts",)
-        if settings is None:
-            return {}
-        if not isinstance(settings, dict):
-            self.fail(path, f"expected a mapping of {sorted(DEFAULTS)}, got {settings!r}")
-        self.known(settings, set(DEFAULTS), path)
-        for key in ("fixation_ms", "chart_ms"):
-            if key in settings:
-                self.integer(path + (key,), settings[key], 1, MAX_MS)
-        if isinstance(settings.get("image_ms"), list):  # one drawn per trial
-            durations = self.listed(path + ("image_ms",), settings["image_ms"], 1, MAX_CHOICES, "durations in ms")
-            for k, ms in enumerate(durations):
-                self.integer(path + ("image_ms", k), ms, 1, MAX_MS)
-        elif "image_ms" in settings:
-            self.integer(path + ("image_ms",), settings["image_ms"], 1, MAX_MS)
-        if "sentinel_every" in settings:
-            self.integer(path + ("sentinel_every",), settings["sentinel_every"], 2, MAX_COUNT)
-        if "tutorial" in settings and not isinstance(settings["tutorial"], bool):
-            self.fail(path + ("tutorial",), f"expected true or false, got {settings['tutorial']!r}")
-        if "sentinel_radius_px" in settings:  # display pixels
-            self.number(path + ("sentinel_radius_px",), settings["sentinel_radius_px"], 0, 1000, above=True)
-        return {"codecharts": settings}
+        return tasks[task].check_block(self, block, out, path, methods)
 
 
 def create_from_design(session, source, dataset_dir, name: str, methods: dict[str, str] | None = None):
@@ -609,9 +377,7 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
     and each method's output); a single codecharts or bubbleview block makes a study of that task
     on the selected pairs' input images. DesignError/ValueError for a design that cannot run
     (an unknown key, a missing method output, ...)."""
-    from datagen.dataset import Dataset
-    from studyweb.experiments import create_experiment, fill_codes, image_size, validate_settings
-    from studyweb.workload import check_workload, workload_warnings
+    from datagen.dataset import Dataset  # pandas: only when an experiment is made
 
     design = source if isinstance(source, Design) else load_design(source, methods)
     values = design.values
@@ -624,7 +390,7 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
                                            "screenout_code", "screenout_url", "texts", "comprehension", "device")
               if values.get(key)}
     title, description = values.get("title") or "", values.get("description") or ""
-    if design.task != "questionnaire":
+    if design.task in attention_tasks():
         block = values["blocks"][0]
         settings = {k: v for k, v in block.items() if k not in ("name", "task", "image")}
         settings["per_participant"] = len(pair_ids) if values.get("per_participant") in (None, "all") \
@@ -638,9 +404,6 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
             _add_method_stimuli(session, experiment, design, [m for m in values["conditions"]["versions"]
                                                               if m != "original"])
         return experiment
-
-    from studyweb.db import Experiment, Stimulus
-    from studyweb.experiments import check_name
 
     check_name(session, name)
     side = values["stimuli"]["side"]
@@ -666,15 +429,9 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
             width, height = image_size(path)
             stimuli.append(Stimulus(experiment_id=experiment.id, image_path=str(relative if not method else path),
                                     pair_id=pair_id, side=side, method=method, width=width, height=height))
-    if any(block["task"] == "pick_region" for block in values["blocks"]):
-        missing = [p for p in pair_ids if not (dataset.path / "masks" / f"{p}_{side}.png").is_file()]
-        if missing:
-            raise DesignError(f"{design.source}: pick_region needs each pair's mask; missing for {missing[:5]}")
-    if any(block.get("reference", {}).get("target_map") for block in values["blocks"]):
-        missing = [p for p in pair_ids if not _target_map_path(dataset, p)]
-        if missing:
-            raise DesignError(f"{design.source}: reference.target_map needs each pair's y_map; missing for"
-                              f" {missing[:5]} (set reference: {{target_map: false}} or add the maps)")
+    for task in dict.fromkeys(task_named(block["task"]) for block in values["blocks"]):  # masks, target maps
+        task.check_dataset([b for b in values["blocks"] if b["task"] == task.name], dataset, pair_ids, side,
+                           design.source)
     session.add_all(stimuli)
     session.flush()
     log.info("questionnaire %s: %d pairs x %d versions from %s", name, len(pair_ids), 1 + len(values["methods"]),
@@ -684,9 +441,6 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
 
 def _add_method_stimuli(session, experiment, design: Design, methods: list[str]) -> None:
     """A stimulus for each method's output of each of the experiment's pairs (DesignError when one is missing)."""
-    from studyweb.db import Stimulus
-    from studyweb.experiments import image_size
-
     originals = [s for s in experiment.stimuli if not s.method]
     for method in methods:
         folder = Path(design.values["methods"][method])
@@ -699,10 +453,7 @@ def _add_method_stimuli(session, experiment, design: Design, methods: list[str])
             session.add(Stimulus(experiment_id=experiment.id, image_path=str(path), pair_id=source.pair_id,
                                  side=source.side, method=method, width=width, height=height))
     session.flush()
-    if experiment.task == "codecharts":
-        from studyweb.codecharts_study import check_stimuli
-
-        check_stimuli(list(experiment.stimuli), experiment.settings)
+    task_named(experiment.task).check_stimuli(list(experiment.stimuli), experiment.settings)
 
 
 def select_pairs(dataset, stimuli: dict, source: str = "<design>") -> list[str]:
@@ -727,21 +478,3 @@ def select_pairs(dataset, stimuli: dict, source: str = "<design>") -> list[str]:
         raise DesignError(f"{source}: stimuli selects no pair of {dataset.path} (split {stimuli['split']!r},"
                           f" side {side})")
     return ids
-
-
-def target_map_path(dataset_path, pair_id: str) -> Path | None:
-    """The pair's y_map (.npy density) in the dataset, if it has one."""
-    from datagen.dataset import Dataset
-
-    return _target_map_path(Dataset.open(Path(dataset_path)), pair_id)
-
-
-def _target_map_path(dataset, pair_id: str) -> Path | None:
-    row = dataset.pairs[dataset.pairs["pair_id"] == pair_id]
-    if row.empty:
-        return None
-    value = row.iloc[0].get("y_map")
-    if not isinstance(value, str) or not value:
-        return None
-    path = dataset.path / value
-    return path if path.is_file() else None

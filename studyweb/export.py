@@ -40,10 +40,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from analysis.eval_pairs import pixel_digest
-from studyweb.db import Click, Event, Experiment, FixationMap, Participant, Response, Stimulus, Trial
-from studyweb.designs import QUESTIONNAIRE_TASKS
+from analysis.metrics import kld
+from datadir import Dataset, relative_path
+from datadir.files import temp_file_beside
+from datadir.maps import load_map, save_map
+from studyweb.db.schema import Click, Event, Experiment, FixationMap, Participant, Response, Stimulus, Trial
 from studyweb.experiments import stimulus_image_path
 from studyweb.maps import current_maps
+from studyweb.qc import run_qc
+from studyweb.tasks import task_named
 
 log = logging.getLogger(__name__)
 FIXATION_COLUMNS = ["participant_id", "x", "y", "t_ms"]
@@ -79,9 +84,6 @@ def export_to_dataset(session: Session, experiment: Experiment, dataset_dir=None
     n_observers, new), ...] forced}. ValueError when there is no current map, a pair id is not
     in the dataset, or the other side's map of a pair cannot be read for kl_xy."""
     import pandas as pd
-
-    from datadir.maps import save_map
-    from datagen.dataset import Dataset
 
     dataset = Dataset.open(Path(dataset_dir) if dataset_dir is not None else Path(experiment.dataset_path))
     maps = current_maps(session, experiment)
@@ -122,7 +124,7 @@ def export_to_dataset(session: Session, experiment: Experiment, dataset_dir=None
             target = dataset.path_of(pair, "fixations", side)
             staged.append((write_csv(_staging(target), FIXATION_COLUMNS, fixations[pair, side]), target))
             row = rows.setdefault(pair, {"pair_id": pair, "kl_xy": kl_xy[pair]})
-            row[f"{side}_map"] = f"maps/{pair}_{side}.npy"
+            row[f"{side}_map"] = relative_path(pair, "map_npy", side)
             row[f"n_observers_{side}"] = fixation_map.n_participants
         dataset.update_pairs(list(rows.values()))
     except BaseException:
@@ -158,7 +160,7 @@ def export_csv(session: Session, experiment: Experiment, out_dir) -> dict[str, P
         "trials": (["id", "participant_id", "stimulus_id", "pair_id", "side", "method", "task", "block", "block_index",
                     "condition", "position", "is_practice", "status", "started_at", "ended_at", "duration_ms",
                     "display_w", "display_h", "response_text"],
-                   (_trial_row(row) for row in session.execute(
+                   (_trial_row(row, experiment.task) for row in session.execute(
                        select(Trial.id, Trial.participant_id, Trial.stimulus_id, Stimulus.pair_id, Stimulus.side,
                               Stimulus.method, Trial.task, Trial.spec, Trial.position, Trial.is_practice, Trial.status,
                               Trial.started_at, Trial.ended_at, Trial.duration_ms, Trial.display_w, Trial.display_h,
@@ -225,8 +227,9 @@ def response_rows(session: Session, experiment: Experiment):
     - block: the design block's name (questionnaires); empty for CodeCharts and BubbleView
       studies, which are a design's only block (a Latin-square block of a design with conditions
       is trials.csv's block_index);
-    - method: the version shown ('original' for the input image), choose_best the chosen
-      candidate's; shown_methods the versions shown, |-joined in display order;
+    - method: the version shown ('original' for the input image), or the one the answer chose
+      (`Task.response_method`: choose_best's candidate); shown_methods the versions shown,
+      |-joined in display order;
     - rt_ms: the answer's own time, from its question appearing (the trial's when the page sent
       one time for all); created_at ISO 8601 UTC;
     - coord_space: the space of x, y, 'image' (pixels of the natural size) or 'display' (CSS px
@@ -241,11 +244,12 @@ def response_rows(session: Session, experiment: Experiment):
     for response, source, task, spec, stimulus_id, is_practice in answers:
         spec = spec or {}
         shown = _shown_stimulus(stimuli, stimulus_id, spec)
-        method = response.choice if response.task == "choose_best" else _version(shown, spec)
+        method = task_named(response.task).response_method(response, _version(shown, spec))
         shown_methods = response.shown_methods or ([method] if shown is not None else [])
         sentinel = spec.get("kind") == "sentinel"
         coord_space = None if response.x is None else "display" if sentinel else "image"
-        yield [experiment.name, response.participant_id, SOURCES.get(source, source), _block(task, spec),
+        yield [experiment.name, response.participant_id, SOURCES.get(source, source),
+               _block(task or experiment.task, spec),
                response.trial_id, response.task, response.question, *_where(shown, spec), spec.get("condition"),
                method, "|".join(shown_methods), response.choice, response.rating, response.text, response.x,
                response.y, response.valid, response.rt_ms, response.created_at, coord_space, is_practice,
@@ -258,7 +262,8 @@ def response_rows(session: Session, experiment: Experiment):
         spec = trial.spec or {}
         shown = _shown_stimulus(stimuli, trial.stimulus_id, spec)
         method = _version(shown, spec)
-        yield [experiment.name, trial.participant_id, SOURCES.get(source, source), _block(trial.task, spec), trial.id,
+        yield [experiment.name, trial.participant_id, SOURCES.get(source, source),
+               _block(trial.task or experiment.task, spec), trial.id,
                trial.task or experiment.task, DESCRIBE_QUESTION, *_where(shown, spec), spec.get("condition"), method,
                method, None, None, trial.response_text, None, None, bool(trial.response_text.strip()), None,
                trial.ended_at, None, trial.is_practice, False, None]
@@ -285,23 +290,23 @@ def _version(shown: Stimulus | None, spec: dict) -> str | None:
     return (shown.method or "original") if shown is not None else None
 
 
-def _block(task: str | None, spec: dict) -> str | None:
-    """The design block's name: questionnaire trials keep it in their spec; a codecharts or
-    bubbleview study is a design's only block (its spec's block, where there is one, is the
-    Latin-square block's index, not a name)."""
-    return spec.get("block") if task in QUESTIONNAIRE_TASKS else None
+def _block(task: str, spec: dict) -> str | None:
+    """The design block's name (`Task.block_name`): questionnaire trials keep it in their spec; a
+    codecharts or bubbleview study is a design's only block (its spec's block, where there is
+    one, is the Latin-square block's index, not a name)."""
+    return task_named(task).block_name(spec)
 
 
-def _trial_row(row) -> list:
+def _trial_row(row, experiment_task: str) -> list:
     """A trials.csv row: the version shown ('original' for the input), the trial's task (the
-    experiment's when empty), the design block's name, block_index (the block's place among the
-    participant's: the design's order in a questionnaire, the Latin-square block in a design
-    with conditions) and the condition."""
+    experiment's when empty), the design block's name, block_index (`Task.block_index`: the
+    block's place among the participant's: the design's order in a questionnaire, the
+    Latin-square block in a design with conditions) and the condition."""
     head, (method, task, spec), tail = row[:5], row[5:8], row[8:]
     spec = spec or {}
-    block_index = spec.get("block_index", spec.get("block") if task not in QUESTIONNAIRE_TASKS else None)
-    return [*head, (method or "original") if row[2] is not None else None, task, _block(task, spec), block_index,
-            spec.get("condition"), *tail]
+    own = task or experiment_task
+    return [*head, (method or "original") if row[2] is not None else None, task, _block(own, spec),
+            task_named(own).block_index(spec), spec.get("condition"), *tail]
 
 
 def spreadsheet_cell(value):
@@ -324,8 +329,6 @@ def write_csv(path: Path, header: list[str], rows) -> Path:
     """Write a CSV of `rows` (sequences of values) with every cell through `spreadsheet_cell`,
     text quoted and numbers bare (module doc), atomically (temp file + rename: a crash never
     leaves half a table), mode 0666 & ~umask."""
-    from datagen.dataset import temp_file_beside
-
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_file_beside(path)
     try:
@@ -350,9 +353,6 @@ def _staging(target: Path) -> Path:
 def _kl_xy(dataset, row, pair: str, new_maps: dict) -> float | None:
     """KLD(Y, X) of the pair's maps after the export: the new map of a side written now, else
     the side's map file in pairs.csv; None when a side has no map."""
-    from datadir.maps import load_map
-    from analysis.metrics import kld
-
     maps = {}
     for side in ("x", "y"):
         if (pair, side) in new_maps:
@@ -371,8 +371,6 @@ def _kl_xy(dataset, row, pair: str, new_maps: dict) -> float | None:
 def _fixations(session: Session, experiment: Experiment, sides) -> dict[tuple[str, str], list]:
     """{(pair, side): fixations CSV rows} from each map's stored points; maps built before
     points were stored (revision 0003) get theirs from a new QC run, which says so in the log."""
-    from studyweb.qc import run_qc
-
     out = {}
     qc = None
     for (pair, side), fixation_map in sides:

@@ -20,9 +20,12 @@ command-line flags, which win over this file.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 
+from studyweb.config import check_production, load_config
 from studyweb.serving import hide_query_strings
 
 hide_query_strings()
@@ -48,8 +51,6 @@ control_socket_disable = True  # nothing here uses gunicorn's control socket
 def on_starting(server) -> None:
     """Refuse to start (RuntimeError: gunicorn prints "Error: ..." and exits 1) with a secret key
     that is not secret in production, or with per-process login counts and several workers."""
-    from studyweb.config import check_production, load_config
-
     config = load_config()
     try:
         check_production(config)
@@ -72,9 +73,6 @@ def post_fork(server, worker) -> None:
 
 def _exit_with_parent(sig: int) -> None:
     """prctl(PR_SET_PDEATHSIG, sig) on Linux; elsewhere gunicorn's own parent check remains."""
-    import ctypes
-    import ctypes.util
-
     library = ctypes.util.find_library("c")
     if library is None:
         return

@@ -54,7 +54,8 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from studyweb.db import Click, Event, Experiment, Participant, SaveRecord, Stimulus, Trial, lock_experiment, utcnow
+from studyweb.db.engine import lock_experiment
+from studyweb.db.schema import Click, Event, Experiment, Participant, SaveRecord, Stimulus, Trial, utcnow
 
 log = logging.getLogger(__name__)
 

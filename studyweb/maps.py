@@ -23,7 +23,8 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer
 
-from studyweb.db import Experiment, FixationMap, Stimulus, utcnow
+from analysis.fixations import fixation_map, sigma_from_visual_angle
+from studyweb.db.schema import Experiment, FixationMap, Stimulus, utcnow
 from studyweb.qc import decide_qc
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,6 @@ def map_sigma(stimulus_width: int, settings: dict, sigma_px: float | None = None
     if settings.get("sigma_px"):
         return float(settings["sigma_px"])
     if settings.get("px_per_degree"):
-        from analysis.fixations import sigma_from_visual_angle
-
         return sigma_from_visual_angle(1.0, float(settings["px_per_degree"]))
     return REFERENCE_SIGMA_PX * stimulus_width / REFERENCE_WIDTH_PX
 
@@ -54,8 +53,6 @@ def build_maps(session: Session, experiment: Experiment, sigma_px: float | None 
     "excluded_participants", "flags" (list of dicts), "seconds"}. Old maps stay in the table with
     is_current=False. Flushes; the caller commits.
     """
-    from analysis.fixations import fixation_map
-
     start = time.perf_counter()
     qc_settings = experiment.settings.get("qc", {})
     result = decide_qc(session, experiment)
@@ -149,11 +146,11 @@ def recorded_flags(maps) -> tuple[list[dict], int]:
     0003). A participant whose clicks are in no current map (all dropped) is not among them."""
     flags: dict[tuple, dict] = {}
     legacy = 0
-    for fixation_map in maps:
-        if fixation_map.qc_flags is None:
+    for built in maps:
+        if built.qc_flags is None:
             legacy += 1
             continue
-        for flag in fixation_map.qc_flags:
+        for flag in built.qc_flags:
             flags.setdefault((flag["participant_id"], flag["reason"], flag["excluded"]), flag)
     order = sorted(flags, key=lambda k: (k[0] is not None, k[0] or 0))  # stable: QC's order per participant
     return [flags[k] for k in order], legacy

@@ -9,7 +9,7 @@ the same HTTP API as browsers (`studyweb.simulate`), then QC (its decision store
 responses.csv) and a summary.
 
 Simulated participants fail catch trials, CodeCharts sentinels and the CodeCharts tutorial at
-FAILURE_RATES (shares of participants; the design's `pilot:` mapping and the command line
+`workload.FAILURE_RATES` (shares of participants; the design's `pilot:` mapping and the command line
 override them) by answering wrongly through the real answer routes, so the server decides what
 follows (screened out, excluded by QC) as it will in the real study. The summary reads those
 decisions back from the exported participants.csv: participants who took part, finished,
@@ -24,8 +24,10 @@ and counted as such (not as failures).
 
 Minutes per participant come from the design's timing where it has one (BubbleView's time
 limit, CodeCharts' screens, the inter-trial interval) plus an assumed time to answer, and for
-questionnaires from an assumed time per trial and question (ANSWER_S), plus an assumed time per
-break or between-blocks screen; they are an estimate to plan payment with.
+questionnaires from an assumed time per trial and question (`Task.seconds_per_trial`), plus an
+assumed time per break or between-blocks screen (PAUSE_S); they are an estimate to plan payment
+with. Everything a study's task decides (what there is to fail, what it costs, what wants
+observers) is its task's to say (`studyweb.tasks`).
 """
 from __future__ import annotations
 
@@ -34,23 +36,27 @@ import logging
 import math
 from pathlib import Path
 
+from sqlalchemy import select
+
+from datadir.maps import save_map
+from studyweb.assignment import observer_counts
+from studyweb.db.revisions import open_session
+from studyweb.db.schema import Trial
+from studyweb.designs import create_from_design, load_design
+from studyweb.experiments import experiment_by_name
+from studyweb.export import export_csv
+from studyweb.maps import build_maps, current_maps
+from studyweb.qc import decide_qc
+from studyweb.serving import local_study_server
+from studyweb.simulate import simulate_participants
+from studyweb.tasks import task_named
+from studyweb.workload import (FAILURE_RATES, catch_count, has_catch, participants_needed, per_participant,
+                               workload_warnings)
+
 log = logging.getLogger(__name__)
 EXPERIMENT = "pilot"
 MAX_DEFAULT_PARTICIPANTS = 200
-ANSWER_S = {"codecharts": 3.0, "bubbleview": 4.0, "trial": 5.0, "question": 4.0, "pause": 15.0}  # assumed seconds
-# Shares of simulated participants who fail (`studyweb.simulate.failing`); the design's
-# `pilot: {catch_failure_rate: ...}` and --catch-failure-rate etc. override them.
-# - catch: simple attention checks fail a few per cent of Prolific participants and several times
-#   more of MTurk workers without quality filters (Peer, Brandimarte, Samat & Acquisti 2017, J. Exp.
-#   Soc. Psychol. 70:153-163; Peer, Rothschild, Gordon, Evernden & Damer 2022, Behav. Res. Methods
-#   54:1643-1662; Douglas, Ewell & Brauer 2023, PLOS ONE): 5%, a Prolific-like sample; raise it
-#   to 0.10-0.30 for MTurk.
-# - sentinel: CodeCharts' sentinels (TurkEyes: Newman et al., CHI 2020; papers/004…, §4.3, which
-#   cites it) are an attention check of the same kind: 5%, assumed alike.
-# - tutorial: CodeCharts' gated tutorial (at most 1 invalid code and no missed sentinel, the gate
-#   of turkeyes/codecharts' custom.js) is stricter than one check: 10%, an assumption to replace
-#   with a small real pilot's rate.
-FAILURE_RATES = {"catch_failure_rate": 0.05, "sentinel_failure_rate": 0.05, "tutorial_failure_rate": 0.10}
+PAUSE_S = 15.0  # assumed seconds on a break or between-blocks screen
 
 
 def run_pilot(design_path, dataset_dir, out_dir, methods: dict[str, str] | None = None,
@@ -60,11 +66,6 @@ def run_pilot(design_path, dataset_dir, out_dir, methods: dict[str, str] | None 
     sentinel_failure_rate, tutorial_failure_rate} over the design's and FAILURE_RATES (None
     values ignored). ValueError / DesignError for a design or dataset that cannot run; OUT's
     earlier pilot is replaced."""
-    from studyweb.db import open_session
-    from studyweb.designs import create_from_design, load_design
-    from studyweb.serving import local_study_server
-    from studyweb.workload import participants_needed, per_participant, workload_warnings
-
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     design = load_design(design_path, methods)  # a bad design leaves the last pilot as it was
@@ -113,52 +114,42 @@ def run_pilot(design_path, dataset_dir, out_dir, methods: dict[str, str] | None 
 
 
 def _simulate(base_url: str, db_url: str, n: int, first: int, seed: int, rates: dict, has_scenes: bool) -> dict:
-    from studyweb.simulate import simulate_participants
-
     return simulate_participants(base_url, EXPERIMENT, n, concurrency=4, drop_rate=0.1, seed=seed, first=first,
                                  model="popout" if has_scenes else "centre", db_url=db_url, failure_rates=rates)
 
 
 def _failure_kinds(experiment, design: dict) -> list[str]:
-    """What this study gives participants to fail: catch trials (a questionnaire block with
-    them), sentinels and the tutorial (CodeCharts, the tutorial unless turned off)."""
-    from studyweb.workload import has_catch
-
-    if experiment.task == "questionnaire":
-        return ["catch"] if design.get("catch") and any(has_catch(b) for b in design["blocks"]) else []
-    if experiment.task == "codecharts":
-        return ["sentinel", "tutorial"] if experiment.settings["codecharts"]["tutorial"] else ["sentinel"]
-    return []
+    """What this study gives participants to fail: catch trials (a block whose task has them,
+    `Task.has_catch`), and what its task has (`Task.failure_kinds`: CodeCharts' sentinels and
+    tutorial, the tutorial unless turned off)."""
+    catch = ["catch"] if design.get("catch") and any(has_catch(b) for b in design["blocks"]) else []
+    return catch + task_named(experiment.task).failure_kinds(experiment.settings)
 
 
 def _expected_loss(experiment, design: dict, k: int, rates: dict) -> float:
     """The share of participants the failure rates should cost (screened out or excluded), to
     size the pilot: catch failures where failing every catch trial passes catch.max_failures,
-    tutorial failures where there is a CodeCharts tutorial (sentinel misses after it exclude no
-    one by themselves). At most 0.9."""
-    from studyweb.workload import catch_count, has_catch
-
+    and the failures the task excludes for (`Task.excluding_failures`: a CodeCharts tutorial's;
+    sentinel misses after it exclude no one by themselves). At most 0.9."""
     kept = 1.0
     catch = design.get("catch")
-    if experiment.task == "questionnaire" and catch:
+    if catch:
         catches = sum(catch_count(k, catch["every"]) for b in design["blocks"] if has_catch(b))
         if catches > catch["max_failures"]:
             kept *= 1 - rates["catch_failure_rate"]
-    if experiment.task == "codecharts" and experiment.settings["codecharts"]["tutorial"]:
-        kept *= 1 - rates["tutorial_failure_rate"]
+    for kind in task_named(experiment.task).excluding_failures(experiment.settings):
+        kept *= 1 - rates[f"{kind}_failure_rate"]
     return min(0.9, 1 - kept)
 
 
 def _still_wanted(session, design: dict, k: int) -> tuple[int, int]:
     """(observations still wanted: the observers every image lacks, summed; the observations one
     participant adds: K per block or condition)."""
-    from studyweb.assignment import observer_counts
-    from studyweb.experiments import experiment_by_name
-
     experiment = experiment_by_name(session, EXPERIMENT)
-    counts = observer_counts(session, experiment, by_block=experiment.task == "questionnaire")
+    study = task_named(experiment.task)
+    counts = observer_counts(session, experiment, by_block=study.by_block)
     wanted = int(design["observers"])
-    missing = sum(max(0, wanted - counts.get(key, 0)) for key in _units(experiment))
+    missing = sum(max(0, wanted - counts.get(key, 0)) for key in study.units(experiment))
     blocks = len(design["conditions"]["versions"]) if design.get("conditions") else len(design["blocks"])
     return missing, max(1, k * blocks)
 
@@ -166,15 +157,9 @@ def _still_wanted(session, design: dict, k: int) -> tuple[int, int]:
 def _summarise(session, design, simulated: dict, out: Path, kinds: list[str]) -> dict:
     """QC decided and stored, the CSVs written, and the summary (module doc) read back from
     participants.csv and the kept participants' trials."""
-    from sqlalchemy import select
-
-    from studyweb.db import Trial
-    from studyweb.experiments import experiment_by_name
-    from studyweb.export import export_csv
-    from studyweb.qc import decide_qc
-
     experiment = experiment_by_name(session, EXPERIMENT)
-    maps = _maps(session, experiment, out) if experiment.task in ("bubbleview", "codecharts") else None
+    study = task_named(experiment.task)
+    maps = _maps(session, experiment, out) if study.makes_maps else None
     decide_qc(session, experiment)  # stored on the participants, as the CSVs report it
     session.commit()
     files = export_csv(session, experiment, out / "csv")
@@ -184,13 +169,13 @@ def _summarise(session, design, simulated: dict, out: Path, kinds: list[str]) ->
     kept = {int(p["participant_id"]) for p in people if p["status"] == "complete" and p["qc_status"] == "kept"}
     # Screened out by the server during the study, or excluded by QC after it (not both counted).
     lost = [p for p in took_part if p["status"] == "screened_out" or p["qc_status"] in ("excluded", "screened_out")]
-    units = _units(experiment)
+    units = study.units(experiment)
     viewers: dict = {}
     for participant, stimulus_id, spec in session.execute(
             select(Trial.participant_id, Trial.stimulus_id, Trial.spec)
             .where(Trial.participant_id.in_(kept), Trial.is_practice.is_(False), Trial.status == "done",
                    Trial.stimulus_id.is_not(None))):
-        key = (spec["block_index"], stimulus_id) if experiment.task == "questionnaire" else stimulus_id
+        key = study.observer_key(stimulus_id, spec or {})
         viewers.setdefault(key, set()).add(participant)
     observers = [len(viewers.get(key, ())) for key in units] or [0]
     finished = [int(p["participant_id"]) for p in people if p["status"] == "complete"]
@@ -222,10 +207,6 @@ def _summarise(session, design, simulated: dict, out: Path, kinds: list[str]) ->
 
 def _workload(session, participant_ids: list[int]) -> dict[int, tuple[int, int, int]]:
     """{participant: (main trials, all trials, break and block screens)} of those participants."""
-    from sqlalchemy import select
-
-    from studyweb.db import Trial
-
     out: dict[int, list[int]] = {p: [0, 0, 0] for p in participant_ids}
     if not participant_ids:
         return {}
@@ -238,45 +219,16 @@ def _workload(session, participant_ids: list[int]) -> dict[int, tuple[int, int, 
     return {p: tuple(counts) for p, counts in out.items()}
 
 
-def _units(experiment) -> list:
-    """What wants observers, keyed as `assignment.observer_counts` counts: every stimulus id of
-    an attention study; (block index, stimulus id) of each questionnaire block's units (a
-    choose_best block's pairs, the others' image versions; each block has its own observers)."""
-    if experiment.task != "questionnaire":
-        return [s.id for s in experiment.stimuli]
-    units = []
-    for b, block in enumerate(experiment.settings["design"]["blocks"]):
-        for stimulus in experiment.stimuli:
-            version = stimulus.method or "original"
-            if version == "original" if block["task"] == "choose_best" else \
-                    block["image"] == version or (block["image"] == "methods" and version != "original"):
-                units.append((b, stimulus.id))
-    return units
-
-
 def _minutes(experiment, design, trials: int, pauses: int) -> float:
     """The expected minutes one participant spends on `trials` trials (practice included) with
-    `pauses` break or block screens (module doc)."""
-    settings = experiment.settings
-    if experiment.task == "codecharts":
-        cc = settings["codecharts"]
-        image_ms = sum(cc["image_ms"]) / len(cc["image_ms"])
-        per_trial = (cc["fixation_ms"] + image_ms + cc["chart_ms"]) / 1000 + ANSWER_S["codecharts"]
-    elif experiment.task == "bubbleview":
-        per_trial = float(settings["time_limit_s"]) + ANSWER_S["bubbleview"]
-    else:
-        blocks = design.values["blocks"]
-        questions = sum(len(b["questions"]) + bool(b.get("follow_up")) for b in blocks) / len(blocks)
-        per_trial = ANSWER_S["trial"] + ANSWER_S["question"] * questions
+    `pauses` break or block screens (module doc; `Task.seconds_per_trial`)."""
+    per_trial = task_named(experiment.task).seconds_per_trial(experiment.settings)
     iti_s = (design.values.get("iti_ms") or 0) / 1000
-    return round((trials * per_trial + max(0, trials - 1) * iti_s + pauses * ANSWER_S["pause"]) / 60, 1)
+    return round((trials * per_trial + max(0, trials - 1) * iti_s + pauses * PAUSE_S) / 60, 1)
 
 
 def _maps(session, experiment, out: Path) -> dict:
     """Build the maps in the pilot's database and save each as OUT/maps/LABEL.npy and .png."""
-    from datadir.maps import save_map
-    from studyweb.maps import build_maps, current_maps
-
     summary = build_maps(session, experiment)
     session.commit()
     folder = out / "maps"

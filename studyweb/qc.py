@@ -29,7 +29,8 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from studyweb.db import Click, Event, Experiment, Participant, Stimulus, Trial, utcnow
+from studyweb.db.schema import Click, Event, Experiment, Participant, Response, Stimulus, Trial, utcnow
+from studyweb.tasks import task_named
 
 log = logging.getLogger(__name__)
 MIN_PARTICIPANTS_FOR_IQR = 4
@@ -73,7 +74,7 @@ def run_qc(session: Session, experiment: Experiment, qc: dict | None = None) -> 
     """Apply the rules above (qc defaults to experiment.settings['qc']) to every saved trial;
     a questionnaire's participants by `questionnaire_qc` instead."""
     qc = {**{"min_clicks": 2, "iqr_k": 3.0, "max_focus_losses": 5}, **(qc or experiment.settings.get("qc", {}))}
-    if experiment.task == "questionnaire":
+    if task_named(experiment.task).qc_by_answers:
         return questionnaire_qc(session, experiment, qc)
     trials = session.execute(
         select(Trial.id, Trial.participant_id, Trial.stimulus_id)
@@ -153,8 +154,6 @@ def questionnaire_qc(session: Session, experiment: Experiment, qc: dict) -> QCRe
     """A questionnaire's QC: a participant who answered any trial is kept unless they failed
     more catch trials than the design's catch.max_failures, or lost focus more than
     max_focus_losses times. No points: questionnaires make no maps."""
-    from studyweb.db import Response
-
     answered = sorted(session.scalars(
         select(Response.participant_id).join(Participant, Participant.id == Response.participant_id)
         .where(Participant.experiment_id == experiment.id).distinct()).all())

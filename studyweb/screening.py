@@ -5,8 +5,9 @@ Screen-out (Prolific's convention: a "screened out" completion code or URL, dist
 completion one, so a recruitment site pays a screen-out and never a completion). A participant
 is screened out by `screen_out` when they fail the device check (or give up on it), the
 comprehension check (`comprehension.max_attempts` rounds), the CodeCharts tutorial
-(`codecharts_study`) or too many catch trials (more than the design's `catch.max_failures`,
-decided by `questionnaire_study.record_answers` at the answer that passes the limit). They get
+(`studyweb.tasks.codecharts`) or too many catch trials (more than the design's
+`catch.max_failures`, decided by `studyweb.tasks.questions.record_answers` at the answer that
+passes the limit). They get
 status 'screened_out', one of FINISHED_STATUSES: they stop counting as an observer at once
 (`assignment.observer_counts` counts completed and active participants only, as for 'returned'
 and 'timed_out'), so their images go to others. The QC decision is stored when it is made
@@ -22,11 +23,11 @@ experiments made without a design and those stored before it existed):
       phones: exclude            # exclude | allow: phones and tablets
       fullscreen: false          # true: task pages in full screen, a prompt when it is left
 
-Defaults per task (DEVICE_DEFAULTS): CodeCharts and BubbleView 1024 x 640 and no phones (the
-images are shown large, and CodeCharts codes are typed); questionnaires 800 x 600 and phones
+Defaults per task (`Task.device_defaults`): CodeCharts and BubbleView 1024 x 640 and no phones
+(the images are shown large, and CodeCharts codes are typed); questionnaires 800 x 600 and phones
 allowed. A CodeCharts window must also hold the largest image at its fixed display size plus the
-task page's margins (`codecharts_window`), whatever min_window says: the task page waits for that
-size, so a participant who passed with less would be stuck there. Phones and tablets, where
+task page's margins (`Task.needed_window`), whatever min_window says: the task page waits for
+that size, so a participant who passed with less would be stuck there. Phones and tablets, where
 allowed, cannot enlarge their window: they need only the smaller of min_window and
 PHONE_MIN_WINDOW on each side.
 
@@ -54,63 +55,35 @@ from typing import Any, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from studyweb.db import Event, Experiment, Participant, Stimulus, utcnow
+from studyweb.db.schema import Event, Experiment, Participant, utcnow
 
 log = logging.getLogger(__name__)
 
 SCREEN_OUT_REASONS = ("device", "comprehension", "tutorial", "catch")
-DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "codecharts": {"min_window": [1024, 640], "phones": "exclude", "fullscreen": False},
-    "bubbleview": {"min_window": [1024, 640], "phones": "exclude", "fullscreen": False},
-    "questionnaire": {"min_window": [800, 600], "phones": "allow", "fullscreen": False},
-}
 PHONES = ("exclude", "allow")
 PHONE_MIN_WINDOW = (320, 480)  # CSS px: a small phone held upright, its browser's bars shown
 TABLET_SHORT_SIDE = 768  # CSS px: a touch-only screen with a shorter short side is a phone or tablet
-CODECHARTS_MARGINS = (24, 64)  # static/codecharts_flow.js MARGIN_W, MARGIN_H: padding and status line
 MOBILE_UA = re.compile(r"Mobi|Android|iPhone|iPad|iPod|Tablet|Silk|Kindle|PlayBook|BlackBerry|Opera Mini|IEMobile",
                        re.IGNORECASE)
 MAX_PX = 100_000  # a reported size (CSS px) beyond this is not a size
 
 
-def device_defaults(task: str) -> dict[str, Any]:
-    """The device rule of a design of `task` ('codecharts', 'bubbleview', 'questionnaire') that
-    gives no `device` key (a copy)."""
-    defaults = DEVICE_DEFAULTS.get(task, DEVICE_DEFAULTS["bubbleview"])
-    return {**defaults, "min_window": list(defaults["min_window"])}
-
-
-def device_rule(session: Session, experiment: Experiment) -> dict[str, Any] | None:
-    """What the consent page checks: the experiment's `device` setting with min_window raised to
-    what a CodeCharts page needs (`codecharts_window`); None when the experiment has no check."""
+def device_rule(session: Session, experiment: Experiment, task) -> dict[str, Any] | None:
+    """What the consent page checks: the experiment's `device` setting over its task's defaults
+    (`task`: the experiment's, `studyweb.tasks.task_named`), with min_window raised to what the
+    task page needs (`Task.needed_window`: a CodeCharts page's); None when the experiment has no
+    check."""
     device = experiment.settings.get("device")
     if not device:
         return None
-    rule = {**device_defaults(experiment.task), **device}
+    rule = {**task.default_device(), **device}
     min_w, min_h = rule["min_window"]
-    if experiment.task == "codecharts":
-        need_w, need_h = codecharts_window(session, experiment)
-        min_w, min_h = max(min_w, need_w), max(min_h, need_h)
+    needed = task.needed_window(session, experiment)
+    if needed is not None:
+        min_w, min_h = max(min_w, needed[0]), max(min_h, needed[1])
     rule["min_window"] = [int(min_w), int(min_h)]
     rule["phone_window"] = [min(int(min_w), PHONE_MIN_WINDOW[0]), min(int(min_h), PHONE_MIN_WINDOW[1])]
     return rule
-
-
-def codecharts_window(session: Session, experiment: Experiment) -> tuple[int, int]:
-    """The window (CSS px, rounded up) a CodeCharts task page needs: its largest image at the
-    least size the page draws it at (`codecharts_study.least_shown_size`: shrunk to fit the window
-    down to codes codecharts.MIN_CODE_PX high) plus the page's margins, so the check asks for
-    exactly what the task page needs and a participant it admits never meets the page's own
-    "window too small"."""
-    import math
-
-    from studyweb.codecharts_study import least_shown_size
-
-    sizes = session.execute(select(Stimulus.width, Stimulus.height).where(Stimulus.experiment_id == experiment.id)
-                            .distinct()).all()
-    shown = [least_shown_size(w, h, experiment.settings) for w, h in sizes] or [(0.0, 0.0)]
-    return (math.ceil(max(w for w, _ in shown) + CODECHARTS_MARGINS[0]),
-            math.ceil(max(h for _, h in shown) + CODECHARTS_MARGINS[1]))
 
 
 def is_phone(user_agent: str | None, touch_points: int, fine_pointer: bool, screen_w: int, screen_h: int) -> bool:

@@ -15,6 +15,7 @@ PROXY_COUNT            reverse proxies in front of the app whose X-Forwarded-* h
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 import time
@@ -22,7 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from limits.storage import MovingWindowSupport, Storage
+from flask import abort, current_app, jsonify, request
+from limits import parse
+from limits.storage import MovingWindowSupport, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 log = logging.getLogger(__name__)
 LOGIN_FAILURES_FILE = "login_failures.sqlite3"
@@ -35,12 +40,8 @@ UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 def init_app(app) -> None:
     """Install the protections on `app` (after its blueprints are registered)."""
-    from flask import request
-
     proxies = int(app.config.get("PROXY_COUNT") or 0)
     if proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     per_user, per_address = app.config.get("LOGIN_LIMITS", ("5 per minute", "30 per minute"))
     app.extensions["studyweb.login_throttle"] = LoginThrottle(
@@ -64,8 +65,6 @@ def login_storage(uri: str | None, instance_path) -> Storage:
     """Where failed logins are counted: the `limits` storage at `uri` (memory://, redis://...),
     or, with no uri, the SQLite file LOGIN_FAILURES_FILE in `instance_path`."""
     if uri:
-        from limits.storage import storage_from_string
-
         return storage_from_string(uri)
     return SqliteWindowStorage(Path(instance_path) / LOGIN_FAILURES_FILE)
 
@@ -77,17 +76,11 @@ class LoginThrottle:
 
     def __init__(self, storage: Storage, per_user: str = "5 per minute",
                  per_address: str = "30 per minute"):
-        from limits import parse
-        from limits.strategies import MovingWindowRateLimiter
-
         self._limiter = MovingWindowRateLimiter(storage)
         self._limits = ((parse(per_user), True), (parse(per_address), False))
 
     def retry_after(self, username: str, address: str) -> int | None:
         """Seconds until this username may try again from this address, or None if it may now."""
-        import math
-        import time
-
         for item, with_user in self._limits:
             keys = self._keys(username, address, with_user)
             if not self._limiter.test(item, *keys):
@@ -186,8 +179,6 @@ class SqliteWindowStorage(Storage, MovingWindowSupport):
 
 def login_throttle():
     """The app's LoginThrottle (made by `init_app`)."""
-    from flask import current_app
-
     return current_app.extensions["studyweb.login_throttle"]
 
 
@@ -196,8 +187,6 @@ def _check_origin():
     elsewhere posting with the participant's or admin's cookies). Requests without Origin
     (scripts, the simulated participants, old browsers) pass: the CSRF token and the
     participant token still guard them."""
-    from flask import abort, current_app, jsonify, request
-
     if request.method not in UNSAFE_METHODS:
         return None
     origin = request.headers.get("Origin")

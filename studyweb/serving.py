@@ -13,6 +13,10 @@ import re
 import threading
 from contextlib import contextmanager
 
+from werkzeug.serving import make_server
+
+from studyweb import create_app
+
 REQUEST_LOGGERS = ("werkzeug", "gunicorn.error", "gunicorn.access")
 _QUERY = re.compile(r"\?[^\s\"']*")  # from "?" to the end of the URL (a space or quote)
 
@@ -39,8 +43,6 @@ def hide_query_strings() -> None:
 def serve_in_background(app):
     """The base URL of `app` served on 127.0.0.1 (a free port) by a background thread, until the
     block ends."""
-    from werkzeug.serving import make_server
-
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -55,8 +57,6 @@ def serve_in_background(app):
 def local_study_server(database_url: str, instance_dir):
     """The study app on `database_url` (instance folder `instance_dir`) served in the background
     without a line per request; yields its base URL, disposes the app's engine afterwards."""
-    from studyweb import create_app
-
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app({"DATABASE_URL": database_url, "INSTANCE_DIR": str(instance_dir)})
     try:

@@ -6,7 +6,8 @@ participant may fail the catch trials (answers every catch trial wrongly: anothe
 than the original, a score other than the top one), the CodeCharts sentinels (types the code
 farthest from each main sentinel's target) or the CodeCharts tutorial (misses its sentinels).
 The wrong answers go through the same answer routes as right ones, so what happens next
-(screened out, excluded by QC, kept) is the server's decision, never the simulator's.
+(screened out, excluded by QC, kept) is the server's decision, never the simulator's. Each
+trial is answered by its task (`Task.simulate_trial`, given a `SimulatedParticipant`).
 
 Saliency (`popout_density`): for a CLEVR scene, each object is a Gaussian blob at its
 pixel_coords whose weight grows with how rare its colour, shape and material are among the
@@ -15,15 +16,24 @@ bias alone. Densities are float64 (height, width) summing to 1.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import random
+import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
-from studyweb.designs import QUESTIONNAIRE_TASKS
+from studyweb.config import database_url
+from studyweb.db.engine import make_engine, session_factory
+from studyweb.db.revisions import migrate
+from studyweb.db.schema import Trial
+from studyweb.tasks import task_named
 
 log = logging.getLogger(__name__)
 SIMULATED_USER_AGENT = "gazelab-simulate/1 (simulated participant)"
@@ -104,7 +114,7 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
     Returns {participant_id, clicks_sent, saves, resends (answers dropped on purpose),
     retries (requests repeated after a failure above), twins_refused (double_send's second
     answers refused with 409), status, fail}."""
-    import requests
+    import requests  # the HTTP client: only simulated participants need it
 
     rng = np.random.default_rng(rng_seed)
     base = base_url.rstrip("/")
@@ -127,16 +137,11 @@ def run_participant(base_url: str, experiment: str, rng_seed: int, density_of=No
                   data={"screen_w": 1920, "screen_h": 1080, "window_w": 1280, "window_h": 800})
         state = http.call("GET", f"{base}/api/v1/session").json()
         sent = saves = resends = twins_refused = 0
+        me = SimulatedParticipant(http, base, rng, set(fail), density_of, clicks_per_trial)
         for trial in state["trials"]:
             if trial["status"] == "done":
                 continue
-            if trial.get("task") == "codecharts":
-                miss = ("tutorial" if trial["is_practice"] else "sentinel") in fail
-                url, body, points = _codecharts_answer(http, base, trial, density_of, rng, miss_sentinel=miss)
-            elif trial.get("task") in QUESTIONNAIRE_TASKS:  # studyweb.designs' names
-                url, body, points = _questionnaire_answer(http, base, trial, rng, fail_catch="catch" in fail)
-            else:
-                url, body, points = _bubbleview_save(trial, density_of, clicks_per_trial, rng)
+            url, body, points = task_named(trial["task"]).simulate_trial(trial, me)
             if pause_s:
                 time.sleep(pause_s)
             if double_send and url.endswith("/answer"):
@@ -188,9 +193,7 @@ def _send_twice(session, http, url: str, body: dict, twin_key: str) -> int:
     the browser retries): 1, the twin refused, when exactly one was stored (a retry of a save
     that went in before its answer was lost comes back as a duplicate, which counts as stored)
     and the other refused with 409; RuntimeError otherwise."""
-    import threading
-
-    import requests
+    import requests  # the HTTP client: only simulated participants need it
 
     twin_session = requests.Session()
     twin_session.headers.update(session.headers)
@@ -236,9 +239,7 @@ def simulate_participants(base_url: str, experiment: str, n_participants: int, *
     wrong URL fails at once rather than after every client's retries).
     Returns {"results": per participant dicts, "failures": ["Type: message", ...], "complete",
     "refused", "statuses" ({status: participants}), "clicks_sent", "saves", "resends"}."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import requests
+    import requests  # the HTTP client: only simulated participants need it
 
     if model not in ("popout", "centre"):
         raise ValueError(f"model must be 'popout' or 'centre', got {model!r}")
@@ -270,11 +271,6 @@ def scene_densities(db_url: str | None):
     Looks the trial's stimulus up in the study database at `db_url` (default the configured
     one; the simulated client never sees which pair it is shown); an image without a scene file
     gets the centre bias. Densities are cached per stimulus and size; thread-safe."""
-    import threading
-
-    from studyweb.config import database_url
-    from studyweb.db import Trial, make_engine, migrate, session_factory
-
     url = db_url or database_url()
     migrate(url)
     sessions = session_factory(make_engine(url))
@@ -295,9 +291,6 @@ def scene_densities(db_url: str | None):
 
 def _scene_side(stimulus) -> dict | None:
     """The stimulus' side of its pair's scene file, or None (no pair, no scene file)."""
-    import json
-    from pathlib import Path
-
     if stimulus is None or not stimulus.pair_id:
         return None
     path = Path(stimulus.experiment.dataset_path) / "scenes" / f"{stimulus.pair_id}.json"
@@ -311,81 +304,32 @@ def _key(rng: np.random.Generator) -> str:
     return uuid.UUID(int=int(rng.integers(2**63)) << 64 | int(rng.integers(2**63))).hex
 
 
-def _bubbleview_save(trial: dict, density_of, clicks_per_trial: tuple[int, int], rng) -> tuple[str, dict, int]:
-    """A BubbleView trial's one save (clicks drawn from the density, done): (path, body, clicks)."""
-    width, height = trial["natural_w"], trial["natural_h"]
-    density = density_of(trial) if density_of else popout_density(None, (width, height))
-    time_limit = float(trial.get("time_limit_ms") or 10_000.0)
-    clicks = sample_clicks(density, int(rng.integers(*clicks_per_trial, endpoint=True)), rng, time_limit)
-    body = {"idempotency_key": _key(rng), "clicks": clicks, "display_w": width * 1.5, "display_h": height * 1.5,
-            "done": True, "elapsed_ms": time_limit}
-    return trial["save_url"], body, len(clicks)
+class SimulatedParticipant:
+    """What a task's `simulate_trial` gets of the participant answering: `rng` (every random
+    choice, in order), `fail` (FAILURES they fail on purpose), `clicks_per_trial` (the range of
+    BubbleView clicks), `key()` (a new idempotency key), `get(path)` (a GET on the study server,
+    retried as the browser does), `density(trial)` (the saliency they click from, at the trial's
+    natural size) and `sample_clicks`."""
 
+    def __init__(self, http, base: str, rng: np.random.Generator, fail: set[str], density_of,
+                 clicks_per_trial: tuple[int, int]):
+        self.http, self.base, self.rng, self.fail = http, base, rng, fail
+        self.density_of, self.clicks_per_trial = density_of, clicks_per_trial
 
-def _codecharts_answer(http, base: str, trial: dict, density_of, rng,
-                       miss_sentinel: bool = False) -> tuple[str, dict, int]:
-    """A CodeCharts trial's answer: the chart fetched as the page does; for an image, the code
-    nearest a gaze point drawn from the density (display px); for a sentinel, the code nearest
-    its target, found on the sentinel's screen (a participant who did look; the JSON does not
-    say where it is), or with miss_sentinel the code farthest from it. Returns (path, body,
-    gaze points it stores)."""
-    from studyweb.codecharts import locate_sentinel_target
+    def key(self) -> str:
+        return _key(self.rng)
 
-    chart = http.call("GET", f"{base}{trial['chart_url']}").json()
-    codes = chart["codes"]
-    if chart["kind"] == "sentinel":
-        gaze_x, gaze_y = locate_sentinel_target(chart["sentinel_png"], chart["width"])
-    else:
-        width, height = trial["natural_w"], trial["natural_h"]
-        density = density_of(trial) if density_of else popout_density(None, (width, height))
-        point = sample_clicks(density, 1, rng)[0]
-        gaze_x, gaze_y = point["x"] * chart["width"] / width, point["y"] * chart["height"] / height
-    distance = lambda c: (c["x"] - gaze_x) ** 2 + (c["y"] - gaze_y) ** 2  # noqa: E731
-    nearest = max(codes, key=distance) if miss_sentinel and chart["kind"] == "sentinel" else min(codes, key=distance)
-    body = {"idempotency_key": _key(rng), "code": nearest["code"], "rt_ms": float(rng.uniform(800, 2500))}
-    return trial["answer_url"], body, int(chart["kind"] == "image")
+    def get(self, path: str):
+        return self.http.call("GET", f"{self.base}{path}")
 
+    def density(self, trial: dict) -> np.ndarray:
+        """density_of(trial), or the centre bias at the trial's natural size without a model."""
+        if self.density_of:
+            return self.density_of(trial)
+        return popout_density(None, (trial["natural_w"], trial["natural_h"]))
 
-def _questionnaire_answer(http, base: str, trial: dict, rng, fail_catch: bool = False) -> tuple[str, dict, int]:
-    """A questionnaire trial's answers, as an attentive participant without taste gives them: a
-    random candidate, scale point or object, a short text; on a catch trial the right answer,
-    found by looking (the candidate whose image bytes equal the original's; the top score for
-    an image identical to its reference), or with fail_catch a wrong one (another candidate,
-    the lowest score). Returns (path, body, 0 gaze points)."""
-    def image(url):
-        return http.call("GET", f"{base}{url}").content
-
-    answers = []
-    reference = (trial.get("reference") or {}).get("input_url")
-    for question in trial["questions"]:
-        catch = question["id"] == "catch"
-        if trial["task"] == "choose_best":
-            labels = [c["label"] for c in trial["candidates"]]
-            choice = labels[int(rng.integers(len(labels)))]
-            if catch:
-                original = image(reference)
-                right = [c["label"] for c in trial["candidates"] if image(c["image_url"]) == original]
-                wrong = [label for label in labels if label not in right]
-                choice = (wrong if fail_catch and wrong else right or [choice])[0]
-            answers.append({"question": question["id"], "choice": choice})
-        elif trial["task"] == "rate":
-            scores = trial["scale"]["scores"]
-            rating = scores[int(rng.integers(len(scores)))]
-            if catch and reference and image(reference) == image(trial["image_url"]):
-                rating = min(scores) if fail_catch else max(scores)
-            answers.append({"question": question["id"], "rating": rating})
-        elif trial["task"] == "pick_region":
-            x, y = trial["regions"][int(rng.integers(len(trial["regions"])))]["point"]  # a pixel on the object
-            answers.append({"question": question["id"], "x": x, "y": y})
-        else:
-            answers.append({"question": question["id"], "text": "a simulated description of the image"})
-    if trial.get("follow_up"):
-        choices = trial["follow_up"]["choices"]
-        answers.append({"question": trial["follow_up"]["id"], "choice": choices[int(rng.integers(len(choices)))]})
-    order = [c["label"] for c in trial.get("candidates", [])]
-    body = {"idempotency_key": _key(rng), "answers": answers, "rt_ms": float(rng.uniform(1500, 6000)),
-            "shown_order": order}
-    return trial["answer_url"], body, 0
+    def sample_clicks(self, density: np.ndarray, n: int, duration_ms: float = 10_000.0) -> list[dict]:
+        return sample_clicks(density, n, self.rng, duration_ms)
 
 
 class _RetryingClient:
@@ -396,8 +340,6 @@ class _RetryingClient:
     MAX_DELAY_S = 2.0
 
     def __init__(self, session, timeout_s: float, retry_for_s: float, jitter_seed: int):
-        import random
-
         self.session, self.timeout_s, self.retry_for_s = session, timeout_s, retry_for_s
         self.retries = 0
         self._jitter = random.Random(jitter_seed)  # apart from the click RNG: network luck never changes clicks
@@ -405,7 +347,7 @@ class _RetryingClient:
     def call(self, method: str, url: str, accept: tuple[int, ...] = (), **kwargs):
         """The response (redirects followed) once it is < 500; ValueError on a 4xx not in
         `accept` (those are returned); RuntimeError when it still fails after retry_for_s seconds."""
-        import requests
+        import requests  # the HTTP client: only simulated participants need it
 
         deadline = time.monotonic() + self.retry_for_s
         delay = self.FIRST_DELAY_S

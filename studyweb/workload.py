@@ -1,5 +1,5 @@
-"""How much a design asks of each participant, and how many participants it needs (pure: no
-database, no Flask). `studyweb.assignment` and `studyweb.questionnaire_study` build the trials
+"""How much a design asks of each participant, and how many participants it needs (pure
+functions of the checked design: no database, no Flask). `studyweb.assignment` builds the trials
 by these rules, `studyweb.designs` checks a design against them, `studyweb.pilot` sizes pilots.
 
 Even workloads: every participant of a design does the same work, K = per_participant units
@@ -12,7 +12,8 @@ full ones (`assignment.choose_stimuli`, top_up): the last participants do a full
 few images get one observer more than the target, rather than someone doing 4 trials.
 `participants_needed` is then ceil(units × observers / K) for the largest block.
 
-Catch trials (design `catch`: one in `every`): a block whose task has a known answer gets
+Catch trials (design `catch`: one in `every`): a block whose task has a known answer
+(`Task.has_catch`: choose_best, rate on the fidelity scale) gets
 round(n / (every − 1)) of them among its n units, at least one (`catch_count`), each in a
 random gap of its own stretch of the block, never two in a row (`catch_gaps`). A block shorter
 than every − 1 units still gets one, and a block whose task has no catch trial gets none:
@@ -35,9 +36,23 @@ import math
 import numpy as np
 
 from studyweb.design_yaml import DesignError
+from studyweb.tasks import task_named
 
-CATCH_TASKS = ("choose_best", "rate")  # rate only on the fidelity scale: `has_catch`
 BREAK_TITLE = "Time for a short break"
+# Shares of simulated participants who fail (`studyweb.simulate.failing`) in a pilot
+# (`studyweb.pilot`); the design's `pilot: {catch_failure_rate: ...}` and --catch-failure-rate etc.
+# override them.
+# - catch: simple attention checks fail a few per cent of Prolific participants and several times
+#   more of MTurk workers without quality filters (Peer, Brandimarte, Samat & Acquisti 2017, J. Exp.
+#   Soc. Psychol. 70:153-163; Peer, Rothschild, Gordon, Evernden & Damer 2022, Behav. Res. Methods
+#   54:1643-1662; Douglas, Ewell & Brauer 2023, PLOS ONE): 5%, a Prolific-like sample; raise it
+#   to 0.10-0.30 for MTurk.
+# - sentinel: CodeCharts' sentinels (TurkEyes: Newman et al., CHI 2020; papers/004…, §4.3, which
+#   cites it) are an attention check of the same kind: 5%, assumed alike.
+# - tutorial: CodeCharts' gated tutorial (at most 1 invalid code and no missed sentinel, the gate
+#   of turkeyes/codecharts' custom.js) is stricter than one check: 10%, an assumption to replace
+#   with a small real pilot's rate.
+FAILURE_RATES = {"catch_failure_rate": 0.05, "sentinel_failure_rate": 0.05, "tutorial_failure_rate": 0.10}
 
 
 def per_participant(design: dict, n_pairs: int) -> int:
@@ -75,9 +90,8 @@ def participants_needed(design: dict, n_pairs: int) -> int:
 
 
 def has_catch(block: dict) -> bool:
-    """Whether a questionnaire block's task has catch trials (a known answer): choose_best, and
-    rate on the fidelity scale."""
-    return block["task"] == "choose_best" or (block["task"] == "rate" and block["scale"].get("name") == "fidelity")
+    """Whether a design block's task has catch trials (a known answer: `Task.has_catch`)."""
+    return task_named(block["task"]).has_catch(block)
 
 
 def catch_count(n_units: int, every: int) -> int:
@@ -105,15 +119,13 @@ def workload_warnings(design: dict, n_pairs: int) -> list[str]:
     k = min(per_participant(design, n_pairs), n_pairs)
     warnings = []
     for block in design["blocks"]:
-        if block["task"] not in CATCH_TASKS or not has_catch(block):
-            warnings.append(f"block {block['name']!r} ({block['task']}"
-                            f"{', ' + block['scale']['name'] + ' scale' if block['task'] == 'rate' else ''}) has no"
+        if not has_catch(block):
+            warnings.append(f"block {block['name']!r} ({task_named(block['task']).block_label(block)}) has no"
                             " catch trials: its task has no known answer")
         elif k < catch["every"] - 1:
             warnings.append(f"block {block['name']!r} has {k} trial(s) per participant, fewer than catch.every − 1 ="
                             f" {catch['every'] - 1}: it gets one catch trial all the same (1 in {k + 1})")
-    catches = sum(catch_count(k, catch["every"]) for block in design["blocks"]
-                  if block["task"] in CATCH_TASKS and has_catch(block))
+    catches = sum(catch_count(k, catch["every"]) for block in design["blocks"] if has_catch(block))
     if catches and catches <= catch["max_failures"]:
         warnings.append(f"catch: a participant gets {catches} catch trial(s) and may fail {catch['max_failures']}"
                         " (max_failures), so catch trials exclude no one; lower max_failures or catch.every")
@@ -132,8 +144,7 @@ def main_trials(design: dict, n_pairs: int, sentinel_every: int | None = None) -
     catch = design.get("catch")
     total = 0
     for block in design["blocks"]:
-        total += k + (catch_count(k, catch["every"]) if catch and block["task"] in CATCH_TASKS and has_catch(block)
-                      else 0)
+        total += k + (catch_count(k, catch["every"]) if catch and has_catch(block) else 0)
         if sentinel_every:
             total += math.floor(k / (sentinel_every - 1) + 0.5)
     return total

@@ -24,7 +24,7 @@ def group() -> None:
 @DB_OPTION
 def init_db(db_url: str | None) -> None:
     """Create the database or migrate it to the newest schema."""
-    from studyweb.migrate import current_revision
+    from studyweb.db.revisions import current_revision
 
     url = _url(db_url)
     _migrate(url)
@@ -157,7 +157,7 @@ def create_experiment(dataset_dir, name, design_path, method_dirs, task, title, 
 
 def _create_from_design(design_path, dataset_dir, name, methods, exclude_workers_of, base_url, db_url) -> None:
     from studyweb.designs import create_from_design
-    from studyweb.experiments import experiment_names
+    from studyweb.settings import experiment_names
 
     with _session(db_url) as session:
         experiment = create_from_design(session, design_path, dataset_dir, name, methods)

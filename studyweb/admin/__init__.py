@@ -22,14 +22,19 @@ from studyweb.admin import dashboards
 from studyweb.admin.csrf import check_csrf, csrf_token
 from studyweb.admin.heatmap import overlay_png
 from studyweb.admin.sessions import current_admin, end_session, start_session
-from studyweb.db import Admin, Experiment, Participant, Stimulus, get_db
+from studyweb.assignment import completed_counts, observer_counts
+from studyweb.db.request import get_db
+from studyweb.db.schema import Admin, Experiment, Participant, Stimulus
+from studyweb.experiments import related_experiments
+from studyweb.export import SOURCES, FewerObservers, export_csv, export_to_dataset
+from studyweb.maps import build_maps as build, current_map, current_maps, recorded_flags
 from studyweb.security import login_throttle
+from studyweb.tasks import task_named
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.add_app_template_global(csrf_token, "csrf_token")
 OPEN_ENDPOINTS = {"admin.login"}
-MAP_TASKS = ("bubbleview", "codecharts")  # the tasks that make fixation maps (questionnaires make none)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -94,14 +99,10 @@ def experiment(name: str):
     a BubbleView or CodeCharts study's observers per stimulus, the QC flags stored with the
     current maps (what the last build decided; QC is not re-run here) and heat maps, with
     CodeCharts' code validity, sentinel accuracy and tutorial failures."""
-    from studyweb.experiments import related_experiments
-
     db = get_db()
     exp = _experiment(name)
     by_status = dict(db.execute(select(Participant.status, func.count()).where(
         Participant.experiment_id == exp.id).group_by(Participant.status)).all())
-    from studyweb.export import SOURCES
-
     by_source = {SOURCES.get(source, source): n for source, n in db.execute(  # the exports' words
         select(Participant.source, func.count()).where(Participant.experiment_id == exp.id)
         .group_by(Participant.source)).all()}
@@ -110,7 +111,7 @@ def experiment(name: str):
         experiment=exp, by_status=by_status, by_source=by_source, exclusions=dashboards.exclusions(db, exp),
         links=dashboards.recruitment_links(url_for("participant.entry", name=exp.name, _external=True)),
         related=[(other, how, other in known) for other, how in related_experiments(db, exp).items()],
-        has_maps=exp.task in MAP_TASKS,
+        has_maps=task_named(exp.task).makes_maps,
     )
     if exp.task == "questionnaire":
         context["quest"] = dashboards.questionnaire_dashboard(db, exp)
@@ -123,9 +124,6 @@ def experiment(name: str):
 
 def _maps_context(db, exp: Experiment) -> dict:
     """What the stimuli and QC sections of a study with maps need (BubbleView, CodeCharts)."""
-    from studyweb.assignment import completed_counts, observer_counts
-    from studyweb.maps import current_maps, recorded_flags
-
     maps = current_maps(db, exp, arrays=False)
     flags, maps_without_flags = recorded_flags(maps.values())
     observers = observer_counts(db, exp)
@@ -140,8 +138,6 @@ def _maps_context(db, exp: Experiment) -> dict:
 @bp.get("/stimuli/<int(max=2147483647):stimulus_id>/heatmap.png")  # ids fit a 32-bit INTEGER column
 def heatmap(stimulus_id: int):
     """The stimulus with its current map overlaid (PNG, natural size)."""
-    from studyweb.maps import current_map
-
     stimulus = get_db().get(Stimulus, stimulus_id)
     if stimulus is None:
         abort(404)
@@ -154,15 +150,13 @@ def heatmap(stimulus_id: int):
 def build_maps(name: str):
     """Build the maps, and store QC's decision on every participant; a questionnaire builds no
     maps, so for it this is the button that decides QC (catch trials, focus losses)."""
-    from studyweb.maps import build_maps as build
-
     db = get_db()
     exp = _experiment(name)
     summary = build(db, exp)
     db.commit()
     decided = (f"QC: {summary['kept_participants']} participant(s) kept,"
                f" {len(summary['excluded_participants'])} excluded.")
-    if exp.task in MAP_TASKS:
+    if task_named(exp.task).makes_maps:
         flash(f"Maps: {summary['built']} built, {summary['skipped']} unchanged, {summary['empty']} without clicks."
               f" {decided}")
     else:
@@ -175,8 +169,6 @@ def export(name: str):
     """what=dataset: maps into the experiment's dataset (force=1 replaces maps that have more
     observers; without it such an export is refused, flashed in the category 'export-refused'
     so the page offers the confirmation); what=csv: a zip of tidy CSVs."""
-    from studyweb.export import FewerObservers, export_csv, export_to_dataset
-
     db = get_db()
     exp = _experiment(name)
     what = request.form.get("what")

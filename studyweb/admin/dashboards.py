@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from studyweb.db import FINISHED_STATUSES, Event, Experiment, Participant, Response, Stimulus, Trial, utcnow
+from studyweb.db.schema import FINISHED_STATUSES, Event, Experiment, Participant, Response, Stimulus, Trial, utcnow
+from studyweb.participant.enrol import RECRUITERS
 
 ORIGINAL = "original"  # the version name of a stimulus with method '' (the input image)
 # Prolific fills {{%NAME%}} in a study URL with the participant's, the study's and the session's ids.
@@ -48,8 +49,6 @@ def recruitment_links(study_url: str) -> dict[str, Any]:
     with its placeholders for exactly the parameters the server reads; MTurk's ExternalQuestion
     (MTurk appends workerId, assignmentId and hitId itself, with turkSubmitTo, which the server
     ignores) and the parameters read from it."""
-    from studyweb.participant.enrol import RECRUITERS
-
     keys = {source: list(parameters) for source, *parameters in RECRUITERS}
     prolific = "&".join(f"{key}={PROLIFIC_PLACEHOLDER.format(key=key)}" for key in keys["prolific"])
     return {"prolific": f"{study_url}?{prolific}", "prolific_parameters": keys["prolific"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from studyweb.db import Stimulus
+from studyweb.db.schema import Stimulus
 from studyweb.experiments import stimulus_image_path
 
 

@@ -16,7 +16,7 @@ from flask import current_app, request, session
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from studyweb.db import Admin, AdminSession, utcnow
+from studyweb.db.schema import Admin, AdminSession, utcnow
 
 COOKIE_FIELD = "admin_session"
 DEFAULT_IDLE_MIN = 120.0

@@ -1,10 +1,12 @@
 """The JSON API the browser (and simulated participants) use, under /api/v1.
 
-Auth: the participant token (X-Participant-Token header, `t` query, or the cookie); a token
+Every trial is run by its task (`studyweb.tasks`, `trial_task`): what the session JSON says of
+it, whether and how it is answered (POST .../answer takes the body its `answer_shape` names),
+and its chart. Auth: the participant token (X-Participant-Token header, `t` query, or the cookie); a token
 reaches only its own participant's trials (404 otherwise). Every refusal is a 4xx JSON
 {"error": short name, "message": what was wrong}; a save refused for its content stays refused
 when sent again, so the browser's queue sets it aside and goes on (`static/saver.js`). Saves are
-idempotent by the participant's idempotency_key (`studyweb.db.record_save`): the same key with
+idempotent by the participant's idempotency_key (`studyweb.db.saving.record_save`): the same key with
 the same content to the same route and trial twice stores once and answers 200 both times; the
 key with other content, or sent to another trial or route, answers 409 (`_content_digest`).
 Text the database cannot store (lone surrogates, NUL) is stored with U+FFFD in its place, and a
@@ -32,14 +34,18 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy import Integer, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
-from studyweb.api.validate import ApiError, check_events_body, check_save, parse_json_object
-from studyweb.db import (FINISHED_STATUSES, Click, Event, Experiment, KeyReused, Participant, Stimulus, Trial,
-                         claim_key, content_digest, get_db, record_save, utcnow, write_lock)
+from studyweb.api.validate import ApiError, check_answer_body, check_events_body, check_save, parse_json_object
+from studyweb.db.engine import write_lock
+from studyweb.db.request import get_db
+from studyweb.db.saving import KeyReused, claim_key, content_digest, record_save
+from studyweb.db.schema import FINISHED_STATUSES, Click, Event, Experiment, Participant, Stimulus, Trial, utcnow
 from studyweb.driver_sql import DriverStatement, begin
 from studyweb.participant.auth import current_participant, request_token
+from studyweb.tasks import AnswerError, Task, task_named, trial_task
 
 LAST_SEEN_PRECISION = dt.timedelta(minutes=1)
 LATE_GRACE_MS = 1000.0  # past the time limit: the page's timer ticks every 100 ms (static/bubbleview.js)
@@ -92,7 +98,7 @@ def _save(conn, lock, token: str, trial_id: int, body: dict) -> dict:
     """Apply and commit one trial save on `conn`; the JSON answer, or ApiError (nothing saved).
 
     Everything the writes need (rows, changed columns, statements) is prepared before the
-    first write. The writes and the commit run back to back under `lock` (`db.write_lock`):
+    first write. The writes and the commit run back to back under `lock` (`db.engine.write_lock`):
     on SQLite the savers take turns there instead of polling for the database's single write
     lock."""
     row = _SAVE_READ.first(conn, {"token": token, "trial_id": trial_id})
@@ -169,50 +175,48 @@ class _LateRule:
 
 
 def _late_rule(row, now: dt.datetime) -> _LateRule:
-    """The late rule of the save read in `row` (`_SAVE_READ`) arriving at `now` (naive UTC): a
-    time limit only for the BubbleView trials of a BubbleView experiment (ms)."""
-    bubbleview = row.experiment_task == "bubbleview" and row.trial_task is None and row.time_limit_s is not None
-    limit_ms = float(row.time_limit_s) * 1000 if bubbleview else None
+    """The late rule of the save read in `row` (`_SAVE_READ`) arriving at `now` (naive UTC): the
+    trial's task's time limit (ms; `Task.late_limit_ms`: BubbleView's time_limit_s)."""
+    limit_ms = task_named(row.trial_task or row.experiment_task).late_limit_ms(row.time_limit_s)
     elapsed = None if row.started_at is None else (now - row.started_at).total_seconds() * 1000
     return _LateRule(limit_ms, elapsed)
 
 
 @bp.get("/trials/<int(max=2147483647):trial_id>/chart")
 def chart(trial_id: int):
-    """The code chart of one of the participant's CodeCharts trials, as the browser draws it
-    (`studyweb.codecharts.to_json`; display px)."""
-    from studyweb.codecharts import to_json
-    from studyweb.codecharts_study import chart_of
-
+    """The chart of one of the participant's trials that show one (CodeCharts'), as the browser
+    draws it (`Task.chart_json`: `studyweb.codecharts.to_json`; display px)."""
     participant = _participant()
-    trial = _own_trial(participant, trial_id, ("codecharts",), "CodeCharts")
-    return jsonify(to_json(chart_of(trial, participant.experiment.settings)))
+    trial, task = _own_trial(participant, trial_id, "trials")
+    chart = task.chart_json(trial, participant.experiment.settings)
+    if chart is None:
+        raise ApiError(404, f"trial {trial_id} is not one of this participant's trials with a chart")
+    return jsonify(chart)
 
 
 @bp.post("/trials/<int(max=2147483647):trial_id>/answer")
 def answer(trial_id: int):
-    """The answer to a CodeCharts trial (`validate.check_answer`: a typed code) or a
-    questionnaire trial (`validate.check_answers`: one answer per question); stored once per
-    idempotency key, the trial ends. A CodeCharts answer gets {ok, duplicate, valid, correct,
-    status, tutorial} (`codecharts_study.record_answer`), a questionnaire's {ok, duplicate,
-    status}; an answer that does not fit the trial gets 422 and nothing is stored.
+    """The answer to a trial of a task that takes answers, in the body its `answer_shape` names
+    (`validate.check_answer_body`: CodeCharts' typed code, a questionnaire's answer per
+    question); stored once per idempotency key by the task (`Task.record_answer`), the trial
+    ends. The answer is {ok, duplicate, status} and the task's fields (CodeCharts: valid,
+    correct, tutorial); an answer that does not fit the trial gets 422 and nothing is stored.
 
     A trial is answered once: any later answer under another key gets 409 {"error": "conflict",
     "message": "trial N is already answered"} and stores nothing, also when several race in
     (`_store_answer`; the responses table's unique (trial, question) backs that up)."""
-    from studyweb.api.validate import check_answer, check_answers
-    from studyweb.designs import QUESTIONNAIRE_TASKS
-
     participant = _participant()
     raw = parse_json_object(request.get_data(cache=True))
-    trial = _own_trial(participant, trial_id, ("codecharts", *QUESTIONNAIRE_TASKS), "CodeCharts or questionnaire")
-    body = check_answer(raw) if trial.task == "codecharts" else check_answers(raw)
+    trial, task = _own_trial(participant, trial_id, "trials")
+    if task.answer_shape is None:  # BubbleView's trials are saved (`save_trial`), not answered
+        raise ApiError(404, f"trial {trial_id} is not one of this participant's trials that take answers")
+    body = check_answer_body(raw, task.answer_shape)
     if participant.status in FINISHED_STATUSES:
         raise ApiError(409, f"this participation has ended (status {participant.status!r})")
     db = get_db()
     with write_lock(current_app.extensions["studyweb.engine"]):
         try:
-            result = _store_answer(db, participant, trial, body, _content_digest("answer", trial_id, raw))
+            result = _store_answer(db, participant, trial, task, body, _content_digest("answer", trial_id, raw))
             db.commit()
         except IntegrityError as exc:
             db.rollback()  # the key's claim too: nothing of this request stays
@@ -225,7 +229,7 @@ def answer(trial_id: int):
     return jsonify(ok=True, **result)
 
 
-def _store_answer(db, participant: Participant, trial: Trial, body: dict, digest: str) -> dict:
+def _store_answer(db, participant: Participant, trial: Trial, task: Task, body: dict, digest: str) -> dict:
     """Apply one checked answer in the request's transaction, which the caller commits (or rolls
     back on any error); the answer's JSON fields but ok.
 
@@ -235,9 +239,6 @@ def _store_answer(db, participant: Participant, trial: Trial, body: dict, digest
     SQLite the claim's INSERT already holds the database's one write lock. Answers of one
     participant are so applied one at a time, which also keeps the CodeCharts tutorial gate (it
     deletes the open main trials) from deadlocking with another answer."""
-    from studyweb.codecharts_study import record_answer
-    from studyweb.questionnaire_study import AnswerError, record_answers
-
     key = body["idempotency_key"]
     if not record_save(db, key, participant.id, "answer", digest):
         return {"duplicate": True, "status": participant.status}
@@ -251,19 +252,15 @@ def _store_answer(db, participant: Participant, trial: Trial, body: dict, digest
         raise ApiError(404, f"trial {trial_id} is no longer one of this participant's trials")
     if trial.status == "done":
         raise ApiError(409, f"trial {trial_id} is already answered")
-    if trial.task == "codecharts":
-        result = record_answer(db, participant, trial, body, key)
-    else:
-        try:
-            record_answers(db, participant, trial, body, key)
-        except AnswerError as exc:
-            raise ApiError(422, str(exc)) from None
-        db.flush()
-        participant.status = _advanced_status(db.connection(), participant.id, participant.status)
-        result = {"status": participant.status}
+    try:
+        result = task.record_answer(db, participant, trial, body, key)
+    except AnswerError as exc:
+        raise ApiError(422, str(exc)) from None
+    db.flush()
+    participant.status = _advanced_status(db.connection(), participant.id, participant.status)
     db.add_all(Event(participant_id=participant.id, trial_id=trial.id, **ev) for ev in body["events"])
     _touch(participant, utcnow())
-    return {"duplicate": False, **result}
+    return {"duplicate": False, **result, "status": participant.status}
 
 
 def _is_second_response(exc: IntegrityError) -> bool:
@@ -273,12 +270,12 @@ def _is_second_response(exc: IntegrityError) -> bool:
     return "uq_responses_trial_question" in message or "responses.trial_id, responses.question" in message
 
 
-def _own_trial(participant: Participant, trial_id: int, tasks: tuple[str, ...], what: str) -> Trial:
-    """The participant's trial `trial_id` of one of `tasks`; 404 otherwise (never another's)."""
+def _own_trial(participant: Participant, trial_id: int, what: str) -> tuple[Trial, Task]:
+    """The participant's trial `trial_id` and its task; 404 otherwise (never another's)."""
     trial = get_db().get(Trial, trial_id)
-    if trial is None or trial.participant_id != participant.id or trial.task not in tasks:
-        raise ApiError(404, f"trial {trial_id} is not one of this participant's {what} trials")
-    return trial
+    if trial is None or trial.participant_id != participant.id:
+        raise ApiError(404, f"trial {trial_id} is not one of this participant's {what}")
+    return trial, trial_task(trial)
 
 
 @bp.post("/events")
@@ -327,8 +324,6 @@ def _database_error(exc: StatementError):
     """A value the database refused to store (DataError, or a driver that cannot encode it) is
     the request's fault: 422, so the client does not resend it forever. Anything else (the
     database down, a lock timeout) stays a 500 the client retries."""
-    from sqlalchemy.exc import DataError
-
     if isinstance(exc, DataError) or isinstance(exc.orig, ValueError):  # UnicodeEncodeError among them
         log.warning("refused a value the database cannot store on %s: %s", request.path, str(exc.orig)[:200])
         message = f"a value in this request cannot be stored: {str(exc.orig)[:200]}"
@@ -432,54 +427,20 @@ def _touch(participant: Participant, now) -> None:
 
 
 def _trial_json(participant: Participant, trial: Trial, settings: dict, number: int) -> dict:
-    """What the task page needs for one trial: sizes in image px (the practice image the page
-    draws is 480x360), display_width_px in CSS px, times in ms."""
-    from studyweb.experiments import blur_sigma_image_px, bubble_radius_image_px, setting
-
+    """What the task page needs for one trial: its task, place and status, what its task says of
+    every trial (`Task.trial_summary`), and for an unfinished one what its task's page needs
+    (`Task.trial_json`: sizes in image px, times in ms)."""
+    task = trial_task(trial)
     out = {"id": trial.id, "position": trial.position, "is_practice": trial.is_practice,
-           "status": trial.status, "number": number}
+           "status": trial.status, "number": number, "task": task.name}
     if (trial.spec or {}).get("pace"):  # the design's pause before it (`studyweb.workload.pace_trials`)
         out["pace"] = trial.spec["pace"]
-    if trial.task == "codecharts":
-        out["kind"] = trial.spec["kind"]  # finished ones too: the page counts images, not sentinels
+    out.update(task.trial_summary(trial))
     if trial.status == "done":
         return out
-    stim = trial.stimulus
-    if trial.task not in (None, "codecharts"):
-        from studyweb.questionnaire_study import trial_json as questionnaire_json
-
-        out.update(questionnaire_json(trial, participant, lambda sid: get_db().get(Stimulus, sid), url_for))
-        return out
-    if trial.task == "codecharts":
-        from studyweb.codecharts_study import trial_json
-
-        out.update(trial_json(trial, settings), natural_w=stim.width if stim else None,
-                   natural_h=stim.height if stim else None,
-                   image_url=url_for("tasks.image", trial_id=trial.id, kind="sharp", t=participant.token)
-                   if stim else None,
-                   chart_url=url_for("api.chart", trial_id=trial.id), answer_url=url_for("api.answer", trial_id=trial.id))
-        return out
-    time_limit_s = settings.get("time_limit_s")
-    natural_w = stim.width if stim else 480
-    out.update(
-        natural_w=natural_w, natural_h=stim.height if stim else 360,
-        blurred_url=url_for("tasks.image", trial_id=trial.id, kind="blurred", t=participant.token) if stim else None,
-        sharp_url=url_for("tasks.image", trial_id=trial.id, kind="sharp", t=participant.token) if stim else None,
-        save_url=url_for("api.save_trial", trial_id=trial.id),
-        mode=settings.get("mode", "free"),
-        time_limit_ms=None if time_limit_s is None else float(time_limit_s) * 1000,
-        click_cap=settings.get("max_clicks"),
-        bubble_radius=bubble_radius_image_px(settings, natural_w),
-        blur_sigma=blur_sigma_image_px(settings, natural_w),
-        display_width_px=float(setting(settings, "display_width_px")),
-        max_upscale=float(setting(settings, "max_upscale")),
-        clicks_saved=[{"x": c.x, "y": c.y, "t_ms": c.t_ms} for c in trial.clicks],
-        elapsed_ms=trial.duration_ms or 0.0,
-    )
+    out.update(task.trial_json(trial, participant, settings, url_for, lambda sid: get_db().get(Stimulus, sid)))
     return out
 
 
 def _reason(status: int) -> str:
-    from werkzeug.http import HTTP_STATUS_CODES
-
     return HTTP_STATUS_CODES.get(status, "error").lower().replace(" ", "_")

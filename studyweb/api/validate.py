@@ -16,6 +16,8 @@ import re
 import sys
 from typing import Any
 
+from studyweb.codecharts import normalise_code
+
 MAX_T_MS = 3_600_000  # one hour: anything later is not a real trial
 MAX_CLICKS_PER_SAVE = 2000
 MAX_EVENTS_PER_SAVE = 500
@@ -160,8 +162,6 @@ def check_answer(body: dict[str, Any]) -> dict[str, Any]:
     """A CodeCharts answer: {idempotency_key, code (the text typed: a letter and two digits, e.g.
     "B47"; case and spaces do not matter), rt_ms (ms from the answer box appearing), events}.
     A code of another shape is refused (422), so nothing is stored for a typo the page let by."""
-    from studyweb.codecharts import normalise_code
-
     _no_unknown(body, ANSWER_FIELDS)
     code = body.get("code")
     if not isinstance(code, str) or len(code) > MAX_CODE_TEXT or normalise_code(code) is None:
@@ -176,7 +176,7 @@ def check_answers(body: dict[str, Any]) -> dict[str, Any]:
     x, y, rt_ms (optional: ms from that question appearing to its answer)}], rt_ms (the whole
     trial's), shown_order: [candidate labels as displayed], events}. The shape and each field's
     type and range are checked here (`_check_answer_fields`); what fits the trial is checked by
-    `questionnaire_study.record_answers`."""
+    the trial's task (`studyweb.tasks.questions.record_answers`)."""
     _no_unknown(body, ANSWERS_FIELDS)
     answers = body.get("answers")
     if not isinstance(answers, list) or not 0 < len(answers) <= MAX_ANSWERS:
@@ -190,6 +190,14 @@ def check_answers(body: dict[str, Any]) -> dict[str, Any]:
     return {"idempotency_key": check_key(body.get("idempotency_key")), "answers": answers,
             "rt_ms": None if rt is None else _t_ms(rt, "rt_ms"), "shown_order": order,
             "events": check_events(body.get("events", []))}
+
+
+ANSWER_CHECKS = {"code": check_answer, "answers": check_answers}  # by `Task.answer_shape`
+
+
+def check_answer_body(body: dict[str, Any], shape: str) -> dict[str, Any]:
+    """An answer in the body `shape` names (ANSWER_CHECKS: a task's `answer_shape`)."""
+    return ANSWER_CHECKS[shape](body)
 
 
 def check_events_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -233,11 +241,11 @@ def check_key(key: Any) -> str:
 
 
 def _check_answer_fields(item: Any, name: str) -> None:
-    """One questionnaire answer's fields by type and range, so that `questionnaire_study` meets
-    only values it can compare and compute with: question and choice short texts, rating and x,
-    y finite numbers in range, text at most MAX_TEXT characters, rt_ms as `_t_ms`; null counts as
+    """One questionnaire answer's fields by type and range, so that the question tasks meet only
+    values they can compare and compute with: question and choice short texts, rating and x, y
+    finite numbers in range, text at most MAX_TEXT characters, rt_ms as `_t_ms`; null counts as
     absent. Whether they fit the trial (a candidate's label, a score of the scale, a point on an
-    object) is `questionnaire_study.record_answers`' to say."""
+    object) is `tasks.questions.record_answers`' to say."""
     if not isinstance(item, dict) or set(item) - ANSWER_ITEM_FIELDS:
         raise ApiError(422, f"{name} must be an object with question and choice, rating, text or x, y;"
                             f" got {str(item)[:60]}")

@@ -1,11 +1,12 @@
-"""Alembic environment for studyweb, configured in code by `studyweb.migrate` (no alembic.ini).
+"""Alembic environment for studyweb, configured in code by `studyweb.db.revisions` (no alembic.ini).
 
 The URL comes from the config's `sqlalchemy.url`; a live connection passed in
 `config.attributes["connection"]` is used as is (tests, create-and-migrate in one go).
 """
 from alembic import context
 
-from studyweb.db import Base, make_engine
+from studyweb.db.engine import make_engine
+from studyweb.db.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -16,9 +16,11 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request,
 from sqlalchemy import func, select
 
 from studyweb import screening, texts
-from studyweb.db import FINISHED_STATUSES, Event, Experiment, Participant, Trial, get_db, utcnow
+from studyweb.db.request import get_db
+from studyweb.db.schema import FINISHED_STATUSES, Event, Experiment, Participant, Trial, utcnow
 from studyweb.participant.auth import current_participant, set_token_cookie
 from studyweb.participant.enrol import RefusedEntry, assign_trials, enter
+from studyweb.tasks import task_named, trial_task
 
 log = logging.getLogger(__name__)
 bp = Blueprint("participant", __name__, url_prefix="/s")
@@ -72,7 +74,7 @@ def consent(name: str):
     if participant is None or participant.status != "consent":
         return elsewhere(experiment, participant)
     db = get_db()
-    rule = screening.device_rule(db, experiment)
+    rule = screening.device_rule(db, experiment, task_named(experiment.task))
     if request.method == "GET":
         return render_template("participant/consent.html", experiment=experiment, participant=participant,
                                device=rule, consent_text=texts.consent_html(experiment))
@@ -104,7 +106,7 @@ def device(name: str):
     here, screened out (the form carries the check's report, recorded)."""
     experiment, participant = _participant_or_entry(name)
     db = get_db()
-    rule = screening.device_rule(db, experiment)
+    rule = screening.device_rule(db, experiment, task_named(experiment.task))
     if participant is None or participant.status != "consent" or rule is None:
         return elsewhere(experiment, participant)
     report = screening.device_report(request.form)
@@ -223,15 +225,13 @@ def screened_out(name: str):
 @bp.get("/<name>/feedback/<int(max=2147483647):trial_id>")
 def tutorial_feedback(name: str, trial_id: int):
     """How the participant's answer to one of their CodeCharts tutorial trials went, as JSON
-    (`codecharts_study.tutorial_feedback`); 404 for another trial or one not answered yet."""
-    from studyweb.codecharts_study import tutorial_feedback as feedback_of
-
+    (`Task.tutorial_feedback`); 404 for another trial or one not answered yet."""
     _, participant = _participant_or_entry(name)
     trial = get_db().get(Trial, trial_id)
     if participant is None or trial is None or trial.participant_id != participant.id or not trial.is_practice \
-            or trial.task != "codecharts":
+            or not trial_task(trial).has_tutorial:
         abort(404, description="no such tutorial trial for this participant")
-    feedback = feedback_of(get_db(), trial)
+    feedback = trial_task(trial).tutorial_feedback(get_db(), trial)
     if feedback is None:
         abort(404, description="this tutorial trial is not answered yet")
     return jsonify(feedback)

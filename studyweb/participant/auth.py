@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import current_app, request
 from sqlalchemy import select
 
-from studyweb.db import Participant, get_db
+from studyweb.db.request import get_db
+from studyweb.db.schema import Participant
 
 MAX_TOKEN_LENGTH = 64
 

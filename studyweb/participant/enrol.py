@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from studyweb.assignment import AlreadyParticipated, AssignmentError, StudyFull, assign
-from studyweb.db import FINISHED_STATUSES, Experiment, Participant
+from studyweb.db.schema import FINISHED_STATUSES, Experiment, Participant
 from studyweb.experiments import related_participation
 
 MAX_ID_LENGTH = 128

@@ -117,7 +117,7 @@ function progressLabels(session) {
   return labels;
 }
 
-/** Feedback on a tutorial answer, in words (`codecharts_study.tutorial_feedback`'s JSON). */
+/** Feedback on a tutorial answer, in words (`studyweb.tasks.codecharts.tutorial_feedback`'s JSON). */
 export function feedbackText(f) {
   const typed = f.code ?? "your answer";
   if (f.kind === "sentinel") {

@@ -1,6 +1,6 @@
 // A pick_region trial's label mask in the page: the mask pixel under a point by the server's rule
-// (questionnaire_study.mask_cell), the mask loaded from its PNG, and the highlights drawn over an
-// object's own pixels. The mask holds one label per pixel (0 background, k = the object with
+// (studyweb.tasks.pick_region.mask_cell), the mask loaded from its PNG, and the highlights drawn
+// over an object's own pixels. The mask holds one label per pixel (0 background, k = the object with
 // mask id k; DESIGN.md §2), so overlapping objects resolve here as they do on the server.
 
 // Highlights over an object's own mask pixels (RGBA): picked, under the pointer. The outline is
@@ -12,8 +12,8 @@ const EDGE_CSS_PX = 2; // each band's width on screen
 /**
  * The mask pixel {row, col} under `point` (image px of an image of natural size natW x natH) in a
  * label mask of maskW x maskH: col = floor(x * maskW / natW) clamped to [0, maskW - 1], row
- * likewise; null outside the image. The server's rule (questionnaire_study.mask_cell), with the
- * same sums in the same order, on the same rounded point the answer sends.
+ * likewise; null outside the image. The server's rule (studyweb.tasks.pick_region.mask_cell),
+ * with the same sums in the same order, on the same rounded point the answer sends.
  */
 export function maskCell(point, natW, natH, maskW, maskH) {
   if (!point || !(point.x >= 0 && point.y >= 0 && point.x <= natW && point.y <= natH)) return null;

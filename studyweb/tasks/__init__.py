@@ -1,131 +1,20 @@
-"""The task pages: BubbleView (`static/bubbleview.js`, driven by `static/flow.js`) and the
-images it shows. Images are served only to the participant holding a trial of that stimulus:
-the blurred image (pre-blurred once by `studyweb.experiments.blurred_image` and cached under
-the instance directory) and the sharp one, both at their natural size in pixels; a questionnaire
-trial's images, and a pick_region trial's label mask (the objects the page highlights)."""
+"""Study tasks as plug-ins: one module per task, each a `Task` (the protocol in
+`studyweb.tasks.registry`) registered under its name by `@register`; the server asks the
+registry (`task_named`) instead of testing task names.
+
+    bubbleview, codecharts       attention tasks: a study of their own, making fixation maps
+    choose_best, rate,           question tasks: the blocks of a questionnaire study
+    pick_region, describe          (`studyweb.tasks.questions`, `studyweb.tasks.questionnaire`)
+
+`studyweb.tasks.pages` is the blueprint of the task pages and the images they show. Importing
+this package registers every task; it imports neither Flask nor the pages.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, send_file
+from studyweb.tasks import (bubbleview, choose_best, codecharts, describe, pick_region,  # noqa: F401 — registers
+                            questionnaire, rate)
+from studyweb.tasks.registry import (AnswerError, Task, attention_tasks, block_tasks, question_tasks, register,
+                                     task_named, trial_task)
 
-from studyweb.db import Trial, get_db
-from studyweb.designs import QUESTIONNAIRE_TASKS
-from studyweb.experiments import blurred_image, stimulus_image_path
-from studyweb.participant import _participant_or_entry, elsewhere
-from studyweb.participant.auth import current_participant
-
-bp = Blueprint("tasks", __name__)
-# The task page of each experiment task; BubbleView's for any other.
-TEMPLATES = {"codecharts": "tasks/codecharts.html", "questionnaire": "tasks/questionnaire.html"}
-
-
-@bp.get("/s/<name>/task")
-def bubbleview(name: str):
-    """The task page for the practice and main trials (BubbleView's, or CodeCharts' or the
-    questionnaire's for a task "codecharts" or "questionnaire" experiment); elsewhere in the
-    flow → resume."""
-    experiment, participant = _participant_or_entry(name)
-    if participant is None or participant.status not in ("practice", "trials"):
-        return elsewhere(experiment, participant)
-    get_db().commit()
-    template = TEMPLATES.get(experiment.task, "tasks/bubbleview.html")
-    response = current_app.make_response(render_template(template, experiment=experiment, participant=participant))
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-@bp.get("/t/trials/<int(max=2147483647):trial_id>/<any(blurred, sharp):kind>.png")
-def image(trial_id: int, kind: str):
-    """The trial's stimulus, blurred or sharp (PNG, natural size); 404 unless the token's
-    participant holds this trial."""
-    participant = current_participant()
-    db = get_db()
-    trial = db.get(Trial, trial_id)
-    if participant is None or trial is None or trial.participant_id != participant.id or trial.stimulus is None:
-        abort(404, description="no such image for this participant")
-    stimulus = trial.stimulus
-    if kind == "sharp":
-        path = stimulus_image_path(stimulus)
-    else:
-        had = stimulus.blurred_path
-        path = blurred_image(stimulus, instance_dir=current_app.instance_path)
-        if stimulus.blurred_path != had:
-            db.commit()
-    response = send_file(path, mimetype="image/png", max_age=0)
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
-
-
-@bp.get("/t/trials/<int(max=2147483647):trial_id>/stimuli/<int(max=2147483647):stimulus_id>.png")
-def stimulus_image(trial_id: int, stimulus_id: int):
-    """An image a questionnaire trial shows (a candidate, the rated image, the input), PNG at
-    its natural size; 404 unless the token's participant holds the trial and it shows that image."""
-    from studyweb.db import Stimulus
-
-    trial = _own_questionnaire_trial(trial_id)
-    if stimulus_id not in _shown_stimuli(trial.spec):
-        abort(404, description="no such image for this trial")
-    stimulus = get_db().get(Stimulus, stimulus_id)
-    response = send_file(stimulus_image_path(stimulus), mimetype="image/png", max_age=0)
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
-
-
-@bp.get("/t/trials/<int(max=2147483647):trial_id>/target_map.png")
-def target_map(trial_id: int):
-    """The trial's target attention: the pair's y_map over the input image (PNG, the input's
-    natural size); 404 unless the trial shows a target map."""
-    import io
-
-    import numpy as np
-
-    from studyweb.admin.heatmap import overlay_png
-    from studyweb.db import Stimulus
-    from studyweb.designs import target_map_path
-
-    trial = _own_questionnaire_trial(trial_id)
-    reference = trial.spec.get("reference") or {}
-    if not reference.get("target_map") or not reference.get("input"):
-        abort(404, description="this trial shows no target map")
-    stimulus = get_db().get(Stimulus, reference["input"])
-    path = target_map_path(stimulus.experiment.dataset_path, stimulus.pair_id)
-    if path is None:
-        abort(404, description="the pair has no target map")
-    density = np.load(path).astype(np.float32)
-    response = send_file(io.BytesIO(overlay_png(stimulus, density)), mimetype="image/png", max_age=0)
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
-
-
-@bp.get("/t/trials/<int(max=2147483647):trial_id>/mask.png")
-def pick_mask(trial_id: int):
-    """A pick_region trial's label mask (8-bit grey PNG at the mask's own size: 0 background,
-    k = the object with mask id k; DESIGN.md §2), the very array the server looks answers up in
-    (`questionnaire_study.mask_png`); 404 unless the token's participant holds this pick_region trial."""
-    import io
-
-    from studyweb.questionnaire_study import mask_png
-
-    trial = _own_questionnaire_trial(trial_id)
-    png = mask_png(trial.spec) if trial.task == "pick_region" else None
-    if png is None:
-        abort(404, description="this trial has no objects to pick")
-    response = send_file(io.BytesIO(png), mimetype="image/png", max_age=0)
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
-
-
-def _own_questionnaire_trial(trial_id: int) -> Trial:
-    participant = current_participant()
-    trial = get_db().get(Trial, trial_id)
-    if participant is None or trial is None or trial.participant_id != participant.id \
-            or trial.task not in QUESTIONNAIRE_TASKS:
-        abort(404, description="no such image for this participant")
-    return trial
-
-
-def _shown_stimuli(spec: dict) -> set[int]:
-    """The stimulus ids a questionnaire trial's spec shows."""
-    ids = {c["stimulus_id"] for c in spec.get("candidates", [])}
-    ids.add(spec.get("image"))
-    ids.add((spec.get("reference") or {}).get("input"))
-    return {i for i in ids if i is not None}
+__all__ = ["AnswerError", "Task", "attention_tasks", "block_tasks", "question_tasks", "register", "task_named",
+           "trial_task"]

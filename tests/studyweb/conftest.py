@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from studyweb import create_app
-from studyweb.db import Admin, Participant
-from studyweb.db import init_db
+from studyweb.db.revisions import init_db
+from studyweb.db.schema import Admin, Participant
 from studyweb.experiments import create_experiment
 
 EXPERIMENT = "pilot"
@@ -100,7 +100,7 @@ def postgres_template(postgres_url):
     copied from it (CREATE DATABASE ... TEMPLATE), which is much faster than migrating each."""
     import uuid
 
-    from studyweb.db import init_db
+    from studyweb.db.revisions import init_db
 
     name = f"gazelab_template_{uuid.uuid4().hex[:12]}"
     _postgres_admin(postgres_url, f'CREATE DATABASE "{name}"')

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from studyweb import codecharts
-from studyweb.db import Experiment, Participant, Response, Trial
+from studyweb.db.schema import Experiment, Participant, Response, Trial
 
 H = "X-Participant-Token"
 METHODS = ("salggan", "hag", "cyclegan")

@@ -56,7 +56,7 @@ def _do_trial(page, n_clicks=3):
 
 
 def _stored(app, recruit_id):
-    from studyweb.db import Participant
+    from studyweb.db.schema import Participant
 
     db = app.extensions["studyweb.sessions"]()
     try:

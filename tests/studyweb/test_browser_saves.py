@@ -49,7 +49,7 @@ def _start_and_click(page, n_clicks):
 
 
 def _participant(app, recruit_id):
-    from studyweb.db import Participant
+    from studyweb.db.schema import Participant
 
     db = app.extensions["studyweb.sessions"]()
     try:

@@ -99,13 +99,13 @@ def _db(app):
 
 
 def _participant(db, recruit_id):
-    from studyweb.db import Participant
+    from studyweb.db.schema import Participant
 
     return db.query(Participant).filter_by(recruit_id=recruit_id).one()
 
 
 def test_a_full_run_shows_the_screens_in_order_and_stores_each_code_at_its_position(serve, page, app):
-    from studyweb.db import Click, Response
+    from studyweb.db.schema import Click, Response
 
     base = serve("ccrun")
     _enter(page, base, "ccrun", "run1")
@@ -152,7 +152,7 @@ def test_a_full_run_shows_the_screens_in_order_and_stores_each_code_at_its_posit
 
 
 def test_a_code_of_the_wrong_shape_is_refused_in_the_page_and_a_retry_is_sent(serve, page, app):
-    from studyweb.db import Response
+    from studyweb.db.schema import Response
 
     base = serve("cctypo")
     answers = []

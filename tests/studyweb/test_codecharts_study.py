@@ -1,11 +1,11 @@
 """CodeCharts on the server: a participant's trials (tutorial, sentinels), the chart API, typed
-codes stored as gaze points, the tutorial gate, QC and maps (`studyweb.codecharts_study`)."""
+codes stored as gaze points, the tutorial gate, QC and maps (`studyweb.tasks.codecharts`)."""
 from __future__ import annotations
 
 import pytest
 
 from studyweb import codecharts
-from studyweb.db import Click, Event, Participant, Response, Trial
+from studyweb.db.schema import Click, Event, Participant, Response, Trial
 
 H = "X-Participant-Token"
 SIZE = (480, 360)  # natural size; shown at 960x720 CSS px (max_upscale 2 < display_width_px 1000)
@@ -157,7 +157,7 @@ def test_chart_and_answer_refuse_other_participants_and_bubbleview_trials(enter,
 
 def test_the_smallest_size_the_page_draws_an_image_at_keeps_codes_of_the_minimum_height():
     from studyweb.codecharts import FONT_FRAC, MIN_CODE_PX
-    from studyweb.codecharts_study import least_shown_size
+    from studyweb.tasks.codecharts import least_shown_size
 
     settings = {"display_width_px": 1000, "max_upscale": 2}
     w, h = least_shown_size(*SIZE, settings)  # shown at 960x720
@@ -208,7 +208,7 @@ def test_simulated_participants_do_codecharts_through_the_http_api(app, cc, dbs)
 
 def test_create_experiment_cli_makes_a_codecharts_study(run_cli, tmp_path, write_pair):
     from datadir import Dataset
-    from studyweb.db import open_session
+    from studyweb.db.revisions import open_session
     from studyweb.experiments import experiment_by_name
 
     ds = Dataset.create(tmp_path / "cli", "cli", seed=1)

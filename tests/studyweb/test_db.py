@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 
 from studyweb import db
-from studyweb.migrate import current_revision, head_revision
+from studyweb.db.revisions import current_revision, head_revision
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def _hold_write_lock(path, holding, release):
 
 def test_write_lock_is_a_no_op_without_a_sqlite_file():
     for url in ("sqlite://", "sqlite:///:memory:", "postgresql+psycopg://u@localhost/db"):
-        lock = db.write_lock(db.create_engine(url))
+        lock = db.write_lock(create_engine(url))
         assert not isinstance(lock, db.SQLiteWriteLock)
         with lock:
             pass
@@ -177,7 +177,7 @@ def test_upgrading_a_study_with_data_keeps_every_row(tmp_path):
     participants, trials, clicks and maps upgrades to head with every row kept."""
     from sqlalchemy import text
 
-    from studyweb.migrate import upgrade
+    from studyweb.db.revisions import upgrade
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0002")

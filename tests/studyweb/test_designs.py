@@ -1,5 +1,5 @@
 """Study designs in YAML (`studyweb.designs`) and the questionnaire trials they make
-(`studyweb.questionnaire_study`): checking with lines, stimuli per method, each question type
+(`studyweb.tasks`): checking with lines, stimuli per method, each question type
 answered and refused, catch trials and QC, responses.csv."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from studyweb.db import Participant, Response
+from studyweb.db.schema import Participant, Response
 from studyweb.designs import DesignError, create_from_design, load_design
 
 H = "X-Participant-Token"
@@ -395,7 +395,7 @@ def test_a_design_file_over_1_mib_is_refused_before_it_is_read(tmp_path):
 
 
 def test_non_finite_scores_are_refused_and_the_session_json_stays_strict(app, dataset, dbs, enrol_in):
-    from studyweb.db import Experiment
+    from studyweb.db.schema import Experiment
 
     def rate(scores: str) -> str:
         return ("observers: 3\nper_participant: 2\nblocks:\n  - name: feel\n    task: rate\n    image: original\n"
@@ -533,7 +533,7 @@ def test_attention_blocks_set_their_display_size_and_320x240_codecharts_can_run(
     (codes under codecharts.MIN_CODE_PX), accepted once the design lets images grow."""
     import yaml
 
-    from studyweb.db import open_session
+    from studyweb.db.revisions import open_session
     from support.study_data import example_dataset
 
     dataset = example_dataset(tmp_path, 4, size=(320, 240))

@@ -47,7 +47,7 @@ NEXT_SCREEN = """(previous) => location.pathname.includes('debrief') || location
 
 @pytest.mark.parametrize("example", QUESTIONNAIRES, ids=[e.stem for e in QUESTIONNAIRES])
 def test_a_participant_walks_the_example_from_consent_to_the_completion_code(example, serve_with, app, tmp_path):
-    from studyweb.db import Experiment, Participant
+    from studyweb.db.schema import Experiment, Participant
     from studyweb.designs import create_from_design
 
     dataset = example_dataset(tmp_path / "walk", 6)
@@ -153,7 +153,7 @@ BUBBLEVIEW_NEXT = """() => location.pathname.includes('debrief') || document.que
 def test_a_participant_walks_the_bubbleview_example_from_consent_to_the_completion_code(serve_with, app, tmp_path):
     """bubbleview_describe.yaml (its time limit cut to 2 s to keep the walk short): the practice
     and every trial clicked, then described, at both window sizes in turn."""
-    from studyweb.db import Experiment, Participant
+    from studyweb.db.schema import Experiment, Participant
     from studyweb.designs import create_from_design
 
     example = next(e for e in EXAMPLES if e.stem == "bubbleview_describe")
@@ -222,7 +222,7 @@ def test_a_participant_walks_a_codecharts_example_through_the_tutorial_to_the_co
     import math
 
     from studyweb.codecharts import locate_sentinel_target
-    from studyweb.db import Experiment, Participant
+    from studyweb.db.schema import Experiment, Participant
     from studyweb.designs import create_from_design
 
     dataset = example_dataset(tmp_path / "walk", 4)

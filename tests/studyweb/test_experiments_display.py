@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from datadir import Dataset
 from studyweb import db
-from studyweb.experiments import (blur_sigma_image_px, blurred_image, bubble_radius_image_px, create_experiment,
-                                  validate_settings)
+from studyweb.experiments import blurred_image, create_experiment
+from studyweb.settings import blur_sigma_image_px, bubble_radius_image_px, validate_settings
 
 SIZE = (160, 120)  # width, height of the small stimulus of issue 10
 BACKGROUND = (128, 128, 128)

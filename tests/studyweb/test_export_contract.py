@@ -50,7 +50,7 @@ def study(tmp_path, example_dataset):
     """study(example) -> (app, session, experiment): the example's experiment NAME in a fresh
     database, filled by 2 simulated participants."""
     from studyweb import create_app
-    from studyweb.db import init_db
+    from studyweb.db.revisions import init_db
     from studyweb.designs import Design, create_from_design, load_design
     from studyweb.serving import serve_in_background
     from studyweb.simulate import simulate_participants
@@ -82,7 +82,7 @@ def study(tmp_path, example_dataset):
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.stem)
 def test_the_export_of_every_example_design_is_the_contract(example, study, tmp_path):
-    from studyweb.db import Participant
+    from studyweb.db.schema import Participant
     from studyweb.export import export_csv
     from studyweb.maps import build_maps
 
@@ -182,7 +182,7 @@ def test_the_questionnaire_page_sends_each_answers_own_time(serve_with, app, tmp
     lingered over has a longer rt_ms than one answered at once, each shorter than the trial's."""
     from support.browser import chromium_page, require_browser
 
-    from studyweb.db import Participant, Response
+    from studyweb.db.schema import Participant, Response
     from studyweb.designs import create_from_design
 
     require_browser()

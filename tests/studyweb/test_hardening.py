@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from studyweb import create_app
-from studyweb.db import Admin, init_db
+from studyweb.db.revisions import init_db
+from studyweb.db.schema import Admin
 
 SECRETS = {"t": "TOKEN-SECRET", "PROLIFIC_PID": "PID-SECRET", "STUDY_ID": "STUDY-SECRET"}
 

@@ -268,7 +268,7 @@ def test_migration_0003_adds_and_removes_the_columns(tmp_path):
     from alembic import command
     from sqlalchemy import inspect, text
 
-    from studyweb.migrate import alembic_config, upgrade
+    from studyweb.db.revisions import alembic_config, upgrade
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0002")

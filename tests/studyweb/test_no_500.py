@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from studyweb.api.validate import MAX_JSON_DEPTH
-from studyweb.db import Response, Stimulus
+from studyweb.db.schema import Response, Stimulus
 
 H = "X-Participant-Token"
 SIZE = (480, 360)
@@ -132,7 +132,7 @@ def _answer(client, token, trial, answers, key="k"):
 
 @pytest.mark.parametrize("choice", [["A"], {"A": 1}, 1.5, True, "A" * 201])
 def test_a_choice_that_is_not_a_label_is_422(enrol_in, quest, dbs, choice):
-    """A list or object as choose_best's choice was unhashable in questionnaire_study (500)."""
+    """A list or object as choose_best's choice was unhashable in the answer checks (500)."""
     client, token = enrol_in(quest, PROLIFIC_PID="choice")
     trial = _trials(client, token, "choose_best")[0]
     r = _answer(client, token, trial, [{"question": "realism", "choice": choice}])

@@ -19,7 +19,7 @@ import requests
 from sqlalchemy import func, select, text
 
 from studyweb import db
-from studyweb.db import Click, DuplicateResponse, Event, Response, SaveRecord, Trial
+from studyweb.db.schema import Click, DuplicateResponse, Event, Response, SaveRecord, Trial
 
 H = "X-Participant-Token"
 RACERS = 12
@@ -276,7 +276,7 @@ def test_migration_keeps_the_first_answer_and_moves_the_rest_aside(empty_url, ca
     duplicate_responses, the count is logged and printed, and the constraint holds."""
     from sqlalchemy.exc import IntegrityError
 
-    from studyweb.migrate import upgrade
+    from studyweb.db.revisions import upgrade
 
     upgrade(empty_url, "0005")
     engine = db.make_engine(empty_url)
@@ -322,7 +322,7 @@ def test_migration_keeps_the_first_answer_and_moves_the_rest_aside(empty_url, ca
 
 
 def test_migration_of_a_database_without_duplicates_says_nothing(empty_url, capsys):
-    from studyweb.migrate import upgrade
+    from studyweb.db.revisions import upgrade
 
     upgrade(empty_url)
     assert "duplicate" not in capsys.readouterr().out

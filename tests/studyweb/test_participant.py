@@ -120,7 +120,7 @@ def test_full_study_shows_a_polite_page(app):
 
 
 def test_completion_url_redirects(app, dbs, enrol):
-    from studyweb.db import Experiment
+    from studyweb.db.schema import Experiment
 
     exp = dbs.query(Experiment).filter_by(name=EXPERIMENT).one()
     exp.settings = {**exp.settings, "completion_url": "https://app.prolific.com/submissions/complete?cc=X"}
@@ -135,7 +135,7 @@ def test_completion_url_redirects(app, dbs, enrol):
 def test_returning_recruit_id_may_repeat_when_the_experiment_allows_it(enrol, app, dbs):
     from sqlalchemy import select
 
-    from studyweb.db import Experiment
+    from studyweb.db.schema import Experiment
 
     experiment = dbs.scalar(select(Experiment).where(Experiment.name == EXPERIMENT))
     experiment.settings = {**experiment.settings, "allow_repeat": True}

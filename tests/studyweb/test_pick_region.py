@@ -1,4 +1,4 @@
-"""pick_region decided one way (`studyweb.questionnaire_study`, `tasks.pick_mask`): the object
+"""pick_region decided one way (`studyweb.tasks.pick_region`, `tasks.pick_mask`): the object
 stored is the mask label under the point by one rule (`mask_cell`: floor of the image-px point
 scaled to the mask, clamped), the page gets that very mask, the follow-up on a method's output
 shows the original, and answers of any shape give a 422 (AnswerError), never a 500.
@@ -12,8 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from studyweb.db import Participant, Response
-from studyweb.questionnaire_study import AnswerError, mask_cell, record_answers
+from studyweb.db.schema import Participant, Response
+from studyweb.tasks import AnswerError
+from studyweb.tasks.pick_region import mask_cell
+from studyweb.tasks.questions import record_answers
 
 H = "X-Participant-Token"
 SIZE = (40, 30)  # (w, h) px of the images and the mask
@@ -183,7 +185,7 @@ def test_answers_of_the_wrong_type_or_size_get_422_and_nothing_is_stored(picks, 
     {"answers": [{"question": "most_salient", "x": 18.5, "y": float("inf")}]},
 ])
 def test_record_answers_raises_only_answer_error_on_a_bad_body(picks, dbs, body):
-    """questionnaire_study itself, whatever the API's checks before it let through."""
+    """The question tasks themselves, whatever the API's checks before them let through."""
     _, token, _ = picks("direct")
     participant = dbs.query(Participant).filter_by(token=token).one()
     trial = next(t for t in participant.trials if t.spec["block"] == "pick")

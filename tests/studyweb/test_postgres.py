@@ -18,8 +18,8 @@ from sqlalchemy import func, inspect, select
 
 from studyweb import db
 from studyweb.assignment import AlreadyParticipated, StudyFull, assign
+from studyweb.db.revisions import current_revision, head_revision
 from studyweb.experiments import create_experiment
-from studyweb.migrate import current_revision, head_revision
 
 pytestmark = pytest.mark.postgres
 H = "X-Participant-Token"

@@ -223,9 +223,9 @@ def test_the_follow_up_about_the_original_shows_the_original_beside_the_edited_i
 
 
 def test_the_page_reads_the_mask_pixel_the_server_reads(serve, page):
-    """label_mask.maskCell against questionnaire_study.mask_cell on points as the page sends them
+    """label_mask.maskCell against tasks.pick_region.mask_cell on points as the page sends them
     (rounded to 0.01 px), pixel borders included, for masks of the image's size and others."""
-    from studyweb.questionnaire_study import mask_cell
+    from studyweb.tasks.pick_region import mask_cell
 
     base = serve("rule", {"task": "pick_region", "image": "original", "question": "Click on an object."})
     _enter(page, base, "rule", "rule1")
@@ -316,7 +316,7 @@ def _screenshot(page) -> np.ndarray:
 
 def _candidate_methods(app, recruit_id) -> dict[str, str]:
     """label -> method of the participant's choose_best trial (hidden from the page)."""
-    from studyweb.db import Participant
+    from studyweb.db.schema import Participant
 
     db = app.extensions["studyweb.sessions"]()
     try:
@@ -327,7 +327,7 @@ def _candidate_methods(app, recruit_id) -> dict[str, str]:
 
 
 def _responses(app, recruit_id) -> list:
-    from studyweb.db import Participant, Response
+    from studyweb.db.schema import Participant, Response
 
     db = app.extensions["studyweb.sessions"]()
     try:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from studyweb.db import Event, Participant
+from studyweb.db.schema import Event, Participant
 from studyweb.screening import device_problems, is_phone
 
 H = "X-Participant-Token"
@@ -96,14 +96,14 @@ def test_the_consent_page_carries_the_rule_with_the_window_a_codecharts_image_ne
 
     import math
 
-    from studyweb.codecharts_study import least_shown_size
+    from studyweb.tasks.codecharts import least_shown_size
 
     def rule_of(name: str) -> tuple[dict, str]:
         page = _enter(app, name, "p1").get(f"/s/{name}/consent").get_data(as_text=True)
         return json.loads(html.unescape(re.search(r'data-rule="([^"]*)"', page).group(1))), page
 
     # 960x720 images, which the page may shrink until codes are MIN_CODE_PX high, plus its
-    # margins (24, 64): within the default 1024x640 (screening.codecharts_window).
+    # margins (24, 64): within the default 1024x640 (the CodeCharts task's needed_window).
     rule, page = rule_of(codecharts("ccrule"))
     assert rule == {"min_window": [1024, 640], "phone_window": [320, 480], "phones": "exclude", "fullscreen": False}
     assert 'id="consent" hidden' in page and "device_check.js" in page
@@ -200,8 +200,8 @@ def test_the_export_says_screened_out(app, codecharts, dbs, tmp_path):
 
 def test_tutorial_feedback_names_the_code_at_a_sentinels_dot(app, codecharts, dbs):
     from studyweb import codecharts as cc
-    from studyweb.codecharts_study import chart_of
-    from studyweb.db import Trial
+    from studyweb.db.schema import Trial
+    from studyweb.tasks.codecharts import chart_of
 
     name = codecharts("ccfeed", device=False)
     client = _enter(app, name, "p1")

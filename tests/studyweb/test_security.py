@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from studyweb import create_app
-from studyweb.db import Experiment
+from studyweb.db.schema import Experiment
 
 H = "X-Participant-Token"
 ADMIN_GETS = ["/admin/", "/admin/e/pilot", "/admin/stimuli/1/heatmap.png"]

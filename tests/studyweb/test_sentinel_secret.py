@@ -8,8 +8,8 @@ import math
 import pytest
 
 from studyweb import codecharts
-from studyweb.codecharts_study import chart_of
-from studyweb.db import Experiment, Trial
+from studyweb.db.schema import Experiment, Trial
+from studyweb.tasks.codecharts import chart_of
 
 H = "X-Participant-Token"
 SIZE = (480, 360)  # natural size; shown at 960x720 CSS px

@@ -3,7 +3,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from studyweb.db import Click, Participant, Trial
+from studyweb.db.schema import Click, Participant, Trial
 from studyweb.serving import serve_in_background
 
 EXPERIMENT = "pilot"

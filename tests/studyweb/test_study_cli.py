@@ -18,7 +18,7 @@ def _session(url):
 
 
 def test_init_db(run_cli, url):
-    from studyweb.migrate import head_revision
+    from studyweb.db.revisions import head_revision
 
     code, out, _ = run_cli("study", "init-db", "--db", url)
     assert code == 0 and f"revision {head_revision()}" in out

@@ -115,7 +115,7 @@ def test_attention_tasks_describe_themselves(app, dataset):
 
 
 def _debrief_text(app, name: str) -> str:
-    from studyweb.db import Experiment
+    from studyweb.db.schema import Experiment
     from studyweb.texts import debrief_html
 
     db = app.extensions["studyweb.sessions"]()
@@ -171,7 +171,7 @@ def test_bad_text_comprehension_device_and_screenout_keys_name_the_key(keys, mes
 
 def test_design_keys_reach_the_settings_with_the_tasks_device_defaults(app, dataset, make, tmp_path, write_pair):
     from datadir import Dataset
-    from studyweb.db import Experiment
+    from studyweb.db.schema import Experiment
 
     make("quiet", device=False, screenout_code="SCR1")
     make("phones", comprehension={"questions": [{"text": "Q?", "choices": [1, 2], "answer": 2}]})

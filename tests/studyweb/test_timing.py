@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from studyweb.api import LATE_GRACE_MS, SERVER_CLOCK_GRACE_MS
 from studyweb.assignment import assign
-from studyweb.db import Event, Participant, Stimulus, Trial, utcnow
+from studyweb.db.schema import Event, Participant, Stimulus, Trial, utcnow
 from studyweb.experiments import create_experiment
 
 H = "X-Participant-Token"

@@ -1,5 +1,5 @@
 """Workload and pacing (`studyweb.workload`, by which `studyweb.assignment` and
-`studyweb.questionnaire_study` build the trials): every example design gives every participant the
+the tasks build the trials): every example design gives every participant the
 same work until every image has its observers; per_participant larger than the pairs is an
 error naming both numbers; every block with a catch task gets its catch trials (a warning names
 a block that cannot); break, between-block and inter-trial screens go on the trials."""
@@ -13,6 +13,7 @@ import pytest
 from studyweb import db
 from studyweb.assignment import StudyFull, assign, choose_stimuli, observer_counts
 from studyweb.designs import DesignError, create_from_design, load_design
+from studyweb.tasks import task_named
 from studyweb.workload import (
     catch_count, catch_gaps, main_trials, pace_trials, participants_needed, workload_warnings,
 )
@@ -245,9 +246,7 @@ def _methods_of(example) -> list[str]:
 
 def _units(experiment) -> list:
     """The keys `observer_counts` counts for every unit that wants observers."""
-    from studyweb.pilot import _units as units
-
-    return units(experiment)
+    return task_named(experiment.task).units(experiment)
 
 
 def _method_dirs(tmp_path, dataset, names) -> dict[str, str]:

@@ -1,28 +1,15 @@
-"""The study server's SQL schema (SQLAlchemy 2.0 typed models) and engine helpers.
+"""The study server's SQL schema: SQLAlchemy 2.0 typed models (`Base.metadata` is what the
+Alembic migrations in `studyweb/migrations/` build; `studyweb.db.revisions` runs them).
 
-SQLite is the default (WAL, foreign keys on, a busy timeout so concurrent writers wait instead
-of failing); PostgreSQL works by URL. Only portable column types are used. The schema is
-created by Alembic migrations (`studyweb/migrations/`): `init_db(url)` migrates to head.
-
-Times are naive UTC datetimes (`utcnow()`), the same on SQLite and PostgreSQL.
-Coordinates are image pixels at the stimulus' natural size, x right and y down.
+Only portable column types are used, so SQLite and PostgreSQL hold the same schema. Times are
+naive UTC datetimes (`utcnow()`), the same on SQLite and PostgreSQL. Coordinates are image pixels
+at the stimulus' natural size, x right and y down.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import functools
-import logging
-import os
 import secrets
-import threading
-from pathlib import Path
 from typing import Any, Optional
-
-try:
-    import fcntl
-except ImportError:  # Windows: SQLiteWriteLock orders this process's threads only
-    fcntl = None
 
 import numpy as np
 from sqlalchemy import (
@@ -37,18 +24,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     false,
     func,
-    select,
-    update,
 )
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
-
-log = logging.getLogger(__name__)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 EXPERIMENT_STATUSES = ("open", "closed")
 PARTICIPANT_STATUSES = (
@@ -61,7 +40,6 @@ PARTICIPANT_SOURCES = ("real", "simulated", "imported")
 RECRUIT_SOURCES = ("prolific", "mturk", "anonymous")
 TRIAL_STATUSES = ("pending", "started", "done")
 SIDES = ("x", "y", "")
-SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def utcnow() -> dt.datetime:
@@ -184,7 +162,7 @@ class Trial(Base):
 
     task: the trial's task when it is not the experiment's own (None: the experiment's); spec:
     what the task needs to run and check the trial, e.g. CodeCharts' {"kind": "image" |
-    "sentinel", "seed", "image_ms", "tutorial"} (`studyweb.codecharts_study`). A sentinel trial
+    "sentinel", "seed", "image_ms", "tutorial"} (`studyweb.tasks.codecharts`). A sentinel trial
     has no stimulus."""
 
     __tablename__ = "trials"
@@ -395,269 +373,3 @@ class Admin(Base):
         from werkzeug.security import check_password_hash
 
         return check_password_hash(self.password_hash, password)
-
-
-def get_db():
-    """The Flask request's SQLAlchemy session (opened on first use, closed when the request ends)."""
-    from flask import current_app, g
-
-    if "db" not in g:
-        g.db = current_app.extensions["studyweb.sessions"]()
-    return g.db
-
-
-def close_db(exc: BaseException | None) -> None:
-    """Teardown: roll back (after an error) and close the request's session, if one was opened."""
-    from flask import g
-
-    session = g.pop("db", None)
-    if session is not None:
-        if exc is not None:
-            session.rollback()
-        session.close()
-
-
-def make_engine(url: str, **kwargs) -> Engine:
-    """An engine for `url`. SQLite: the file's directory is created, and every connection gets
-    WAL, foreign_keys=ON, busy_timeout (ms) and synchronous=NORMAL (safe with WAL)."""
-    parsed = make_url(url)
-    is_sqlite = parsed.get_backend_name() == "sqlite"
-    if is_sqlite and parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, **kwargs)
-    if is_sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """A sessionmaker bound to `engine`; objects stay usable after commit (expire_on_commit=False)."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
-
-
-def init_db(url: str) -> None:
-    """Create or upgrade the schema at `url` by running the Alembic migrations to head."""
-    from studyweb.migrate import upgrade
-
-    upgrade(url)
-
-
-def migrate(url: str) -> None:
-    """`init_db(url)`, with a database that cannot be opened turned into a ValueError naming
-    it (password hidden) and the driver's first line."""
-    from sqlalchemy.exc import ArgumentError, OperationalError
-
-    try:
-        init_db(url)
-    except (ArgumentError, OperationalError) as exc:
-        raise ValueError(f"cannot open database {safe_url(url)}: {str(exc).splitlines()[0]}") from exc
-
-
-@contextlib.contextmanager
-def open_session(url: str):
-    """A session on the database at `url`, migrated to the newest schema first; the engine is
-    disposed when the block ends (for commands and scripts, not requests: see `get_db`)."""
-    migrate(url)
-    engine = make_engine(url)
-    try:
-        with session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
-def safe_url(url: str) -> str:
-    """`url` with its password hidden, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is shown as given; it has no password to hide
-        return url
-
-
-class KeyReused(ValueError):
-    """An idempotency key this participant already used for a save with other content (the
-    content digest covers the route and the trial too: see `record_save`)."""
-
-    def __init__(self, idempotency_key: str, kind: str):
-        super().__init__(f"idempotency_key {idempotency_key!r} was already used for another {kind} save with"
-                         " different content or to another trial; send each save with a new key")
-        self.idempotency_key = idempotency_key
-
-
-def record_save(session: Session, idempotency_key: str, participant_id: int, kind: str,
-                content_sha256: str | None = None) -> bool:
-    """Claim a participant's idempotency key inside the caller's transaction: True the first
-    time (apply the save, then commit), False when this participant already applied the key
-    with the same content (skip the save). KeyReused when the earlier save under this key
-    carried other content (`content_sha256` differs) or was of another kind.
-
-    `content_sha256` is the caller's `content_digest` of everything that makes the save what it
-    is: the body and where it was sent (the API's digest covers the route and the trial), so
-    the same body under one key sent to two trials is refused the second time, never taken
-    for a resend of the first.
-
-    Race-safe: the (participant, key) primary key decides, through INSERT ... ON CONFLICT DO
-    NOTHING, so two requests with the same key at once apply it exactly once."""
-    dialect = session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        return claim_key(session.connection(), idempotency_key, participant_id, kind, content_sha256)
-    values = _claim_values(idempotency_key, participant_id, kind, content_sha256)
-    try:  # other databases: a savepoint and the PK's IntegrityError
-        with session.begin_nested():
-            session.add(SaveRecord(**values))
-        return True
-    except IntegrityError:
-        _check_same_content(session.connection(), values)
-        return False
-
-
-def claim_key(connection, idempotency_key: str, participant_id: int, kind: str,
-              content_sha256: str | None = None) -> bool:
-    """`record_save` on a Core connection (SQLite, PostgreSQL), inside the caller's transaction."""
-    from studyweb.driver_sql import begin
-
-    values = _claim_values(idempotency_key, participant_id, kind, content_sha256)
-    begin(connection)
-    cursor = _claim_statement(connection.dialect.name).execute(connection, values)
-    claimed = cursor.rowcount == 1
-    cursor.close()
-    if claimed:
-        return True
-    _check_same_content(connection, values)
-    return False
-
-
-def content_digest(content: Any) -> str:
-    """SHA-256 (hex) of a JSON-able save content, independent of key order; what
-    `record_save` compares when a key comes back."""
-    import hashlib
-    import json
-
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
-
-
-def _check_same_content(connection, values: dict[str, Any]) -> None:
-    """KeyReused unless the stored save under this participant's key has the same kind and
-    content (a record without a digest, from before digests were kept, counts as the same)."""
-    table = SaveRecord.__table__
-    stored = connection.execute(
-        select(table.c.kind, table.c.content_sha256)
-        .where(table.c.participant_id == values["participant_id"],
-               table.c.idempotency_key == values["idempotency_key"])).first()
-    if stored is None:  # claimed by a transaction that has not committed yet: the PK waits on PostgreSQL
-        return
-    if stored.kind != values["kind"] or (
-            stored.content_sha256 is not None and values["content_sha256"] is not None
-            and stored.content_sha256 != values["content_sha256"]):
-        raise KeyReused(values["idempotency_key"], values["kind"])
-
-
-def _claim_values(idempotency_key: str, participant_id: int, kind: str, content_sha256: str | None) -> dict[str, Any]:
-    if not idempotency_key or len(idempotency_key) > 64:
-        raise ValueError(f"idempotency_key must be 1..64 characters, got {len(idempotency_key or '')}")
-    return dict(idempotency_key=idempotency_key, participant_id=participant_id, kind=kind,
-                content_sha256=content_sha256, received_at=utcnow())
-
-
-@functools.cache
-def _claim_statement(dialect: str):
-    """INSERT … ON CONFLICT DO NOTHING into save_records, built once per dialect and run on the
-    driver's cursor (`studyweb.driver_sql`: every save claims a key), whose rowcount says
-    whether the row went in."""
-    from sqlalchemy import bindparam
-
-    from studyweb.driver_sql import DriverStatement
-
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    table = SaveRecord.__table__
-    return DriverStatement(insert(table).values({column.name: bindparam(column.name, type_=column.type)
-                                                 for column in table.columns}).on_conflict_do_nothing())
-
-
-def lock_experiment(session: Session, experiment_id: int) -> None:
-    """Take the experiment's write lock for the rest of the caller's transaction.
-
-    A no-op UPDATE of the experiment row: on PostgreSQL it row-locks the experiment; on SQLite
-    it takes the database write lock (other writers wait up to busy_timeout). Assignments run
-    under it so two participants never count the same observers at once."""
-    session.execute(
-        update(Experiment.__table__).where(Experiment.__table__.c.id == experiment_id)
-        .values(status=Experiment.__table__.c.status)
-    )
-
-
-class SQLiteWriteLock:
-    """Writers of one SQLite file take turns on an OS file lock (`<database>-writelock`) held
-    across their write transaction, in every process and thread that uses it.
-
-    SQLite has one write lock per database, and a writer that finds it taken polls: its busy
-    handler sleeps 1, 2, 5, 10, 15, 20 ... ms between tries, so under a steady stream of saves
-    from two gunicorn workers a save could sleep for tens of ms while the lock was free most of
-    that time. A writer blocked in flock(2) is woken the moment the lock is released. Writers
-    that do not take this lock (the ORM's occasional writes) still get SQLite's busy handler;
-    the lock is always taken before SQLite's, so the two cannot deadlock. The file descriptor is
-    opened per process (an inherited one would share the lock with the parent, as flock locks
-    belong to open file descriptions), and a thread lock orders the threads of one process.
-    Where fcntl is missing (Windows) only the thread lock is taken.
-    """
-
-    def __init__(self, database: str | os.PathLike):
-        self.path = Path(f"{database}-writelock")
-        self._threads = threading.Lock()
-        self._fd: int | None = None
-        self._pid: int | None = None
-
-    def __enter__(self) -> SQLiteWriteLock:
-        self._threads.acquire()
-        try:
-            if fcntl is not None:
-                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
-        except BaseException:
-            self._threads.release()
-            raise
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        try:
-            if fcntl is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._threads.release()
-
-    def _descriptor(self) -> int:
-        if self._pid != os.getpid():  # first use in this process (gunicorn forks its workers)
-            self._fd, self._pid = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
-        return self._fd
-
-
-_write_locks: dict[str, SQLiteWriteLock] = {}
-
-
-def write_lock(engine: Engine) -> contextlib.AbstractContextManager:
-    """The lock that writers of `engine`'s database take turns on around a write transaction:
-    a `SQLiteWriteLock` for a SQLite file (one per file in this process), else a no-op
-    (PostgreSQL waits for its row locks without polling)."""
-    url = engine.url
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
-            or url.database.startswith("file:"):
-        return contextlib.nullcontext()
-    lock = _write_locks.get(url.database)
-    if lock is None:  # first use of this spelling of the path: one lock per file, however named
-        path = str(Path(url.database).expanduser().resolve())
-        lock = _write_locks[url.database] = _write_locks.setdefault(path, SQLiteWriteLock(path))
-    return lock
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()

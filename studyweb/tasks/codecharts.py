@@ -1,4 +1,7 @@
-"""CodeCharts studies in the database: the settings, a participant's trials, and the answers.
+"""CodeCharts studies (TurkEyes: Newman et al., CHI 2020) in the database: the settings, a
+participant's trials, and the answers; the task's plug-in (`CodeCharts`). The charts themselves
+are `studyweb.codecharts` (pure: no database). The page: templates/tasks/codecharts.html,
+static/codecharts_flow.js and static/codecharts.js.
 
 A CodeCharts experiment (task "codecharts") shows each image at a fixed size: display_w =
 min(display_width_px, natural width × max_upscale) CSS px, the height in proportion; the chart
@@ -35,8 +38,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from studyweb import codecharts
-from studyweb.db import Click, Event, Participant, Response, Stimulus, Trial, utcnow
+from studyweb.db.schema import Click, Event, Participant, Response, Stimulus, Trial, utcnow
+from studyweb.design_checks import MAX_CHOICES, MAX_COUNT, MAX_MS
 from studyweb.screening import screen_out
+from studyweb.settings import DEFAULT_QC
+from studyweb.tasks.attention import AttentionTask
+from studyweb.tasks.registry import register
+from studyweb.tasks.wording import about_images, count
 
 log = logging.getLogger(__name__)
 TASK = "codecharts"
@@ -45,6 +53,160 @@ DEFAULTS: dict[str, Any] = {
     "tutorial": True, "sentinel_radius_px": codecharts.SENTINEL_RADIUS_PX,
 }
 QC_DEFAULTS = {"min_clicks": 1, "iqr_k": None}  # one gaze point per trial: the click-count rules do not apply
+PAGE_MARGINS = (24, 64)  # static/codecharts_flow.js MARGIN_W, MARGIN_H: padding and status line, CSS px
+
+
+@register
+class CodeCharts(AttentionTask):
+    """The CodeCharts task (module doc): its settings under the experiment's `codecharts`."""
+
+    name = study = TASK
+    block_keys = frozenset({"name", "task", "image", "codecharts", "display_width_px", "max_upscale"})
+    answer_shape = "code"
+    has_tutorial = True
+    settings_key = "codecharts"
+    template = "tasks/codecharts.html"
+    scripts = ("codecharts_flow.js", "codecharts.js")
+    answer_s = 3.0
+
+    def check_settings(self, checker, block: dict, path: tuple) -> dict:
+        """The block's `codecharts` settings, checked (`validate_settings` fills the defaults)."""
+        settings, path = block.get("codecharts"), path + ("codecharts",)
+        if settings is None:
+            return {}
+        if not isinstance(settings, dict):
+            checker.fail(path, f"expected a mapping of {sorted(DEFAULTS)}, got {settings!r}")
+        checker.known(settings, set(DEFAULTS), path)
+        for key in ("fixation_ms", "chart_ms"):
+            if key in settings:
+                checker.integer(path + (key,), settings[key], 1, MAX_MS)
+        if isinstance(settings.get("image_ms"), list):  # one drawn per trial
+            durations = checker.listed(path + ("image_ms",), settings["image_ms"], 1, MAX_CHOICES, "durations in ms")
+            for k, ms in enumerate(durations):
+                checker.integer(path + ("image_ms", k), ms, 1, MAX_MS)
+        elif "image_ms" in settings:
+            checker.integer(path + ("image_ms",), settings["image_ms"], 1, MAX_MS)
+        if "sentinel_every" in settings:
+            checker.integer(path + ("sentinel_every",), settings["sentinel_every"], 2, MAX_COUNT)
+        if "tutorial" in settings and not isinstance(settings["tutorial"], bool):
+            checker.fail(path + ("tutorial",), f"expected true or false, got {settings['tutorial']!r}")
+        if "sentinel_radius_px" in settings:  # display pixels
+            checker.number(path + ("sentinel_radius_px",), settings["sentinel_radius_px"], 0, 1000, above=True)
+        return {"codecharts": settings}
+
+    def prepare_settings(self, settings: dict) -> dict:
+        """QC counts one gaze point per trial (QC_DEFAULTS) unless qc says otherwise; the
+        `codecharts` settings with their defaults (`validate_settings`)."""
+        qc = {**DEFAULT_QC, **QC_DEFAULTS, **(settings.get("qc") or {})}
+        return {**settings, "qc": qc, "codecharts": validate_settings(settings.get("codecharts"))}
+
+    def check_stimuli(self, stimuli: list, settings: dict) -> None:
+        check_stimuli(stimuli, settings)
+
+    def needed_window(self, session, experiment) -> tuple[int, int]:
+        """The window (CSS px, rounded up) the task page needs: its largest image at the least
+        size the page draws it at (`least_shown_size`: shrunk to fit the window down to codes
+        codecharts.MIN_CODE_PX high) plus the page's margins, so the device check asks for
+        exactly what the task page needs and a participant it admits never meets the page's own
+        "window too small"."""
+        sizes = session.execute(select(Stimulus.width, Stimulus.height)
+                                .where(Stimulus.experiment_id == experiment.id).distinct()).all()
+        shown = [least_shown_size(w, h, experiment.settings) for w, h in sizes] or [(0.0, 0.0)]
+        return (math.ceil(max(w for w, _ in shown) + PAGE_MARGINS[0]),
+                math.ceil(max(h for _, h in shown) + PAGE_MARGINS[1]))
+
+    def consent_text(self, settings: dict) -> tuple[str, str]:
+        what = (f"In this study you will look at {about_images(settings)} for a few seconds each. After each image,"
+                " a grid of short codes (a letter and two digits) flashes up, and you type the code you were"
+                " looking at.")
+        if (settings.get(TASK) or {}).get("tutorial", True):
+            what += " A short tutorial comes first; if its codes are not typed as asked, the study ends there."
+        return what, "the codes you type, when you type them"
+
+    def instructions_text(self, settings: dict, counts: dict) -> str:
+        tutorial = ""
+        if counts["practice"]:
+            tutorial = (f", after a short tutorial of {counts['practice']} screens that tells you after each one"
+                        " how it went (if the tutorial codes are not typed as asked, the study ends there, with"
+                        " our thanks)")
+        return ("Each image is shown for a few seconds after a cross in the middle of the screen: look at the"
+                " cross, then look at the image freely. Then a grid of codes (a letter and two digits, like"
+                " **B47**) flashes for a moment. Type the code you were looking at last.\n\n"
+                "Sometimes there is no image, only a red dot: look at the dot and type the code you see closest"
+                " to it.\n\n"
+                f"You will see {count(counts['images'], 'image')} and {count(counts['sentinels'], 'red-dot screen')}"
+                f"{tutorial}. Please make your browser window large, or full screen.")
+
+    def debrief_text(self, settings: dict) -> str:
+        return ("This study measures where people look in images. The code you typed after each image tells us"
+                " where you were looking when it ended; your codes will be combined with other people's into"
+                " maps of where people look.")
+
+    def shown_trials(self, participant, shown, stimuli, settings, rng) -> list[Trial]:
+        """The tutorial, then the shown images with sentinels between them (`build_trials`); an
+        image trial's spec carries its labels (a design's block and condition)."""
+        trials = build_trials(participant, [s for s, _ in shown], list(stimuli), settings, rng)
+        labels = iter(shown)
+        for trial in trials:
+            if not trial.is_practice and trial.spec["kind"] == "image":
+                _, label = next(labels)
+                if label:
+                    trial.spec = {**trial.spec, **label}
+        return trials
+
+    def trial_summary(self, trial) -> dict:
+        return {"kind": trial.spec["kind"]}  # finished ones too: the page counts images, not sentinels
+
+    def trial_json(self, trial, participant, settings, url_for, stimulus_of) -> dict:
+        stim = trial.stimulus
+        return {**trial_json(trial, settings), "natural_w": stim.width if stim else None,
+                "natural_h": stim.height if stim else None,
+                "image_url": url_for("tasks.image", trial_id=trial.id, kind="sharp", t=participant.token)
+                if stim else None,
+                "chart_url": url_for("api.chart", trial_id=trial.id),
+                "answer_url": url_for("api.answer", trial_id=trial.id)}
+
+    def chart_json(self, trial, settings: dict) -> dict:
+        return codecharts.to_json(chart_of(trial, settings))
+
+    def record_answer(self, session, participant, trial, body: dict, key: str) -> dict:
+        return record_answer(session, participant, trial, body, key)
+
+    def tutorial_feedback(self, session, trial) -> dict | None:
+        return tutorial_feedback(session, trial)
+
+    def simulate_trial(self, trial: dict, participant) -> tuple[str, dict, int]:
+        """The chart fetched as the page does; for an image, the code nearest a gaze point drawn
+        from the participant's saliency (display px); for a sentinel, the code nearest its target,
+        found on the sentinel's screen (a participant who did look; the JSON does not say where it
+        is), or, failing the tutorial or the sentinels on purpose, the code farthest from it."""
+        miss_sentinel = ("tutorial" if trial["is_practice"] else "sentinel") in participant.fail
+        chart = participant.get(trial["chart_url"]).json()
+        codes = chart["codes"]
+        if chart["kind"] == "sentinel":
+            gaze_x, gaze_y = codecharts.locate_sentinel_target(chart["sentinel_png"], chart["width"])
+        else:
+            width, height = trial["natural_w"], trial["natural_h"]
+            point = participant.sample_clicks(participant.density(trial), 1)[0]
+            gaze_x, gaze_y = point["x"] * chart["width"] / width, point["y"] * chart["height"] / height
+        distance = lambda c: (c["x"] - gaze_x) ** 2 + (c["y"] - gaze_y) ** 2  # noqa: E731
+        nearest = max(codes, key=distance) if miss_sentinel and chart["kind"] == "sentinel" \
+            else min(codes, key=distance)
+        body = {"idempotency_key": participant.key(), "code": nearest["code"],
+                "rt_ms": float(participant.rng.uniform(800, 2500))}
+        return trial["answer_url"], body, int(chart["kind"] == "image")
+
+    def failure_kinds(self, settings: dict) -> list[str]:
+        return ["sentinel", "tutorial"] if settings[TASK]["tutorial"] else ["sentinel"]
+
+    def excluding_failures(self, settings: dict) -> list[str]:
+        """A failed tutorial screens out (sentinel misses after it exclude no one by themselves)."""
+        return ["tutorial"] if settings[TASK]["tutorial"] else []
+
+    def seconds_per_trial(self, settings: dict) -> float:
+        cc = settings[TASK]
+        image_ms = sum(cc["image_ms"]) / len(cc["image_ms"])
+        return (cc["fixation_ms"] + image_ms + cc["chart_ms"]) / 1000 + self.answer_s
 
 
 def validate_settings(value: dict | None) -> dict[str, Any]:
@@ -160,7 +322,8 @@ def trial_json(trial: Trial, settings: dict) -> dict:
 def record_answer(session: Session, participant: Participant, trial: Trial, answer: dict, key: str) -> dict:
     """Store a typed code for `trial` (answer: {code, rt_ms}); the trial ends. The caller has
     claimed `key` and commits. Returns {valid, correct, status, tutorial}: correct for
-    sentinels, tutorial the gate's verdict ({passed, reason}) when this answer ended it."""
+    sentinels, tutorial the gate's verdict ({passed, reason}) when this answer ended it; status
+    the participant's after it (`_advance`)."""
     settings = participant.experiment.settings
     spec = trial.spec
     item = chart_of(trial, settings)
