@@ -50,7 +50,7 @@ TASKS = ("choose_best", "rate", "pick_region", "describe", "codecharts", "bubble
 # participant's session, "" for a participant never decided.
 QC_STATUSES = ("kept", "excluded", "screened_out", "")
 # A choose_best catch trial asks for the image identical to the input: its right answer is
-# the candidate of method "original" (studyweb.questionnaire_study._catch_spec).
+# the candidate of method "original" (studyweb.tasks.choose_best: `ChooseBest.catch_spec`).
 CATCH_ANSWER = "original"
 
 

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from datadir.dataset import Dataset
 from datadir.layout import SUBDIRS, is_dataset, meta_path, pairs_path
+from datagen.blender.settings import RenderDeviceError
 from datagen.generator_config import GeneratorConfig
 from datagen.run_ownership import RunLock, RunToken
 from datagen.worker import PairOutcome, pair_files, pair_id_of, pair_row, prepare_worker_process, render_pair
@@ -160,8 +161,6 @@ def _device_problem(device: str) -> str | None:
         from datagen.blender.renderer import select_device  # imports bpy
     except ImportError:
         return None  # no Blender here: the workers report that themselves, pair by pair
-    from datagen.blender.settings import RenderDeviceError
-
     try:
         select_device(device)
     except RenderDeviceError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 
 from datadir.files import temp_file_beside
 from datadir.layout import relative_path
+from datagen.blender.settings import RenderDeviceError
 from datagen.blender.visibility import check_visibility
 from datagen.generator_config import GeneratorConfig
 from datagen.run_ownership import RunGone, RunToken, die_with_parent
@@ -84,8 +85,6 @@ def render_pair(config: GeneratorConfig, out: str, index: int, run: RunToken | N
     happens only while that run still holds the dataset (else nothing is written). The pair's
     files are removed when it fails.
     """
-    from datagen.blender.settings import RenderDeviceError
-
     pair_id = pair_id_of(index)
     root = Path(out)
     paths = {column: root / rel for column, rel in pair_files(pair_id).items()}

@@ -29,8 +29,10 @@ ALLOWED = {
 # Imports inside functions are for optional heavy dependencies only. The CLI's subcommands import
 # their package lazily (`gazelab --help` must not load torch or bpy), so gazelab/commands may.
 LAZY_FIRST_PARTY_OK = ("gazelab/cli.py", "gazelab/commands/")
-# First-party modules that import an optional heavy dependency at their top (bpy): imported lazily.
-HEAVY_MODULES = ("datagen.blender",)
+# A first-party module that imports one of these at its top may be imported lazily: `import
+# studyweb` must not load the web stack (Flask, Werkzeug, SQLAlchemy), `import datagen` not bpy,
+# `gazelab --help` not torch.
+HEAVY_THIRD_PARTY = ("bpy", "flask", "werkzeug", "sqlalchemy", "torch")
 # Code that may spell the dataset directory's layout: the package that owns it.
 LAYOUT_OWNER = "datadir/"
 LAYOUT_NAMES = ("images", "masks", "maps", "scenes", "fixations")
@@ -43,6 +45,7 @@ OTHER_LAYOUTS = {
     "gazelab/evaluation.py": "the evaluation folder's maps/METHOD/ (the predictor's maps of outputs)",
     "analysis/report_figures.py": "the evaluation folder's maps/METHOD/ (the predictor's maps of outputs)",
     "studyweb/pilot.py": "a pilot report folder's maps/ (the pilot's own fixation maps, not a dataset)",
+    "benchmarks/_clevr_look_references.py": "a clevr-dataset-gen checkout's images/ (CLEVR's example images)",
 }
 
 
@@ -105,17 +108,31 @@ def layer_breaches(root: Path = ROOT) -> list[str]:
     return out
 
 
+def heavy_modules(root: Path = ROOT) -> set[str]:
+    """First-party modules that import a heavy optional dependency (HEAVY_THIRD_PARTY) at their top."""
+    heavy = set()
+    for path in python_files(root):
+        for imp in imports_of(path, root):
+            if not imp.in_function and imp.target.split(".")[0] in HEAVY_THIRD_PARTY:
+                heavy.add(imp.module)
+    return heavy
+
+
 def lazy_first_party(root: Path = ROOT) -> list[str]:
-    """First-party imports inside functions (outside the CLI's subcommands): each hides a cycle or
-    a layering problem."""
-    out = []
+    """First-party imports inside functions (outside the CLI's subcommands), except of modules that
+    load a heavy optional dependency: each other one hides a cycle or a layering problem."""
+    heavy, out = heavy_modules(root), []
     for path in python_files(root):
         rel = path.relative_to(root).as_posix()
         if rel.startswith(LAZY_FIRST_PARTY_OK):
             continue
-        out.extend(f"{imp.path}:{imp.line}: imports {imp.target} inside a function"
-                   for imp in imports_of(path, root)
-                   if imp.in_function and first_party(imp.target) and not imp.target.startswith(HEAVY_MODULES))
+        for imp in imports_of(path, root):
+            if not imp.in_function or not first_party(imp.target):
+                continue
+            named = [f"{imp.target}.{name}" for name in imp.names if f"{imp.target}.{name}" in heavy]
+            if imp.target in heavy or (named and len(named) == len(imp.names)):
+                continue
+            out.append(f"{imp.path}:{imp.line}: imports {imp.target} inside a function")
     return out
 
 

@@ -72,6 +72,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datadir import Dataset
 from studyweb.db.schema import Experiment, Stimulus
 from studyweb.design_checks import (MAX_BLOCKS, MAX_CHARS, MAX_CHOICES, MAX_COUNT, MAX_METHODS, MAX_MS, MAX_PAGES,
                                     MAX_PAIRS, MAX_QUESTIONS, MAX_WINDOW_PX, Checker)
@@ -377,8 +378,6 @@ def create_from_design(session, source, dataset_dir, name: str, methods: dict[st
     and each method's output); a single codecharts or bubbleview block makes a study of that task
     on the selected pairs' input images. DesignError/ValueError for a design that cannot run
     (an unknown key, a missing method output, ...)."""
-    from datagen.dataset import Dataset  # pandas: only when an experiment is made
-
     design = source if isinstance(source, Design) else load_design(source, methods)
     values = design.values
     dataset = Dataset.open(Path(dataset_dir).expanduser().resolve())

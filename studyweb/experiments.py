@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from datadir import Dataset
 from studyweb.assignment import completed_counts
 from studyweb.config import instance_dir as default_instance_dir
 from studyweb.db.schema import Experiment, FixationMap, Participant, Stimulus
@@ -34,8 +35,6 @@ def create_experiment(
     with no images for the sides. The task is an attention task (`studyweb.tasks.attention_tasks`),
     which fills in and checks its own settings (`Task.prepare_settings`) and its images
     (`Task.check_stimuli`). (Questionnaires come from designs: `studyweb.designs`.)"""
-    from datagen.dataset import Dataset  # pandas: only when an experiment is made
-
     check_name(session, name)
     if task not in attention_tasks():
         raise ValueError(f"task {task!r} is not one of {attention_tasks()}")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datadir import relative_path
 from studyweb.config import database_url
 from studyweb.db.engine import make_engine, session_factory
 from studyweb.db.revisions import migrate
@@ -293,7 +294,7 @@ def _scene_side(stimulus) -> dict | None:
     """The stimulus' side of its pair's scene file, or None (no pair, no scene file)."""
     if stimulus is None or not stimulus.pair_id:
         return None
-    path = Path(stimulus.experiment.dataset_path) / "scenes" / f"{stimulus.pair_id}.json"
+    path = Path(stimulus.experiment.dataset_path) / relative_path(stimulus.pair_id, "scene")
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8")).get(stimulus.side)

@@ -40,7 +40,8 @@ def test_the_check_finds_each_kind_of_breach(tmp_path):
     (tmp_path / "analysis" / "good.py").write_text("import datadir\n\nfrom analysis import bad\n")
     (tmp_path / "models" / "one.py").write_text("from models import two\n")
     (tmp_path / "models" / "two.py").write_text("import models.one\n")
-    (tmp_path / "datagen" / "lazy.py").write_text("def f(root):\n    from datagen.blender import renderer\n"
+    (tmp_path / "datagen" / "blender.py").write_text("import bpy\n")
+    (tmp_path / "datagen" / "lazy.py").write_text("def f(root):\n    from datagen import blender\n"
                                                   "    return root / 'images'\n")
     assert [line.split(": ", 1)[1] for line in structure.layer_breaches(tmp_path)] == [
         "analysis imports models.runs (analysis may import datadir)"]

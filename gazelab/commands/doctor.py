@@ -505,7 +505,7 @@ def database_row(db_url: str | None, timeout_s: float) -> Row:
 
         from studyweb.config import database_url
         from studyweb.db import safe_url
-        from studyweb.migrate import current_revision, head_revision
+        from studyweb.db.revisions import current_revision, head_revision
     except ImportError as exc:
         return Row("database", "missing", f"cannot load the study code: {exc}", "pip install -e .", needed)
     url = db_url or database_url()

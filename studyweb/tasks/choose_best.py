@@ -14,6 +14,7 @@ import string
 from pathlib import Path
 from typing import Any
 
+from datadir import Dataset
 from studyweb.design_checks import MAX_METHODS
 from studyweb.design_yaml import DesignError
 from studyweb.tasks.questions import CATCH_TEXT, QuestionTask, brief
@@ -113,8 +114,6 @@ class ChooseBest(QuestionTask):
 
 def target_map_path(dataset_path, pair_id: str) -> Path | None:
     """The pair's y_map (.npy density) in the dataset, if it has one."""
-    from datagen.dataset import Dataset  # pandas: only when a target map is served
-
     return _target_map_path(Dataset.open(Path(dataset_path)), pair_id)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from datadir import relative_path
 from studyweb.db.schema import Stimulus
 from studyweb.design_checks import MAX_CHOICES
 from studyweb.design_yaml import DesignError
@@ -62,7 +63,7 @@ class PickRegion(QuestionTask):
 
     def check_dataset(self, blocks: list[dict], dataset, pair_ids: list[str], side: str, source: str) -> None:
         """Every selected pair's mask of the shown side."""
-        missing = [p for p in pair_ids if not (dataset.path / "masks" / f"{p}_{side}.png").is_file()]
+        missing = [p for p in pair_ids if not dataset.path_of(p, "mask", side).is_file()]
         if missing:
             raise DesignError(f"{source}: pick_region needs each pair's mask; missing for {missing[:5]}")
 
@@ -172,7 +173,7 @@ def _mask_png(path: str) -> bytes | None:
 def _mask_path(source: Stimulus) -> str:
     """The instance mask of a pair's input image (DESIGN.md §2: masks/PAIRID_side.png); method
     outputs keep the input's camera, so their objects lie where the input's do."""
-    return str(Path(source.experiment.dataset_path) / "masks" / f"{source.pair_id}_{source.side}.png")
+    return str(Path(source.experiment.dataset_path) / relative_path(source.pair_id, "mask", source.side))
 
 
 def _regions(mask_path: str, stimulus: Stimulus) -> list[dict]:

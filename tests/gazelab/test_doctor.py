@@ -106,7 +106,7 @@ def test_json_rows_and_their_verdict(run_cli, tmp_path):
 
 
 def test_study_needs_a_migrated_database(run_cli, fresh_sqlite):
-    from studyweb.migrate import head_revision
+    from studyweb.db.revisions import head_revision
 
     code, rows, _ = report(run_cli, "--for", "study", "--db", fresh_sqlite)
     assert code == 1

@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from datagen.dataset import Dataset
+from datadir import Dataset
 from models.runs import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
