@@ -1,10 +1,12 @@
 """`gazelab datagen render --ray-address local` (a local Ray instance, two render tasks at once)
 against the same command without Ray: the same dataset, file for file.
 
-Pair i depends only on (seed, i) and Cycles renders deterministically, so the two datasets hold
-the same pairs.csv, byte-identical scene files and masks, and images with identical pixels. The
-image files' bytes differ: Blender stamps each PNG with text chunks of the wall-clock date and
-the render's timings, which the test compares apart (every other chunk must be equal).
+Pair i depends only on (seed, i), so the two datasets hold the same pairs.csv and byte-identical
+scene files and masks. The images' pixels are equal up to float rounding: Cycles' results can
+differ by one 8-bit level in a rare pixel between two processes (seen: 1 value of 9,216), so an
+image may differ by at most 1 level in at most 0.1% of its values. The image files' bytes differ
+anyway: Blender stamps each PNG with text chunks of the wall-clock date and the render's timings,
+which the test leaves out (every other chunk but the pixel data must be equal).
 """
 from __future__ import annotations
 
@@ -47,8 +49,11 @@ def test_a_ray_render_equals_the_same_render_without_ray(tmp_path):
     for relative in files:
         ours, theirs = (ray_root / relative), (local_root / relative)
         if relative.parts[0] == "images":
-            assert np.array_equal(_pixels(ours), _pixels(theirs)), f"{relative}: pixels differ"
-            assert _png_chunks(ours) == _png_chunks(theirs), f"{relative}: PNG chunks besides the timing stamp differ"
+            difference = np.abs(_pixels(ours).astype(int) - _pixels(theirs).astype(int))
+            assert difference.max() <= 1 and np.count_nonzero(difference) <= difference.size // 1000, \
+                f"{relative}: pixels differ (max {difference.max()}, {np.count_nonzero(difference)} values)"
+            chunks = [[c for c in _png_chunks(path) if c[0] != b"IDAT"] for path in (ours, theirs)]
+            assert chunks[0] == chunks[1], f"{relative}: PNG chunks besides the pixels and the timing stamp differ"
         elif relative.name != "dataset.json":  # pairs.csv, scenes/*.json, masks/*.png
             assert ours.read_bytes() == theirs.read_bytes(), f"{relative} differs"
 
