@@ -25,7 +25,11 @@ from datagen.run_ownership import LOCK_NAME, RunLock, RunLocked, process_start
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 DEADLINE_SECONDS = 60  # generous: the machine may be busy; nothing asserts on speed
 QUIET_POLLS = 15  # × 0.2 s of watching the folder after the run's processes are gone
-RENDER_ARGS = ["--pairs", "5", "--width", "64", "--height", "48", "--samples", "4", "--objects", "3-5", "--quiet"]
+# One worker and enough pairs that the run is far from done when its first pair is (the signal
+# must land mid-run on a busy machine too: the test's own steps between are a few file reads).
+PAIRS = 12
+RENDER_ARGS = ["--pairs", str(PAIRS), "--workers", "1", "--width", "64", "--height", "48", "--samples", "16",
+               "--objects", "3-5", "--quiet"]
 
 
 def _cli(*args) -> list[str]:
@@ -177,7 +181,7 @@ def test_killing_a_render_ends_its_processes_and_its_writes(tmp_path, signum):
         for _ in range(QUIET_POLLS):
             time.sleep(0.2)
             assert _files(out) == before, "a file changed after the run's processes were gone"
-        assert len(list((out / "scenes").glob("*.json"))) < 5  # killed mid-run
+        assert len(list((out / "scenes").glob("*.json"))) < PAIRS  # killed mid-run
         assert (out / LOCK_NAME).exists() == (signum != signal.SIGINT)  # Ctrl-C releases the lock on its way out
     finally:  # a failed test leaves no process behind (on the old code the workers outlived the kill)
         if process.poll() is None:
@@ -192,7 +196,7 @@ def test_killing_a_render_ends_its_processes_and_its_writes(tmp_path, signum):
     assert not (out / LOCK_NAME).exists()
     validate = subprocess.run(_cli("dataset", "validate", out), capture_output=True, text=True)
     assert validate.returncode == 0, validate.stdout + validate.stderr
-    assert sorted(p.name for p in (out / "scenes").iterdir()) == [f"{i:06d}.json" for i in range(5)]
+    assert sorted(p.name for p in (out / "scenes").iterdir()) == [f"{i:06d}.json" for i in range(PAIRS)]
 
 
 def _wait_for(condition, process: subprocess.Popen, what: str, log_path: Path) -> None:
