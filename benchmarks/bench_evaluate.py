@@ -58,8 +58,8 @@ def box_dataset(root: Path, n_pairs: int, size: tuple[int, int], seed: int = 0) 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=24)
-    parser.add_argument("--size", default="96x72", help="W x H of the images")
+    parser.add_argument("--pairs", type=int, default=96)
+    parser.add_argument("--size", default="160x120", help="W x H of the images")
     parser.add_argument("--workers", type=int, nargs="+", default=[2])
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))

@@ -12,6 +12,8 @@ method name given again with another source, or another dataset, split or predic
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import inspect
 import json
 import logging
@@ -30,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from analysis.edit_parameters import parameter_limit_shares
@@ -57,7 +60,10 @@ def evaluate(data_dir, methods: list[MethodSpec], out_dir, *, predictor=None, sp
     against X. `local_ds_region`: a key of LOCAL_DS_REGIONS. `workers` > 1 scores each method's
     pairs in that many processes (each runs the editor and the predictor on its shard of the pairs),
     or as that many Ray tasks on the cluster at `ray_address` ("local": a local Ray instance); the
-    per-image rows are the same files either way. Returns the evaluation.json dict."""
+    per-image rows are the same files either way. Local workers split the machine's cores between
+    them (recorded per method as "sharding"); an editor that optimises per image (HAG) gives outputs
+    equal to a one-process run with the same torch thread count, and within float rounding of
+    another. Returns the evaluation.json dict."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if samples < 1:
@@ -77,12 +83,17 @@ def evaluate(data_dir, methods: list[MethodSpec], out_dir, *, predictor=None, sp
     lpips = LpipsScorer(lpips_net, device, local_ds_region, _random_weights_for_tests)
     settings = _ShardSettings(str(data_dir), None if split == "all" else split, str(out), predictor, device, lpips_net,
                               local_ds_region, samples, _random_weights_for_tests)
-    for method in methods:
-        scorer = _MethodScorer(method, pairs, out, saliency, lpips, samples, device, record, progress)
-        if workers > 1 or ray_address:
-            _run_sharded(scorer, settings, workers, ray_address, echo)
-        else:
-            scorer.run(echo)
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if workers > 1 and not ray_address:  # one pool for every method: each worker loads its tools once
+            spawn = multiprocessing.get_context("spawn")  # torch's and OpenCV's threads do not survive a fork
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, mp_context=spawn))
+        for method in methods:
+            scorer = _MethodScorer(method, pairs, out, saliency, lpips, samples, device, record, progress)
+            if workers > 1 or ray_address:
+                _run_sharded(scorer, settings, workers, ray_address, echo, pool)
+            else:
+                scorer.run(echo)
     table = per_image_table(out, methods, pairs)
     table.to_csv(out / "per_image.csv", index=False)
     output_digests(out, methods, table).to_csv(out / "outputs.csv", index=False)
@@ -298,6 +309,7 @@ class _ShardSettings:
     local_ds_region: str
     samples: int
     random_weights: bool
+    threads: int = 0  # torch threads per worker (0: torch's default)
 
 
 def _shard_folder(out: Path, method: str) -> Path:
@@ -331,11 +343,12 @@ def _write_json_lines(path: Path, rows: list[dict]) -> None:
 def _score_shard(method: MethodSpec, settings: _ShardSettings, shard: int, pair_ids: list[str], record: dict) -> dict:
     """A worker: score `pair_ids` of `method` into its own rows file; returns what the parent
     records (the method's info and the metrics skipped, with reasons and counts)."""
+    if settings.threads:  # workers share the machine's cores instead of each taking all of them
+        torch.set_num_threads(settings.threads)
     out = Path(settings.out)
     pairs = read_pairs(settings.data_dir, settings.split, pair_ids=pair_ids)
     record = {**record, "methods": {method.name: dict(record["methods"][method.name])}}
-    saliency = _Saliency(settings.predictor, settings.device, out / "maps", {}) if settings.predictor else None
-    lpips = LpipsScorer(settings.lpips_net, settings.device, settings.local_ds_region, settings.random_weights)
+    saliency, lpips = _measuring_tools(settings)
     scorer = _MethodScorer(method, pairs, out, saliency, lpips, settings.samples, settings.device, record,
                            progress=False, shard=shard)
     scorer.run(lambda line: None, todo=[p.pair_id for p in pairs])
@@ -343,8 +356,21 @@ def _score_shard(method: MethodSpec, settings: _ShardSettings, shard: int, pair_
             "skipped": {metric: dict(reasons) for metric, reasons in scorer.skipped.items()}}
 
 
+_TOOLS: dict[_ShardSettings, tuple] = {}  # a worker's predictor and LPIPS, loaded once for every method's shard
+
+
+def _measuring_tools(settings: _ShardSettings) -> tuple:
+    if settings not in _TOOLS:
+        out = Path(settings.out)
+        saliency = _Saliency(settings.predictor, settings.device, out / "maps", {}) if settings.predictor else None
+        _TOOLS.clear()
+        _TOOLS[settings] = (saliency, LpipsScorer(settings.lpips_net, settings.device, settings.local_ds_region,
+                                                  settings.random_weights))
+    return _TOOLS[settings]
+
+
 def _run_sharded(scorer: _MethodScorer, settings: _ShardSettings, workers: int, ray_address: str | None,
-                 echo) -> None:
+                 echo, pool: ProcessPoolExecutor | None = None) -> None:
     """Score one method's remaining pairs in `workers` shards (processes, or Ray tasks), then merge
     the shards' rows into the method's rows file and their reports into evaluation.json."""
     todo, done = scorer.todo()
@@ -353,8 +379,13 @@ def _run_sharded(scorer: _MethodScorer, settings: _ShardSettings, workers: int, 
     echo(f"  {scorer.method.name}: {done} pairs scored before, {len(todo)} to go in {len(shards)} shard(s) on {where}")
     if not shards:
         return
+    if not ray_address:  # the workers share the cores (each taking all of them is slower than one process)
+        settings = dataclasses.replace(settings, threads=max(1, (os.cpu_count() or 1) // len(shards)))
+    scorer.record["methods"][scorer.method.name]["sharding"] = {
+        "shards": len(shards), "where": "ray" if ray_address else "processes",
+        "torch_threads_per_worker": settings.threads or "Ray's default"}
     jobs = [(scorer.method, settings, k, shard, scorer.record) for k, shard in enumerate(shards)]
-    results = _run_on_ray(jobs, ray_address) if ray_address else _run_in_processes(jobs)
+    results = _run_on_ray(jobs, ray_address) if ray_address else list(pool.map(_score_shard, *zip(*jobs)))
     _merge_shards(Path(settings.out), scorer.method.name)
     skipped: dict[str, Counter] = defaultdict(Counter)
     for result in results:
@@ -367,12 +398,6 @@ def _run_sharded(scorer: _MethodScorer, settings: _ShardSettings, workers: int, 
         editor = load_editor_for_editing(scorer.method.path, device=settings.device)
         if hasattr(editor, "edit_parameters"):
             scorer.record_parameters(editor, scorer.record["methods"][scorer.method.name].get("options", {}))
-
-
-def _run_in_processes(jobs: list[tuple]) -> list[dict]:
-    context = multiprocessing.get_context("spawn")  # torch and OpenCV threads do not survive a fork
-    with ProcessPoolExecutor(max_workers=len(jobs), mp_context=context) as pool:
-        return list(pool.map(_score_shard, *zip(*jobs)))
 
 
 def _run_on_ray(jobs: list[tuple], address: str) -> list[dict]:

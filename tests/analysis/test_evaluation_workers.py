@@ -1,8 +1,10 @@
 """`gazelab evaluate --workers N`: a method's pairs scored in N processes give the same files as one."""
 import json
+import os
 
 import pandas as pd
 import pytest
+import torch
 
 from gazelab.evaluation import evaluate, parse_methods
 
@@ -26,12 +28,22 @@ def _scores(out):
     return table.sort_values(["method", "pair_id"]).reset_index(drop=True)
 
 
-def test_two_workers_score_every_method_as_one_process_does(data, outputs, centre_bias, hag_checkpoint, tmp_path):
+def test_two_workers_score_every_method_as_one_process_does(data, outputs, centre_bias, hag_checkpoint, tmp_path,
+                                                         monkeypatch):
+    # HAG optimises each image: its floats depend on torch's thread count, so both runs use one thread
+    # (two workers on two cores get one each).
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     methods = parse_methods([f"oracle={outputs['oracle']}", f"hag={hag_checkpoint}"])
-    one = evaluate(data, methods, tmp_path / "one", predictor=centre_bias, fid=False, c2st=False, progress=False,
-                   _random_weights_for_tests=True)
+    try:
+        one = evaluate(data, methods, tmp_path / "one", predictor=centre_bias, fid=False, c2st=False, progress=False,
+                       _random_weights_for_tests=True)
+    finally:
+        torch.set_num_threads(threads)
     two = evaluate(data, methods, tmp_path / "two", predictor=centre_bias, fid=False, c2st=False, progress=False,
                    workers=2, _random_weights_for_tests=True)
+    assert two["methods"]["hag"]["sharding"] == {"shards": 2, "where": "processes", "torch_threads_per_worker": 1}
     pd.testing.assert_frame_equal(_scores(tmp_path / "one"), _scores(tmp_path / "two"))
     assert len(_scores(tmp_path / "two")) == 3 * 4  # input, oracle and hag on the 4 test pairs
     for name in ("input", "oracle", "hag"):
