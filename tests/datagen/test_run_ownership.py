@@ -159,7 +159,10 @@ def test_killing_a_render_ends_its_processes_and_its_writes(tmp_path, signum):
     render = _cli("datagen", "render", "--out", out, *RENDER_ARGS)
     log_path = tmp_path / "render.log"  # a file, not a pipe nobody reads while it renders
     with log_path.open("w") as log_file:
-        process = subprocess.Popen(render, stdout=subprocess.DEVNULL, stderr=log_file, start_new_session=True)
+        # SIGINT as a terminal gives it: a test run started in the background (`make test &`) has it
+        # ignored, which the render would inherit (Python keeps an ignored SIGINT ignored)
+        process = subprocess.Popen(render, stdout=subprocess.DEVNULL, stderr=log_file, start_new_session=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     owned: dict[tuple[int, str], str] = {}
     try:
         _wait_for(lambda: (out / "scenes/000000.json").exists(), process, "a first complete pair", log_path)
