@@ -45,7 +45,7 @@ OTHER_LAYOUTS = {
     "gazelab/evaluation.py": "the evaluation folder's maps/METHOD/ (the predictor's maps of outputs)",
     "analysis/report_figures.py": "the evaluation folder's maps/METHOD/ (the predictor's maps of outputs)",
     "studyweb/pilot.py": "a pilot report folder's maps/ (the pilot's own fixation maps, not a dataset)",
-    "benchmarks/_clevr_look_references.py": "a clevr-dataset-gen checkout's images/ (CLEVR's example images)",
+    "datagen/blender/clevr_references.py": "a clevr-dataset-gen checkout's images/ (CLEVR's example images)",
 }
 
 

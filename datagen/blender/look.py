@@ -54,7 +54,7 @@ CHART_LAYOUT: tuple[tuple[str, float, float], ...] = (
 # same colour by ΔE00 1.2–6.4 (mean 3.4) for metal and 0.9–5.1 (mean 2.1) for rubber (their lamps
 # are jittered; one colour's 8 positions above already span ΔE00 7–15). So compare like with like,
 # position by position (`clevr_reference`), and read a chart's ΔE00 below ~3 as "as close as the
-# reference can tell". benchmarks/_clevr_look_references.py re-derives the table from a checkout.
+# reference can tell". `python -m datagen.blender.clevr_references` re-derives the table from a checkout.
 CLEVR_RENDERS: dict[str, dict[str, tuple[tuple[int, int, int], ...]]] = {
     "rubber": {
         "gray": ((83, 81, 80), (72, 70, 69), (92, 90, 88), (99, 97, 93), (77, 74, 74), (83, 81, 81), (89, 87, 86), (82, 82, 80)),

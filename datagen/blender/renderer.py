@@ -365,3 +365,12 @@ def _validate_objects(scene: Scene) -> None:
         raise ValueError(f"scene has duplicate object ids {ids}; expected unique ids")
     if len(set(mask_ids)) != len(mask_ids) or not all(1 <= m <= 255 for m in mask_ids):
         raise ValueError(f"scene has mask ids {mask_ids}; expected unique values in 1–255")
+
+
+def device_facts() -> dict:
+    """What `gazelab doctor` reports of Blender: its version, the device `select_device("auto")`
+    picks (OptiX, then CUDA, then HIP, else the CPU) and the Cycles devices it sees."""
+    chosen = select_device("auto")
+    prefs = bpy.context.preferences.addons["cycles"].preferences  # refreshed by select_device
+    devices = list(dict.fromkeys((device.type, device.name) for device in prefs.devices))
+    return {"version": bpy.app.version_string, "auto": chosen, "devices": devices}

@@ -331,14 +331,9 @@ def child_facts(name: str, args: list[str]) -> dict:
 
 
 def _blender_facts() -> dict:
-    import bpy
+    from datagen.blender.renderer import device_facts  # imports bpy: only in the child
 
-    from datagen.blender.renderer import select_device
-
-    chosen = select_device("auto")  # the renderer's own choice: OptiX, then CUDA, then HIP, else the CPU
-    prefs = bpy.context.preferences.addons["cycles"].preferences  # refreshed by select_device
-    devices = list(dict.fromkeys((device.type, device.name) for device in prefs.devices))
-    return {"version": bpy.app.version_string, "auto": chosen, "devices": devices}
+    return device_facts()
 
 
 def _torch_facts(device: str) -> dict:

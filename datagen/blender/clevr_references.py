@@ -1,6 +1,6 @@
 """Derive `datagen.blender.look.CLEVR_RENDERS`: CLEVR's own generator files rendered at our colour chart.
 
-    python benchmarks/_clevr_look_references.py --clevr PATH/TO/clevr-dataset-gen   # ~16 renders
+    python -m datagen.blender.clevr_references --clevr PATH/TO/clevr-dataset-gen   # ~16 renders
 
 Needs a checkout of facebookresearch/clevr-dataset-gen (its .blend files are not shipped here)
 and bpy. For each material (CLEVR's Rubber and MyMetal node groups) and each of the 8 chart
@@ -13,7 +13,7 @@ renders, and takes each object's median colour with `look.object_colors` on the 
 pass. It prints the table to paste into look.py, then a cross-check against CLEVR's example
 images (images/img1-8.png, no masks): the median of a disc (0.8 of the radius, placed by eye)
 on each large metal or rubber sphere there, beside the same disc on the rendered spheres of that
-colour. Imports bpy, like the other tooling that opens third-party .blend files: nothing under
+colour. It lives in datagen/blender/, the only place that imports bpy; nothing else under
 datagen/ loads CLEVR's assets.
 """
 from __future__ import annotations
@@ -24,7 +24,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+import bpy
+import cv2
 import numpy as np
+
+from datagen.blender.look import (CHART_LAYOUT, chart_position, chart_scene, delta_e_2000, object_colors,
+                                  srgb_to_lab)
+from datagen.blender.outputs import object_index_mask, save_render
+from datagen.placement import CLEVR_LIGHTS
+from datagen.properties import Properties
 
 MATERIALS = {"rubber": "Rubber", "metal": "MyMetal"}
 SHAPES = {"cube": "SmoothCube_v2", "sphere": "Sphere", "cylinder": "SmoothCylinder"}
@@ -54,13 +62,6 @@ def main(argv=None) -> int:
 
 def render_chart(data: Path, material: str, samples: int, folder: Path) -> dict[str, list]:
     """colour → [median sRGB at CHART_LAYOUT position 0..7] for CLEVR's `material`."""
-    import bpy
-    import cv2
-
-    from datagen.blender.look import CHART_LAYOUT, chart_position, chart_scene, object_colors
-    from datagen.blender.outputs import object_index_mask, save_render
-    from datagen.placement import CLEVR_LIGHTS
-    from datagen.properties import Properties
 
     bpy.ops.wm.open_mainfile(filepath=str(data / "base_scene.blend"))
     scene = bpy.context.scene
@@ -96,7 +97,6 @@ def render_chart(data: Path, material: str, samples: int, folder: Path) -> dict[
 
 def _add_object(scene, source, spec, group: str):
     """A copy of CLEVR's shape `source` where `spec` stands, coloured like render_images.py does."""
-    import bpy
 
     obj = source.copy()
     obj.data = source.data.copy()
@@ -130,10 +130,6 @@ def print_table(renders: dict[str, dict[str, list]]) -> None:
 
 def cross_check(images: Path, folder: Path) -> None:
     """Example-image spheres beside the rendered spheres of the same material and colour (disc medians)."""
-    import cv2
-
-    from datagen.blender.look import CHART_LAYOUT, delta_e_2000, srgb_to_lab
-    from datagen.properties import Properties
 
     names = list(Properties.clevr().colors)
     for number, material, color, x, y, radius in EXAMPLE_SPHERES:
