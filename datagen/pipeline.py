@@ -28,6 +28,7 @@ from tqdm import tqdm
 from datadir.dataset import Dataset
 from datadir.layout import SUBDIRS, is_dataset, meta_path, pairs_path
 from datagen.blender.settings import RenderDeviceError
+from datagen.cluster import ray_session
 from datagen.generator_config import GeneratorConfig
 from datagen.run_ownership import RunLock, RunToken
 from datagen.worker import PairOutcome, pair_files, pair_id_of, pair_row, prepare_worker_process, render_pair
@@ -297,42 +298,34 @@ def _ray_results(config, out: Path, todo, workers, address, recycle_every, retri
                  run: RunToken) -> Iterator[PairOutcome]:
     """The same worker function as Ray tasks; GPU renders request a GPU each. A task checks
     `run` against the lock file (on the shared filesystem) before it commits a file."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise ValueError("--ray-address needs Ray: pip install 'gazelab[cluster]'") from exc
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
-    gpus = 1 if config.render.device in ("cuda", "optix", "hip") else 0
-    task = ray.remote(num_cpus=config.render.threads, num_gpus=gpus, max_calls=recycle_every, max_retries=0)(render_pair)
-    attempts: Counter = Counter()
-    refs: dict[Any, int] = {}
+    with ray_session(address) as ray:
+        gpus = 1 if config.render.device in ("cuda", "optix", "hip") else 0
+        task = ray.remote(num_cpus=config.render.threads, num_gpus=gpus, max_calls=recycle_every,
+                          max_retries=0)(render_pair)
+        attempts: Counter = Counter()
+        refs: dict[Any, int] = {}
 
-    def submit(index: int) -> None:
-        attempts[index] += 1
-        refs[task.remote(config, str(out), index, run)] = index
+        def submit(index: int) -> None:
+            attempts[index] += 1
+            refs[task.remote(config, str(out), index, run)] = index
 
-    try:
-        for index in todo:
-            submit(index)
-        while refs:
-            done, _ = ray.wait(list(refs), num_returns=1)
-            index = refs.pop(done[0])
-            try:
-                outcome = ray.get(done[0])
-            except Exception as exc:  # a worker that died: report it like any failed pair
-                outcome = PairOutcome(pair_id_of(index), error=f"worker died: {type(exc).__name__}: {exc}")
-            if outcome.error and not outcome.fatal and attempts[index] <= retries:
+        try:
+            for index in todo:
                 submit(index)
-                continue
-            yield outcome
-    finally:
-        for ref in refs:
-            ray.cancel(ref, force=True)
-        if started_here:
-            ray.shutdown()
+            while refs:
+                done, _ = ray.wait(list(refs), num_returns=1)
+                index = refs.pop(done[0])
+                try:
+                    outcome = ray.get(done[0])
+                except Exception as exc:  # a worker that died: report it like any failed pair
+                    outcome = PairOutcome(pair_id_of(index), error=f"worker died: {type(exc).__name__}: {exc}")
+                if outcome.error and not outcome.fatal and attempts[index] <= retries:
+                    submit(index)
+                    continue
+                yield outcome
+        finally:
+            for ref in refs:
+                ray.cancel(ref, force=True)
 
 
 def _remove_empty_dataset(dataset: Dataset) -> None:

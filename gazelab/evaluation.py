@@ -42,6 +42,7 @@ from analysis.evaluation import (FORMAT, IMAGE_CONVENTION, LOCAL_DS_REGIONS, REF
                                  parse_methods, per_image_table, predictor_check, read_rows, set_metrics,
                                  summary_lines, summary_table, write_json, write_png)
 from datadir import Dataset, is_dataset
+from datagen.cluster import ray_session
 from models.runs import iter_pair_edits, iter_pair_parameters, load_editor_for_editing, load_saliency_function
 
 logger = logging.getLogger(__name__)
@@ -401,20 +402,9 @@ def _run_sharded(scorer: _MethodScorer, settings: _ShardSettings, workers: int, 
 
 
 def _run_on_ray(jobs: list[tuple], address: str) -> list[dict]:
-    try:
-        import ray  # optional: the cluster extra
-    except ImportError as exc:
-        raise ValueError("--ray-address needs Ray: pip install 'gazelab[cluster]'") from exc
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, ignore_reinit_error=True)
-    try:
+    with ray_session(address) as ray:
         task = ray.remote(max_retries=0)(_score_shard)
         return ray.get([task.remote(*job) for job in jobs])
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 # ---------------------------------------------------------------- state

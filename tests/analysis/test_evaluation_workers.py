@@ -76,6 +76,19 @@ def test_a_rerun_keeps_the_rows_an_interrupted_sharded_run_left(data, outputs, t
         ["p0", "p1", "p2", "p3"]
 
 
+@pytest.mark.ray
+@pytest.mark.slow
+def test_shards_as_ray_tasks_score_as_one_process_does(data, outputs, centre_bias, tmp_path):
+    pytest.importorskip("ray")
+    methods = parse_methods([f"oracle={outputs['oracle']}"])
+    evaluate(data, methods, tmp_path / "one", predictor=centre_bias, fid=False, c2st=False, progress=False)
+    record = evaluate(data, methods, tmp_path / "ray", predictor=centre_bias, fid=False, c2st=False, progress=False,
+                      workers=2, ray_address="local")
+    pd.testing.assert_frame_equal(_scores(tmp_path / "one"), _scores(tmp_path / "ray"))
+    assert record["methods"]["oracle"]["sharding"]["where"] == "ray"
+    assert not (tmp_path / "ray" / "metrics" / "oracle.shards").exists()
+
+
 def test_bad_worker_counts_are_refused(data, outputs, tmp_path, run_cli):
     with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
         evaluate(data, parse_methods([f"oracle={outputs['oracle']}"]), tmp_path / "e", workers=0)
